@@ -1,0 +1,126 @@
+"""3D NMS: hand cases (suppression, classes, rotation, empty), order, bad input."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from sr3d_ros.geometry import batched_nms_3d, box_iou_3d, nms_3d
+
+F64 = torch.float64
+
+
+def B(*rows, dtype=torch.float32):
+    return torch.tensor(rows, dtype=dtype)
+
+
+def test_suppression_hand_case():
+    boxes = B(
+        [0.0, 0.0, 0.0, 2.0, 2.0, 2.0, 0.0],  # 0: best
+        [0.2, 0.0, 0.0, 2.0, 2.0, 2.0, 0.0],  # 1: IoU with 0 = 1.8 / 2.2 = 0.818 -> suppressed
+        [5.0, 5.0, 0.0, 1.0, 1.0, 1.0, 0.0],  # 2: far away
+        [1.0, 1.0, 1.0, 2.0, 2.0, 2.0, 0.0],  # 3: IoU with 0 = 1/15 -> kept
+    )
+    scores = torch.tensor([0.9, 0.8, 0.3, 0.5])
+    keep = nms_3d(boxes, scores, 0.5)
+    assert keep.dtype == torch.int64
+    assert keep.tolist() == [0, 3, 2]  # sorted by descending score
+    # threshold below 1/15: box 3 goes too; threshold above 0.818: nothing suppressed
+    assert nms_3d(boxes, scores, 0.05).tolist() == [0, 2]
+    assert nms_3d(boxes, scores, 0.9).tolist() == [0, 1, 3, 2]
+
+
+def test_suppressed_box_does_not_suppress():
+    # chain: 0 suppresses 1, 1 would suppress 2, but 1 is gone so 2 stays
+    boxes = B(
+        [0.0, 0.0, 0.0, 2.0, 2.0, 2.0, 0.0],
+        [0.6, 0.0, 0.0, 2.0, 2.0, 2.0, 0.0],  # IoU(0,1) = 1.4/2.6 = 0.54
+        [1.2, 0.0, 0.0, 2.0, 2.0, 2.0, 0.0],  # IoU(0,2) = 0.8/3.2 = 0.25, IoU(1,2) = 0.54
+    )
+    keep = nms_3d(boxes, torch.tensor([0.9, 0.8, 0.7]), 0.5)
+    assert keep.tolist() == [0, 2]
+
+
+def test_rotated_boxes():
+    boxes = B(
+        [0.0, 0.0, 0.0, 4.0, 1.0, 1.0, 0.0],
+        [0.0, 0.0, 0.0, 4.0, 1.0, 1.0, math.pi / 2],  # crossing: rotated IoU = 1/7 -> kept
+        [0.0, 0.0, 0.0, 4.0, 1.0, 1.0, 0.05],  # nearly the same as 0 -> suppressed
+    )
+    scores = torch.tensor([0.9, 0.8, 0.7])
+    assert nms_3d(boxes, scores, 0.5).tolist() == [0, 1]
+    # ignoring yaw, box 1 would be identical to box 0
+    assert nms_3d(boxes, scores, 0.5, rotated=False).tolist() == [0]
+
+
+def test_batched_classes_do_not_suppress_each_other():
+    boxes = B(
+        [0.0, 0.0, 0.0, 2.0, 2.0, 2.0, 0.3],
+        [0.0, 0.0, 0.0, 2.0, 2.0, 2.0, 0.3],  # same box, other class -> kept
+        [0.1, 0.0, 0.0, 2.0, 2.0, 2.0, 0.3],  # same class as 0 -> suppressed
+        [0.1, 0.1, 0.0, 2.0, 2.0, 2.0, 0.3],  # same class as 1 -> suppressed
+        [9.0, 0.0, 0.0, 1.0, 1.0, 1.0, 0.0],
+    )
+    scores = torch.tensor([0.5, 0.9, 0.6, 0.95, 0.1])
+    labels = torch.tensor([0, 1, 0, 1, 0])
+    keep = batched_nms_3d(boxes, scores, labels, 0.5)
+    assert keep.dtype == torch.int64
+    assert keep.tolist() == [3, 2, 4]
+    assert nms_3d(boxes, scores, 0.5).tolist() == [3, 4]  # class-agnostic
+    # equals the union of per-class NMS
+    g = torch.Generator().manual_seed(0)
+    rb = torch.rand(60, 7, generator=g) * 3
+    rb[:, 3:6] += 0.5
+    rs = torch.rand(60, generator=g)
+    rl = torch.randint(0, 3, (60,), generator=g)
+    keep = batched_nms_3d(rb, rs, rl, 0.3)
+    expected = []
+    for c in range(3):
+        idx = torch.nonzero(rl == c).flatten()
+        expected += idx[nms_3d(rb[idx], rs[idx], 0.3)].tolist()
+    assert sorted(keep.tolist()) == sorted(expected)
+    assert torch.all(rs[keep][:-1] >= rs[keep][1:])
+
+
+def test_greedy_invariant_random():
+    g = torch.Generator().manual_seed(4)
+    boxes = torch.rand(200, 7, generator=g, dtype=F64) * 4
+    boxes[:, 3:6] += 0.3
+    scores = torch.rand(200, generator=g, dtype=F64)
+    keep = nms_3d(boxes, scores, 0.25)
+    iou = box_iou_3d(boxes, boxes)
+    kept = set(keep.tolist())
+    # kept boxes never overlap each other above the threshold
+    sub = iou[keep][:, keep]
+    assert (sub - torch.eye(len(keep), dtype=F64)).max() <= 0.25
+    # every dropped box overlaps a kept box with a higher score
+    for i in range(200):
+        if i not in kept:
+            assert any(iou[i, k] > 0.25 and scores[k] >= scores[i] for k in kept)
+
+
+def test_empty_and_six_dof():
+    assert nms_3d(torch.zeros(0, 7), torch.zeros(0), 0.5).shape == (0,)
+    assert nms_3d(torch.zeros(0, 7), torch.zeros(0), 0.5).dtype == torch.int64
+    out = batched_nms_3d(torch.zeros(0, 7), torch.zeros(0), torch.zeros(0, dtype=torch.int64), 0.5)
+    assert out.shape == (0,) and out.dtype == torch.int64
+    six = B([0, 0, 0, 1, 1, 1], [0, 0, 0.1, 1, 1, 1])
+    assert nms_3d(six, torch.tensor([0.2, 0.7]), 0.5).tolist() == [1]
+    assert batched_nms_3d(six, torch.tensor([0.2, 0.7]), torch.tensor([0, 1]), 0.5).tolist() == [1, 0]
+
+
+def test_bad_input():
+    boxes = torch.rand(3, 7) + 0.1
+    with pytest.raises(ValueError):
+        nms_3d(boxes, torch.rand(4), 0.5)
+    with pytest.raises(ValueError):
+        nms_3d(boxes, torch.rand(3), 1.5)
+    with pytest.raises(ValueError):
+        nms_3d(torch.rand(3, 5), torch.rand(3), 0.5)
+    with pytest.raises(TypeError):
+        nms_3d(boxes, torch.tensor([1, 2, 3]), 0.5)
+    with pytest.raises(TypeError):
+        batched_nms_3d(boxes, torch.rand(3), torch.rand(3), 0.5)
+    with pytest.raises(ValueError):
+        batched_nms_3d(boxes, torch.rand(3), torch.zeros(2, dtype=torch.int64), 0.5)
