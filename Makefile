@@ -1,0 +1,32 @@
+# sr3d_ros developer entry points. `make demo` and `make test` are the README's two commands.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+# Every rclpy process started from here stays on this machine, and every torchrun/gloo job
+# uses loopback only.
+export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST
+export ROS_LOG_DIR ?= $(or $(TMPDIR),/tmp)/sr3d_ros_ros_log
+export MASTER_ADDR := 127.0.0.1
+export GLOO_SOCKET_IFNAME := lo
+export PYTHONUNBUFFERED := 1
+
+.PHONY: setup minkowski test demo bench clean
+
+setup:            ## venv with torch, ROS 2 wheels, vision_msgs, sr3d_ros (idempotent)
+	bash scripts/setup_env.sh $(VENV)
+
+minkowski: setup  ## reference MinkowskiEngine build (cached wheel) for the sparse-engine tests
+	bash scripts/build_minkowski.sh $(PY)
+
+test: setup minkowski  ## the whole test suite (what CI runs)
+	$(PY) -m pytest -q
+
+demo: setup       ## the main job: node + bag replay on real ScanNet scans, table + mAP + PNG
+	$(PY) -m sr3d_ros.demo
+
+bench: setup minkowski  ## benchmark tables (ours vs reference)
+	$(PY) benchmarks/bench_sparse.py
+
+clean:
+	rm -rf build *.egg-info .pytest_cache

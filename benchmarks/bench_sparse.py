@@ -1,0 +1,223 @@
+#!/usr/bin/env python3
+"""Sparse engine benchmark: our ops vs MinkowskiEngine 0.5.4 on a real ScanNet scene.
+
+For each voxel size (1 cm, 2 cm) and op (3x3x3 conv stride 1, 3x3x3 conv stride 2, generative
+transposed conv kernel 2 stride 2), 64 -> 64 channels, float32, it measures in the same run:
+
+* forward and forward+backward time: median of ``--repeats`` runs after one warm-up; every run
+  builds its kernel map afresh (a new input tensor, as for each new scene), input creation is
+  not timed;
+* peak memory of one forward+backward: peak resident set size above the level just before the
+  op (Linux VmHWM, reset through /proc/self/clear_refs), measured in a fresh subprocess per
+  (library, op, scene) so neither library sees the other's allocator caches, with glibc's
+  mmap threshold pinned so freed buffers leave the resident set at once; on CUDA,
+  ``torch.cuda.max_memory_allocated`` (our ops only, as ME is CPU-only here).
+
+It prints a table with the ratio ours / ME and writes JSON (``--json``).
+Usage: ``python benchmarks/bench_sparse.py [--device cpu|cuda] [--repeats 5] [--json out.json]``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+SCENE = REPO.parent / "shared" / "data" / "scannet" / "scannet_instance_data" / "scene0000_00_vert_all.npy"
+OPS = ("conv3_s1", "conv3_s2", "genconvT2_s2")
+VOXEL_SIZES = (0.01, 0.02)
+CHANNELS = 64
+
+
+def _rss_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def _inputs(voxel_size: float, op: str, device: str):  # type: ignore[no-untyped-def]
+    import numpy as np
+    import torch
+
+    from sr3d_ros.sparse import voxelize
+
+    pts = torch.from_numpy(np.load(SCENE))
+    coords = voxelize(pts, voxel_size).coordinates
+    stride = 1
+    if op == "genconvT2_s2":  # the transposed conv upsamples a stride-2 tensor
+        stride = 2
+        coords = coords.clone()
+        coords[:, 1:] = torch.div(coords[:, 1:], 2, rounding_mode="floor") * 2
+        coords = torch.unique(coords, dim=0)
+    g = torch.Generator().manual_seed(0)
+    feats = torch.randn(coords.shape[0], CHANNELS, generator=g)
+    return coords.to(device), feats.to(device), stride
+
+
+def _layers(op: str, lib: str):  # type: ignore[no-untyped-def]
+    from sr3d_ros import sparse as sp
+
+    if lib == "me":
+        import MinkowskiEngine as ME
+
+        if op == "conv3_s1":
+            return ME.MinkowskiConvolution(CHANNELS, CHANNELS, kernel_size=3, stride=1, dimension=3)
+        if op == "conv3_s2":
+            return ME.MinkowskiConvolution(CHANNELS, CHANNELS, kernel_size=3, stride=2, dimension=3)
+        return ME.MinkowskiGenerativeConvolutionTranspose(CHANNELS, CHANNELS, kernel_size=2, stride=2, dimension=3)
+    if op == "conv3_s1":
+        return sp.SparseConv3d(CHANNELS, CHANNELS, 3, 1)
+    if op == "conv3_s2":
+        return sp.SparseConv3d(CHANNELS, CHANNELS, 3, 2)
+    return sp.SparseGenerativeConvTranspose3d(CHANNELS, CHANNELS, 2, 2)
+
+
+def _worker(lib: str, op: str, voxel_size: float, repeats: int, device: str) -> dict:
+    """Run in a subprocess: time and memory of one (library, op, scene)."""
+    import torch
+
+    warnings.simplefilter("ignore")
+    torch.set_num_threads(int(os.environ.get("SR3D_BENCH_THREADS", torch.get_num_threads())))
+    from sr3d_ros import sparse as sp
+
+    coords, feats, stride = _inputs(voxel_size, op, device)
+    layer = _layers(op, lib).to(device)
+    if lib == "me":
+        import MinkowskiEngine as ME
+
+        def make(requires_grad: bool):  # type: ignore[no-untyped-def]
+            return ME.SparseTensor(feats.clone().requires_grad_(requires_grad), coordinates=coords, tensor_stride=stride)
+
+        def out_feats(y):  # type: ignore[no-untyped-def]
+            return y.F
+    else:
+
+        def make(requires_grad: bool):  # type: ignore[no-untyped-def]
+            return sp.SparseTensor(feats.clone().requires_grad_(requires_grad), coords, tensor_stride=stride)
+
+        def out_feats(y):  # type: ignore[no-untyped-def]
+            return y.features
+
+    def sync() -> None:
+        if device == "cuda":
+            torch.cuda.synchronize()
+
+    def run(backward: bool) -> float:
+        x = make(backward)
+        sync()
+        t0 = time.perf_counter()
+        if backward:
+            out_feats(layer(x)).sum().backward()
+        else:
+            with torch.no_grad():
+                out_feats(layer(x))
+        sync()
+        return time.perf_counter() - t0
+
+    # memory first, in a clean process state
+    x = make(True)
+    if device == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        out_feats(layer(x)).sum().backward()
+        sync()
+        peak_mib = (torch.cuda.max_memory_allocated() - base) / 2**20
+    else:
+        Path("/proc/self/clear_refs").write_text("5")
+        base = _rss_kib("VmRSS")
+        out_feats(layer(x)).sum().backward()
+        peak_mib = (_rss_kib("VmHWM") - base) / 1024
+    y = layer(make(False))
+    n_out = int(out_feats(y).shape[0])
+    del x, y
+    fwd = [run(False) for _ in range(repeats + 1)][1:]
+    fb = [run(True) for _ in range(repeats + 1)][1:]
+    return {
+        "lib": lib, "op": op, "voxel_size": voxel_size, "device": device,
+        "voxels_in": int(coords.shape[0]), "voxels_out": n_out,
+        "forward_ms": statistics.median(fwd) * 1e3, "forward_backward_ms": statistics.median(fb) * 1e3,
+        "peak_mib": peak_mib, "threads": torch.get_num_threads(),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--json", type=Path, default=None, help="write results here")
+    parser.add_argument("--worker", nargs=3, metavar=("LIB", "OP", "VOXEL"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        lib, op, vs = args.worker
+        print(json.dumps(_worker(lib, op, float(vs), args.repeats, args.device)))
+        return 0
+    if args.repeats < 5:
+        parser.error("--repeats must be >= 5")
+    if not SCENE.is_file():
+        print(f"error: real ScanNet scene not found at {SCENE}", file=sys.stderr)
+        return 2
+    libs = ["ours"]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import MinkowskiEngine  # noqa: F401
+        if args.device == "cpu":
+            libs.append("me")
+    except ImportError:
+        print("MinkowskiEngine not installed (scripts/build_minkowski.sh): reporting ours only", file=sys.stderr)
+    # glibc otherwise raises its mmap threshold after the first large free and keeps later
+    # buffers on the heap, so resident memory would not follow the live allocations.
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="131072", MALLOC_TRIM_THRESHOLD_="131072")
+    results = []
+    for vs in VOXEL_SIZES:
+        for op in OPS:
+            for lib in libs:
+                proc = subprocess.run(
+                    [sys.executable, __file__, "--worker", lib, op, str(vs), "--repeats", str(args.repeats), "--device", args.device],
+                    capture_output=True, text=True, check=False, env=env,
+                )
+                if proc.returncode != 0:
+                    print(proc.stderr, file=sys.stderr)
+                    return 1
+                results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    header = f"{'scene':>6} {'op':>13} {'voxels':>7} | {'fwd ms':>16} {'ratio':>5} | {'fwd+bwd ms':>16} {'ratio':>5} | {'peak MiB':>14} {'ratio':>5}"
+    print(f"sparse engine vs MinkowskiEngine 0.5.4: ScanNet scene0000_00, {CHANNELS}->{CHANNELS} ch, float32, "
+          f"{args.device}, {results[0]['threads']} threads, median of {args.repeats}")
+    print("(each cell: ours / ME)")
+    print(header)
+    print("-" * len(header))
+    rows = []
+    for vs in VOXEL_SIZES:
+        for op in OPS:
+            ours = next(r for r in results if r["lib"] == "ours" and r["op"] == op and r["voxel_size"] == vs)
+            me = next((r for r in results if r["lib"] == "me" and r["op"] == op and r["voxel_size"] == vs), None)
+            row = {"voxel_size": vs, "op": op, "ours": ours, "me": me}
+            if me is not None:
+                row["ratio_forward"] = ours["forward_ms"] / me["forward_ms"]
+                row["ratio_forward_backward"] = ours["forward_backward_ms"] / me["forward_backward_ms"]
+                row["ratio_peak_memory"] = ours["peak_mib"] / me["peak_mib"] if me["peak_mib"] > 0 else float("nan")
+                print(f"{vs * 100:>4.0f}cm {op:>13} {ours['voxels_in']:>7} | {ours['forward_ms']:>7.1f} /{me['forward_ms']:>7.1f} "
+                      f"{row['ratio_forward']:>5.2f} | {ours['forward_backward_ms']:>7.1f} /{me['forward_backward_ms']:>7.1f} "
+                      f"{row['ratio_forward_backward']:>5.2f} | {ours['peak_mib']:>6.1f} /{me['peak_mib']:>6.1f} {row['ratio_peak_memory']:>5.2f}")
+            else:
+                print(f"{vs * 100:>4.0f}cm {op:>13} {ours['voxels_in']:>7} | {ours['forward_ms']:>7.1f} /    n/a       | "
+                      f"{ours['forward_backward_ms']:>7.1f} /    n/a       | {ours['peak_mib']:>6.1f} /   n/a")
+            rows.append(row)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"device": args.device, "repeats": args.repeats, "rows": rows}, indent=2))
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

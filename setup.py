@@ -1,0 +1,47 @@
+"""Packaging for sr3d_ros (ament_python on a ROS 2 install, plain pip elsewhere).
+
+Two import packages are installed side by side:
+  * ``sr3d_ros``      – the ROS-free core (sparse engine, geometry, models, inference) plus the
+                        thin ROS 2 glue in ``sr3d_ros.ros``;
+  * ``sr3d_training`` – the training / evaluation code, which lives in the ``training/`` folder.
+"""
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = "sr3d_ros"
+
+core = find_packages(include=["sr3d_ros", "sr3d_ros.*"])
+training = ["sr3d_training"] + [
+    "sr3d_training." + p for p in find_packages(where="training")
+]
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    packages=core + training,
+    package_dir={"sr3d_training": "training"},
+    package_data={PACKAGE: ["models/weights/*.pt", "models/weights/*.md"]},
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
+        (f"share/{PACKAGE}", ["package.xml"]),
+        (f"share/{PACKAGE}/launch", glob("launch/*.py")),
+        (f"share/{PACKAGE}/config", glob("config/*.yaml")),
+        (f"share/{PACKAGE}/rviz", glob("rviz/*.rviz")),
+    ],
+    python_requires=">=3.10",
+    install_requires=["numpy", "torch>=2.1", "pyyaml"],
+    extras_require={
+        "io": ["open3d"],
+        "bags": ["rosbags"],
+        "train": ["tensorboard", "tqdm", "scipy"],
+        "test": ["pytest", "shapely", "scipy"],
+    },
+    zip_safe=True,
+    maintainer="sr3d_ros maintainers",
+    maintainer_email="sr3d-ros@example.com",
+    description="Real-time 3D object detection (TR3D architecture, SR3D training) for ROS 2.",
+    license="Apache-2.0",
+    tests_require=["pytest"],
+    entry_points={"console_scripts": []},
+)

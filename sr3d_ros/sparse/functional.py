@@ -1,0 +1,158 @@
+"""Autograd functions of the sparse engine: gather -> matmul -> scatter convolution, max pooling.
+
+These are the hot paths. Every op loops over kernel offsets; per offset it gathers the input rows
+of that offset's pairs, multiplies by the offset's weight matrix and scatter-adds into the output.
+Within one offset the output rows are unique, so ``index_add_`` never collides and the temporary
+buffers hold only one offset's pairs (memory stays ~ one layer's features, as in
+MinkowskiEngine). Nothing leaves the device; CPU and CUDA run the same code.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from .kernel_map import KernelMap
+
+__all__ = ["sparse_conv", "sparse_max_pool"]
+
+
+#: Rows per partial product when reducing a weight gradient over many pairs. Summing ~10^5
+#: products in one GEMM accumulates float32 rounding error linearly; chunked partial sums added
+#: with torch's pairwise ``sum`` keep it near MinkowskiEngine's.
+_WEIGHT_GRAD_CHUNK = 4096
+
+
+def _weight_grad(a: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """``a.T @ g`` for ``a`` (n, C_in), ``g`` (n, C_out), reduced in chunks of rows."""
+    n = a.shape[0]
+    if n <= 2 * _WEIGHT_GRAD_CHUNK:
+        return a.t().mm(g)
+    m = n // _WEIGHT_GRAD_CHUNK * _WEIGHT_GRAD_CHUNK
+    a_blocks = a[:m].reshape(-1, _WEIGHT_GRAD_CHUNK, a.shape[1]).transpose(1, 2)
+    partial = torch.bmm(a_blocks, g[:m].reshape(-1, _WEIGHT_GRAD_CHUNK, g.shape[1])).sum(0)
+    return partial.addmm_(a[m:].t(), g[m:])
+
+
+def _conv_forward(features: torch.Tensor, weight: torch.Tensor, kmap: KernelMap) -> torch.Tensor:
+    out = features.new_zeros((kmap.num_out, weight.shape[-1]))
+    for k in range(kmap.volume):
+        if k == kmap.identity:
+            out.addmm_(features, weight[k])
+            continue
+        in_idx, out_idx = kmap.pairs(k)
+        if in_idx.numel() == 0:
+            continue
+        out.index_add_(0, out_idx, features.index_select(0, in_idx).mm(weight[k]))
+    return out
+
+
+class _SparseConvFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, features: torch.Tensor, weight: torch.Tensor, kmap: KernelMap) -> torch.Tensor:  # type: ignore[override]
+        ctx.save_for_backward(features, weight)
+        ctx.kmap = kmap
+        return _conv_forward(features, weight, kmap)
+
+    @staticmethod
+    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
+        features, weight = ctx.saved_tensors
+        kmap: KernelMap = ctx.kmap
+        # No .contiguous(): an expanded gradient (e.g. from .sum()) is gathered row by row
+        # without materialising the full (N_out, C_out) tensor.
+        need_in, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        grad_in = torch.zeros_like(features) if need_in else None
+        grad_w = torch.zeros_like(weight) if need_w else None
+        for k in range(kmap.volume):
+            if k == kmap.identity:
+                if grad_in is not None:
+                    grad_in.addmm_(grad_out, weight[k].t())
+                if grad_w is not None:
+                    grad_w[k] = _weight_grad(features, grad_out)
+                continue
+            in_idx, out_idx = kmap.pairs(k)
+            if in_idx.numel() == 0:
+                continue
+            g = grad_out.index_select(0, out_idx)
+            if grad_in is not None:
+                grad_in.index_add_(0, in_idx, g.mm(weight[k].t()))
+            if grad_w is not None:
+                grad_w[k] = _weight_grad(features.index_select(0, in_idx), g)
+        return grad_in, grad_w, None
+
+
+def sparse_conv(features: torch.Tensor, weight: torch.Tensor, kmap: KernelMap) -> torch.Tensor:
+    """Sparse convolution over a kernel map: ``out[o] = sum_k sum_{(i,o) in map_k} in[i] @ W[k]``.
+
+    Args:
+        features: ``(N_in, C_in)`` float tensor.
+        weight: ``(V, C_in, C_out)`` same dtype/device, V = ``kmap.volume`` (ME's layout).
+        kmap: the kernel map (from :class:`~sr3d_ros.sparse.manager.CoordinateManager`).
+
+    Returns:
+        ``(N_out, C_out)`` features, differentiable w.r.t. ``features`` and ``weight``.
+
+    Raises:
+        ValueError: on shape mismatches.
+    """
+    if features.dim() != 2 or features.shape[0] != kmap.num_in:
+        raise ValueError(
+            f"features must be (N_in={kmap.num_in}, C_in), got {tuple(features.shape)}"
+        )
+    if weight.dim() != 3 or weight.shape[0] != kmap.volume or weight.shape[1] != features.shape[1]:
+        raise ValueError(
+            f"weight must be (V={kmap.volume}, C_in={features.shape[1]}, C_out), got {tuple(weight.shape)}"
+        )
+    return _SparseConvFunction.apply(features, weight, kmap)
+
+
+class _SparseMaxPoolFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, features: torch.Tensor, kmap: KernelMap) -> torch.Tensor:  # type: ignore[override]
+        channels = features.shape[1]
+        out = features.new_full((kmap.num_out, channels), float("-inf"))
+        arg = torch.full((kmap.num_out, channels), -1, dtype=torch.int64, device=features.device)
+        for k in range(kmap.volume):
+            in_idx, out_idx = kmap.pairs(k)
+            if in_idx.numel() == 0:
+                continue
+            cand = features.index_select(0, in_idx)
+            cur = out.index_select(0, out_idx)
+            better = cand > cur  # strict: the first offset wins ties
+            out.index_copy_(0, out_idx, torch.where(better, cand, cur))
+            cur_arg = arg.index_select(0, out_idx)
+            arg.index_copy_(0, out_idx, torch.where(better, in_idx.unsqueeze(1).expand_as(cur_arg), cur_arg))
+        empty = arg < 0  # output rows without any input (cannot happen for ME's maps)
+        if bool(empty.any()):
+            out = out.masked_fill(empty, 0.0)
+        ctx.save_for_backward(arg)
+        ctx.num_in = features.shape[0]
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
+        (arg,) = ctx.saved_tensors
+        grad_in = grad_out.new_zeros((ctx.num_in, grad_out.shape[1]))
+        valid = arg >= 0
+        grad_in.view(-1).index_add_(
+            0,
+            (arg * grad_out.shape[1] + torch.arange(grad_out.shape[1], device=arg.device))[valid],
+            grad_out[valid],
+        )
+        return grad_in, None
+
+
+def sparse_max_pool(features: torch.Tensor, kmap: KernelMap) -> torch.Tensor:
+    """Per-channel max over each output's kernel neighbourhood.
+
+    Args:
+        features: ``(N_in, C)`` float.
+        kmap: kernel map of the pooling window.
+
+    Returns:
+        ``(N_out, C)``; the gradient flows to the arg-max input row (ties: the lowest kernel
+        offset index wins).
+    """
+    if features.dim() != 2 or features.shape[0] != kmap.num_in:
+        raise ValueError(f"features must be (N_in={kmap.num_in}, C), got {tuple(features.shape)}")
+    return _SparseMaxPoolFunction.apply(features, kmap)

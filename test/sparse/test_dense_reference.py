@@ -1,0 +1,155 @@
+"""Our sparse ops against dense torch.nn.functional references on small random grids (float64)."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from sr3d_ros.sparse import (
+    SparseConv3d,
+    SparseConvTranspose3d,
+    SparseGenerativeConvTranspose3d,
+    SparseMaxPool3d,
+    SparseTensor,
+    kernel_offsets,
+)
+
+LO, HI = -4, 4  # grid coordinates in [LO, HI): negative coordinates exercise floor rounding
+SIZE = HI - LO
+TOL = dict(rtol=1e-10, atol=1e-10)
+
+
+def random_sparse(seed: int, channels: int, density: float = 0.3, stride: int = 1) -> SparseTensor:
+    g = torch.Generator().manual_seed(seed)
+    axis = torch.arange(LO, HI, stride)
+    grid = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), dim=-1).reshape(-1, 3)
+    keep = torch.rand(grid.shape[0], generator=g) < density
+    xyz = grid[keep]
+    coords = torch.cat([torch.zeros(len(xyz), 1, dtype=torch.int64), xyz], dim=1)
+    feats = torch.randn(len(xyz), channels, generator=g, dtype=torch.float64)
+    return SparseTensor(feats, coords.int(), tensor_stride=stride)
+
+
+def to_dense(x: SparseTensor, stride: int = 1) -> torch.Tensor:
+    """(1, C, D, D, D) dense grid at resolution `stride`, zeros where empty."""
+    n = SIZE // stride
+    dense = torch.zeros(1, x.features.shape[1], n, n, n, dtype=x.dtype)
+    idx = (x.coordinates[:, 1:].long() - LO) // stride
+    dense[0, :, idx[:, 0], idx[:, 1], idx[:, 2]] = x.features.t()
+    return dense
+
+
+def sample_dense(dense: torch.Tensor, coords: torch.Tensor, stride: int, origin: int = LO) -> torch.Tensor:
+    idx = (coords[:, 1:].long() - origin) // stride
+    return dense[0, :, idx[:, 0], idx[:, 1], idx[:, 2]].t()
+
+
+def dense_weight(kernel: torch.Tensor, k: int, transposed: bool = False) -> torch.Tensor:
+    """ME layout (V, Cin, Cout) -> conv3d (Cout, Cin, k, k, k) or conv_transpose3d (Cin, Cout, ...)."""
+    kernel = kernel if kernel.dim() == 3 else kernel.unsqueeze(0)
+    offs = kernel_offsets(k)
+    shift = k // 2 if k % 2 == 1 else 0
+    cin, cout = kernel.shape[1:]
+    w = torch.zeros((cin, cout, k, k, k) if transposed else (cout, cin, k, k, k), dtype=kernel.dtype)
+    for v, (ox, oy, oz) in enumerate(offs.tolist()):
+        w[..., ox + shift, oy + shift, oz + shift] = kernel[v] if transposed else kernel[v].t()
+    return w
+
+
+@pytest.mark.parametrize(
+    "kernel_size,stride,dilation",
+    [(3, 1, 1), (1, 1, 1), (3, 2, 1), (2, 2, 1), (3, 1, 2), (1, 2, 1)],
+)
+def test_conv_matches_dense_conv3d(kernel_size: int, stride: int, dilation: int) -> None:
+    x = random_sparse(0, 3)
+    conv = SparseConv3d(3, 5, kernel_size, stride, dilation, bias=True).double()
+    with torch.no_grad():
+        conv.bias.normal_()
+    y = conv(x)
+    pad = dilation * (kernel_size // 2) if kernel_size % 2 == 1 else 0
+    ref = F.conv3d(to_dense(x), dense_weight(conv.kernel, kernel_size), conv.bias[0], stride, pad, dilation)
+    # output coordinates: stride 1 keeps the input; stride s quantises with floor
+    expected = torch.unique(torch.div(x.coordinates[:, 1:], stride, rounding_mode="floor") * stride, dim=0)
+    got = torch.unique(y.coordinates[:, 1:], dim=0)
+    assert torch.equal(expected, got)
+    assert y.tensor_stride == stride
+    # with even kernels and stride s the dense output index j corresponds to coordinate LO + s*j
+    torch.testing.assert_close(y.features, sample_dense(ref, y.coordinates, stride), **TOL)
+
+
+def test_conv_on_strided_tensor_uses_tensor_stride_offsets() -> None:
+    x = random_sparse(1, 4, density=0.6, stride=2)
+    conv = SparseConv3d(4, 2, 3).double()
+    y = conv(x)
+    ref = F.conv3d(to_dense(x, 2), dense_weight(conv.kernel, 3), None, 1, 1)
+    torch.testing.assert_close(y.features, sample_dense(ref, y.coordinates, 2), **TOL)
+    assert torch.equal(y.coordinates, x.coordinates)
+
+
+def test_generative_transpose_matches_conv_transpose3d() -> None:
+    x = random_sparse(2, 4, density=0.4, stride=2)
+    up = SparseGenerativeConvTranspose3d(4, 3, kernel_size=2, stride=2, bias=True).double()
+    with torch.no_grad():
+        up.bias.normal_()
+    y = up(x)
+    assert y.tensor_stride == 1
+    # every child of every input voxel, nothing else
+    children = (x.coordinates[:, None, 1:] + kernel_offsets(2)[None].int()).reshape(-1, 3)
+    assert torch.equal(torch.unique(children, dim=0), torch.unique(y.coordinates[:, 1:], dim=0))
+    assert len(y) == 8 * len(x)
+    ref = F.conv_transpose3d(to_dense(x, 2), dense_weight(up.kernel, 2, transposed=True), up.bias[0], stride=2)
+    torch.testing.assert_close(y.features, sample_dense(ref, y.coordinates, 1), **TOL)
+
+
+def test_transpose_onto_existing_coordinates() -> None:
+    x = random_sparse(3, 4, density=0.5)
+    down = SparseConv3d(4, 4, 2, 2).double()
+    coarse = down(x)
+    up = SparseConvTranspose3d(4, 3, kernel_size=2, stride=2).double()
+    y = up(coarse, x)
+    assert torch.equal(y.coordinates, x.coordinates)
+    ref = F.conv_transpose3d(to_dense(coarse, 2), dense_weight(up.kernel, 2, transposed=True), None, stride=2)
+    torch.testing.assert_close(y.features, sample_dense(ref, y.coordinates, 1), **TOL)
+
+
+@pytest.mark.parametrize("kernel_size", [2, 3])
+def test_max_pool_matches_dense(kernel_size: int) -> None:
+    x = random_sparse(4, 3, density=0.4)
+    y = SparseMaxPool3d(kernel_size, 2)(x)
+    dense = to_dense(x)
+    occupied = to_dense(x.replace_features(torch.ones(len(x), 1, dtype=torch.float64))) > 0
+    dense = dense.masked_fill(~occupied.expand_as(dense), float("-inf"))
+    pad = kernel_size // 2 if kernel_size % 2 == 1 else 0
+    # F.max_pool3d pads with -inf; the kernel is centred like ME's for odd sizes
+    ref = F.max_pool3d(dense, kernel_size, 2, pad)
+    torch.testing.assert_close(y.features, sample_dense(ref, y.coordinates, 2), **TOL)
+
+
+def test_gradcheck_conv_and_transpose() -> None:
+    x = random_sparse(5, 2, density=0.15)
+    feats = x.features.clone().requires_grad_(True)
+    weight = torch.randn(27, 2, 3, dtype=torch.float64, requires_grad=True)
+
+    from sr3d_ros.sparse.functional import sparse_conv
+
+    out_id = x.manager.stride(x.set_id, 2)
+    kmap = x.manager.conv_kernel_map(x.set_id, out_id, 3)
+    assert torch.autograd.gradcheck(lambda fe, w: sparse_conv(fe, w, kmap), (feats, weight))
+    up_id, up_map = x.manager.generative_transposed(out_id, 2, 2)
+    coarse = torch.randn(up_map.num_in, 2, dtype=torch.float64, requires_grad=True)
+    w2 = torch.randn(8, 2, 3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda fe, w: sparse_conv(fe, w, up_map), (coarse, w2))
+    sym = x.manager.conv_kernel_map(x.set_id, x.set_id, 3)  # uses the identity fast path
+    assert sym.identity == 13
+    w3 = torch.randn(27, 2, 2, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda fe, w: sparse_conv(fe, w, sym), (feats, w3))
+
+
+def test_gradcheck_max_pool() -> None:
+    from sr3d_ros.sparse.functional import sparse_max_pool
+
+    x = random_sparse(6, 3, density=0.3)
+    out_id = x.manager.stride(x.set_id, 2)
+    kmap = x.manager.conv_kernel_map(x.set_id, out_id, 2)
+    feats = x.features.clone().requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda fe: sparse_max_pool(fe, kmap), (feats,))

@@ -1,0 +1,162 @@
+"""Sparse tensor construction, validation, batching, lookups, voxelization and empty inputs."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from sr3d_ros.sparse import (
+    CoordinatePacker,
+    SparseBatchNorm,
+    SparseConv3d,
+    SparseGenerativeConvTranspose3d,
+    SparseGlobalAvgPool,
+    SparseGlobalMaxPool,
+    SparseMaxPool3d,
+    SparseReLU,
+    SparseTensor,
+    kernel_offsets,
+    prune,
+    sparse_collate,
+    voxelize,
+)
+
+
+def test_kernel_offsets_me_order() -> None:
+    offs = kernel_offsets(3)
+    assert offs.shape == (27, 3)
+    assert offs[0].tolist() == [-1, -1, -1]
+    assert offs[1].tolist() == [0, -1, -1]  # x varies fastest
+    assert offs[3].tolist() == [-1, 0, -1]
+    assert offs[9].tolist() == [-1, -1, 0]
+    assert offs[13].tolist() == [0, 0, 0]
+    assert kernel_offsets(2).tolist()[:3] == [[0, 0, 0], [1, 0, 0], [0, 1, 0]]
+    assert kernel_offsets(1).tolist() == [[0, 0, 0]]
+
+
+def test_bad_inputs_raise_clear_errors() -> None:
+    feats = torch.zeros(3, 2)
+    with pytest.raises(TypeError, match="integer"):
+        SparseTensor(feats, torch.zeros(3, 4))
+    with pytest.raises(ValueError, match=r"\(N, 4\)"):
+        SparseTensor(feats, torch.zeros(3, 3, dtype=torch.int32))
+    with pytest.raises(ValueError, match="feature count"):
+        SparseTensor(torch.zeros(2, 2), torch.zeros(3, 4, dtype=torch.int32))
+    with pytest.raises(ValueError, match="duplicate"):
+        SparseTensor(feats, torch.zeros(3, 4, dtype=torch.int32))
+    with pytest.raises(TypeError, match="floating"):
+        SparseTensor(torch.zeros(1, 2, dtype=torch.int64), torch.zeros(1, 4, dtype=torch.int32))
+    with pytest.raises(ValueError, match="batch"):
+        SparseTensor(torch.zeros(1, 2), torch.tensor([[-1, 0, 0, 0]], dtype=torch.int32))
+    with pytest.raises(ValueError, match="too large for the key packing"):
+        SparseTensor(torch.zeros(2, 1), torch.tensor([[0, -(2**30), 0, 0], [0, 2**30, 2**30, 2**30]], dtype=torch.int32))
+    with pytest.raises(ValueError, match="multiples of tensor_stride"):
+        SparseTensor(torch.zeros(1, 1), torch.tensor([[0, 1, 0, 0]], dtype=torch.int32), tensor_stride=2)
+    with pytest.raises(ValueError, match="voxel_size"):
+        voxelize(torch.zeros(4, 3), -0.1)
+    with pytest.raises(ValueError, match="voxel_size"):
+        voxelize(torch.zeros(4, 3), float("nan"))
+    with pytest.raises(ValueError, match="NaN"):
+        voxelize(torch.tensor([[0.0, float("nan"), 0.0]]), 0.1)
+    x = SparseTensor(torch.zeros(1, 2), torch.zeros(1, 4, dtype=torch.int32))
+    with pytest.raises(ValueError, match="channels"):
+        SparseConv3d(3, 4)(x)
+    with pytest.raises(ValueError, match="divide"):
+        SparseGenerativeConvTranspose3d(2, 2)(x)
+
+
+def test_empty_tensor_flows_through_every_op() -> None:
+    x = SparseTensor(torch.zeros(0, 4), torch.zeros(0, 4, dtype=torch.int32))
+    assert len(x) == 0 and x.batch_size == 0
+    y = SparseReLU()(SparseBatchNorm(8)(SparseConv3d(4, 8, 3, 2)(x)))
+    assert y.features.shape == (0, 8)
+    y = SparseMaxPool3d(2, 2)(SparseConv3d(8, 8, 3)(y))
+    assert y.features.shape == (0, 8) and y.tensor_stride == 4
+    z = SparseGenerativeConvTranspose3d(8, 4)(y)
+    assert z.features.shape == (0, 4) and z.tensor_stride == 2
+    assert prune(z, torch.zeros(0, dtype=torch.bool)).features.shape == (0, 4)
+    assert SparseGlobalAvgPool()(z).features.shape == (0, 4)
+    v = voxelize(torch.zeros(0, 6), 0.02)
+    assert v.coordinates.shape == (0, 4) and v.features.shape == (0, 3)
+    z.features.sum().backward()  # autograd works on empty graphs too
+
+
+def test_voxelize_floor_mean_first_and_inverse() -> None:
+    pts = torch.tensor(
+        [[0.01, 0.01, 0.01, 1.0], [0.04, 0.02, 0.00, 3.0], [-0.01, 0.0, 0.0, 5.0], [0.06, 0.0, 0.0, 7.0]]
+    )
+    v = voxelize(pts, 0.05)
+    # floor, not truncation: -0.01 / 0.05 -> -1
+    assert v.coordinates.tolist() == [[0, -1, 0, 0], [0, 0, 0, 0], [0, 1, 0, 0]]
+    assert v.features[:, 0].tolist() == [5.0, 2.0, 7.0]
+    assert v.counts.tolist() == [1, 2, 1]
+    assert v.inverse.tolist() == [1, 1, 0, 2]
+    assert torch.equal(v.features[v.inverse][:2, 0], torch.tensor([2.0, 2.0]))
+    first = voxelize(pts, 0.05, reduction="first")
+    assert first.features[:, 0].tolist() == [5.0, 1.0, 7.0]
+
+
+def test_voxelize_real_scannet(data_root) -> None:
+    pts = torch.from_numpy(np.load(data_root / "scannet/scannet_instance_data/scene0000_00_vert_all.npy"))
+    v = voxelize(pts, 0.02)
+    expected = np.unique(np.floor(pts[:, :3].numpy() / np.float32(0.02)).astype(np.int64), axis=0)
+    assert v.coordinates.shape[0] == expected.shape[0]
+    assert np.array_equal(v.coordinates[:, 1:].numpy(), expected)
+    # mean colour of a voxel equals the mean of its points
+    row = int(v.counts.argmax())
+    members = pts[v.inverse == row, 3:]
+    torch.testing.assert_close(v.features[row], members.mean(0))
+
+
+def test_collate_decompose_lookup_and_features_at() -> None:
+    a = torch.tensor([[0, 0, 0], [1, 2, 3]])
+    b = torch.tensor([[5, 5, 5]])
+    x = sparse_collate([a, b], [torch.tensor([[1.0], [2.0]]), torch.tensor([[3.0]])])
+    assert x.batch_size == 2
+    parts = x.decompose()
+    assert parts[0][0].tolist() == [[0, 0, 0], [1, 2, 3]] and parts[1][1].tolist() == [[3.0]]
+    q = torch.tensor([[1, 5, 5, 5], [0, 5, 5, 5], [0, 1, 2, 3], [7, 0, 0, 0], [0, 10**6, 0, 0]], dtype=torch.int32)
+    assert x.lookup(q).tolist() == [2, -1, 1, -1, -1]
+    feats, found = x.features_at(q)
+    assert found.tolist() == [True, False, True, False, False]
+    assert feats[:, 0].tolist() == [3.0, 0.0, 2.0, 0.0, 0.0]
+
+
+def test_union_add_prune_and_global_pooling() -> None:
+    coords = torch.tensor([[0, 0, 0, 0], [0, 2, 0, 0], [1, 4, 4, 4]], dtype=torch.int32)
+    x = SparseTensor(torch.tensor([[1.0], [2.0], [4.0]]), coords)
+    y = prune(x, torch.tensor([True, False, True]))
+    assert y.coordinates.tolist() == [[0, 0, 0, 0], [1, 4, 4, 4]]
+    s = x + y  # union of {a,b,c} and {a,c}
+    assert torch.equal(s.lookup(coords), torch.tensor([0, 1, 2]))
+    assert s.features[:, 0].tolist() == [2.0, 2.0, 8.0]
+    avg = SparseGlobalAvgPool()(x)
+    assert avg.features[:, 0].tolist() == [1.5, 4.0]
+    assert avg.coordinates.tolist() == [[0, 0, 0, 0], [1, 0, 0, 0]]
+    assert SparseGlobalMaxPool()(x).features[:, 0].tolist() == [2.0, 4.0]
+
+
+def test_kernel_maps_are_cached_and_shared() -> None:
+    g = torch.Generator().manual_seed(0)
+    xyz = torch.unique(torch.randint(0, 20, (500, 3), generator=g), dim=0)
+    x = SparseTensor(torch.randn(len(xyz), 4, generator=g), torch.cat([torch.zeros(len(xyz), 1, dtype=torch.int64), xyz], 1).int())
+    c1, c2 = SparseConv3d(4, 4), SparseConv3d(4, 4)
+    y = c2(c1(x))
+    assert y.set_id == x.set_id
+    m = x.manager
+    assert m.conv_kernel_map(x.set_id, x.set_id, 3) is m.conv_kernel_map(x.set_id, x.set_id, 3)
+    assert len(m._kernel_maps) == 1
+    d1, d2 = SparseConv3d(4, 4, 2, 2), SparseConv3d(4, 4, 2, 2)
+    assert d1(x).set_id == d2(x).set_id
+    assert len(m._kernel_maps) == 2
+
+
+def test_packer_roundtrip_and_offsets() -> None:
+    coords = torch.tensor([[0, -5, 3, 7], [2, 100, -40, 0]], dtype=torch.int32)
+    p = CoordinatePacker.fit(coords)
+    keys = p.pack(coords)
+    assert torch.equal(p.unpack(keys), coords)
+    delta = p.delta(torch.tensor([[1, -2, 3]]))
+    shifted = coords.clone()
+    shifted[:, 1:] += torch.tensor([1, -2, 3], dtype=torch.int32)
+    assert torch.equal(p.pack(shifted), keys + delta)
