@@ -1,0 +1,133 @@
+"""Our checkpoint format: weights + config + class names + provenance, loaded with weights_only.
+
+A checkpoint is a ``torch.save``'d dict of plain types and tensors only::
+
+    {"format": "sr3d_ros.checkpoint", "version": 1,
+     "kind": "pointcloud",                      # detector kind (later also "mono")
+     "config": {...},                           # DetectorConfig as plain dict
+     "class_names": [...],
+     "state_dict": {...},                       # model weights
+     "provenance": {...},                       # who/what/when: data, command, git, metrics
+     "training_state": {...} (optional)}        # optimizer/scheduler/step/RNG for --resume
+
+Writes are atomic (temporary file in the same folder, fsync, rename), so a crash or Ctrl-C never
+leaves a truncated checkpoint behind.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .config import ConfigError, DetectorConfig, from_dict, to_dict
+
+__all__ = ["CHECKPOINT_FORMAT", "CheckpointError", "save_checkpoint", "load_checkpoint", "atomic_torch_save", "config_from_checkpoint"]
+
+CHECKPOINT_FORMAT = "sr3d_ros.checkpoint"
+CHECKPOINT_VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """The file is not a valid sr3d_ros checkpoint (the message names the file and the problem)."""
+
+
+def atomic_torch_save(obj: Any, path: str | Path) -> None:
+    """``torch.save`` to a temporary file next to ``path``, fsync, then rename over ``path``.
+
+    Raises:
+        OSError: if the folder is not writable.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_checkpoint(
+    path: str | Path,
+    state_dict: dict[str, torch.Tensor],
+    config: DetectorConfig,
+    provenance: dict[str, Any] | None = None,
+    training_state: dict[str, Any] | None = None,
+    kind: str = "pointcloud",
+) -> None:
+    """Write a checkpoint atomically.
+
+    Args:
+        path: output file (``.pt``).
+        state_dict: model weights (tensors are moved to CPU).
+        config: the detector configuration that builds the model.
+        provenance: JSON-like facts: dataset, command, git revision, metrics, date.
+        training_state: optional resume state (plain types / tensors only).
+        kind: detector kind.
+    """
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "version": CHECKPOINT_VERSION,
+        "kind": kind,
+        "config": to_dict(config),
+        "class_names": list(config.model.class_names),
+        "state_dict": {k: v.detach().cpu() for k, v in state_dict.items()},
+        "provenance": provenance or {},
+    }
+    if training_state is not None:
+        payload["training_state"] = training_state
+    atomic_torch_save(payload, path)
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load and validate a checkpoint with ``torch.load(weights_only=True)``.
+
+    Returns:
+        The checkpoint dict (see module docstring).
+
+    Raises:
+        FileNotFoundError: missing file.
+        CheckpointError: not loadable with weights_only (e.g. pickled code objects), not an
+            sr3d_ros checkpoint (a raw state dict or a TR3D checkpoint: convert it first with
+            ``sr3d-convert-tr3d``), or missing fields.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for corrupt/unsafe files
+        raise CheckpointError(f"{path}: cannot be loaded safely (weights_only=True): {exc}") from exc
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        hint = ""
+        if isinstance(ckpt, dict) and ("state_dict" in ckpt or any(k.startswith(("backbone.", "head.", "bbox_head.")) for k in ckpt)):
+            hint = " (it looks like a raw/TR3D state dict: convert it with sr3d-convert-tr3d)"
+        raise CheckpointError(f"{path}: not an sr3d_ros checkpoint{hint}")
+    for key in ("config", "state_dict", "class_names"):
+        if key not in ckpt:
+            raise CheckpointError(f"{path}: checkpoint has no {key!r}")
+    if ckpt.get("version", 0) > CHECKPOINT_VERSION:
+        raise CheckpointError(f"{path}: checkpoint version {ckpt['version']} is newer than this sr3d_ros supports")
+    return ckpt
+
+
+def config_from_checkpoint(ckpt: dict[str, Any], path: str | Path = "<checkpoint>") -> DetectorConfig:
+    """The :class:`DetectorConfig` stored in a loaded checkpoint.
+
+    Raises:
+        CheckpointError: if the stored config is invalid or disagrees with ``class_names``.
+    """
+    try:
+        config = from_dict(DetectorConfig, ckpt["config"])
+    except ConfigError as exc:
+        raise CheckpointError(f"{path}: invalid config in checkpoint: {exc}") from exc
+    if list(config.model.class_names) != list(ckpt["class_names"]):
+        raise CheckpointError(f"{path}: class_names disagree with the stored config")
+    return config
