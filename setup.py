@@ -42,6 +42,10 @@ setup(
     maintainer_email="sr3d-ros@example.com",
     description="Real-time 3D object detection (TR3D architecture, SR3D training) for ROS 2.",
     license="Apache-2.0",
-    tests_require=["pytest"],
-    entry_points={"console_scripts": []},
+    entry_points={
+        "console_scripts": [
+            "sr3d-train=sr3d_training.cli.train:main",
+            "sr3d-eval=sr3d_training.cli.evaluate:main",
+        ]
+    },
 )
