@@ -1,0 +1,167 @@
+"""Training pipeline on real ScanNet scans: overfit, resume, non-finite guard, 2-process DDP."""
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+from sr3d_ros.checkpoints import load_checkpoint
+from sr3d_ros.config import InferenceConfig, ModelConfig
+from sr3d_training.config import DataConfig, OptimConfig, TrainConfig, load_train_config
+from sr3d_training.trainer import NonFiniteLossError, Trainer
+from sr3d_training.transforms import AugmentationConfig
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def tiny_config(data_root: Path, out: Path, **kw) -> TrainConfig:
+    """A small, fast configuration on real scans (4 cm voxels, width 0.25)."""
+    base = dict(
+        model=ModelConfig(voxel_size=0.04, width=0.25),
+        data=DataConfig(root=str(data_root / "scannet"), train_ids=("scene0000_00", "scene0000_01"), repeat=1),
+        augmentation=AugmentationConfig(point_ratio=0.5, normalize_colors=False),
+        optim=OptimConfig(warmup_steps=2, epochs=2, milestones=(1,)),
+        batch_size=1,
+        output_dir=str(out),
+        log_every=1,
+    )
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+@pytest.mark.slow
+def test_overfit_one_real_scan(data_root: Path, tmp_path: Path) -> None:
+    """TR3D baseline overfits scene0000_00 (train and evaluate on the same scan): mAP@0.25 >= 0.8."""
+    cfg = TrainConfig(
+        model=ModelConfig(voxel_size=0.02, width=0.5),
+        inference=InferenceConfig(),
+        data=DataConfig(root=str(data_root / "scannet"), train_ids=("scene0000_00",), val_ids=("scene0000_00",), repeat=100),
+        augmentation=AugmentationConfig(point_ratio=None, flip_x_prob=0, flip_y_prob=0, rotation_range=0,
+                                        scale_range=(1.0, 1.0), normalize_colors=False),
+        optim=OptimConfig(warmup_steps=5, epochs=1, milestones=(), max_steps=90),
+        batch_size=1,
+        output_dir=str(tmp_path),
+    )
+    summary = Trainer(cfg, device="cpu", progress=False).fit()
+    assert summary["steps"] == 90
+    assert summary["metrics"]["mAP@0.25"] >= 0.8, summary["metrics"]
+    ckpt = load_checkpoint(tmp_path / "final.pt")
+    assert ckpt["provenance"]["metrics"]["mAP@0.25"] >= 0.8
+
+
+def test_resume_reproduces_uninterrupted_training(data_root: Path, tmp_path: Path) -> None:
+    straight = Trainer(tiny_config(data_root, tmp_path / "a"), device="cpu", progress=False)
+    straight.fit()
+    first = Trainer(tiny_config(data_root, tmp_path / "b", optim=OptimConfig(warmup_steps=2, epochs=1, milestones=(1,))),
+                    device="cpu", progress=False)
+    first.fit()
+    assert first.step == 2 and (tmp_path / "b" / "last.pt").is_file()
+    resumed = Trainer(tiny_config(data_root, tmp_path / "b"), device="cpu", resume=True, progress=False)
+    assert (resumed.step, resumed.epoch) == (2, 1)
+    resumed.fit()
+    assert resumed.step == straight.step == 4
+    for (name, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
+    # optimizer state continued too
+    sa, sb = straight.optimizer.state_dict()["state"], resumed.optimizer.state_dict()["state"]
+    torch.testing.assert_close(sa[0]["exp_avg"], sb[0]["exp_avg"], rtol=0, atol=0)
+
+
+def test_nonfinite_losses_are_skipped_then_stop(data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    trainer = Trainer(tiny_config(data_root, tmp_path, max_nonfinite_steps=3), device="cpu", progress=False)
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    real = trainer.criterion.__call__
+
+    def nan_loss(*args, **kwargs):  # type: ignore[no-untyped-def]
+        out = real(*args, **kwargs)
+        return dataclasses.replace(out, total=out.total * float("nan"))
+
+    monkeypatch.setattr(trainer, "criterion", nan_loss)
+    batch = next(iter(trainer._loader()))
+    assert trainer.train_step(batch) is None
+    assert trainer.train_step(batch) is None
+    assert trainer.nonfinite_total == 2 and trainer.step == 0
+    for k, v in trainer.model.state_dict().items():  # weights untouched by skipped steps
+        if v.dtype.is_floating_point:
+            assert torch.equal(v, before[k]), k
+    with pytest.raises(NonFiniteLossError, match="3 non-finite"):
+        trainer.train_step(batch)
+
+
+def test_ctrl_c_saves_a_resumable_checkpoint(data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    trainer = Trainer(tiny_config(data_root, tmp_path), device="cpu", progress=False)
+    real_step = trainer.train_step
+
+    def interrupt_after_one(batch):  # type: ignore[no-untyped-def]
+        if trainer.step >= 1:
+            raise KeyboardInterrupt
+        return real_step(batch)
+
+    monkeypatch.setattr(trainer, "train_step", interrupt_after_one)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit()
+    ckpt = load_checkpoint(tmp_path / "last.pt")
+    assert ckpt["training_state"]["step"] == 1
+    assert not list(tmp_path.glob(".last.pt.*"))  # atomic: no temporary left behind
+
+
+def test_example_configs_load() -> None:
+    for name in ("train_scannet_default.yaml", "train_scannet_default_sr3d.yaml"):
+        cfg = load_train_config(REPO / "config" / name)
+        assert cfg.model.width == 0.5 and cfg.data.train_ids == ("scene0000_00", "scene0000_01")
+        assert Path(cfg.data.root).is_absolute()
+    with pytest.raises(Exception, match="unknown key"):
+        load_train_config(REPO / "config" / "train_scannet_default.yaml", {"optim": {"learning_rate": 1.0}})
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.slow
+def test_ddp_two_processes_gloo_keep_equal_weights(data_root: Path, tmp_path: Path) -> None:
+    script = tmp_path / "ddp_worker.py"
+    script.write_text(textwrap.dedent(f"""
+        import os, torch, torch.distributed as dist
+        from pathlib import Path
+        from sr3d_ros.config import ModelConfig
+        from sr3d_training.config import DataConfig, OptimConfig, TrainConfig
+        from sr3d_training.trainer import Trainer
+        from sr3d_training.transforms import AugmentationConfig
+        torch.set_num_threads(1)
+        cfg = TrainConfig(model=ModelConfig(voxel_size=0.04, width=0.25),
+                          data=DataConfig(root={str(data_root / 'scannet')!r}, train_ids=("scene0000_00", "scene0000_01"), repeat=2),
+                          augmentation=AugmentationConfig(point_ratio=0.5, normalize_colors=False),
+                          optim=OptimConfig(warmup_steps=1, epochs=1, max_steps=2), batch_size=1,
+                          output_dir={str(tmp_path / 'run')!r})
+        t = Trainer(cfg, device="cpu", progress=False)
+        init = {{k: v.clone() for k, v in t.model.state_dict().items()}}
+        t.fit()
+        rank = dist.get_rank()
+        torch.save({{"init": init, "final": t.model.state_dict(), "world": dist.get_world_size()}}, Path({str(tmp_path)!r}) / f"rank{{rank}}.pt")
+        dist.destroy_process_group()
+    """))
+    env = dict(os.environ, MASTER_ADDR="127.0.0.1", GLOO_SOCKET_IFNAME="lo", OMP_NUM_THREADS="1")
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
+         f"--master_port={_free_port()}", str(script)],
+        env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    r0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
+    r1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
+    assert r0["world"] == r1["world"] == 2
+    changed = 0
+    for name, w0 in r0["final"].items():
+        torch.testing.assert_close(w0, r1["final"][name], rtol=0, atol=0, msg=name)
+        changed += int(not torch.equal(w0, r0["init"][name]))
+    assert changed > 0  # the steps did update the weights

@@ -1,0 +1,60 @@
+"""``sr3d-train --config config/<name>.yaml [--resume]``: train a detector (DDP via torchrun)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from sr3d_ros.config import ConfigError
+
+from ..config import load_train_config
+from ..trainer import NonFiniteLossError, Trainer
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="sr3d-train",
+        description="Train the TR3D-architecture detector (TR3D baseline or SR3D: SPOTA + RAS). "
+        "Multi-GPU / multi-node: torchrun --nproc_per_node N $(which sr3d-train) --config ...",
+    )
+    p.add_argument("--config", required=True, help="training YAML (see config/train_*.yaml)")
+    p.add_argument("--resume", action="store_true", help="continue from OUTPUT_DIR/last.pt")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--output-dir", default=None, help="override output_dir")
+    p.add_argument("--max-steps", type=int, default=None, help="override optim.max_steps")
+    p.add_argument("--seed", type=int, default=None, help="override seed")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    overrides: dict = {}
+    if args.output_dir is not None:
+        overrides["output_dir"] = args.output_dir
+    if args.max_steps is not None:
+        overrides["optim"] = {"max_steps": args.max_steps}
+    if args.seed is not None:
+        overrides["seed"] = args.seed
+    try:
+        cfg = load_train_config(args.config, overrides)
+        trainer = Trainer(cfg, device=args.device, resume=args.resume, progress=not args.no_progress,
+                          extra_provenance={"argv": sys.argv, "config_file": args.config})
+    except (FileNotFoundError, ConfigError, ValueError) as exc:
+        print(f"sr3d-train: error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        summary = trainer.fit()
+    except KeyboardInterrupt:
+        print(f"sr3d-train: interrupted; state saved to {trainer.checkpoint_path()} (resume with --resume)", file=sys.stderr)
+        return 130
+    except NonFiniteLossError as exc:
+        print(f"sr3d-train: error: {exc}", file=sys.stderr)
+        return 3
+    if trainer.dist.is_main:
+        print(json.dumps(summary, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,173 @@
+"""Training configuration: one YAML file -> :class:`TrainConfig` (unknown keys are errors).
+
+Relative data paths are resolved against the config file's folder, so configs in ``config/``
+can point at ``../../shared/data/...`` and work from any working directory.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sr3d_ros.config import ConfigError, DetectorConfig, InferenceConfig, ModelConfig, from_dict
+
+from .assigners import AssignerConfig
+from .losses import ClassificationLossConfig
+from .transforms import AugmentationConfig
+
+__all__ = ["DataConfig", "OptimConfig", "TrainConfig", "load_train_config"]
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """Which samples to train and validate on.
+
+    Attributes:
+        dataset: ``"scannet"`` (per-scene export) or ``"sunrgbd"`` (standard export).
+        root: dataset root (relative: to the config file's folder).
+        train_ids: scene ids (ScanNet) or frame ids (SUN RGB-D) to train on; empty with
+            ``train_split`` set uses the split file.
+        val_ids: ids evaluated after each ``eval_every`` epochs and at the end.
+        train_split / val_split: split names used when the id lists are empty.
+        repeat: how many times the training list is repeated per epoch (TR3D: 15 ScanNet).
+    """
+
+    dataset: str = "scannet"
+    root: str = "../../shared/data/scannet"
+    train_ids: tuple[str, ...] = ()
+    val_ids: tuple[str, ...] = ()
+    train_split: str | None = None
+    val_split: str | None = None
+    repeat: int = 1
+
+    def __post_init__(self) -> None:
+        if self.dataset not in ("scannet", "sunrgbd"):
+            raise ConfigError(f"data.dataset must be 'scannet' or 'sunrgbd', got {self.dataset!r}")
+        if self.repeat < 1:
+            raise ConfigError("data.repeat must be >= 1")
+        if not self.train_ids and self.train_split is None:
+            raise ConfigError("data: give train_ids or train_split")
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimConfig:
+    """AdamW + linear warm-up + step decay (TR3D / SR3D schedule).
+
+    Attributes:
+        lr: peak learning rate (1e-3). weight_decay: AdamW decay (1e-4).
+        warmup_steps: linear warm-up length in optimizer steps (300), from ``warmup_start_lr``.
+        milestones: epochs after which the lr is multiplied by ``gamma`` (8, 11, 12).
+        gamma: decay factor (0.1). epochs: total epochs (13).
+        grad_clip: max gradient L2 norm (10; 0 disables).
+        max_steps: stop after this many optimizer steps (0 = no limit; for quick runs).
+    """
+
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    warmup_steps: int = 300
+    warmup_start_lr: float = 1e-5
+    milestones: tuple[int, ...] = (8, 11, 12)
+    gamma: float = 0.1
+    epochs: int = 13
+    grad_clip: float = 10.0
+    max_steps: int = 0
+
+    def __post_init__(self) -> None:
+        if self.lr <= 0 or self.warmup_start_lr <= 0:
+            raise ConfigError("optim.lr and optim.warmup_start_lr must be > 0")
+        if self.epochs < 1:
+            raise ConfigError("optim.epochs must be >= 1")
+
+    def lr_at(self, step: int, epoch: int) -> float:
+        """Learning rate for optimizer step ``step`` (0-based) in epoch ``epoch`` (0-based)."""
+        decay = self.gamma ** sum(1 for m in self.milestones if epoch >= m)
+        if step < self.warmup_steps:
+            t = step / max(self.warmup_steps, 1)
+            return (self.warmup_start_lr + t * (self.lr - self.warmup_start_lr)) * decay
+        return self.lr * decay
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Everything a training run needs (see ``config/train_*.yaml`` for documented examples).
+
+    Attributes:
+        model / inference: the detector (travels with every checkpoint).
+        data: samples. augmentation: training augmentations (colour normalisation is done by
+            the model, so keep ``normalize_colors: false``).
+        optim: optimizer and schedule.
+        assigner: label assignment (``kind: tr3d`` baseline or ``spota`` for SR3D).
+        cls_loss: classification loss (``kind: focal`` baseline, ``ras`` for SR3D, ``qfl``,
+            ``vfl``).
+        bbox_loss_weight: weight of the DIoU box loss.
+        batch_size: scenes per optimizer step per process.
+        num_workers: DataLoader workers.
+        seed: seeds python, numpy and torch (each rank adds its rank).
+        amp: mixed precision (CUDA only; ignored on CPU).
+        max_nonfinite_steps: stop with an error after this many non-finite losses in a row.
+        output_dir: checkpoints + TensorBoard logs (relative: to the current directory).
+        eval_every: evaluate on ``data.val_ids`` every n epochs (0 = only at the end).
+        log_every: log scalars every n steps.
+    """
+
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    inference: InferenceConfig = dataclasses.field(default_factory=InferenceConfig)
+    data: DataConfig = dataclasses.field(default_factory=lambda: DataConfig(train_ids=("scene0000_00",)))
+    augmentation: AugmentationConfig = dataclasses.field(default_factory=lambda: AugmentationConfig(normalize_colors=False))
+    optim: OptimConfig = dataclasses.field(default_factory=OptimConfig)
+    assigner: AssignerConfig = dataclasses.field(default_factory=AssignerConfig)
+    cls_loss: ClassificationLossConfig = dataclasses.field(default_factory=ClassificationLossConfig)
+    bbox_loss_weight: float = 1.0
+    batch_size: int = 4
+    num_workers: int = 0
+    seed: int = 0
+    amp: bool = True
+    max_nonfinite_steps: int = 10
+    output_dir: str = "outputs/run"
+    eval_every: int = 0
+    log_every: int = 10
+
+    def __post_init__(self) -> None:
+        if self.augmentation.normalize_colors:
+            raise ConfigError("augmentation.normalize_colors must be false: the model normalises colours itself")
+        if self.batch_size < 1:
+            raise ConfigError("batch_size must be >= 1")
+
+    @property
+    def detector(self) -> DetectorConfig:
+        return DetectorConfig(self.model, self.inference)
+
+
+def load_train_config(path: str | Path, overrides: dict[str, Any] | None = None) -> TrainConfig:
+    """Read a training YAML; resolve ``data.root`` against the file's folder.
+
+    Args:
+        path: YAML file.
+        overrides: nested mapping merged over the file's content (e.g. from the CLI).
+
+    Raises:
+        FileNotFoundError, ConfigError (naming the file and key).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"training config not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: top level must be a mapping")
+    for key, value in (overrides or {}).items():
+        if isinstance(value, dict) and isinstance(data.get(key), dict):
+            data[key] = {**data[key], **value}
+        else:
+            data[key] = value
+    root = (data.get("data") or {}).get("root")
+    if isinstance(root, str) and not Path(root).is_absolute():
+        data.setdefault("data", {})["root"] = str((path.parent / root).resolve())
+    try:
+        return from_dict(TrainConfig, data)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc

@@ -1,0 +1,98 @@
+"""Detection loss of one batch: label assignment + classification loss + DIoU box loss.
+
+Per scene: decode the head's boxes, assign locations to ground-truth boxes (TR3D or SPOTA,
+from the config), then
+
+* classification: the configured loss (focal baseline, or RAS / QFL / VFL) summed over all
+  locations of all scenes and divided by the total number of positives (TR3D's normalisation);
+* box: DIoU loss (Zheng et al., AAAI 2020; 3D centre term, rotated IoU for yaw models) averaged
+  over all positives of the batch.
+
+The IoU each positive's predicted box has with its assigned box (detached) is what RAS/QFL/VFL
+use as quality target.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from sr3d_ros.geometry import aligned_box_iou_3d, diou_loss
+from sr3d_ros.models import HeadOutputs, decode_boxes
+
+from .assigners import Assigner
+from .losses import ClassificationLoss
+
+__all__ = ["DetectionLoss", "LossOutput"]
+
+
+@dataclass
+class LossOutput:
+    """Total loss and its parts (scalars) plus bookkeeping."""
+
+    total: torch.Tensor
+    cls: torch.Tensor
+    bbox: torch.Tensor
+    num_pos: int
+    mean_pos_iou: float
+
+
+class DetectionLoss:
+    """Callable computing :class:`LossOutput` from head outputs and ground truth.
+
+    Args:
+        assigner: label assigner (``assign(locations, levels, gt_boxes, gt_labels, pred_boxes,
+            cls_logits)``).
+        cls_loss: classification loss (``(cls_logits, gt_index, gt_labels, ious) -> sum``).
+        yaw_parametrization: how the head's boxes decode (model config).
+        with_yaw: rotated IoU for the box loss (yaw datasets) instead of axis-aligned.
+        bbox_loss_weight: weight of the box loss.
+    """
+
+    def __init__(
+        self,
+        assigner: Assigner,
+        cls_loss: ClassificationLoss,
+        yaw_parametrization: str = "sincos",
+        with_yaw: bool = False,
+        bbox_loss_weight: float = 1.0,
+    ) -> None:
+        self.assigner = assigner
+        self.cls_loss = cls_loss
+        self.yaw_parametrization = yaw_parametrization
+        self.with_yaw = with_yaw
+        self.bbox_loss_weight = bbox_loss_weight
+
+    def __call__(self, outputs: HeadOutputs, gt_boxes: list[torch.Tensor], gt_labels: list[torch.Tensor]) -> LossOutput:
+        """Args:
+            outputs: head outputs of the batch (``outputs.batch`` indexes ``gt_*``).
+            gt_boxes: per scene ``(K_i, 7)`` float boxes (our convention) on the model's device.
+            gt_labels: per scene ``(K_i,)`` int64.
+        """
+        device = outputs.cls_logits.device
+        cls_sum = outputs.cls_logits.new_zeros(())
+        box_losses: list[torch.Tensor] = []
+        ious_all: list[torch.Tensor] = []
+        num_pos = 0
+        rotated = True if self.with_yaw else False
+        for b, (boxes, labels) in enumerate(zip(gt_boxes, gt_labels)):
+            rows = torch.nonzero(outputs.batch == b, as_tuple=True)[0]
+            o = outputs.select(rows)
+            pred = decode_boxes(o.locations, o.bbox_pred, self.yaw_parametrization)
+            result = self.assigner.assign(o.locations, o.levels, boxes, labels, pred.detach(), o.cls_logits.detach())
+            gt_index = result.gt_index
+            pos = gt_index >= 0
+            ious = torch.zeros(len(rows), device=device, dtype=pred.dtype)
+            if bool(pos.any()):
+                target = boxes[gt_index[pos]]
+                with torch.no_grad():
+                    ious[pos] = aligned_box_iou_3d(pred[pos].detach(), target, rotated=rotated).clamp(0, 1).to(pred.dtype)
+                box_losses.append(diou_loss(pred[pos], target, rotated=rotated, reduction="none"))
+                ious_all.append(ious[pos])
+                num_pos += int(pos.sum())
+            cls_sum = cls_sum + self.cls_loss(o.cls_logits, gt_index, labels, ious)
+        cls = cls_sum / max(num_pos, 1)
+        bbox = torch.cat(box_losses).mean() if box_losses else outputs.bbox_pred.sum() * 0.0
+        total = cls + self.bbox_loss_weight * bbox
+        mean_iou = float(torch.cat(ious_all).mean()) if ious_all else 0.0
+        return LossOutput(total, cls.detach(), bbox.detach(), num_pos, mean_iou)

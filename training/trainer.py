@@ -1,0 +1,401 @@
+"""Training loop: AdamW + warm-up/step schedule, AMP on CUDA, DDP through torchrun, atomic
+checkpoints every epoch and on Ctrl-C, exact resume, non-finite-loss guard, TensorBoard."""
+from __future__ import annotations
+
+import math
+import os
+import random
+import signal
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from sr3d_ros.checkpoints import config_from_checkpoint, load_checkpoint, save_checkpoint
+from sr3d_ros.config import to_dict
+from sr3d_ros.inference import resolve_device
+from sr3d_ros.models import TR3DDetector, points_to_sparse
+
+from .assigners import AssignerConfig
+from .config import TrainConfig
+from .criterion import DetectionLoss
+from .datasets import ScanNetDataset, SunRGBDDataset
+from .datasets.sample import Sample
+from .evaluate import evaluate_predictions, predict_dataset
+from .losses import build_classification_loss
+from .transforms import IndoorAugmentation
+
+__all__ = ["Trainer", "NonFiniteLossError", "build_datasets", "collate_samples", "seed_everything"]
+
+
+class NonFiniteLossError(RuntimeError):
+    """Too many consecutive non-finite losses (the configured ``max_nonfinite_steps``)."""
+
+
+class _Repeat(Dataset):
+    def __init__(self, base: Any, times: int) -> None:
+        self.base, self.times = base, times
+
+    def __len__(self) -> int:
+        return len(self.base) * self.times
+
+    def __getitem__(self, i: int) -> Sample:
+        return self.base[i % len(self.base)]
+
+
+class _Augmented(Dataset):
+    """Applies the augmentation with a per-item generator derived from (seed, epoch, index)."""
+
+    def __init__(self, base: Dataset, augmentation: IndoorAugmentation, seed: int) -> None:
+        self.base, self.augmentation, self.seed = base, augmentation, seed
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.base)  # type: ignore[arg-type]
+
+    def __getitem__(self, i: int) -> Sample:
+        rng = np.random.default_rng([self.seed, self.epoch, i])
+        return self.augmentation(self.base[i], rng)
+
+
+def build_datasets(cfg: TrainConfig) -> tuple[Dataset, Any]:
+    """(augmented, repeated training set, plain validation set or None) from the config.
+
+    Raises:
+        FileNotFoundError / ValueError from the dataset loaders (they name the file).
+    """
+    d = cfg.data
+
+    def make(ids: tuple[str, ...], split: str | None) -> Any:
+        if not ids and split is None:
+            return None
+        kw: dict[str, Any] = {"scene_ids": list(ids)} if ids else {"split": split}
+        if d.dataset == "scannet":
+            return ScanNetDataset(d.root, **kw)
+        kw = {"frame_ids": list(ids)} if ids else {"split": split}
+        return SunRGBDDataset(d.root, **kw, class_names=cfg.model.class_names)
+
+    train = make(d.train_ids, d.train_split)
+    val = make(d.val_ids, d.val_split)
+    train = _Augmented(_Repeat(train, d.repeat), IndoorAugmentation(cfg.augmentation), cfg.seed)
+    return train, val
+
+
+def collate_samples(samples: list[Sample]) -> dict[str, Any]:
+    """Batch samples as lists (clouds differ in size): points, gt_boxes, gt_labels, ids."""
+    return {
+        "points": [torch.as_tensor(s.points, dtype=torch.float32) for s in samples],
+        "gt_boxes": [torch.as_tensor(s.gt_boxes, dtype=torch.float32) for s in samples],
+        "gt_labels": [torch.as_tensor(s.gt_labels, dtype=torch.int64) for s in samples],
+        "ids": [s.sample_id for s in samples],
+    }
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _rng_state() -> dict[str, Any]:
+    np_state = np.random.get_state()
+    return {
+        "python": random.getstate(),
+        "numpy": {"keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
+                  "has_gauss": int(np_state[3]), "cached": float(np_state[4])},
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    py = state["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    n = state["numpy"]
+    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
+    torch.set_rng_state(state["torch"])
+    if state.get("cuda") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _git_revision() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
+                              cwd=Path(__file__).resolve().parent).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+@dataclass
+class _DistInfo:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def _init_distributed(device: torch.device) -> _DistInfo:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return _DistInfo()
+    info = _DistInfo(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return info
+
+
+class Trainer:
+    """Trains a :class:`~sr3d_ros.models.TR3DDetector` as described by a :class:`TrainConfig`.
+
+    Args:
+        cfg: the training configuration.
+        device: ``"auto"`` | ``"cpu"`` | ``"cuda"`` (under torchrun: ``cuda:LOCAL_RANK``).
+        resume: continue from ``output_dir/last.pt`` (model, optimizer, schedule position,
+            step, epoch, RNG states).
+        progress: show tqdm progress bars (rank 0 only).
+        extra_provenance: recorded in every checkpoint (e.g. the command line).
+    """
+
+    def __init__(self, cfg: TrainConfig, device: str = "auto", resume: bool = False, progress: bool = True,
+                 extra_provenance: dict[str, Any] | None = None) -> None:
+        self.cfg = cfg
+        self.device = resolve_device(device)
+        self.dist = _init_distributed(self.device)
+        if self.device.type == "cuda" and self.dist.enabled:
+            self.device = torch.device("cuda", self.dist.local_rank)
+            torch.cuda.set_device(self.device)
+        seed_everything(cfg.seed + self.dist.rank)
+        self.out_dir = Path(cfg.output_dir)
+        self.progress = progress and self.dist.is_main
+        self.model = TR3DDetector(cfg.model).to(self.device)
+        assigner_cfg = AssignerConfig.from_dict({**cfg.assigner.to_dict(), "label2level": list(cfg.model.label2level)})
+        self.criterion = DetectionLoss(
+            assigner_cfg.build(), build_classification_loss(cfg.cls_loss),
+            cfg.model.yaw_parametrization, cfg.model.with_yaw, cfg.bbox_loss_weight,
+        )
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
+        self.use_amp = cfg.amp and self.device.type == "cuda"
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
+        self.train_set, self.val_set = build_datasets(cfg)
+        self.sampler = DistributedSampler(self.train_set, num_replicas=self.dist.world_size, rank=self.dist.rank,
+                                          shuffle=True, seed=cfg.seed) if self.dist.enabled else None
+        self.step = 0
+        self.epoch = 0
+        self.nonfinite_in_row = 0
+        self.nonfinite_total = 0
+        self.history: list[dict[str, float]] = []
+        self.provenance = {"command": extra_provenance or {}, "git": _git_revision(), "config": to_dict(cfg)}
+        self.ddp_model: torch.nn.Module = self.model
+        if self.dist.enabled:
+            self.ddp_model = torch.nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        if resume:
+            self._resume()
+        self._writer = self._make_writer()
+        self._stop_requested = False
+
+    # ------------------------------------------------------------------ setup helpers
+    def _make_writer(self) -> Any:
+        if not self.dist.is_main:
+            return None
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:  # tensorboard not installed: scalars go to history.json only
+            return None
+        return SummaryWriter(str(self.out_dir / "tensorboard"))
+
+    def _loader(self) -> DataLoader:
+        generator = torch.Generator().manual_seed(self.cfg.seed + 1000 * self.epoch)
+        if isinstance(self.train_set, _Augmented):
+            self.train_set.epoch = self.epoch
+        if self.sampler is not None:
+            self.sampler.set_epoch(self.epoch)
+        return DataLoader(self.train_set, batch_size=self.cfg.batch_size, shuffle=self.sampler is None,
+                          sampler=self.sampler, num_workers=self.cfg.num_workers, collate_fn=collate_samples,
+                          generator=generator, drop_last=False)
+
+    # ------------------------------------------------------------------ checkpoints
+    def checkpoint_path(self, name: str = "last.pt") -> Path:
+        return self.out_dir / name
+
+    def save(self, name: str = "last.pt", metrics: dict[str, Any] | None = None) -> Path:
+        """Write a resumable checkpoint atomically (rank 0 only); returns its path."""
+        path = self.checkpoint_path(name)
+        if not self.dist.is_main:
+            return path
+        state = {
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "step": self.step,
+            "epoch": self.epoch,
+            "nonfinite_total": self.nonfinite_total,
+            "rng": _rng_state(),
+            "history": self.history,
+        }
+        prov = dict(self.provenance, saved_at=datetime.now(timezone.utc).isoformat(), step=self.step, epoch=self.epoch)
+        if metrics:
+            prov["metrics"] = metrics
+        save_checkpoint(path, self.model.state_dict(), self.cfg.detector, prov, training_state=state)
+        return path
+
+    def _resume(self) -> None:
+        path = self.checkpoint_path()
+        ckpt = load_checkpoint(path, map_location="cpu")
+        stored = config_from_checkpoint(ckpt, path)
+        if stored.model != self.cfg.model:
+            raise ValueError(f"{path}: the checkpoint's model config differs from the training config")
+        self.model.load_state_dict(ckpt["state_dict"])
+        state = ckpt.get("training_state")
+        if state is None:
+            raise ValueError(f"{path}: no training state to resume from")
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.step, self.epoch = int(state["step"]), int(state["epoch"])
+        self.nonfinite_total = int(state.get("nonfinite_total", 0))
+        self.history = list(state.get("history", []))
+        _set_rng_state(state["rng"])
+
+    # ------------------------------------------------------------------ training
+    def _set_lr(self) -> float:
+        lr = self.cfg.optim.lr_at(self.step, self.epoch)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        return lr
+
+    def train_step(self, batch: dict[str, Any]) -> dict[str, float] | None:
+        """One optimizer step; returns logged scalars, or ``None`` when skipped (non-finite).
+
+        Raises:
+            NonFiniteLossError: after ``max_nonfinite_steps`` consecutive non-finite losses.
+        """
+        self.model.train()
+        lr = self._set_lr()
+        points = [p.to(self.device) for p in batch["points"]]
+        gt_boxes = [b.to(self.device) for b in batch["gt_boxes"]]
+        gt_labels = [lab.to(self.device) for lab in batch["gt_labels"]]
+        x = points_to_sparse(points, self.cfg.model.voxel_size, self.cfg.model.color_mean)
+        # BatchNorm running statistics change in the forward pass; keep a copy so a skipped
+        # (non-finite) step leaves the model exactly as it was.
+        buffers = {k: v.clone() for k, v in self.model.named_buffers()}
+        with torch.autocast(self.device.type, enabled=self.use_amp):
+            outputs = self.ddp_model(x)
+        loss = self.criterion(outputs, gt_boxes, gt_labels)
+        finite = torch.isfinite(loss.total).to(torch.float32)
+        if self.dist.enabled:  # every rank skips together
+            dist.all_reduce(finite, op=dist.ReduceOp.MIN)
+        self.optimizer.zero_grad(set_to_none=True)
+        if finite.item() < 1:
+            with torch.no_grad():
+                for k, v in self.model.named_buffers():
+                    v.copy_(buffers[k])
+            self.nonfinite_in_row += 1
+            self.nonfinite_total += 1
+            if self.nonfinite_in_row >= self.cfg.max_nonfinite_steps:
+                raise NonFiniteLossError(
+                    f"{self.nonfinite_in_row} non-finite losses in a row (step {self.step}); "
+                    "lower the learning rate or check the data"
+                )
+            if self.dist.enabled:  # keep DDP's gradient hooks in step: reduce zeros
+                (loss.total.nan_to_num(0.0, 0.0, 0.0) * 0.0).backward()
+                self.optimizer.zero_grad(set_to_none=True)
+            return None
+        self.nonfinite_in_row = 0
+        self.scaler.scale(loss.total).backward()
+        grad_norm = 0.0
+        if self.cfg.optim.grad_clip > 0:
+            self.scaler.unscale_(self.optimizer)
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.optim.grad_clip))
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.step += 1
+        return {"loss": float(loss.total.detach()), "cls_loss": float(loss.cls), "bbox_loss": float(loss.bbox),
+                "num_pos": float(loss.num_pos), "pos_iou": loss.mean_pos_iou, "lr": lr, "grad_norm": grad_norm}
+
+    def _log(self, scalars: dict[str, float]) -> None:
+        if self._writer is not None:
+            for k, v in scalars.items():
+                self._writer.add_scalar(f"train/{k}", v, self.step)
+
+    def evaluate(self) -> dict[str, Any] | None:
+        """mAP@0.25/0.5 on the validation ids (rank 0), or None without a validation set."""
+        if self.val_set is None or not self.dist.is_main:
+            return None
+        results = predict_dataset(self.model, self.val_set, self.cfg.inference, self.device)
+        ev = evaluate_predictions(results, self.cfg.model.class_names)
+        metrics = {f"mAP@{t}": float(ev.mAP[t]) for t in ev.mAP}
+        if self._writer is not None:
+            for k, v in metrics.items():
+                self._writer.add_scalar(f"val/{k}", v, self.step)
+        return metrics
+
+    def fit(self) -> dict[str, Any]:
+        """Train to the configured epochs / max_steps; save ``last.pt`` each epoch, on Ctrl-C
+        (then re-raise KeyboardInterrupt) and ``final.pt`` at the end.
+
+        Returns:
+            ``{"steps", "epochs", "nonfinite_total", "metrics", "seconds"}``.
+        """
+        from tqdm import tqdm
+
+        t0 = time.time()
+        previous = signal.getsignal(signal.SIGTERM)
+        in_main_thread = threading.current_thread() is threading.main_thread()
+        if in_main_thread:  # SIGTERM (e.g. a scheduler stopping the job) ends like Ctrl-C
+            signal.signal(signal.SIGTERM, self._on_sigterm)
+        metrics: dict[str, Any] | None = None
+        optim = self.cfg.optim
+        try:
+            while self.epoch < optim.epochs and not self._done():
+                loader = self._loader()
+                bar = tqdm(loader, desc=f"epoch {self.epoch + 1}/{optim.epochs}", disable=not self.progress,
+                           dynamic_ncols=True, leave=False)
+                for batch in bar:
+                    scalars = self.train_step(batch)
+                    if scalars is not None:
+                        if self.step % max(self.cfg.log_every, 1) == 0 or self.step == 1:
+                            self._log(scalars)
+                            self.history.append({"step": self.step, **scalars})
+                        bar.set_postfix(loss=f"{scalars['loss']:.3f}", lr=f"{scalars['lr']:.2e}", pos=int(scalars["num_pos"]))
+                    if self._done() or self._stop_requested:
+                        break
+                if self._stop_requested:
+                    raise KeyboardInterrupt
+                self.epoch += 1
+                if self.cfg.eval_every and self.epoch % self.cfg.eval_every == 0:
+                    metrics = self.evaluate()
+                self.save("last.pt", metrics)
+            metrics = self.evaluate()
+            final = self.save("final.pt", metrics)
+            self.save("last.pt", metrics)
+        except KeyboardInterrupt:
+            self.save("last.pt")
+            raise
+        finally:
+            if in_main_thread:
+                signal.signal(signal.SIGTERM, previous)
+            if self._writer is not None:
+                self._writer.flush()
+        return {"steps": self.step, "epochs": self.epoch, "nonfinite_total": self.nonfinite_total,
+                "metrics": metrics, "seconds": time.time() - t0, "checkpoint": str(final)}
+
+    def _done(self) -> bool:
+        return self.cfg.optim.max_steps > 0 and self.step >= self.cfg.optim.max_steps
+
+    def _on_sigterm(self, signum: int, frame: Any) -> None:
+        self._stop_requested = True
