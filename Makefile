@@ -10,6 +10,10 @@ export ROS_LOG_DIR ?= $(or $(TMPDIR),/tmp)/sr3d_ros_ros_log
 export MASTER_ADDR := 127.0.0.1
 export GLOO_SOCKET_IFNAME := lo
 export PYTHONUNBUFFERED := 1
+# rclpy from the PyPI wheels (see scripts/env.sh): Fast DDS is the only RMW in the venv, and
+# ament_index lookups (vision_msgs share files) need the venv as an ament prefix.
+export RMW_IMPLEMENTATION := rmw_fastrtps_cpp
+export AMENT_PREFIX_PATH := $(abspath $(VENV))$(if $(AMENT_PREFIX_PATH),:$(AMENT_PREFIX_PATH))
 
 .PHONY: setup minkowski test demo bench clean
 

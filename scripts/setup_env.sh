@@ -6,7 +6,7 @@
 # Creates VENV if missing and installs into it:
 #   * torch==2.13.0, only if torch is not importable (pip takes the local CPU wheel; an existing
 #     torch, e.g. a user's CUDA build, is kept);
-#   * numpy pyyaml scipy shapely pytest tqdm rich rosbags open3d (+ Debian libusb-1.0-0 and
+#   * numpy pyyaml scipy shapely pytest tqdm rich rosbags open3d tensorboard pillow (+ Debian libusb-1.0-0 and
 #     mesa-vulkan-drivers for open3d, via apt-get as root or sudo);
 #   * the ROS 2 Kilted wheels from PyPI (rclpy with Fast DDS, std/geometry/sensor/visualization/
 #     diagnostic msgs) and the rosidl/ament build tools;
@@ -52,7 +52,7 @@ ROS_BUILD=(
   "catkin_pkg"
   "cmake>=3.22,<5"
 )
-PY_DEPS=(numpy pyyaml scipy shapely pytest tqdm rich rosbags open3d "setuptools>=70.1" wheel)
+PY_DEPS=(numpy pyyaml scipy shapely pytest tqdm rich rosbags open3d tensorboard pillow "setuptools>=70.1" wheel)
 APT_DEPS=(libusb-1.0-0 mesa-vulkan-drivers)
 
 hash_files() {  # sha256 over names + contents of the given files (sorted)

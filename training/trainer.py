@@ -372,6 +372,10 @@ class Trainer:
                             self._log(scalars)
                             self.history.append({"step": self.step, **scalars})
                         bar.set_postfix(loss=f"{scalars['loss']:.3f}", lr=f"{scalars['lr']:.2e}", pos=int(scalars["num_pos"]))
+                        if not self.progress and self.dist.is_main and self.step % max(self.cfg.log_every, 1) == 0:
+                            print(f"epoch {self.epoch + 1} step {self.step}: loss {scalars['loss']:.4f} "
+                                  f"(cls {scalars['cls_loss']:.4f}, bbox {scalars['bbox_loss']:.4f}) "
+                                  f"pos {int(scalars['num_pos'])} lr {scalars['lr']:.2e}", flush=True)
                     if self._done() or self._stop_requested:
                         break
                 if self._stop_requested:
