@@ -1,0 +1,417 @@
+"""ROS 2 node ``pointcloud_detector``: PointCloud2 in, vision_msgs/Detection3DArray out.
+
+Topics (relative names, remap them or set a namespace):
+
+* ``~/input/points`` (sensor_msgs/PointCloud2, subscribed): xyz (FLOAT32/FLOAT64) + optional
+  colour (packed ``rgb``/``rgba`` or ``r, g, b``). Sensor-data QoS (keep last 1, volatile;
+  reliability from ``qos_reliability``).
+* ``~/output/detections`` (vision_msgs/Detection3DArray): one message per processed frame, header
+  copied from the input (stamp + frame_id), boxes in the input cloud's frame.
+* ``~/output/markers`` (visualization_msgs/MarkerArray): box edges + labels for RViz.
+* ``~/output/label_info`` (vision_msgs/LabelInfo, reliable + transient local): class id -> name,
+  published once at start-up; late subscribers still get it.
+* ``/diagnostics`` (diagnostic_msgs/DiagnosticArray): per processed frame, stage timings, points,
+  detections, dropped frames and an OK / WARN / ERROR level.
+
+Frames are never queued: the subscription callback only stores the newest message in a one-slot
+mailbox; a worker thread runs conversion + inference + publishing. A message that arrives while
+another is waiting in the mailbox replaces it (counted in ``frames_dropped``), so the node always
+works on the newest frame and its latency never grows.
+
+Bad input (empty cloud, no x/y/z, wrong field types, malformed sizes, all points NaN, more than
+``max_input_points``) logs a throttled warning and publishes an EMPTY Detection3DArray with the
+input header (and clears the markers); the node keeps running. Parameters: see
+:mod:`sr3d_ros.ros.params` and ``config/pointcloud_detector.yaml``.
+
+Gravity alignment: the model expects z up. ``gravity_transform.*`` gives the static transform
+from the input frame to a gravity-aligned one; points are moved with it before detection and the
+boxes moved back, so detections are published in the input frame. For a rotation about z only
+the boxes stay upright (yaw adjusted); for a tilted sensor each box orientation is the quaternion
+of the full rotation (``R^T Rz(yaw)``), see :mod:`sr3d_ros.frames`.
+
+Run: ``pointcloud_detector --ros-args -p checkpoint:=model.pt -r ~/input/points:=/camera/points``
+or ``python -m sr3d_ros.ros.pointcloud_node``. Exits 0 on Ctrl-C / SIGTERM / external shutdown,
+1 on invalid parameters or an unusable checkpoint.
+"""
+from __future__ import annotations
+
+import dataclasses
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
+from rclpy.exceptions import ParameterUninitializedException
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import PointCloud2
+from std_msgs.msg import Header
+from vision_msgs.msg import Detection3DArray, LabelInfo
+from visualization_msgs.msg import MarkerArray
+
+from sr3d_ros.ros import params as P
+from sr3d_ros.ros.env import ensure_safe_ros_env
+
+__all__ = ["NODE_NAME", "PointCloudDetectorNode", "main"]
+
+NODE_NAME = "pointcloud_detector"
+_WARN_THROTTLE_S = 5.0
+
+
+class BadInput(ValueError):
+    """The input cloud cannot be used (the message says why)."""
+
+
+class PointCloudDetectorNode(Node):
+    """The detector node (see the module docstring for topics and behaviour).
+
+    Args:
+        node_name: ROS node name.
+        detector: an already built detector (tests); default: load ``checkpoint``.
+        **node_kwargs: passed to ``rclpy.node.Node`` (``context``, ``namespace``,
+            ``parameter_overrides``, ``cli_args``, ...).
+
+    Raises:
+        sr3d_ros.ros.params.ParamError: invalid parameters (all problems listed).
+        FileNotFoundError / sr3d_ros.checkpoints.CheckpointError: unusable checkpoint.
+        ValueError: unusable device.
+    """
+
+    def __init__(self, node_name: str = NODE_NAME, *, detector: Any = None, **node_kwargs: Any) -> None:
+        super().__init__(node_name, **node_kwargs)
+        self._declare_parameters()
+        raw = self._raw_params()
+        self.params = P.validate_params(raw)  # structure first, classes once the model is loaded
+        self.detector = detector if detector is not None else self._load_detector(self.params)
+        self.class_names: tuple[str, ...] = tuple(self.detector.class_names)
+        self._base_inference = self.detector.config.inference
+        self.params = P.validate_params(raw, self.class_names)
+        self._apply_inference_params(self.params)
+        self._gravity = self.params.gravity_transform
+        self._rng = np.random.default_rng(0)
+
+        # mailbox + worker
+        self._cv = threading.Condition()
+        self._pending: Any = None
+        self._pending_t = 0.0
+        self._stop = False
+        self._stats = {"received": 0, "processed": 0, "dropped": 0, "bad_input": 0, "errors": 0}
+        self._dropped_reported = 0
+
+        reliable = self.params.qos_reliability == "reliable"
+        in_qos = QoSProfile(
+            history=HistoryPolicy.KEEP_LAST, depth=1,
+            reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT,
+            durability=DurabilityPolicy.VOLATILE,
+        )
+        latched = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
+                             reliability=ReliabilityPolicy.RELIABLE,
+                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        self.pub_detections = self.create_publisher(Detection3DArray, "~/output/detections", 5)
+        self.pub_markers = self.create_publisher(MarkerArray, "~/output/markers", 1)
+        self.pub_label_info = self.create_publisher(LabelInfo, "~/output/label_info", latched)
+        self.pub_diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._publish_label_info()
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+
+        self._worker = threading.Thread(target=self._work, name=f"{node_name}_worker", daemon=True)
+        self._worker.start()
+        self.sub_points = self.create_subscription(PointCloud2, "~/input/points", self._on_points, in_qos)
+        dev = getattr(self.detector, "device", "?")
+        self.get_logger().info(
+            f"ready: {len(self.class_names)} classes on {dev}, input "
+            f"{self.sub_points.topic_name} ({self.params.qos_reliability}), output "
+            f"{self.pub_detections.topic_name}"
+            + (", gravity transform set" if self._gravity is not None else "")
+        )
+
+    # -------------------------------------------------------------------------------- params
+
+    def _declare_parameters(self) -> None:
+        static = {"str": Parameter.Type.STRING, "bool": Parameter.Type.BOOL}
+        for spec in P.PARAMS:
+            desc = ParameterDescriptor(description=spec.description, read_only=not spec.dynamic)
+            if spec.kind in static:
+                self.declare_parameter(spec.name, spec.default, desc)
+            else:
+                # Numbers and lists are typed dynamically so that `1` for a float or `[]` in a
+                # YAML file (which ROS cannot type) are accepted; validate_params checks them.
+                desc.dynamic_typing = True
+                value = list(spec.default) if isinstance(spec.default, tuple) else spec.default
+                self.declare_parameter(spec.name, value if value != [] else None, desc)
+
+    def _raw_params(self, changes: Sequence[Any] = ()) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for spec in P.PARAMS:
+            try:
+                p = self.get_parameter(spec.name)
+            except ParameterUninitializedException:  # static type, no value
+                out[spec.name] = None
+                continue
+            out[spec.name] = None if p.type_ == Parameter.Type.NOT_SET else p.value
+        for p in changes:
+            out[p.name] = None if p.type_ == Parameter.Type.NOT_SET else p.value
+        return out
+
+    def _on_set_parameters(self, changes: list[Any]) -> Any:
+        try:
+            new = P.validate_params(self._raw_params(changes), self.class_names)
+        except P.ParamError as exc:
+            return SetParametersResult(successful=False, reason=str(exc))
+        self.params = new
+        self._apply_inference_params(new)
+        self.get_logger().info("parameters updated: " + ", ".join(p.name for p in changes))
+        return SetParametersResult(successful=True)
+
+    def _apply_inference_params(self, p: Any) -> None:
+        if not hasattr(self.detector, "config"):
+            return
+        inf = dataclasses.replace(
+            self._base_inference,
+            score_threshold=p.score_threshold,
+            iou_threshold=p.nms_iou_threshold,
+            max_detections=p.max_detections or self._base_inference.max_detections,
+        )
+        self.detector.config = dataclasses.replace(self.detector.config, inference=inf)
+
+    def _load_detector(self, p: Any) -> Any:
+        from sr3d_ros.inference import PointCloudDetector, default_checkpoint_path
+
+        path = p.checkpoint or None
+        if path is None and not default_checkpoint_path().is_file():
+            raise FileNotFoundError(
+                f"the embedded default model {default_checkpoint_path()} is not installed; "
+                "set the 'checkpoint' parameter to a model file"
+            )
+        t0 = time.perf_counter()
+        det = PointCloudDetector.from_checkpoint(path, device=p.device)
+        self.get_logger().info(
+            f"loaded {path or default_checkpoint_path()} in {time.perf_counter() - t0:.2f} s"
+        )
+        return det
+
+    # ------------------------------------------------------------------------------- input
+
+    def _on_points(self, msg: Any) -> None:
+        """Subscription callback: put the frame in the one-slot mailbox (never blocks)."""
+        with self._cv:
+            self._stats["received"] += 1
+            if self._pending is not None:
+                self._stats["dropped"] += 1
+            self._pending = msg
+            self._pending_t = time.perf_counter()
+            self._cv.notify()
+
+    def _work(self) -> None:
+        while True:
+            with self._cv:
+                while self._pending is None and not self._stop:
+                    self._cv.wait()
+                if self._stop:
+                    return
+                msg, t_in = self._pending, self._pending_t
+                self._pending = None
+            try:
+                self._process(msg, t_in)
+            except Exception as exc:  # noqa: BLE001 - the worker must survive anything
+                if self._stop or not self.context.ok():
+                    return
+                with self._cv:
+                    self._stats["errors"] += 1
+                self.get_logger().error(f"frame failed: {type(exc).__name__}: {exc}",
+                                        throttle_duration_sec=_WARN_THROTTLE_S)
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """Counters since start: ``received``, ``processed`` (results published), ``dropped``
+        (replaced in the mailbox), ``bad_input``, ``errors``."""
+        with self._cv:
+            return dict(self._stats)
+
+    # ---------------------------------------------------------------------------- process
+
+    def _decode(self, msg: Any, warnings: list[str]) -> tuple[np.ndarray, int]:
+        """PointCloud2 -> (float32 (N, 6) valid points, points in the message) or BadInput."""
+        from sr3d_ros.frames import random_subsample
+        from sr3d_ros.ros.pointcloud2 import pointcloud2_to_array
+
+        p = self.params
+        try:
+            n_in = int(msg.height) * int(msg.width)
+        except (TypeError, ValueError):
+            raise BadInput("malformed height/width") from None
+        if p.max_input_points and n_in > p.max_input_points:
+            raise BadInput(f"{n_in} points > max_input_points {p.max_input_points}")
+        try:
+            points, info = pointcloud2_to_array(msg)
+        except ValueError as exc:
+            raise BadInput(str(exc)) from None
+        if info.valid_mask is None and len(points):  # is_dense claimed: trust but verify
+            finite = np.isfinite(points[:, 0]) & np.isfinite(points[:, 1]) & np.isfinite(points[:, 2])
+            n_bad = len(points) - int(np.count_nonzero(finite))
+            if n_bad:
+                warnings.append(f"{n_bad} non-finite points in a cloud marked is_dense")
+                points = points[finite]
+        if len(points) == 0:
+            raise BadInput("no valid points (empty cloud or all x/y/z non-finite)" if n_in
+                           else "empty cloud")
+        if p.max_points and len(points) > p.max_points:
+            warnings.append(f"{len(points)} points subsampled to max_points {p.max_points}")
+            points = random_subsample(points, p.max_points, self._rng)
+        return points, n_in
+
+    def _process(self, msg: Any, t_in: float) -> None:
+        from sr3d_ros.frames import boxes_from_gravity, transform_points
+        from sr3d_ros.ros.messages import detections_to_markers, detections_to_msg
+
+        t0 = time.perf_counter()
+        p = self.params
+        header = msg.header
+        warnings: list[str] = []
+        timings: dict[str, float] = {"wait": (t0 - t_in) * 1e3}
+        n_in = n_used = 0
+        try:
+            points, n_in = self._decode(msg, warnings)
+        except BadInput as exc:
+            with self._cv:
+                self._stats["bad_input"] += 1
+            self.get_logger().warning(f"bad input cloud ({exc}); publishing no detections",
+                                      throttle_duration_sec=_WARN_THROTTLE_S)
+            self._publish_empty(header, p)
+            self._publish_diagnostics("WARN", f"bad input: {exc}", timings, 0, 0)
+            return
+        n_used = len(points)
+        t1 = time.perf_counter()
+        timings["convert"] = (t1 - t0) * 1e3
+        if self._gravity is not None:
+            points = transform_points(points, self._gravity)
+        try:
+            det = self.detector(points)
+        except Exception as exc:  # noqa: BLE001 - e.g. CUDA OOM: report, publish nothing found
+            with self._cv:
+                self._stats["errors"] += 1
+            self.get_logger().error(f"inference failed: {type(exc).__name__}: {exc}",
+                                    throttle_duration_sec=_WARN_THROTTLE_S)
+            self._publish_empty(header, p)
+            self._publish_diagnostics("ERROR", f"inference failed: {exc}", timings, n_in, 0)
+            return
+        t2 = time.perf_counter()
+        timings.update(det.timings_ms)
+        timings["inference"] = (t2 - t1) * 1e3
+        if p.classes_to_keep and len(det):
+            keep_ids = {self.class_names.index(c) for c in p.classes_to_keep}
+            mask = np.isin(det.labels.cpu().numpy(), sorted(keep_ids))
+            det = det.filter(np.flatnonzero(mask))
+        boxes = det.boxes.detach().cpu().numpy()
+        poses = boxes_from_gravity(boxes, self._gravity) if self._gravity is not None else None
+        self.pub_detections.publish(detections_to_msg(det, header, poses))
+        if p.publish_markers:
+            self.pub_markers.publish(detections_to_markers(det, header, lifetime=p.marker_lifetime,
+                                                           poses=poses))
+        t3 = time.perf_counter()
+        timings["publish"] = (t3 - t2) * 1e3
+        timings["total"] = (t3 - t_in) * 1e3
+        with self._cv:
+            self._stats["processed"] += 1
+            dropped_now = self._stats["dropped"] - self._dropped_reported
+            self._dropped_reported = self._stats["dropped"]
+        if dropped_now:
+            warnings.append(f"{dropped_now} frame(s) dropped since the last result (input faster "
+                            "than inference)")
+        if warnings:
+            self.get_logger().warning("; ".join(warnings), throttle_duration_sec=_WARN_THROTTLE_S)
+        level = "WARN" if warnings else "OK"
+        message = "; ".join(warnings) if warnings else f"{len(det)} detections"
+        self._publish_diagnostics(level, message, timings, n_in, len(det), points_used=n_used)
+
+    def _publish_empty(self, header: Any, p: Any) -> None:
+        from sr3d_ros.detections import Detections
+        from sr3d_ros.ros.messages import detections_to_markers, detections_to_msg
+
+        empty = Detections.empty(self.class_names)
+        self.pub_detections.publish(detections_to_msg(empty, header))
+        if p.publish_markers:
+            self.pub_markers.publish(detections_to_markers(empty, header))
+        with self._cv:
+            self._stats["processed"] += 1
+
+    def _publish_diagnostics(self, level: str, message: str, timings: dict[str, float],
+                             points_in: int, detections_out: int, points_used: int = 0) -> None:
+        from sr3d_ros.ros.messages import diagnostics_msg
+
+        s = self.stats
+        self.pub_diagnostics.publish(diagnostics_msg(
+            self.get_clock().now().to_msg(), f"{self.get_name()}: detector",
+            str(getattr(self.detector, "device", "")), level, message, timings, points_in,
+            detections_out, s["dropped"],
+            extra={"points_used": points_used, "frames_received": s["received"],
+                   "frames_processed": s["processed"], "bad_input_frames": s["bad_input"]},
+        ))
+
+    def _publish_label_info(self) -> None:
+        from sr3d_ros.ros.messages import label_info_msg
+
+        header = Header()
+        header.stamp = self.get_clock().now().to_msg()
+        self.pub_label_info.publish(label_info_msg(self.class_names, header, self.params.score_threshold))
+
+    # ---------------------------------------------------------------------------- shutdown
+
+    def destroy_node(self) -> None:
+        """Stop the worker (waits for the frame in progress, at most 30 s), then destroy."""
+        with self._cv:
+            self._stop = True
+            self._cv.notify_all()
+        if self._worker.is_alive() and self._worker is not threading.current_thread():
+            self._worker.join(timeout=30.0)
+        super().destroy_node()
+
+
+def main(args: Sequence[str] | None = None) -> int:
+    """Console script ``pointcloud_detector``: run the node until Ctrl-C / shutdown.
+
+    Args:
+        args: command line (default ``sys.argv``), including ``--ros-args ...``.
+
+    Returns:
+        0 after Ctrl-C, SIGTERM or an external shutdown; 1 when the node cannot start (invalid
+        parameters, missing / invalid checkpoint, unusable device).
+    """
+    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+
+    from sr3d_ros.checkpoints import CheckpointError
+    from sr3d_ros.ros.params import ParamError
+
+    ensure_safe_ros_env()
+    rclpy.init(args=list(sys.argv if args is None else args))
+    node = None
+    rc = 0
+    try:
+        node = PointCloudDetectorNode()
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except (ParamError, FileNotFoundError, CheckpointError, ValueError) as exc:
+        if rclpy.ok():
+            rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start: {exc}")
+            rc = 1
+    except Exception:  # noqa: BLE001
+        if rclpy.ok():  # a real failure, not one caused by a shutdown in the middle of start-up
+            raise
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())
