@@ -43,7 +43,8 @@ def _conv_forward(features: torch.Tensor, weight: torch.Tensor, kmap: KernelMap)
         in_idx, out_idx = kmap.pairs(k)
         if in_idx.numel() == 0:
             continue
-        out.index_add_(0, out_idx, features.index_select(0, in_idx).mm(weight[k]))
+        src = features if kmap.dense_inputs else features.index_select(0, in_idx)
+        out.index_add_(0, out_idx, src.mm(weight[k]))
     return out
 
 
@@ -75,9 +76,13 @@ class _SparseConvFunction(torch.autograd.Function):
                 continue
             g = grad_out.index_select(0, out_idx)
             if grad_in is not None:
-                grad_in.index_add_(0, in_idx, g.mm(weight[k].t()))
+                if kmap.dense_inputs:
+                    grad_in.addmm_(g, weight[k].t())
+                else:
+                    grad_in.index_add_(0, in_idx, g.mm(weight[k].t()))
             if grad_w is not None:
-                grad_w[k] = _weight_grad(features.index_select(0, in_idx), g)
+                src = features if kmap.dense_inputs else features.index_select(0, in_idx)
+                grad_w[k] = _weight_grad(src, g)
         return grad_in, grad_w, None
 
 

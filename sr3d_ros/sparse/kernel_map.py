@@ -26,6 +26,9 @@ class KernelMap:
         identity: index of an offset whose pairs are exactly ``i -> i`` for all rows (the centre
             of a stride-1 convolution on one coordinate set), which ops run as a dense matmul
             without gather/scatter; ``None`` if there is none.
+        dense_inputs: every offset's input rows are exactly ``0 .. N_in - 1`` in order (a
+            generative transposed convolution: every input emits to every offset), so ops use
+            the input features without gathering them.
     """
 
     in_idx: torch.Tensor
@@ -34,6 +37,7 @@ class KernelMap:
     num_in: int
     num_out: int
     identity: int | None = None
+    dense_inputs: bool = False
     _starts: list[int] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:

@@ -281,6 +281,6 @@ class CoordinateManager:
             out_id = self._add_keys(uniq, out_stride)
             n_in = len(src)
             in_idx = torch.arange(n_in, device=self.device).repeat(deltas.numel())
-            kmap = KernelMap(in_idx, inverse, [n_in] * deltas.numel(), n_in, int(uniq.numel()), None)
+            kmap = KernelMap(in_idx, inverse, [n_in] * deltas.numel(), n_in, int(uniq.numel()), None, dense_inputs=True)
             self._generated[cache_key] = (out_id, kmap)
         return self._generated[cache_key]
