@@ -46,6 +46,8 @@ setup(
         "console_scripts": [
             "sr3d-train=sr3d_training.cli.train:main",
             "sr3d-eval=sr3d_training.cli.evaluate:main",
+            "sr3d-detect=sr3d_ros.cli.detect:main",
+            "sr3d-convert-tr3d=sr3d_ros.cli.convert_tr3d:main",
         ]
     },
 )

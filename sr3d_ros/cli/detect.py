@@ -1,0 +1,199 @@
+"""``sr3d-detect``: detect 3D objects in a point-cloud file, write JSON and optionally a PNG.
+
+    sr3d-detect scene.ply --checkpoint model.pt --out detections.json --render detections.png
+    sr3d-detect scene0000_00_vert_all.npy --gt scene0000_00_bbox.npy --render out.png
+    sr3d-detect 000000.bin --bin-columns 4 --checkpoint kitti_like.pt      # KITTI x, y, z, intensity
+
+The cloud must be in a gravity-aligned frame (z up), metres, rgb 0..255 when present (see
+:func:`sr3d_ros.io.read_points`). The JSON holds :meth:`Detections.to_dict` (boxes ``(x, y, z,
+dx, dy, dz, yaw)``: geometric centre, full sizes, yaw about +z, metres / radians, in the input's
+frame; scores; class names; per-stage timings in ms) plus the input file, the checkpoint and its
+provenance, and the device. Exit status: 0 success, 1 error (missing file, bad cloud or
+checkpoint), 2 bad arguments.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import __version__
+from ..checkpoints import CheckpointError
+from ..config import ConfigError, to_dict
+from ..detections import Detections
+from ..inference import PointCloudDetector, default_checkpoint_path
+from ..io.pointclouds import DEFAULT_BIN_COLUMNS, SUPPORTED_SUFFIXES, read_points
+
+__all__ = ["build_parser", "load_gt_boxes", "main", "SCANNET_NYU40_IDS"]
+
+#: nyu40 ids of the 18 ScanNet detection classes, in class order (ScanNet v2 benchmark).
+SCANNET_NYU40_IDS: tuple[int, ...] = (3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 14, 16, 24, 28, 33, 34, 36, 39)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for documentation and tests)."""
+    p = argparse.ArgumentParser(
+        prog="sr3d-detect",
+        description="Detect 3D objects in a point cloud (TR3D architecture) and write JSON (+ PNG).",
+    )
+    p.add_argument("cloud", help=f"point cloud file ({', '.join(SUPPORTED_SUFFIXES)}); gravity-aligned, z up, metres")
+    p.add_argument("--checkpoint", default=None, help="sr3d_ros checkpoint (.pt); default: the embedded default model")
+    p.add_argument("--out", default="detections.json", help="output JSON (default: detections.json)")
+    p.add_argument("--render", default=None, metavar="PNG", help="also render the cloud with the detections to this PNG")
+    p.add_argument("--gt", default=None, metavar="NPY", help="ground-truth boxes .npy to draw in the rendering (see --gt-format)")
+    p.add_argument(
+        "--gt-format", choices=("auto", "boxes", "scannet"), default="auto",
+        help="boxes: (K, 6|7) = x, y, z, dx, dy, dz[, yaw] or (K, 8) with a class index last; scannet: mmdetection3d "
+        "ScanNet *_bbox.npy (K, 7) = cx, cy, cz, dx, dy, dz, nyu40 id; auto: scannet for *_bbox.npy files with "
+        "integer nyu40 ids in the last column, else boxes",
+    )
+    p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1, ...")
+    p.add_argument("--score-threshold", type=float, default=None, help="override the checkpoint's score threshold")
+    p.add_argument("--iou-threshold", type=float, default=None, help="override the per-class NMS IoU threshold")
+    p.add_argument("--nms-pre", type=int, default=None, help="override the top-k before NMS")
+    p.add_argument("--max-detections", type=int, default=None, help="override the cap on detections (0 = none)")
+    p.add_argument("--bin-columns", type=int, choices=(3, 4, 6), default=DEFAULT_BIN_COLUMNS,
+                   help="float32 values per .bin record: 6 = xyz + rgb (default), 4 = KITTI xyz + intensity, 3 = xyz")
+    p.add_argument("--render-min-score", type=float, default=0.3, help="draw detections scoring at least this (default 0.3)")
+    p.add_argument("--render-backend", choices=("auto", "open3d", "bev"), default="auto",
+                   help="auto: open3d offscreen 3D view, top-down Pillow fallback; bev: top-down only")
+    p.add_argument("--image-size", type=int, nargs=2, default=(1280, 960), metavar=("W", "H"), help="PNG size")
+    return p
+
+
+def load_gt_boxes(path: str | Path, fmt: str = "auto") -> tuple[np.ndarray, np.ndarray | None, str]:
+    """Read ground-truth boxes for rendering.
+
+    Args:
+        path: ``.npy`` file.
+        fmt: ``"boxes"``: ``(K, 6)``/``(K, 7)`` boxes in the sr3d_ros convention (geometric
+            centre, full sizes, yaw) or ``(K, 8)`` with the class index in the last column;
+            ``"scannet"``: mmdetection3d ``*_bbox.npy`` ``(K, 7)`` with nyu40 ids (boxes of
+            ids outside the 18 detection classes are dropped); ``"auto"``: see the CLI help.
+
+    Returns:
+        ``(boxes (K, 7) float32, labels (K,) int64 or None, format used)``.
+
+    Raises:
+        FileNotFoundError: missing file. ValueError: wrong shape or format.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"ground-truth file not found: {path}")
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except ValueError as exc:
+        raise ValueError(f"{path}: not a plain numeric .npy array: {exc}") from exc
+    if arr.ndim != 2 or arr.shape[1] not in (6, 7, 8):
+        raise ValueError(f"{path}: ground truth must be (K, 6), (K, 7) or (K, 8), got {arr.shape}")
+    arr = arr.astype(np.float64)
+    if fmt == "auto":
+        last = arr[:, 6] if arr.shape[1] == 7 else None
+        is_ids = last is not None and len(last) > 0 and np.all(last == np.round(last)) and np.all((last >= 1) & (last <= 40))
+        fmt = "scannet" if (is_ids and path.name.endswith("_bbox.npy")) else "boxes"
+    if fmt == "scannet":
+        if arr.shape[1] != 7:
+            raise ValueError(f"{path}: ScanNet *_bbox.npy must be (K, 7) = box + nyu40 id, got {arr.shape}")
+        ids = arr[:, 6].astype(np.int64)
+        lut = {nyu: i for i, nyu in enumerate(SCANNET_NYU40_IDS)}
+        keep = np.array([int(i) in lut for i in ids], dtype=bool)
+        boxes = np.concatenate([arr[keep, :6], np.zeros((int(keep.sum()), 1))], axis=1)
+        labels = np.array([lut[int(i)] for i in ids[keep]], dtype=np.int64)
+        return boxes.astype(np.float32), labels, "scannet"
+    if fmt != "boxes":
+        raise ValueError(f"unknown ground-truth format {fmt!r}")
+    labels = arr[:, 7].astype(np.int64) if arr.shape[1] == 8 else None
+    boxes = arr[:, :7] if arr.shape[1] >= 7 else np.concatenate([arr, np.zeros((len(arr), 1))], axis=1)
+    return boxes.astype(np.float32), labels, "boxes"
+
+
+def _write_json(path: Path, payload: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(payload, f, indent=2, default=str)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _summary(det: Detections, n_points: int, wall_ms: float) -> str:
+    lines = [f"{len(det)} detections in {n_points} points ({wall_ms:.0f} ms; "
+             + ", ".join(f"{k} {v:.1f}" for k, v in det.timings_ms.items()) + " ms)"]
+    for d in det.to_dict()["detections"][:10]:
+        c, s = d["box"]["center"], d["box"]["size"]
+        lines.append(f"  {d['class_name']:<15} {d['score']:.3f}  centre ({c[0]:.2f}, {c[1]:.2f}, {c[2]:.2f})  "
+                     f"size ({s[0]:.2f}, {s[1]:.2f}, {s[2]:.2f})  yaw {d['box']['yaw']:.2f}")
+    if len(det) > 10:
+        lines.append(f"  ... {len(det) - 10} more in the JSON")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run detection on one file. Returns the exit status (0 ok, 1 error, 2 bad arguments)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    overrides = {k: v for k, v in (("score_threshold", args.score_threshold), ("iou_threshold", args.iou_threshold),
+                                   ("nms_pre", args.nms_pre), ("max_detections", args.max_detections)) if v is not None}
+
+    def fail(msg: str) -> int:
+        print(f"sr3d-detect: error: {msg}", file=sys.stderr)
+        return 1
+
+    ckpt_path = Path(args.checkpoint) if args.checkpoint else default_checkpoint_path()
+    if args.checkpoint is None and not ckpt_path.is_file():
+        return fail(f"no --checkpoint given and the embedded default model is not installed ({ckpt_path})")
+    try:
+        points = read_points(args.cloud, bin_columns=args.bin_columns)
+        gt = load_gt_boxes(args.gt, args.gt_format) if args.gt else None
+        detector = PointCloudDetector.from_checkpoint(ckpt_path, device=args.device, **overrides)
+    except (FileNotFoundError, CheckpointError, ConfigError, ValueError, ImportError) as exc:
+        return fail(str(exc))
+    t0 = time.perf_counter()
+    det = detector(points).to("cpu")
+    wall_ms = (time.perf_counter() - t0) * 1e3
+
+    payload: dict[str, Any] = {
+        "sr3d_ros_version": __version__,
+        "input": {"path": str(Path(args.cloud).resolve()), "num_points": int(points.shape[0]),
+                  "columns": int(points.shape[1]), **({"bin_columns": args.bin_columns} if args.cloud.lower().endswith(".bin") else {})},
+        "checkpoint": {"path": str(ckpt_path.resolve()), "embedded_default": args.checkpoint is None,
+                       "provenance": detector.provenance, "config": to_dict(detector.config)},
+        "device": str(detector.device),
+        "wall_ms": wall_ms,
+        **det.to_dict(),
+    }
+    if args.render:
+        from ..io.render import render_detections
+
+        gt_boxes, gt_labels = (gt[0], gt[1]) if gt is not None else (None, None)
+        try:
+            render_detections(points, det, args.render, gt_boxes=gt_boxes, gt_labels=gt_labels,
+                              class_names=detector.class_names, image_size=tuple(args.image_size),
+                              min_score=args.render_min_score, title=Path(args.cloud).name, backend=args.render_backend)
+        except (RuntimeError, ValueError) as exc:
+            return fail(f"rendering failed: {exc}")
+        payload["render"] = {"path": str(Path(args.render).resolve()), "min_score": args.render_min_score}
+        if gt is not None:
+            payload["render"]["gt"] = {"path": str(Path(args.gt).resolve()), "format": gt[2], "num_boxes": int(len(gt[0]))}
+    try:
+        _write_json(Path(args.out), payload)
+    except OSError as exc:
+        return fail(f"cannot write {args.out}: {exc}")
+    print(_summary(det, int(points.shape[0]), wall_ms))
+    print(f"wrote {args.out}" + (f" and {args.render}" if args.render else ""))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

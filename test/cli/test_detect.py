@@ -1,0 +1,91 @@
+"""sr3d-detect on a real ScanNet scan with a random-init checkpoint: JSON + PNG, and its errors."""
+from __future__ import annotations
+
+import json
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import sr3d_ros.cli.detect as detect_mod
+from sr3d_ros.checkpoints import save_checkpoint
+from sr3d_ros.cli.detect import load_gt_boxes, main
+from sr3d_ros.config import DetectorConfig, InferenceConfig, ModelConfig
+from sr3d_ros.models import TR3DDetector
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch.manual_seed(0)
+    cfg = DetectorConfig(model=ModelConfig(width=0.25), inference=InferenceConfig(nms_pre=100))
+    path = tmp_path_factory.mktemp("ckpt") / "random_w025.pt"
+    save_checkpoint(path, TR3DDetector(cfg.model).state_dict(), cfg, provenance={"note": "random init for tests"})
+    return path
+
+
+def test_detect_writes_json_and_png(tmp_path: Path, checkpoint: Path, data_root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("PIL")
+    scans = data_root / "scannet" / "scannet_instance_data"
+    out, png = tmp_path / "det.json", tmp_path / "det.png"
+    rc = main([str(scans / "scene0000_00_vert_all.npy"), "--checkpoint", str(checkpoint), "--out", str(out),
+               "--render", str(png), "--gt", str(scans / "scene0000_00_bbox.npy"), "--device", "cpu",
+               "--score-threshold", "0.0", "--max-detections", "20", "--render-min-score", "0", "--image-size", "640", "480"])
+    assert rc == 0, capsys.readouterr().err
+    assert "detections in 81369 points" in capsys.readouterr().out
+    data = json.loads(out.read_text())
+    assert data["input"]["num_points"] == 81369 and data["input"]["columns"] == 6
+    assert data["checkpoint"]["provenance"] == {"note": "random init for tests"}
+    assert data["checkpoint"]["config"]["model"]["width"] == 0.25
+    assert data["checkpoint"]["config"]["inference"]["score_threshold"] == 0.0  # override recorded
+    assert data["device"] == "cpu" and set(data["timings_ms"]) == {"voxelize", "backbone", "neck", "head", "nms"}
+    assert 0 < len(data["detections"]) <= 20
+    d0 = data["detections"][0]
+    assert set(d0) == {"label", "class_name", "score", "box"} and len(d0["box"]["center"]) == 3
+    assert all(np.isfinite(d["box"]["center"] + d["box"]["size"] + [d["box"]["yaw"]]).all() for d in data["detections"])
+    assert data["render"]["gt"] == {"path": str((scans / "scene0000_00_bbox.npy").resolve()), "format": "scannet", "num_boxes": 27}
+    from PIL import Image
+
+    assert png.stat().st_size > 50_000
+    img = Image.open(png)
+    assert img.size == (640, 480)
+    assert len(np.unique(np.asarray(img.convert("RGB")).reshape(-1, 3), axis=0)) > 500  # a real picture
+
+
+def test_detect_errors(tmp_path: Path, checkpoint: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    np.save(tmp_path / "c.npy", np.zeros((10, 3), np.float32))
+    assert main([str(tmp_path / "missing.ply"), "--checkpoint", str(checkpoint)]) == 1
+    assert "missing.ply" in capsys.readouterr().err
+    (tmp_path / "bad.pt").write_bytes(b"junk")
+    assert main([str(tmp_path / "c.npy"), "--checkpoint", str(tmp_path / "bad.pt"), "--out", str(tmp_path / "o.json")]) == 1
+    assert "bad.pt" in capsys.readouterr().err
+    monkeypatch.setattr(detect_mod, "default_checkpoint_path", lambda: tmp_path / "not_installed.pt")
+    assert main([str(tmp_path / "c.npy"), "--out", str(tmp_path / "o.json")]) == 1
+    assert "embedded default model" in capsys.readouterr().err
+    assert main([str(tmp_path / "c.npy"), "--checkpoint", str(checkpoint), "--score-threshold", "2"]) == 1
+    assert not (tmp_path / "o.json").exists()
+    with pytest.raises(SystemExit) as info:
+        main([str(tmp_path / "c.npy"), "--bin-columns", "5"])
+    assert info.value.code == 2
+
+
+def test_load_gt_boxes_formats(tmp_path: Path, data_root: Path) -> None:
+    boxes, labels, fmt = load_gt_boxes(data_root / "scannet" / "scannet_instance_data" / "scene0000_00_bbox.npy")
+    assert fmt == "scannet" and boxes.shape == (27, 7) and (boxes[:, 6] == 0).all() and labels is not None
+    np.save(tmp_path / "b.npy", np.array([[0, 0, 0, 1, 2, 3, 0.5]], np.float32))
+    boxes, labels, fmt = load_gt_boxes(tmp_path / "b.npy")
+    assert fmt == "boxes" and labels is None and boxes[0, 6] == pytest.approx(0.5)
+    np.save(tmp_path / "l.npy", np.array([[0, 0, 0, 1, 2, 3, 0.0, 4]], np.float32))
+    assert load_gt_boxes(tmp_path / "l.npy")[1].tolist() == [4]
+    np.save(tmp_path / "s.npy", np.array([[0, 0, 0, 1, 2, 3]], np.float32))
+    assert load_gt_boxes(tmp_path / "s.npy")[0].shape == (1, 7)
+    np.save(tmp_path / "w.npy", np.zeros((2, 5)))
+    with pytest.raises(ValueError, match=r"w\.npy"):
+        load_gt_boxes(tmp_path / "w.npy")
+
+
+def test_console_scripts_registered() -> None:
+    scripts = {ep.name: ep.value for ep in entry_points(group="console_scripts")}
+    assert scripts.get("sr3d-detect") == "sr3d_ros.cli.detect:main"
+    assert scripts.get("sr3d-convert-tr3d") == "sr3d_ros.cli.convert_tr3d:main"

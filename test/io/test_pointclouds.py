@@ -1,0 +1,133 @@
+"""read_points on every format (round trips with open3d / numpy, real ScanNet and KITTI files),
+clear errors, and render_detections (top-down backend and the fallback path)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from sr3d_ros.config import SCANNET_CLASSES
+from sr3d_ros.detections import Detections
+from sr3d_ros.io import read_points, render_detections
+from sr3d_ros.io import render as render_mod
+
+o3d = pytest.importorskip("open3d")
+
+
+@pytest.fixture(scope="module")
+def scan(data_root: Path) -> np.ndarray:
+    """A real ScanNet scan, every 20th vertex (integer colours 0..255)."""
+    pts = np.load(data_root / "scannet" / "scannet_instance_data" / "scene0000_00_vert_all.npy")
+    return np.ascontiguousarray(pts[::20])
+
+
+def _o3d_cloud(points: np.ndarray):  # noqa: ANN202
+    cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(points[:, :3].astype(np.float64)))
+    if points.shape[1] == 6:
+        cloud.colors = o3d.utility.Vector3dVector(points[:, 3:6].astype(np.float64) / 255.0)
+    return cloud
+
+
+@pytest.mark.parametrize("suffix", [".ply", ".pcd"])
+def test_open3d_formats_round_trip(tmp_path: Path, scan: np.ndarray, suffix: str) -> None:
+    path = tmp_path / f"cloud{suffix}"
+    assert o3d.io.write_point_cloud(str(path), _o3d_cloud(scan))
+    out = read_points(path)
+    assert out.dtype == np.float32 and out.shape == scan.shape and out.flags.c_contiguous
+    np.testing.assert_allclose(out[:, :3], scan[:, :3], atol=1e-5)
+    np.testing.assert_allclose(out[:, 3:], scan[:, 3:], atol=1.0)  # .pcd packs rgb into one float
+    xyz_only = tmp_path / f"xyz{suffix}"
+    o3d.io.write_point_cloud(str(xyz_only), _o3d_cloud(scan[:, :3]))
+    assert read_points(xyz_only).shape == (len(scan), 3)
+
+
+def test_bin_six_columns_real_file(data_root: Path) -> None:
+    path = data_root / "scannet" / "raw" / "scene0000_00_unaligned.bin"
+    out = read_points(path)
+    assert out.shape == (81369, 6) and out.dtype == np.float32
+    np.testing.assert_array_equal(out, np.fromfile(path, dtype=np.float32).reshape(-1, 6))
+
+
+def test_bin_kitti_four_columns_real_file(data_root: Path) -> None:
+    path = data_root / "kitti" / "training" / "velodyne" / "000000.bin"
+    raw = np.fromfile(path, dtype=np.float32).reshape(-1, 4)
+    out = read_points(path, bin_columns=4)
+    assert out.shape == (len(raw), 3)
+    np.testing.assert_array_equal(out, raw[:, :3])
+
+
+def test_bin_round_trip_and_errors(tmp_path: Path, scan: np.ndarray) -> None:
+    scan.astype("<f4").tofile(tmp_path / "a.bin")
+    np.testing.assert_array_equal(read_points(tmp_path / "a.bin"), scan)
+    np.testing.assert_array_equal(read_points(tmp_path / "a.bin", bin_columns=3), scan.reshape(-1, 3))
+    np.zeros(10, np.float32).tofile(tmp_path / "odd.bin")  # 10 values: not 6 or 4 per record
+    with pytest.raises(ValueError, match=r"odd\.bin.*10 float32 values.*6 columns"):
+        read_points(tmp_path / "odd.bin")
+    with pytest.raises(ValueError, match="bin_columns"):
+        read_points(tmp_path / "a.bin", bin_columns=5)
+    (tmp_path / "empty.bin").write_bytes(b"")
+    with pytest.raises(ValueError, match="empty"):
+        read_points(tmp_path / "empty.bin")
+
+
+def test_npy_round_trip_and_errors(tmp_path: Path, scan: np.ndarray) -> None:
+    np.save(tmp_path / "a.npy", scan.astype(np.float64))
+    out = read_points(tmp_path / "a.npy")
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(out, scan)
+    np.save(tmp_path / "xyz.npy", scan[:, :3])
+    assert read_points(tmp_path / "xyz.npy").shape == (len(scan), 3)
+    np.save(tmp_path / "bad.npy", np.zeros((5, 4)))
+    with pytest.raises(ValueError, match=r"bad\.npy.*\(5, 4\)"):
+        read_points(tmp_path / "bad.npy")
+    np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(ValueError, match=r"obj\.npy"):
+        read_points(tmp_path / "obj.npy")
+
+
+def test_missing_and_unsupported(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="nope.ply"):
+        read_points(tmp_path / "nope.ply")
+    (tmp_path / "cloud.xyzrgb").write_text("0 0 0 1 1 1\n")
+    with pytest.raises(ValueError, match=r"cloud\.xyzrgb.*supported"):
+        read_points(tmp_path / "cloud.xyzrgb")
+    (tmp_path / "broken.ply").write_text("not a ply file\n")
+    with pytest.raises(ValueError, match=r"broken\.ply"):
+        read_points(tmp_path / "broken.ply")
+
+
+# ---- rendering ---------------------------------------------------------------------------------
+def _scannet_gt(data_root: Path) -> tuple[np.ndarray, np.ndarray]:
+    bb = np.load(data_root / "scannet" / "scannet_instance_data" / "scene0000_00_bbox.npy")
+    ids = (3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 14, 16, 24, 28, 33, 34, 36, 39)
+    keep = np.isin(bb[:, 6].astype(int), ids)
+    return bb[keep, :6], np.array([ids.index(int(i)) for i in bb[keep, 6]])
+
+
+def test_render_bev(tmp_path: Path, scan: np.ndarray, data_root: Path) -> None:
+    PIL = pytest.importorskip("PIL.Image")
+    gt, labels = _scannet_gt(data_root)
+    boxes = torch.tensor(np.concatenate([gt + 0.05, np.zeros((len(gt), 1))], axis=1), dtype=torch.float32)
+    det = Detections(boxes, torch.linspace(0.9, 0.1, len(gt)), torch.as_tensor(labels), SCANNET_CLASSES)
+    out = render_detections(scan, det, tmp_path / "bev.png", gt_boxes=gt, gt_labels=labels, image_size=(640, 480), backend="bev")
+    img = PIL.open(out)
+    assert img.size == (640, 480)
+    arr = np.asarray(img.convert("RGB")).astype(int)
+    assert (np.abs(arr - np.array([38, 255, 64])).sum(axis=2) < 30).sum() > 200, "dashed green ground truth drawn"
+    assert out.stat().st_size > 20_000
+
+
+def test_render_falls_back_with_warning(tmp_path: Path, scan: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("PIL")
+    monkeypatch.setattr(render_mod, "_render_open3d", lambda payload, path, timeout_s: "no EGL display (simulated)")
+    with pytest.warns(RuntimeWarning, match="simulated.*top-down"):
+        out = render_detections(scan[:, :3], None, tmp_path / "f.png", image_size=(320, 240))
+    assert out.is_file()
+    with pytest.raises(RuntimeError, match="simulated"):
+        render_detections(scan, None, tmp_path / "g.png", backend="open3d")
+    with pytest.raises(ValueError, match="backend"):
+        render_detections(scan, None, tmp_path / "h.png", backend="vulkan")
+    with pytest.raises(ValueError, match=r"\(N, 3\)"):
+        render_detections(np.zeros((5, 4)), None, tmp_path / "i.png", backend="bev")
