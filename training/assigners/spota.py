@@ -41,9 +41,10 @@ temperature ``sinkhorn_eps`` (0.1, in cost units).
 
 Decision (``ot_decision``):
 
-* ``"max_mass"`` (default, the SR3D brief's rule): each location goes to the supplier that sends
-  it the most mass (ties -> the lowest GT index, GT before background). Caveat, measured on real
-  ScanNet scenes: a location goes to GT ``g`` iff its cost is below a per-GT threshold set by the
+* ``"max_mass"`` (default, the rule of our SPOTA specification): each location goes to the
+  supplier that sends it the most mass (ties -> the lowest GT index, GT before background).
+  Caveat, measured on real ScanNet scenes (``benchmarks/bench_assign_loss.py`` prints it): a
+  location goes to GT ``g`` iff its cost is below a per-GT threshold set by the
   supply, smoothed over ``eps``; when many candidates have costs within ``eps`` of each other
   (dense locations, untrained predictions) the GT's mass is spread thinly (< 0.5 per location),
   the background wins them all and the GT keeps only the one positive of the rule below.
