@@ -53,6 +53,11 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("device", "str", "auto",
               "Inference device: 'auto' (cuda if available, else cpu), 'cpu', 'cuda' or 'cuda:N'.",
               False, "device"),
+    ParamSpec("num_threads", "int", 0,
+              "CPU threads for inference (torch.set_num_threads, process-wide); 0 = torch's "
+              "default (one per core). Use 1 when the CPU is shared with other busy processes: "
+              "oversubscribed OpenMP threads can make CPU inference many times slower.", False,
+              "num_threads"),
     ParamSpec("score_threshold", "float", 0.3,
               "Publish detections with score >= this, in [0, 1]. 0.01 reproduces the mAP "
               "evaluation protocol (many low-score boxes).", True, "score_threshold"),
@@ -103,6 +108,7 @@ class NodeParams:
 
     checkpoint: str = ""
     device: str = "auto"
+    num_threads: int = 0
     score_threshold: float = 0.3
     nms_iou_threshold: float = 0.5
     max_detections: int = 0
@@ -201,6 +207,7 @@ def validate_params(
             errors.append(f"{name}: {what}, got {values.get(name)!r}")
 
     check(bool(_DEVICE_RE.match(out["device"])), "device", "must be 'auto', 'cpu', 'cuda' or 'cuda:N'")
+    check(out["num_threads"] >= 0, "num_threads", "must be >= 0 (0 = torch's default)")
     check(0.0 <= out["score_threshold"] <= 1.0, "score_threshold", "must be in [0, 1]")
     check(0.0 < out["nms_iou_threshold"] <= 1.0, "nms_iou_threshold", "must be in (0, 1]")
     check(out["max_detections"] >= 0, "max_detections", "must be >= 0 (0 = no cap)")

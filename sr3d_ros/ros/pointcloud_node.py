@@ -85,6 +85,13 @@ class PointCloudDetectorNode(Node):
 
     def __init__(self, node_name: str = NODE_NAME, *, detector: Any = None, **node_kwargs: Any) -> None:
         super().__init__(node_name, **node_kwargs)
+        try:
+            self._setup(node_name, detector)
+        except BaseException:
+            super().destroy_node()  # release the half-built node before the error propagates
+            raise
+
+    def _setup(self, node_name: str, detector: Any) -> None:
         self._declare_parameters()
         raw = self._raw_params()
         self.params = P.validate_params(raw)  # structure first, classes once the model is loaded
@@ -94,6 +101,9 @@ class PointCloudDetectorNode(Node):
         self.params = P.validate_params(raw, self.class_names)
         self._apply_inference_params(self.params)
         self._gravity = self.params.gravity_transform
+        # "<node>: <component>" (diagnostic_aggregator convention); the namespace keeps two
+        # detector nodes apart on the shared /diagnostics topic
+        self._diag_name = f"{self.get_fully_qualified_name().lstrip('/')}: detector"
         self._rng = np.random.default_rng(0)
 
         # mailbox + worker
@@ -189,6 +199,10 @@ class PointCloudDetectorNode(Node):
                 f"the embedded default model {default_checkpoint_path()} is not installed; "
                 "set the 'checkpoint' parameter to a model file"
             )
+        if p.num_threads > 0:
+            import torch
+
+            torch.set_num_threads(p.num_threads)
         t0 = time.perf_counter()
         det = PointCloudDetector.from_checkpoint(path, device=p.device)
         self.get_logger().info(
@@ -347,7 +361,7 @@ class PointCloudDetectorNode(Node):
 
         s = self.stats
         self.pub_diagnostics.publish(diagnostics_msg(
-            self.get_clock().now().to_msg(), f"{self.get_name()}: detector",
+            self.get_clock().now().to_msg(), self._diag_name,
             str(getattr(self.detector, "device", "")), level, message, timings, points_in,
             detections_out, s["dropped"],
             extra={"points_used": points_used, "frames_received": s["received"],
@@ -365,11 +379,13 @@ class PointCloudDetectorNode(Node):
 
     def destroy_node(self) -> None:
         """Stop the worker (waits for the frame in progress, at most 30 s), then destroy."""
-        with self._cv:
-            self._stop = True
-            self._cv.notify_all()
-        if self._worker.is_alive() and self._worker is not threading.current_thread():
-            self._worker.join(timeout=30.0)
+        cv, worker = getattr(self, "_cv", None), getattr(self, "_worker", None)
+        if cv is not None:
+            with cv:
+                self._stop = True
+                cv.notify_all()
+        if worker is not None and worker.is_alive() and worker is not threading.current_thread():
+            worker.join(timeout=30.0)
         super().destroy_node()
 
 
