@@ -113,11 +113,14 @@ def _solid(corners: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _camera(xyz: np.ndarray, image_size: tuple[int, int], fov_deg: float, elevation_deg: float, azimuth_deg: float,
-            frame: tuple[float, float, float, float] = (-0.95, 0.95, -0.95, 0.78)) -> dict[str, Any]:
+            extra: np.ndarray | None = None, frame: tuple[float, float, float, float] = (-0.95, 0.95, -0.95, 0.78)) -> dict[str, Any]:
     """Camera looking at the scene from ``(azimuth, elevation)``, fitted so the scene's
-    1..99 percentile bounding box fills the NDC rectangle ``frame`` = (x0, x1, y0, y1) (the top
-    band is left for the legend). Pinhole model with vertical field of view ``fov_deg``."""
+    1..99 percentile bounding box (grown to include the ``extra`` points, e.g. box corners) fills
+    the NDC rectangle ``frame`` = (x0, x1, y0, y1) (the top band is left for the legend).
+    Pinhole model with vertical field of view ``fov_deg``."""
     lo, hi = np.percentile(xyz, 1, axis=0), np.percentile(xyz, 99, axis=0)
+    if extra is not None and len(extra):
+        lo, hi = np.minimum(lo, extra.min(axis=0)), np.maximum(hi, extra.max(axis=0))
     hi = np.maximum(hi, lo + 1e-3)
     corners = np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])])
     w, h = image_size
@@ -253,9 +256,14 @@ def _draw_labels(draw: Any, anchors: np.ndarray, texts: list[str], colors: list[
             continue
         l, t, r, b = draw.textbbox((0, 0), text, font=font)
         tw, th = r - l + 8, b - t + 6
-        x0, y0 = min(max(u - tw / 2, 0), w - tw), min(max(v - th - 4, 0), h - th)
-        rect = (x0, y0, x0 + tw, y0 + th)
-        if any(not (rect[2] <= p[0] or rect[0] >= p[2] or rect[3] <= p[1] or rect[1] >= p[3]) for p in placed):
+        # Above the anchor, else a few positions below / beside it; skip if all collide.
+        for dx, dy in ((0, -th - 4), (0, 4), (0, -2 * th - 6), (0, th + 6), (-tw / 2 - 4, -th / 2), (tw / 2 + 4, -th / 2)):
+            x0 = min(max(u - tw / 2 + dx, 0), w - tw)
+            y0 = min(max(v + dy, 0), h - th)
+            rect = (x0, y0, x0 + tw, y0 + th)
+            if not any(not (rect[2] <= p[0] or rect[0] >= p[2] or rect[3] <= p[1] or rect[1] >= p[3]) for p in placed):
+                break
+        else:
             continue
         placed.append(rect)
         draw.rectangle(rect, fill=_rgb255(col))
@@ -382,7 +390,8 @@ def render_detections(
         path: output PNG file (parent folders are created).
         gt_boxes: optional ``(K, 6)`` or ``(K, 7)`` ground-truth boxes (geometric centre, full
             sizes, yaw), same frame.
-        gt_labels: optional ``(K,)`` class indices of ``gt_boxes`` (counted in the legend).
+        gt_labels: optional ``(K,)`` class indices of ``gt_boxes``; the legend then shows
+            detected / ground-truth counts per class (``chair x3 (gt 4)``).
         class_names: names for labels (default: ``detections.class_names``).
         image_size: ``(width, height)`` pixels.
         min_score: detections below this score are not drawn (default 0.3; the JSON output keeps
@@ -451,7 +460,8 @@ def render_detections(
         point_size = max(1.0, round(3.0 * w / 1280, 1))
         payload = {
             "xyz": xyz, "rgb": rgb, "image_size": np.array([w, h]),
-            "camera": np.array(json.dumps(_camera(xyz, (w, h), 50.0, elevation_deg, azimuth_deg))),
+            "camera": np.array(json.dumps(_camera(xyz, (w, h), 50.0, elevation_deg, azimuth_deg,
+                                                  extra=np.concatenate([det_c.reshape(-1, 3), gt_c.reshape(-1, 3)])))),
             "point_size": np.array(point_size), "line_width": np.array(max(2.0, 3.0 * w / 1280)),
             "gt_points": gpts, "gt_lines": gidx, "gt_colors": np.tile(np.array(GT_COLOR, np.float32), (len(gidx), 1)),
             "det_points": dpts, "det_lines": didx,
@@ -470,10 +480,13 @@ def render_detections(
                 return path
             view, proj = result
             img = Image.open(path).convert("RGB")
-            anchors = _project(det_boxes[:, :3] + np.stack([np.zeros(len(det_boxes)), np.zeros(len(det_boxes)), det_boxes[:, 5] / 2], 1), view, proj, (w, h)) if len(det_boxes) else np.zeros((0, 2))
+            top_centres = det_boxes[:, :3].astype(np.float64)
+            top_centres[:, 2] += det_boxes[:, 5] / 2  # label above each box
+            anchors = _project(top_centres, view, proj, (w, h))
     if used == "bev":
         if Image is None:
-            raise RuntimeError("no renderer available: open3d offscreen rendering failed and Pillow is not installed (pip install pillow)")
+            raise RuntimeError("the top-down renderer needs Pillow (pip install pillow)"
+                               + (" and open3d offscreen rendering failed" if backend == "auto" else ""))
         img, to_px = _render_bev(xyz, rgb, det_c, det_colors, gt_c, (w, h))
         anchors = to_px(det_boxes[:, :2]) if len(det_boxes) else np.zeros((0, 2))
 
@@ -481,13 +494,19 @@ def render_detections(
     scale = w / 1280
     draw = ImageDraw.Draw(img, "RGBA")
     _draw_labels(draw, anchors, texts, det_colors, (w, h), _font(max(10, int(16 * scale))))
-    view_name = "3D view from a corner, 45 deg" if used == "open3d" else "top-down view (3D renderer unavailable)"
+    view_name = {"open3d": "3D view from a corner, 45 deg", "bev": "top-down view"}[used]
+    if used == "bev" and backend == "auto":
+        view_name += " (3D renderer unavailable)"
     header = f"{len(det_boxes)} of {n_total} detections drawn (score >= {min_score:g}); {view_name}"
     if title:
         header = f"{title}  |  {header}"
     entries: list[tuple[tuple[float, float, float], str, bool]] = []
-    for label in sorted(set(det_labels.tolist())):
-        entries.append((class_color(label), f"{name_of(label)} x{int((det_labels == label).sum())}", False))
+    gt_counted = gt_lab is not None and len(gt_lab) == len(gt)
+    for label in sorted(set(det_labels.tolist()) | (set(gt_lab.tolist()) if gt_counted else set())):
+        text = f"{name_of(label)} x{int((det_labels == label).sum())}"
+        if gt_counted:
+            text += f" (gt {int((gt_lab == label).sum())})"
+        entries.append((class_color(label), text, False))
     if len(gt):
         entries.append((GT_COLOR, f"ground truth x{len(gt)} (dashed)", True))
     _draw_legend(draw, header, entries, _font(max(10, int(15 * scale))), w, scale)
