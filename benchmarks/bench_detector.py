@@ -81,6 +81,7 @@ def bench(detector: PointCloudDetector, points: np.ndarray, runs: int, warmup: i
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark (see the module docstring); returns the exit status."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", default="cpu", help="cpu (default), cuda, or auto")
     p.add_argument("--widths", type=float, nargs="+", default=[1.0, 0.5, 0.25])
