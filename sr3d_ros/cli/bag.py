@@ -1,0 +1,190 @@
+"""``sr3d-bag``: build, inspect, play and record rosbag2 (MCAP) bags (see :mod:`sr3d_ros.ros.bag`).
+
+    sr3d-bag build OUT [--dataset scannet|sunrgbd] [--ids ID ...] [--rate 0.5] [--frame-id map]
+    sr3d-bag info BAG
+    sr3d-bag play BAG [--rate 1.0] [--loop] [--topics T ...] [--remap FROM:=TO] [--wait-subscribers 5]
+    sr3d-bag record OUT TOPIC ... [--duration S] [--type TOPIC=pkg/msg/Type ...]
+
+``play`` and ``record`` start an rclpy node; DDS discovery stays on this machine unless
+``ROS_AUTOMATIC_DISCOVERY_RANGE`` is set explicitly (see :mod:`sr3d_ros.ros.env`). Both stop
+cleanly on Ctrl-C / SIGTERM (``record`` finishes the bag first) and exit 0.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+__all__ = ["main"]
+
+_DEFAULT_IDS = {"scannet": ["scene0000_00", "scene0000_01", "scene0000_02"],
+                "sunrgbd": ["000001", "000002", "000003", "000004"]}
+
+
+def _default_data_root() -> Path:
+    env = os.environ.get("SR3D_DATA")
+    return Path(env) if env else Path(__file__).resolve().parents[2].parent / "shared" / "data"
+
+
+def _cmd_build(a: argparse.Namespace) -> int:
+    from sr3d_ros.ros.bag import build_bag, load_samples
+
+    ids = a.ids or _DEFAULT_IDS[a.dataset]
+    samples = load_samples(a.dataset, a.data_root, ids)
+    s = build_bag(a.out, samples, rate_hz=a.rate, frame_id=a.frame_id)
+    print(f"wrote {s.path}: {s.frames} frames ({', '.join(s.sample_ids)}) at {a.rate} Hz, "
+          f"frame_id {a.frame_id!r}")
+    return 0
+
+
+def _cmd_info(a: argparse.Namespace) -> int:
+    from sr3d_ros.ros.bag import bag_info
+
+    print(json.dumps(bag_info(a.bag), indent=2))
+    return 0
+
+
+def _ros_session(name: str):
+    """(rclpy, node, executor, spin thread) with the safe environment. The caller shuts the
+    executor down, joins the thread, destroys the node and shuts rclpy down."""
+    from sr3d_ros.ros.env import ensure_safe_ros_env
+
+    ensure_safe_ros_env()
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+
+    rclpy.init(args=[])  # our own options only; nothing on the command line is a ROS argument
+    node = rclpy.create_node(name)
+    ex = SingleThreadedExecutor()
+    ex.add_node(node)
+    th = threading.Thread(target=ex.spin, daemon=True)
+    th.start()
+    return rclpy, node, ex, th
+
+
+def _cmd_play(a: argparse.Namespace) -> int:
+    from sr3d_ros.ros.bag import BagPlayer
+
+    import signal
+
+    rclpy, node, ex, th = _ros_session("sr3d_bag_player")
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):  # stop between messages, then clean up
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        remap = {}
+        for spec in a.remap or []:
+            src, sep, dst = spec.partition(":=")
+            if not sep or not src or not dst:
+                raise ValueError(f"--remap wants FROM:=TO, got {spec!r}")
+            remap[src] = dst
+        player = BagPlayer(node, a.bag, topics=a.topics, remap=remap)
+        if a.wait_subscribers > 0 and not player.wait_for_subscribers(a.wait_subscribers):
+            node.get_logger().warning("not every topic has a subscriber; playing anyway")
+        n = player.play(rate=a.rate, loop=a.loop, stop=stop)
+        time.sleep(0.2)  # let reliable transports deliver the last messages
+        print(f"published {n} messages from {a.bag}")
+    finally:
+        ex.shutdown(timeout_sec=1.0)
+        th.join(timeout=5.0)  # a spin thread still running at exit aborts the process
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+def _cmd_record(a: argparse.Namespace) -> int:
+    import signal
+
+    from sr3d_ros.ros.bag import BagRecorder
+
+    types = {}
+    for spec in a.type or []:
+        topic, _, msgtype = spec.partition("=")
+        if not msgtype:
+            raise SystemExit(f"--type wants TOPIC=pkg/msg/Type, got {spec!r}")
+        types[topic] = msgtype
+    rclpy, node, ex, th = _ros_session("sr3d_bag_recorder")
+    done = threading.Event()
+    # Ctrl-C / SIGTERM end the recording; the bag is finished below either way.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: done.set())
+    rec = None
+    try:
+        rec = BagRecorder(node, a.out, a.topics, types=types)
+        deadline = time.monotonic() + a.duration if a.duration else None
+        while not done.is_set() and (deadline is None or time.monotonic() < deadline):
+            done.wait(0.1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        counts = rec.close() if rec is not None else {}
+        ex.shutdown(timeout_sec=1.0)
+        th.join(timeout=5.0)  # a spin thread still running at exit aborts the process
+        node.destroy_node()
+        rclpy.try_shutdown()
+    print(f"wrote {a.out}: " + ", ".join(f"{t} {n}" for t, n in counts.items()))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``sr3d-bag`` argument parser."""
+    p = argparse.ArgumentParser(prog="sr3d-bag", description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    b = sub.add_parser("build", help="bag of real dataset scans (/points) + ground truth (/ground_truth)")
+    b.add_argument("out", type=Path, help="bag folder to create")
+    b.add_argument("--dataset", choices=sorted(_DEFAULT_IDS), default="scannet")
+    b.add_argument("--ids", nargs="+", help="scene / frame ids (default: all sample scans)")
+    b.add_argument("--data-root", type=Path, default=_default_data_root(),
+                   help="shared data root (default ../shared/data or $SR3D_DATA)")
+    b.add_argument("--rate", type=float, default=0.5, help="frames per second of bag time")
+    b.add_argument("--frame-id", default="map", help="header.frame_id of the messages")
+    b.set_defaults(func=_cmd_build)
+
+    i = sub.add_parser("info", help="topics, counts, duration")
+    i.add_argument("bag", type=Path)
+    i.set_defaults(func=_cmd_info)
+
+    pl = sub.add_parser("play", help="publish a bag into the ROS graph")
+    pl.add_argument("bag", type=Path)
+    pl.add_argument("--rate", type=float, default=1.0, help="speed factor")
+    pl.add_argument("--loop", action="store_true", help="replay until Ctrl-C")
+    pl.add_argument("--topics", nargs="+", help="only these topics (bag names)")
+    pl.add_argument("--remap", action="append", metavar="FROM:=TO",
+                    help="publish bag topic FROM on topic TO (repeatable)")
+    pl.add_argument("--wait-subscribers", type=float, default=5.0, metavar="S",
+                    help="wait up to S seconds for a subscriber on every topic (0 = no wait)")
+    pl.set_defaults(func=_cmd_play)
+
+    r = sub.add_parser("record", help="record topics into an MCAP bag")
+    r.add_argument("out", type=Path, help="bag folder to create")
+    r.add_argument("topics", nargs="+", help="fully qualified topic names")
+    r.add_argument("--duration", type=float, default=0.0, help="stop after S seconds (0 = Ctrl-C)")
+    r.add_argument("--type", action="append", metavar="TOPIC=pkg/msg/Type",
+                   help="type to record a topic as (default: what its publishers advertise)")
+    r.set_defaults(func=_cmd_record)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``sr3d-bag``; returns the exit status (0 ok, 1 error, 2 usage)."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"sr3d-bag {args.cmd}: error: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # rosbags errors (bag exists, unreadable bag)
+        if type(exc).__module__.startswith("rosbags"):
+            print(f"sr3d-bag {args.cmd}: error: {exc}", file=sys.stderr)
+            return 1
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())
