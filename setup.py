@@ -48,6 +48,8 @@ setup(
             "sr3d-eval=sr3d_training.cli.evaluate:main",
             "sr3d-detect=sr3d_ros.cli.detect:main",
             "sr3d-convert-tr3d=sr3d_ros.cli.convert_tr3d:main",
+            "sr3d-bag=sr3d_ros.cli.bag:main",
+            "pointcloud_detector=sr3d_ros.ros.pointcloud_node:main",
         ]
     },
 )
