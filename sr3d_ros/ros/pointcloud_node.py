@@ -298,7 +298,7 @@ class PointCloudDetectorNode(Node):
             self.get_logger().warning(f"bad input cloud ({exc}); publishing no detections",
                                       throttle_duration_sec=_WARN_THROTTLE_S)
             self._publish_empty(header, p)
-            self._publish_diagnostics("WARN", f"bad input: {exc}", timings, 0, 0)
+            self._publish_diagnostics("WARN", f"bad input: {exc}", header, timings, 0, 0)
             return
         n_used = len(points)
         t1 = time.perf_counter()
@@ -313,7 +313,7 @@ class PointCloudDetectorNode(Node):
             self.get_logger().error(f"inference failed: {type(exc).__name__}: {exc}",
                                     throttle_duration_sec=_WARN_THROTTLE_S)
             self._publish_empty(header, p)
-            self._publish_diagnostics("ERROR", f"inference failed: {exc}", timings, n_in, 0)
+            self._publish_diagnostics("ERROR", f"inference failed: {exc}", header, timings, n_in, 0)
             return
         t2 = time.perf_counter()
         timings.update(det.timings_ms)
@@ -342,7 +342,7 @@ class PointCloudDetectorNode(Node):
             self.get_logger().warning("; ".join(warnings), throttle_duration_sec=_WARN_THROTTLE_S)
         level = "WARN" if warnings else "OK"
         message = "; ".join(warnings) if warnings else f"{len(det)} detections"
-        self._publish_diagnostics(level, message, timings, n_in, len(det), points_used=n_used)
+        self._publish_diagnostics(level, message, header, timings, n_in, len(det), points_used=n_used)
 
     def _publish_empty(self, header: Any, p: Any) -> None:
         from sr3d_ros.detections import Detections
@@ -355,7 +355,7 @@ class PointCloudDetectorNode(Node):
         with self._cv:
             self._stats["processed"] += 1
 
-    def _publish_diagnostics(self, level: str, message: str, timings: dict[str, float],
+    def _publish_diagnostics(self, level: str, message: str, header: Any, timings: dict[str, float],
                              points_in: int, detections_out: int, points_used: int = 0) -> None:
         from sr3d_ros.ros.messages import diagnostics_msg
 
@@ -364,7 +364,9 @@ class PointCloudDetectorNode(Node):
             self.get_clock().now().to_msg(), self._diag_name,
             str(getattr(self.detector, "device", "")), level, message, timings, points_in,
             detections_out, s["dropped"],
-            extra={"points_used": points_used, "frames_received": s["received"],
+            extra={"input_stamp": f"{header.stamp.sec}.{header.stamp.nanosec:09d}",
+                   "input_frame_id": header.frame_id,
+                   "points_used": points_used, "frames_received": s["received"],
                    "frames_processed": s["processed"], "bad_input_frames": s["bad_input"]},
         ))
 

@@ -135,6 +135,7 @@ def ros():
     th.start()
     yield ctx, ex
     ex.shutdown(timeout_sec=2.0)
+    th.join(timeout=5.0)  # a spin thread left running aborts the interpreter at exit
     ctx.try_shutdown()
 
 
@@ -733,3 +734,14 @@ def test_rviz_config_shows_cloud_and_markers():
     assert "rviz_default_plugins/PointCloud2" in classes
     assert "rviz_default_plugins/MarkerArray" in classes
     assert classes["rviz_default_plugins/MarkerArray"]["Topic"]["Value"].endswith("output/markers")
+
+
+def test_demo_reports_missing_inputs(tmp_path, capsys):
+    """The demo stops with exit 2 and a clear message when the data or the model is missing (the
+    full run takes ~30 s of CPU inference and is `make demo`)."""
+    from sr3d_ros import demo
+
+    assert demo.main(["--data-root", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o")]) == 2
+    assert "ScanNet sample scans" in capsys.readouterr().err
+    assert demo.main(["--checkpoint", str(tmp_path / "missing.pt"), "--out", str(tmp_path / "o")]) == 2
+    assert "missing.pt not found" in capsys.readouterr().err
