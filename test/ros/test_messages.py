@@ -187,7 +187,8 @@ def test_fast_builder_equals_generated_constructor():
         fast = M._FastMsg.of(cls)()
         ref = cls()
         assert fast == ref, cls
-        assert serialize_message(fast) == serialize_message(ref)
+        # (byte comparison would be flaky: CDR alignment padding is not zeroed by the serialiser)
+        assert deserialize_message(serialize_message(fast), cls) == ref
         for slot in cls.__slots__:  # no mutable default shared with another instance
             v = getattr(fast, slot)
             if isinstance(v, (list, np.ndarray)) or hasattr(v, "get_fields_and_field_types"):
@@ -196,7 +197,7 @@ def test_fast_builder_equals_generated_constructor():
     assert m == Marker(id=7, ns="x", text="hello", type=Marker.CUBE)
     with pytest.raises(TypeError):
         M._FastMsg.of(Point)(w=1.0)
-    pts = M._point_factory()([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+    pts = M._point_factory()([0.0, 0.0, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0], 1, 2)
     assert pts == [Point(x=1.0, y=2.0, z=3.0), Point(x=4.0, y=5.0, z=6.0)]
 
 
