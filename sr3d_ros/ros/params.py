@@ -89,7 +89,10 @@ PARAMS: tuple[ParamSpec, ...] = (
               "gravity_transform.matrix is empty.", False, "gravity_translation"),
     ParamSpec("qos_reliability", "str", "best_effort",
               "Reliability of the input subscription: 'best_effort' (sensor-data QoS, matches "
-              "any publisher) or 'reliable' (matches only reliable publishers).", False,
+              "any publisher) or 'reliable' (matches only reliable publishers). With Fast DDS's "
+              "default transports, best-effort clouds larger than ~0.5 MB (~30k xyz+rgb points) "
+              "from another process are mostly lost: use 'reliable' when the driver publishes "
+              "reliably.", False,
               "qos_reliability"),
     ParamSpec("publish_markers", "bool", True,
               "Publish ~/output/markers (box edges + labels for RViz).", True, "publish_markers"),

@@ -4,14 +4,19 @@ Topics (relative names, remap them or set a namespace):
 
 * ``~/input/points`` (sensor_msgs/PointCloud2, subscribed): xyz (FLOAT32/FLOAT64) + optional
   colour (packed ``rgb``/``rgba`` or ``r, g, b``). Sensor-data QoS (keep last 1, volatile;
-  reliability from ``qos_reliability``).
+  reliability from ``qos_reliability``; see its description for large best-effort clouds).
 * ``~/output/detections`` (vision_msgs/Detection3DArray): one message per processed frame, header
   copied from the input (stamp + frame_id), boxes in the input cloud's frame.
 * ``~/output/markers`` (visualization_msgs/MarkerArray): box edges + labels for RViz.
 * ``~/output/label_info`` (vision_msgs/LabelInfo, reliable + transient local): class id -> name,
   published once at start-up; late subscribers still get it.
-* ``/diagnostics`` (diagnostic_msgs/DiagnosticArray): per processed frame, stage timings, points,
-  detections, dropped frames and an OK / WARN / ERROR level.
+* ``/diagnostics`` (diagnostic_msgs/DiagnosticArray): per processed frame one status named
+  ``"<namespace>/pointcloud_detector: detector"`` with level OK (fine), WARN (bad input,
+  subsampled cloud, non-finite points in an ``is_dense`` cloud, frames dropped since the last
+  result) or ERROR (inference failed), and key-values ``points_in``, ``detections_out``,
+  ``frames_dropped`` (since start), ``<stage>_ms`` for wait (in the mailbox), convert, voxelize,
+  backbone, neck, head, nms, inference, publish and total, ``input_stamp``, ``input_frame_id``,
+  ``points_used``, ``frames_received``, ``frames_processed``, ``bad_input_frames``.
 
 Frames are never queued: the subscription callback only stores the newest message in a one-slot
 mailbox; a worker thread runs conversion + inference + publishing. A message that arrives while
