@@ -151,7 +151,9 @@ class Client:
         self.node.create_subscription(Detection3DArray, f"{base}/output/detections",
                                       self.detections.append, qos)
         self.node.create_subscription(MarkerArray, f"{base}/output/markers", self.markers.append, qos)
-        self.node.create_subscription(DiagnosticArray, "/diagnostics", self._diag, qos)
+        # each test node's /diagnostics is remapped into its namespace (see make_node): no
+        # traffic from other processes on the shared /diagnostics topic reaches the tests
+        self.node.create_subscription(DiagnosticArray, f"{ns}/diagnostics", self._diag, qos)
         # depth 1: the publisher itself must not hold a backlog (the burst test measures RSS)
         pub_qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE if reliable
                              else ReliabilityPolicy.BEST_EFFORT)
@@ -196,7 +198,8 @@ def make_node(ctx, ex, ckpt, ns, **params):
     values.update(params)
     node = PointCloudDetectorNode(
         context=ctx, namespace=ns,
-        parameter_overrides=[Parameter(k, value=v) for k, v in values.items()])
+        parameter_overrides=[Parameter(k, value=v) for k, v in values.items()],
+        cli_args=["--ros-args", "-r", f"/diagnostics:={ns}/diagnostics"])
     ex.add_node(node)
     return node
 
@@ -601,7 +604,8 @@ def test_node_process_detects_and_exits_zero(sig, reliability, ros, ckpt, ns, su
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "sr3d_ros.ros.pointcloud_node", "--ros-args",
-             "-r", f"__ns:={ns}", "-p", f"checkpoint:={ckpt}", "-p", "device:=cpu",
+             "-r", f"__ns:={ns}", "-r", f"/diagnostics:={ns}/diagnostics",
+             "-p", f"checkpoint:={ckpt}", "-p", "device:=cpu",
              "-p", "score_threshold:=0.01", "-p", f"max_points:={N_POINTS}", "-p", "num_threads:=1",
              "-p", f"max_detections:={MAX_DET}", "-p", f"qos_reliability:={reliability}"],
             env=_env(), stdout=out, stderr=subprocess.STDOUT, cwd=REPO,
