@@ -381,9 +381,11 @@ class Trainer:
                 if self._stop_requested:
                     raise KeyboardInterrupt
                 self.epoch += 1
+                self._sync_buffers()
                 if self.cfg.eval_every and self.epoch % self.cfg.eval_every == 0:
                     metrics = self.evaluate()
                 self.save("last.pt", metrics)
+            self._sync_buffers()
             metrics = self.evaluate()
             final = self.save("final.pt", metrics)
             self.save("last.pt", metrics)
@@ -397,6 +399,18 @@ class Trainer:
                 self._writer.flush()
         return {"steps": self.step, "epochs": self.epoch, "nonfinite_total": self.nonfinite_total,
                 "metrics": metrics, "seconds": time.time() - t0, "checkpoint": str(final)}
+
+    def _sync_buffers(self) -> None:
+        """Copy rank 0's buffers (BatchNorm running statistics) to every rank.
+
+        DDP averages gradients, so parameters stay equal, but each rank updates its running
+        statistics from its own batches after DDP's per-forward broadcast; syncing at epoch ends
+        makes every rank hold the model that rank 0 saves and evaluates.
+        """
+        if not self.dist.enabled:
+            return
+        for buf in self.model.buffers():
+            dist.broadcast(buf.data, src=0)
 
     def _done(self) -> bool:
         return self.cfg.optim.max_steps > 0 and self.step >= self.cfg.optim.max_steps
