@@ -29,8 +29,13 @@ test: setup minkowski  ## the whole test suite (what CI runs)
 demo: setup       ## the main job: node + bag replay on real ScanNet scans, table + mAP + PNG
 	$(PY) -m sr3d_ros.demo
 
-bench: setup minkowski  ## benchmark tables (ours vs reference)
+bench: setup minkowski  ## benchmark tables (ours vs reference); run on a quiet machine
 	$(PY) benchmarks/bench_sparse.py
+	$(PY) benchmarks/bench_pointcloud2.py
+	$(PY) benchmarks/bench_node.py
+	$(PY) benchmarks/bench_detector.py
+	$(PY) benchmarks/bench_assign_loss.py
+	$(PY) benchmarks/bench_train_step.py
 
 clean:
 	rm -rf build *.egg-info .pytest_cache

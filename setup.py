@@ -32,7 +32,7 @@ setup(
     python_requires=">=3.10",
     install_requires=["numpy", "torch>=2.1", "pyyaml"],
     extras_require={
-        "io": ["open3d"],
+        "io": ["open3d", "pillow"],
         "bags": ["rosbags"],
         "train": ["tensorboard", "tqdm", "scipy"],
         "test": ["pytest", "shapely", "scipy"],
