@@ -10,8 +10,16 @@ Arguments:
     checkpoint    model file; '' = the value in params_file ('' there = embedded default model).
     device        'auto' | 'cpu' | 'cuda' | 'cuda:N'; '' = the value in params_file.
     namespace     namespace of the node (its topics become /<namespace>/pointcloud_detector/...).
-    use_sim_time  use /clock (bag replay).
-    rviz          start RViz with rviz/sr3d.rviz.
+    use_sim_time  use /clock (bag replay: `sr3d-bag play BAG --clock`).
+    rviz          start RViz with rviz/sr3d.rviz, adapted to this launch (see below).
+    fixed_frame   RViz Fixed Frame (default map, the frame_id of `sr3d-bag build` bags). Without
+                  TF (bag replay, a lone sensor) set it to the cloud's header.frame_id, or RViz
+                  shows nothing.
+
+RViz: the launch writes a per-launch copy of rviz/sr3d.rviz into a temporary file
+(sr3d_ros.ros.rviz_config) with the cloud display on input_topic (resolved in namespace when
+relative), the marker display on /<namespace>/pointcloud_detector/output/markers and the Fixed
+Frame fixed_frame.
 
 Outputs: ~/output/detections (vision_msgs/Detection3DArray), ~/output/markers, ~/output/label_info,
 /diagnostics. DDS discovery: the node keeps ROS_AUTOMATIC_DISCOVERY_RANGE as the environment
@@ -23,9 +31,10 @@ import os
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
-from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
+
+from sr3d_ros.ros.rviz_config import write_rviz_config
 
 PACKAGE = "sr3d_ros"
 
@@ -55,6 +64,30 @@ def _detector(context, *args, **kwargs):
     ]
 
 
+def _rviz(context, *args, **kwargs):
+    """RViz with a per-launch copy of rviz/sr3d.rviz (topics + Fixed Frame from the arguments)."""
+    if LaunchConfiguration("rviz").perform(context).lower() not in ("true", "1"):
+        return []
+    template = os.path.join(get_package_share_directory(PACKAGE), "rviz", "sr3d.rviz")
+    config = write_rviz_config(
+        template,
+        input_topic=LaunchConfiguration("input_topic").perform(context),
+        namespace=LaunchConfiguration("namespace").perform(context),
+        fixed_frame=LaunchConfiguration("fixed_frame").perform(context),
+    )
+    use_sim_time = LaunchConfiguration("use_sim_time").perform(context).lower() in ("true", "1")
+    return [
+        Node(
+            package="rviz2",
+            executable="rviz2",
+            name="sr3d_rviz",
+            arguments=["-d", str(config)],
+            parameters=[{"use_sim_time": use_sim_time}],
+            output="screen",
+        )
+    ]
+
+
 def generate_launch_description():
     share = get_package_share_directory(PACKAGE)
     return LaunchDescription([
@@ -76,18 +109,13 @@ def generate_launch_description():
             description="namespace of the detector node"),
         DeclareLaunchArgument(
             "use_sim_time", default_value="false",
-            description="use the /clock topic (e.g. when replaying a bag with --clock)"),
+            description="use the /clock topic (e.g. when replaying with `sr3d-bag play BAG --clock`)"),
         DeclareLaunchArgument(
             "rviz", default_value="false",
             description="start RViz with the sr3d_ros display configuration"),
+        DeclareLaunchArgument(
+            "fixed_frame", default_value="map",
+            description="RViz Fixed Frame; without TF it must be the cloud's header.frame_id"),
         OpaqueFunction(function=_detector),
-        Node(
-            package="rviz2",
-            executable="rviz2",
-            name="sr3d_rviz",
-            arguments=["-d", os.path.join(share, "rviz", "sr3d.rviz")],
-            parameters=[{"use_sim_time": LaunchConfiguration("use_sim_time")}],
-            condition=IfCondition(LaunchConfiguration("rviz")),
-            output="screen",
-        ),
+        OpaqueFunction(function=_rviz),
     ])
