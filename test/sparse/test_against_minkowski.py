@@ -101,7 +101,8 @@ DTYPES = [torch.float64, torch.float32]
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
 @pytest.mark.parametrize(
-    "kernel_size,stride,bias", [(3, 1, True), (3, 2, False), (2, 2, True), (1, 1, True), (1, 2, False)]
+    "kernel_size,stride,bias",
+    [(3, 1, True), (3, 2, False), (2, 2, True), (2, 1, True), (1, 1, True), (1, 2, False)],
 )
 def test_convolution(scene, dtype, kernel_size, stride, bias) -> None:
     check_layer(

@@ -58,7 +58,7 @@ def dense_weight(kernel: torch.Tensor, k: int, transposed: bool = False) -> torc
 
 @pytest.mark.parametrize(
     "kernel_size,stride,dilation",
-    [(3, 1, 1), (1, 1, 1), (3, 2, 1), (2, 2, 1), (3, 1, 2), (1, 2, 1)],
+    [(3, 1, 1), (1, 1, 1), (3, 2, 1), (2, 2, 1), (3, 1, 2), (1, 2, 1), (2, 1, 1)],
 )
 def test_conv_matches_dense_conv3d(kernel_size: int, stride: int, dilation: int) -> None:
     x = random_sparse(0, 3)
@@ -66,8 +66,16 @@ def test_conv_matches_dense_conv3d(kernel_size: int, stride: int, dilation: int)
     with torch.no_grad():
         conv.bias.normal_()
     y = conv(x)
-    pad = dilation * (kernel_size // 2) if kernel_size % 2 == 1 else 0
-    ref = F.conv3d(to_dense(x), dense_weight(conv.kernel, kernel_size), conv.bias[0], stride, pad, dilation)
+    dense = to_dense(x)
+    if kernel_size % 2 == 1:
+        pad = dilation * (kernel_size // 2)
+    else:
+        # ME's even kernel reaches offsets 0 .. K-1 from the output voxel (see kernel_offsets):
+        # conv3d without padding, its input zero-padded on the high side only, so that with
+        # stride 1 every input voxel (up to HI - 1) has an output; index j <-> LO + stride * j.
+        pad = 0
+        dense = F.pad(dense, (0, dilation * (kernel_size - 1)) * 3)
+    ref = F.conv3d(dense, dense_weight(conv.kernel, kernel_size), conv.bias[0], stride, pad, dilation)
     # output coordinates: stride 1 keeps the input; stride s quantises with floor
     expected = torch.unique(torch.div(x.coordinates[:, 1:], stride, rounding_mode="floor") * stride, dim=0)
     got = torch.unique(y.coordinates[:, 1:], dim=0)
