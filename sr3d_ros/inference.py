@@ -3,13 +3,15 @@
 ``PointCloudDetector`` (TR3D architecture) is the first; the monocular detector (LeAD-M3D) will
 implement the same protocol with an image + camera-info input.
 
-    >>> det = PointCloudDetector.from_checkpoint("model.pt", device="auto")
+    >>> det = Detector.from_checkpoint("model.pt", device="auto")   # kind read from the file
+    >>> det = PointCloudDetector.from_checkpoint("model.pt")         # or: this kind only
     >>> result = det(points)            # (N, 3) or (N, 6) float32 xyz [+ rgb 0..255]
     >>> result.boxes, result.scores, result.labels, result.names, result.timings_ms
 """
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -22,7 +24,7 @@ from .detections import Detections
 from .models import TR3DDetector, points_to_sparse
 from .timing import StageTimer
 
-__all__ = ["Detector", "PointCloudDetector", "resolve_device", "default_checkpoint_path"]
+__all__ = ["Detector", "PointCloudDetector", "load_detector", "resolve_device", "default_checkpoint_path"]
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -51,16 +53,67 @@ def default_checkpoint_path() -> Path:
 
 @runtime_checkable
 class Detector(Protocol):
-    """What every detector offers: class names, a device, and a call returning Detections."""
+    """What every detector kind offers: class names, a device, a checkpoint loader, and a call
+    returning :class:`Detections`.
+
+    Implemented by :class:`PointCloudDetector` (input: ``(N, 3|6)`` points); the monocular
+    detector will implement it with an image + camera-info input. ``isinstance(x, Detector)``
+    checks the members structurally.
+
+    ``Detector.from_checkpoint(path, device="auto")`` called on the protocol itself reads the
+    checkpoint's ``kind`` and builds the matching implementation (same as :func:`load_detector`);
+    each implementation's own ``from_checkpoint`` builds that kind only.
+    """
 
     class_names: tuple[str, ...]
     device: torch.device
 
+    @classmethod
+    def from_checkpoint(
+        cls, path: str | Path | None = None, device: str | torch.device = "auto", **inference_overrides: Any
+    ) -> "Detector":
+        """Load a detector from our checkpoint format (``None``: the embedded default model).
+
+        Args:
+            path: checkpoint file.
+            device: ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda[:i]"``.
+            inference_overrides: post-processing fields to change (see the implementation).
+
+        Returns:
+            A ready detector in eval mode on ``device``.
+
+        Raises:
+            FileNotFoundError / CheckpointError: missing or invalid checkpoint, or a ``kind``
+                this version has no detector for. ValueError: bad device or override.
+        """
+        return load_detector(path, device, **inference_overrides)
+
     def __call__(self, inputs: Any) -> Detections: ...
 
 
+def load_detector(
+    path: str | Path | None = None, device: str | torch.device = "auto", **inference_overrides: Any
+) -> Detector:
+    """Build the detector a checkpoint holds, whatever its kind (see :class:`Detector`).
+
+    Args / Raises: as :meth:`Detector.from_checkpoint`. Kinds: ``"pointcloud"`` ->
+    :class:`PointCloudDetector`; other kinds (e.g. ``"mono"``, not implemented yet) are a
+    :class:`~sr3d_ros.checkpoints.CheckpointError`.
+    """
+    path = Path(path) if path is not None else default_checkpoint_path()
+    dev = resolve_device(device)
+    ckpt = load_checkpoint(path, map_location="cpu")
+    kind = ckpt.get("kind", "pointcloud")
+    impl = _DETECTOR_KINDS.get(kind)
+    if impl is None:
+        raise CheckpointError(
+            f"{path}: a {kind!r} checkpoint; this version has detectors for {sorted(_DETECTOR_KINDS)} only"
+        )
+    return impl._from_loaded(ckpt, path, dev, inference_overrides)
+
+
 class PointCloudDetector:
-    """Point-cloud detector (TR3D architecture, SR3D training) behind the :class:`Detector` API.
+    """Point-cloud detector (TR3D architecture, SR3D training) implementing :class:`Detector`.
 
     Args:
         model: a built :class:`~sr3d_ros.models.TR3DDetector` (weights loaded).
@@ -74,6 +127,7 @@ class PointCloudDetector:
         self.device = device
         self.class_names = tuple(config.model.class_names)
         self.provenance: dict[str, Any] = {}
+        self._warned_unit_colors = False
 
     @classmethod
     def from_checkpoint(
@@ -94,6 +148,12 @@ class PointCloudDetector:
         path = Path(path) if path is not None else default_checkpoint_path()
         dev = resolve_device(device)
         ckpt = load_checkpoint(path, map_location="cpu")
+        return cls._from_loaded(ckpt, path, dev, inference_overrides)
+
+    @classmethod
+    def _from_loaded(
+        cls, ckpt: dict[str, Any], path: Path, dev: torch.device, inference_overrides: dict[str, Any]
+    ) -> "PointCloudDetector":
         if ckpt.get("kind", "pointcloud") != "pointcloud":
             raise CheckpointError(f"{path}: a {ckpt.get('kind')!r} checkpoint, not a point-cloud detector")
         config = config_from_checkpoint(ckpt, path)
@@ -111,35 +171,80 @@ class PointCloudDetector:
         det.provenance = dict(ckpt.get("provenance", {}))
         return det
 
+    def _validate(self, points: Any) -> torch.Tensor:
+        """Checked ``(N', 3|6)`` float32 tensor on ``self.device``, non-finite rows dropped."""
+        if isinstance(points, np.ndarray):
+            if points.dtype.kind not in "fiu":
+                raise ValueError(
+                    f"points must have a real numeric dtype (float32 preferred), got {points.dtype}"
+                )
+            points = torch.from_numpy(np.ascontiguousarray(points))
+        if not isinstance(points, torch.Tensor):
+            raise TypeError(f"points must be a numpy array or torch tensor, got {type(points).__name__}")
+        if points.dtype == torch.bool or points.is_complex():
+            raise ValueError(f"points must have a real numeric dtype (float32 preferred), got {points.dtype}")
+        if points.dim() != 2 or points.shape[1] not in (3, 6):
+            raise ValueError(f"points must be (N, 3) or (N, 6) = xyz [+ rgb 0..255], got {tuple(points.shape)}")
+        points = points.to(self.device, torch.float32)
+        points = points[torch.isfinite(points).all(dim=1)]
+        if points.shape[1] == 6 and points.shape[0] > 0:
+            rgb = points[:, 3:6]
+            lo, hi = float(rgb.min()), float(rgb.max())
+            if lo < 0.0 or hi > 255.0:
+                raise ValueError(
+                    f"rgb must be in 0..255, got values in [{lo:g}, {hi:g}] "
+                    "(columns 3..5 of an (N, 6) cloud are r, g, b; pass (N, 3) xyz for no colour)"
+                )
+            if 0.0 < hi <= 1.0 and not self._warned_unit_colors:
+                self._warned_unit_colors = True
+                warnings.warn(
+                    f"all rgb values lie in [{lo:g}, {hi:g}]: this looks like a 0..1 colour scale, "
+                    "but the detector expects 0..255; multiply the colours by 255",
+                    UserWarning,
+                    stacklevel=4,  # caller -> no_grad wrapper -> __call__ -> here
+                )
+        return points
+
     @property
     def inference_config(self) -> InferenceConfig:
+        """The post-processing in use (``nms_pre``, ``score_threshold``, ``iou_threshold``,
+        ``max_detections``): the checkpoint's defaults with any ``from_checkpoint`` overrides.
+        Read-only (a frozen dataclass); build a new detector to change it."""
         return self.config.inference
 
     @torch.no_grad()
     def __call__(self, points: np.ndarray | torch.Tensor, timed: bool = True) -> Detections:
         """Detect objects in one cloud.
 
+        Input expectations:
+
+        * ``points``: ``(N, 3)`` xyz or ``(N, 6)`` xyz + rgb, numpy array or torch tensor of a
+          real dtype (float32 preferred; float64 / integers are cast to float32).
+        * Frame: xyz in metres in a gravity-aligned frame, z up (the frame the model was trained
+          in: ScanNet / SUN RGB-D upright depth). RGB-D camera frames (z forward) must be rotated
+          first. Boxes come back in the same frame.
+        * Colour: r, g, b in **0..255** (8-bit scale). Colours outside [0, 255] are an error;
+          colours that all lie in [0, 1] (with some > 0) look like a 0..1 scale and trigger a
+          ``UserWarning`` (once per detector): multiply them by 255. All-zero colour (e.g. a
+          cloud converted without colour) is accepted silently.
+        * Non-finite values: every row with a NaN or inf in any column (xyz or rgb) is dropped
+          before detection (organised sensor clouds mark missing depth with NaN); a cloud with
+          no finite row gives empty :class:`Detections`.
+
         Args:
-            points: ``(N, 3)`` or ``(N, 6)`` float xyz in metres in a gravity-aligned frame
-                (z up; RGB-D camera frames must be rotated first) + optional rgb in 0..255.
-                NaN/inf rows are dropped.
+            points: see above.
             timed: record per-stage times (``voxelize``, ``backbone``, ``neck``, ``head``,
                 ``nms``) in ``Detections.timings_ms``.
 
         Returns:
-            :class:`Detections` in the input frame (empty if no valid point).
+            :class:`Detections` in the input frame on ``self.device`` (empty if no valid point).
 
         Raises:
-            TypeError: not an array/tensor. ValueError: wrong shape.
+            TypeError: not a numpy array / torch tensor.
+            ValueError: wrong shape; a dtype that is not real-valued (bool, complex, object,
+                strings); finite colours outside [0, 255] (the message gives the observed range).
         """
-        if isinstance(points, np.ndarray):
-            points = torch.from_numpy(np.ascontiguousarray(points))
-        if not isinstance(points, torch.Tensor):
-            raise TypeError(f"points must be a numpy array or torch tensor, got {type(points).__name__}")
-        if points.dim() != 2 or points.shape[1] not in (3, 6):
-            raise ValueError(f"points must be (N, 3) or (N, 6) = xyz [+ rgb 0..255], got {tuple(points.shape)}")
-        points = points.to(self.device, torch.float32)
-        points = points[torch.isfinite(points).all(dim=1)]
+        points = self._validate(points)
         if points.shape[0] == 0:
             return Detections.empty(self.class_names, self.device)
         timer = StageTimer(self.device, enabled=timed)
@@ -150,3 +255,7 @@ class PointCloudDetector:
             det = self.model.postprocess(outputs, 1, self.config.inference)[0]
         det.timings_ms = dict(timer.ms)
         return det
+
+
+#: Checkpoint ``kind`` -> implementation (the monocular detector registers ``"mono"`` later).
+_DETECTOR_KINDS: dict[str, Any] = {"pointcloud": PointCloudDetector}
