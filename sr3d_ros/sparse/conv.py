@@ -11,7 +11,7 @@ import math
 import torch
 from torch import nn
 
-from .functional import sparse_conv
+from .functional import check_operands, sparse_conv
 from .tensor import SparseTensor
 
 __all__ = ["SparseConv3d", "SparseConvTranspose3d", "SparseGenerativeConvTranspose3d"]
@@ -59,6 +59,7 @@ class _SparseConvBase(nn.Module):
             raise ValueError(
                 f"{type(self).__name__}: input has {x.features.shape[1]} channels, expected {self.in_channels}"
             )
+        check_operands(x.features, self.kernel)
 
     def _finish(self, features: torch.Tensor, x: SparseTensor, set_id: int) -> SparseTensor:
         if self.bias is not None:
@@ -91,6 +92,20 @@ class SparseConv3d(_SparseConvBase):
         super().__init__(in_channels, out_channels, kernel_size, stride, dilation, bias, transposed=False)
 
     def forward(self, x: SparseTensor) -> SparseTensor:
+        """Convolve ``x``.
+
+        Args:
+            x: ``(N, C_in)`` features at tensor stride ``ts``, same dtype and device as the kernel.
+
+        Returns:
+            ``(N_out, C_out)`` features at tensor stride ``ts * stride``; for stride 1 the
+            coordinates are ``x``'s (same coordinate set), for stride 2 the floor-quantised set.
+            N = 0 gives an empty result.
+
+        Raises:
+            TypeError: ``x`` is not a :class:`SparseTensor`, or its dtype differs from the kernel's.
+            ValueError: channel count != ``in_channels``, or ``x`` on another device than the kernel.
+        """
         self._check(x)
         manager = x.manager
         out_id = manager.stride(x.set_id, self.stride)
@@ -118,6 +133,21 @@ class SparseGenerativeConvTranspose3d(_SparseConvBase):
             raise ValueError("generative transposed convolution supports dilation 1 only")
 
     def forward(self, x: SparseTensor) -> SparseTensor:
+        """Upsample ``x``.
+
+        Args:
+            x: ``(N, C_in)`` features at tensor stride ``ts`` (divisible by ``stride``), same
+                dtype and device as the kernel.
+
+        Returns:
+            ``(N_out, C_out)`` features at tensor stride ``ts / stride`` on the generated
+            coordinates (``N_out <= N * K**3``). N = 0 gives an empty result.
+
+        Raises:
+            TypeError: ``x`` is not a :class:`SparseTensor`, or its dtype differs from the kernel's.
+            ValueError: channel count != ``in_channels``, ``ts`` not divisible by ``stride``,
+                or ``x`` on another device than the kernel.
+        """
         self._check(x)
         out_id, kmap = x.manager.generative_transposed(x.set_id, self.kernel_size, self.stride)
         return self._finish(sparse_conv(x.features, self._weight3d(), kmap), x, out_id)
@@ -138,7 +168,24 @@ class SparseConvTranspose3d(_SparseConvBase):
         super().__init__(in_channels, out_channels, kernel_size, stride, dilation, bias, transposed=True)
 
     def forward(self, x: SparseTensor, target: SparseTensor) -> SparseTensor:
+        """Transposed convolution of ``x`` onto ``target``'s coordinates.
+
+        Args:
+            x: ``(N, C_in)`` features at tensor stride ``ts``, same dtype and device as the kernel.
+            target: a tensor of the same manager at tensor stride ``ts / stride``; only its
+                coordinates are used.
+
+        Returns:
+            ``(len(target), C_out)`` features on ``target``'s coordinates (rows without a
+            contributing input are 0, or the bias). Empty inputs/targets give empty/zero results.
+
+        Raises:
+            TypeError: ``x`` or ``target`` is not a :class:`SparseTensor`, or a dtype mismatch.
+            ValueError: channel count, manager or tensor-stride mismatch, or a device mismatch.
+        """
         self._check(x)
+        if not isinstance(target, SparseTensor):
+            raise TypeError(f"target must be a SparseTensor, got {type(target).__name__}")
         if target.manager is not x.manager:
             raise ValueError("target must share the input's coordinate manager")
         if target.tensor_stride * self.stride != x.tensor_stride:

@@ -14,7 +14,7 @@ import torch
 
 from .kernel_map import KernelMap
 
-__all__ = ["sparse_conv", "sparse_max_pool"]
+__all__ = ["check_operands", "sparse_conv", "sparse_max_pool"]
 
 
 #: Rows per partial product when reducing a weight gradient over many pairs. Summing ~10^5
@@ -86,6 +86,32 @@ class _SparseConvFunction(torch.autograd.Function):
         return grad_in, grad_w, None
 
 
+def check_operands(features: torch.Tensor, weight: torch.Tensor, index: torch.Tensor | None = None) -> None:
+    """Check that ``features`` and ``weight`` are floating tensors of one dtype on one device
+    (and on the device of the kernel-map ``index`` tensor, if given).
+
+    Raises:
+        TypeError: a non-tensor, a non-floating dtype, or different dtypes.
+        ValueError: different devices.
+    """
+    for name, t in (("features", features), ("weight", weight)):
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+        if not t.dtype.is_floating_point:
+            raise TypeError(f"{name} must be floating point, got {t.dtype}")
+    if features.dtype != weight.dtype:
+        raise TypeError(
+            f"features dtype {features.dtype} != weight dtype {weight.dtype}; "
+            "cast the input or the layer (e.g. layer.to(features.dtype))"
+        )
+    if features.device != weight.device:
+        raise ValueError(
+            f"features on {features.device} but weight on {weight.device}; move the layer or the input"
+        )
+    if index is not None and index.device != features.device:
+        raise ValueError(f"features on {features.device} but the kernel map on {index.device}")
+
+
 def sparse_conv(features: torch.Tensor, weight: torch.Tensor, kmap: KernelMap) -> torch.Tensor:
     """Sparse convolution over a kernel map: ``out[o] = sum_k sum_{(i,o) in map_k} in[i] @ W[k]``.
 
@@ -98,8 +124,10 @@ def sparse_conv(features: torch.Tensor, weight: torch.Tensor, kmap: KernelMap) -
         ``(N_out, C_out)`` features, differentiable w.r.t. ``features`` and ``weight``.
 
     Raises:
-        ValueError: on shape mismatches.
+        TypeError: non-floating features or weight, or different dtypes.
+        ValueError: on shape mismatches, or features, weight and kernel map on different devices.
     """
+    check_operands(features, weight, kmap.in_idx)
     if features.dim() != 2 or features.shape[0] != kmap.num_in:
         raise ValueError(
             f"features must be (N_in={kmap.num_in}, C_in), got {tuple(features.shape)}"
@@ -157,7 +185,15 @@ def sparse_max_pool(features: torch.Tensor, kmap: KernelMap) -> torch.Tensor:
     Returns:
         ``(N_out, C)``; the gradient flows to the arg-max input row (ties: the lowest kernel
         offset index wins).
+
+    Raises:
+        TypeError: non-floating features. ValueError: wrong shape, or features on another
+            device than the kernel map.
     """
+    if not isinstance(features, torch.Tensor) or not features.dtype.is_floating_point:
+        raise TypeError(f"features must be a floating-point torch.Tensor, got {getattr(features, 'dtype', type(features).__name__)}")
+    if features.device != kmap.in_idx.device:
+        raise ValueError(f"features on {features.device} but the kernel map on {kmap.in_idx.device}")
     if features.dim() != 2 or features.shape[0] != kmap.num_in:
         raise ValueError(f"features must be (N_in={kmap.num_in}, C), got {tuple(features.shape)}")
     return _SparseMaxPoolFunction.apply(features, kmap)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from .tensor import SparseTensor
+from .tensor import SparseTensor, _require_sparse
 
 __all__ = ["SparseBatchNorm", "SparseReLU"]
 
@@ -21,6 +21,14 @@ class SparseBatchNorm(nn.Module):
         self.bn = nn.BatchNorm1d(num_features, eps=eps, momentum=momentum)
 
     def forward(self, x: SparseTensor) -> SparseTensor:
+        """Normalise ``x``'s ``(N, C)`` features per channel (batch statistics in training,
+        running statistics in eval); same coordinates. N = 0 returns ``x`` unchanged.
+
+        Raises:
+            TypeError: ``x`` is not a :class:`SparseTensor`.
+            ValueError: C != ``num_features`` (from BatchNorm1d).
+        """
+        _require_sparse(x, type(self).__name__)
         if len(x) == 0:
             return x
         return x.replace_features(self.bn(x.features))
@@ -34,4 +42,10 @@ class SparseReLU(nn.Module):
         self.inplace = inplace
 
     def forward(self, x: SparseTensor) -> SparseTensor:
+        """``max(features, 0)`` on ``(N, C)``; same coordinates, shape and dtype.
+
+        Raises:
+            TypeError: ``x`` is not a :class:`SparseTensor`.
+        """
+        _require_sparse(x, type(self).__name__)
         return x.replace_features(nn.functional.relu(x.features, inplace=self.inplace))

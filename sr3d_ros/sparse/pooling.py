@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from .functional import sparse_max_pool
-from .tensor import SparseTensor
+from .tensor import SparseTensor, _require_sparse
 
 __all__ = ["SparseMaxPool3d", "SparseGlobalAvgPool", "SparseGlobalMaxPool", "global_pool"]
 
@@ -27,6 +27,19 @@ class SparseMaxPool3d(nn.Module):
         self.dilation = dilation
 
     def forward(self, x: SparseTensor) -> SparseTensor:
+        """Max-pool ``x``.
+
+        Args:
+            x: ``(N, C)`` floating features at tensor stride ``ts``.
+
+        Returns:
+            ``(N_out, C)`` at tensor stride ``ts * stride`` (floor-quantised coordinates); the
+            gradient goes to each output's arg-max input row. N = 0 gives an empty result.
+
+        Raises:
+            TypeError: ``x`` is not a :class:`SparseTensor`.
+        """
+        _require_sparse(x, type(self).__name__)
         out_id = x.manager.stride(x.set_id, self.stride)
         kmap = x.manager.conv_kernel_map(x.set_id, out_id, self.kernel_size, self.dilation)
         return SparseTensor(sparse_max_pool(x.features, kmap), manager=x.manager, set_id=out_id)
@@ -46,8 +59,9 @@ def global_pool(x: SparseTensor, mode: str = "avg") -> torch.Tensor:
         ``(B, C)`` dense features; entries without voxels are 0.
 
     Raises:
-        ValueError: unknown mode.
+        TypeError: ``x`` is not a :class:`SparseTensor`. ValueError: unknown mode.
     """
+    _require_sparse(x, "global_pool")
     if mode not in ("avg", "max"):
         raise ValueError(f"unknown global pooling mode {mode!r}")
     b = x.batch_size
@@ -67,6 +81,16 @@ class _GlobalPool(nn.Module):
     mode = "avg"
 
     def forward(self, x: SparseTensor) -> SparseTensor:
+        """Pool each batch entry of ``x`` ``(N, C)`` to one voxel.
+
+        Returns:
+            ``(B, C)`` features on coordinates ``(b, 0, 0, 0)``, b = 0 .. B - 1, tensor stride
+            0 (ME's origin set); B = 0 (an empty result) for N = 0.
+
+        Raises:
+            TypeError: ``x`` is not a :class:`SparseTensor`.
+        """
+        _require_sparse(x, type(self).__name__)
         pooled = global_pool(x, self.mode)
         b = pooled.shape[0]
         coords = torch.zeros((b, 4), dtype=torch.int32, device=x.device)

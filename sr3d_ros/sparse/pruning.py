@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .tensor import SparseTensor
+from .tensor import SparseTensor, _require_sparse
 
 __all__ = ["prune", "SparsePruning"]
 
@@ -20,8 +20,10 @@ def prune(x: SparseTensor, keep: torch.Tensor) -> SparseTensor:
         A tensor on a new coordinate set of the same manager; gradients flow to kept rows.
 
     Raises:
-        TypeError: non-bool mask. ValueError: wrong length.
+        TypeError: ``x`` is not a :class:`SparseTensor`, or a non-bool mask.
+        ValueError: wrong length.
     """
+    _require_sparse(x, "prune")
     if not isinstance(keep, torch.Tensor) or keep.dtype != torch.bool:
         raise TypeError("keep must be a bool tensor")
     if keep.shape != (len(x),):
@@ -35,4 +37,10 @@ class SparsePruning(nn.Module):
     """Module form of :func:`prune`: ``forward(x, keep)``."""
 
     def forward(self, x: SparseTensor, keep: torch.Tensor) -> SparseTensor:
+        """:func:`prune`: rows of ``x`` ``(N, C)`` where ``keep`` ``(N,)`` bool is true.
+
+        Raises:
+            TypeError: ``x`` is not a :class:`SparseTensor`, or a non-bool mask.
+            ValueError: wrong mask length.
+        """
         return prune(x, keep)

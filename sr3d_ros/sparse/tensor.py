@@ -11,6 +11,12 @@ from .manager import CoordinateManager
 __all__ = ["SparseTensor", "sparse_collate"]
 
 
+def _require_sparse(x: object, owner: str) -> None:
+    """Raise TypeError naming ``owner`` unless ``x`` is a :class:`SparseTensor`."""
+    if not isinstance(x, SparseTensor):
+        raise TypeError(f"{owner} expects a SparseTensor, got {type(x).__name__}")
+
+
 class SparseTensor:
     """Features on a sparse set of voxels (MinkowskiEngine's ``SparseTensor`` semantics).
 
@@ -74,25 +80,28 @@ class SparseTensor:
 
     @property
     def tensor_stride(self) -> int:
-        """Voxel spacing of this tensor's coordinates."""
+        """Voxel spacing (int, in stride-1 voxels) of this tensor's coordinates; 0 for the
+        one-voxel-per-batch-entry output of global pooling."""
         return self.manager.get(self.set_id).tensor_stride
 
     @property
     def F(self) -> torch.Tensor:  # noqa: N802 (ME-compatible alias)
-        """Alias of :attr:`features` (MinkowskiEngine naming)."""
+        """Alias of :attr:`features` ``(N, C)`` (MinkowskiEngine naming)."""
         return self.features
 
     @property
     def C(self) -> torch.Tensor:  # noqa: N802
-        """Alias of :attr:`coordinates` (MinkowskiEngine naming)."""
+        """Alias of :attr:`coordinates` ``(N, 4)`` int32 (MinkowskiEngine naming)."""
         return self.coordinates
 
     @property
     def device(self) -> torch.device:
+        """Device of the features (and of the coordinates and kernel maps: one device)."""
         return self.features.device
 
     @property
     def dtype(self) -> torch.dtype:
+        """Floating dtype of the features (coordinates are always int32)."""
         return self.features.dtype
 
     @property
@@ -111,7 +120,11 @@ class SparseTensor:
 
     # --------------------------------------------------------------------- algebra
     def replace_features(self, features: torch.Tensor) -> "SparseTensor":
-        """Same coordinates, new ``(N, C')`` features."""
+        """Same coordinates, new ``(N, C')`` floating features.
+
+        Raises:
+            TypeError: non-floating features. ValueError: row count != N.
+        """
         return SparseTensor(features, manager=self.manager, set_id=self.set_id)
 
     def __add__(self, other: "SparseTensor") -> "SparseTensor":
@@ -141,7 +154,10 @@ class SparseTensor:
         """Row of each query ``(M, 4)`` integer coordinate in this tensor, -1 where absent.
 
         Returns:
-            ``(M,)`` int64.
+            ``(M,)`` int64 (``M = 0`` gives an empty result).
+
+        Raises:
+            TypeError / ValueError: malformed coordinates (see ``check_coordinates``).
         """
         return self.manager.lookup(self.set_id, coordinates)
 
@@ -152,7 +168,11 @@ class SparseTensor:
             coordinates: ``(M, 4)`` integer ``(batch, x, y, z)``.
 
         Returns:
-            ``(features (M, C), found (M,) bool)``; rows not present are zero.
+            ``(features (M, C), found (M,) bool)``; rows not present are zero; ``M = 0`` gives
+            empty results.
+
+        Raises:
+            TypeError / ValueError: malformed coordinates (see ``check_coordinates``).
         """
         rows = self.lookup(coordinates)
         found = rows >= 0

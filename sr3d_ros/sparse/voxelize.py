@@ -61,8 +61,8 @@ def voxelize(
         :class:`Voxels` (coordinates sorted by (batch, x, y, z)).
 
     Raises:
-        TypeError: non-floating points.
-        ValueError: bad shapes, non-positive or non-finite voxel size, non-finite coordinates,
+        TypeError: non-floating points or features.
+        ValueError: bad shapes, features on another device than the points, non-positive or non-finite voxel size, non-finite coordinates,
             voxel indices beyond int32, unknown reduction.
     """
     if not isinstance(points, torch.Tensor) or not points.dtype.is_floating_point:
@@ -76,6 +76,15 @@ def voxelize(
     xyz = points[:, :3]
     if features is None:
         features = points[:, 3:] if points.shape[1] > 3 else points.new_ones((points.shape[0], 1))
+    if not isinstance(features, torch.Tensor) or not features.dtype.is_floating_point:
+        raise TypeError(
+            "features must be a floating-point torch.Tensor of shape (N, C), got "
+            f"{features.dtype if isinstance(features, torch.Tensor) else type(features).__name__}"
+        )
+    if features.dim() != 2:
+        raise ValueError(f"features must have shape (N, C), got {tuple(features.shape)}")
+    if features.device != points.device:
+        raise ValueError(f"features on {features.device} but points on {points.device}")
     if features.shape[0] != points.shape[0]:
         raise ValueError(f"{features.shape[0]} feature rows for {points.shape[0]} points")
     finite = torch.isfinite(xyz).all(dim=1)

@@ -9,6 +9,7 @@ from sr3d_ros.sparse import (
     CoordinatePacker,
     SparseBatchNorm,
     SparseConv3d,
+    SparseConvTranspose3d,
     SparseGenerativeConvTranspose3d,
     SparseGlobalAvgPool,
     SparseGlobalMaxPool,
@@ -18,6 +19,7 @@ from sr3d_ros.sparse import (
     kernel_offsets,
     prune,
     sparse_collate,
+    sparse_conv,
     voxelize,
 )
 
@@ -65,6 +67,53 @@ def test_bad_inputs_raise_clear_errors() -> None:
         SparseGenerativeConvTranspose3d(2, 2)(x)
 
 
+def test_dtype_device_and_type_errors() -> None:
+    x = SparseTensor(torch.randn(3, 2), torch.tensor([[0, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0]], dtype=torch.int32))
+    kmap = x.manager.conv_kernel_map(x.set_id, x.set_id, 3)
+    # functional sparse_conv: dtype and device checked before any matmul
+    with pytest.raises(TypeError, match="dtype"):
+        sparse_conv(x.features, torch.zeros(27, 2, 4, dtype=torch.float64), kmap)
+    with pytest.raises(TypeError, match="floating"):
+        sparse_conv(x.features, torch.zeros(27, 2, 4, dtype=torch.int64), kmap)
+    with pytest.raises(TypeError, match="floating"):
+        sparse_conv(x.features.long(), torch.zeros(27, 2, 4), kmap)
+    with pytest.raises(ValueError, match="features on cpu but weight on meta"):
+        sparse_conv(x.features, torch.zeros(27, 2, 4, device="meta"), kmap)
+    with pytest.raises(ValueError, match="features on meta but the kernel map on cpu"):
+        sparse_conv(x.features.to("meta"), torch.zeros(27, 2, 4, device="meta"), kmap)
+    # modules: float64 layer on a float32 tensor, for the gather path and the 1x1 matrix path
+    with pytest.raises(TypeError, match="dtype"):
+        SparseConv3d(2, 4, 3).double()(x)
+    with pytest.raises(TypeError, match="dtype"):
+        SparseConv3d(2, 4, 1).double()(x)
+    with pytest.raises(TypeError, match="dtype"):
+        SparseGenerativeConvTranspose3d(2, 4, 2, 1).double()(x)
+    with pytest.raises(ValueError, match="features on cpu but weight on meta"):
+        SparseConv3d(2, 4, 1).to("meta")(x)
+    with pytest.raises(TypeError, match="target must be a SparseTensor"):
+        SparseConvTranspose3d(2, 2, 2, 2)(SparseConv3d(2, 2, 2, 2)(x), x.features)
+    # every module type-checks its input
+    for module in (SparseMaxPool3d(2, 2), SparseGlobalAvgPool(), SparseGlobalMaxPool(),
+                   SparseBatchNorm(2), SparseReLU(), SparseConv3d(2, 2)):
+        with pytest.raises(TypeError, match="expects a SparseTensor"):
+            module(x.features)
+    with pytest.raises(TypeError, match="expects a SparseTensor"):
+        prune(x.features, torch.ones(3, dtype=torch.bool))
+    # voxelize: features must be floating (N, C) on the points' device
+    pts = torch.rand(5, 3)
+    with pytest.raises(TypeError, match="floating"):
+        voxelize(pts, 0.1, features=torch.ones(5, 2, dtype=torch.int64))
+    with pytest.raises(TypeError, match="floating"):
+        voxelize(pts, 0.1, features=np.ones((5, 2), dtype=np.float32))
+    with pytest.raises(ValueError, match=r"\(N, C\)"):
+        voxelize(pts, 0.1, features=torch.ones(5))
+    with pytest.raises(ValueError, match="features on meta but points on cpu"):
+        voxelize(pts, 0.1, features=torch.ones(5, 2, device="meta"))
+    with pytest.raises(TypeError, match="floating"):
+        voxelize(pts.long(), 0.1)
+    assert voxelize(pts, 0.1, features=torch.ones(5, 2, dtype=torch.float64)).features.dtype == torch.float64
+
+
 def test_empty_tensor_flows_through_every_op() -> None:
     x = SparseTensor(torch.zeros(0, 4), torch.zeros(0, 4, dtype=torch.int32))
     assert len(x) == 0 and x.batch_size == 0
@@ -79,6 +128,44 @@ def test_empty_tensor_flows_through_every_op() -> None:
     v = voxelize(torch.zeros(0, 6), 0.02)
     assert v.coordinates.shape == (0, 4) and v.features.shape == (0, 3)
     z.features.sum().backward()  # autograd works on empty graphs too
+
+
+def test_empty_tensor_through_remaining_ops() -> None:
+    feats = torch.zeros(0, 4, dtype=torch.float64, requires_grad=True)
+    x = SparseTensor(feats, torch.zeros(0, 4, dtype=torch.int32))
+    gmax = SparseGlobalMaxPool()(x)
+    assert gmax.features.shape == (0, 4) and gmax.coordinates.shape == (0, 4)
+    # 1x1 stride-1 kernel: the (C_in, C_out) matrix path, bias included
+    point = SparseConv3d(4, 3, 1, 1, bias=True).double()
+    assert point.kernel.dim() == 2
+    p = point(x)
+    assert p.features.shape == (0, 3) and p.set_id == x.set_id
+    k2 = SparseConv3d(4, 3, 2, 1).double()(x)
+    assert k2.features.shape == (0, 3) and k2.set_id == x.set_id
+    # transposed conv onto existing (empty) coordinates, and the generative one
+    coarse = SparseConv3d(4, 4, 2, 2).double()(x)
+    up = SparseConvTranspose3d(4, 3, 2, 2).double()(coarse, x)
+    assert up.features.shape == (0, 3) and up.set_id == x.set_id
+    gen = SparseGenerativeConvTranspose3d(4, 3, 2, 2).double()(coarse)
+    assert gen.features.shape == (0, 3) and gen.tensor_stride == 1
+    # union `+`: same set, and two different (empty) sets of one manager
+    assert (p + up).features.shape == (0, 3)
+    pruned = prune(x, torch.zeros(0, dtype=torch.bool))
+    u = x + pruned
+    assert u.features.shape == (0, 4) and len(u.coordinates) == 0
+    # lookups with zero query rows, on an empty and on a non-empty tensor
+    none = torch.zeros(0, 4, dtype=torch.int32)
+    assert x.lookup(none).shape == (0,) and x.lookup(none).dtype == torch.int64
+    f, found = x.features_at(none)
+    assert f.shape == (0, 4) and found.shape == (0,) and found.dtype == torch.bool
+    assert x.lookup(torch.tensor([[0, 1, 2, 3]], dtype=torch.int32)).tolist() == [-1]
+    y = SparseTensor(torch.ones(2, 2), torch.tensor([[0, 0, 0, 0], [0, 1, 0, 0]], dtype=torch.int32))
+    assert y.lookup(none).shape == (0,)
+    f, found = y.features_at(none)
+    assert f.shape == (0, 2) and found.shape == (0,)
+    # backward through all of it
+    (gmax.features.sum() + (p + up).features.sum() + gen.features.sum() + u.features.sum()).backward()
+    assert feats.grad is not None and feats.grad.shape == (0, 4)
 
 
 def test_voxelize_floor_mean_first_and_inverse() -> None:
