@@ -144,19 +144,20 @@ def test_empty_scenes_and_predictions_in_empty_scene():
     assert np.isnan(res.ap[0.25]).all()
 
 
-def test_threshold_boundary_is_inclusive():
+def test_threshold_boundary_is_strict():
+    """A prediction must EXCEED the threshold (IoU > t), as mmdetection3d's indoor_eval."""
     gt = [scene([box(0)], [0])]
     # nested boxes: pred twice as tall (IoU exactly 1/2), four times as tall (exactly 1/4)
     half = [scene([box(0, dz=2.0)], [0], [0.9])]
     quarter = [scene([box(0, dz=4.0)], [0], [0.9])]
     res = run(half, gt)
-    assert res.ap[0.5][0] == 1.0 and res.ap[0.25][0] == 1.0
-    res = run(quarter, gt)
-    assert res.ap[0.25][0] == 1.0 and res.ap[0.5][0] == 0.0
-    # just below the threshold -> FP
-    below = [scene([box(0, dz=2.0 + 1e-9)], [0], [0.9])]
-    res = run(below, gt)
     assert res.ap[0.5][0] == 0.0 and res.ap[0.25][0] == 1.0
+    res = run(quarter, gt)
+    assert res.ap[0.25][0] == 0.0 and res.ap[0.5][0] == 0.0
+    # just above the threshold -> TP
+    above = [scene([box(0, dz=2.0 - 1e-9)], [0], [0.9])]
+    res = run(above, gt)
+    assert res.ap[0.5][0] == 1.0 and res.ap[0.25][0] == 1.0
 
 
 def test_equal_scores_keep_input_order():

@@ -5,7 +5,8 @@ Protocol, per class and IoU threshold:
 1. Collect that class's predictions over ALL scenes and sort them by descending score (stable:
    ties keep scene order, then the order within the scene).
 2. Walk the list: a prediction's best ground truth is the GT box of the same class in the same
-   scene with the highest 3D IoU. It is a true positive when that IoU is ``>= threshold`` and that
+   scene with the highest 3D IoU. It is a true positive when that IoU exceeds the threshold
+   (``IoU > threshold``, strict) and that
    GT box is not matched yet (the GT is then marked matched); otherwise (IoU too low, no GT, or
    the best GT already matched -- a duplicate) it is a false positive. As in VOC, a duplicate does
    NOT fall back to the second-best GT.
@@ -17,9 +18,9 @@ Protocol, per class and IoU threshold:
    no GT in the whole evaluation set has AP NaN and is excluded from the mAP (it cannot be
    measured). mAP / mAR are means over the classes with GT.
 
-Difference from mmdetection3d: it tests ``IoU > threshold`` (strict, as the VOC devkit); here the
-boundary counts as a match (``>=``), as the project specifies. IoUs exactly at a threshold are
-rare with real boxes.
+The match rule is strict (``IoU > threshold``), as the issue's protocol ("exceeds the threshold"),
+mmdetection3d's ``indoor_eval`` and the VOC devkit have it: an IoU exactly at the threshold is a
+false positive.
 
 Boxes: ``(x, y, z, dx, dy, dz, yaw)`` (geometric centre, metres, yaw radians about +z; see
 :mod:`sr3d_ros.geometry`). The default IoU is :func:`sr3d_ros.geometry.box_iou_3d` (rotated 3D IoU
@@ -213,7 +214,7 @@ def evaluate_indoor(
             tensors or lists.
         ground_truths: one dict per scene, same order: ``boxes`` (K, 7), ``labels`` (K,).
         class_names: the C evaluated classes, label order.
-        iou_thresholds: IoU thresholds (a prediction matches when IoU >= threshold).
+        iou_thresholds: IoU thresholds (a prediction matches when IoU > threshold, strict).
         iou_fn: pairwise 3D IoU, ``(N, 7), (M, 7) -> (N, M)`` on float64 torch tensors; default
             :func:`sr3d_ros.geometry.box_iou_3d` (imported on first use).
 
@@ -308,7 +309,7 @@ def evaluate_indoor(
             matched: set[tuple[int, int]] = set()
             tp = np.zeros(n_pred_c, np.float64)
             for k in range(n_pred_c):
-                if bi[k] >= t:
+                if bi[k] > t:
                     key = (int(sid[k]), int(bg[k]))
                     if key not in matched:
                         matched.add(key)
