@@ -228,6 +228,16 @@ def test_ras_n1_n0_safety() -> None:
     assert math.isfinite(float(loss.detach())) and bool(torch.isfinite(g).all())
 
 
+def test_ras_beta_below_one_keeps_gradients_finite_at_t_equal_s() -> None:
+    # N = 1 positive: t = q * r = q (r = 1); logit 0 -> s = 0.5 = q exactly, where
+    # d|t - s|^beta / ds is infinite for beta < 1
+    for beta in (0.5, 0.0, 1.0, 2.0):
+        logits = torch.zeros(1, 1, dtype=F64, requires_grad=True)
+        loss = ras_loss(logits, torch.tensor([0]), torch.tensor([0]), t64(0.5), beta=beta)
+        (g,) = torch.autograd.grad(loss, logits)
+        assert math.isfinite(float(loss.detach())) and bool(torch.isfinite(g).all()), beta
+
+
 def test_ras_gradients_flow_only_through_the_scores() -> None:
     g = torch.Generator().manual_seed(1)
     logits = torch.randn(8, 3, generator=g, dtype=F64, requires_grad=True)

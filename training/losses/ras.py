@@ -218,7 +218,10 @@ def ras_loss(
         q = ious.detach()[pos_idx].to(cls_logits.dtype).clamp(0.0, 1.0)
         groups = None if scene_ids is None else scene_ids[pos_idx]
         t, w = ras_targets(q, s, tau, groups)
-        rdl = (t - s).abs().pow(beta) * F.binary_cross_entropy_with_logits(x, t, reduction="none")
+        gap = (t - s).abs()
+        if beta < 1:  # d|d|^beta/dd is infinite at 0 for beta < 1: keep the gradient finite
+            gap = gap.clamp_min(1e-12)
+        rdl = gap.pow(beta) * F.binary_cross_entropy_with_logits(x, t, reduction="none")
         mixed = (1 - w) * focal[pos_idx, pos_lab] + w * rdl
         focal = focal.index_put((pos_idx, pos_lab), mixed)
     return reduce_loss(focal, reduction)
