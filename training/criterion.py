@@ -4,7 +4,8 @@ Per scene: decode the head's boxes, assign locations to ground-truth boxes (TR3D
 from the config), then
 
 * classification: the configured loss (focal baseline, or RAS / QFL / VFL) summed over all
-  locations of all scenes and divided by the total number of positives (TR3D's normalisation);
+  locations of all scenes and divided by the total number of positives (TR3D's normalisation;
+  under DDP the positive count is averaged over the ranks first);
 * box: DIoU loss (Zheng et al., AAAI 2020; 3D centre term, rotated IoU for yaw models) averaged
   over all positives of the batch.
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.distributed as dist
 
 from sr3d_ros.geometry import aligned_box_iou_3d, diou_loss
 from sr3d_ros.models import HeadOutputs, decode_boxes
@@ -35,6 +37,20 @@ class LossOutput:
     bbox: torch.Tensor
     num_pos: int
     mean_pos_iou: float
+
+
+def _mean_over_ranks(count: int, device: torch.device) -> float:
+    """``count`` averaged over the DDP ranks (the count itself outside torch.distributed).
+
+    The classification loss is normalised by the number of positives; under DDP each rank's
+    gradients are averaged, so dividing every rank's sum by the ranks' MEAN positive count makes
+    the step equal to the global sum over the global count (as TR3D/FCAF3D's ``reduce_mean``).
+    """
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return float(count)
+    t = torch.tensor(float(count), device=device)
+    dist.all_reduce(t)
+    return float(t) / dist.get_world_size()
 
 
 class DetectionLoss:
@@ -91,7 +107,7 @@ class DetectionLoss:
                 ious_all.append(ious[pos])
                 num_pos += int(pos.sum())
             cls_sum = cls_sum + self.cls_loss(o.cls_logits, gt_index, labels, ious)
-        cls = cls_sum / max(num_pos, 1)
+        cls = cls_sum / max(_mean_over_ranks(num_pos, device), 1.0)
         bbox = torch.cat(box_losses).mean() if box_losses else outputs.bbox_pred.sum() * 0.0
         total = cls + self.bbox_loss_weight * bbox
         mean_iou = float(torch.cat(ious_all).mean()) if ious_all else 0.0
