@@ -197,6 +197,7 @@ class Trainer:
                                           shuffle=True, seed=cfg.seed) if self.dist.enabled else None
         self.step = 0
         self.epoch = 0
+        self.batch_in_epoch = 0  # batches of the current epoch already consumed (mid-epoch resume)
         self.nonfinite_in_row = 0
         self.nonfinite_total = 0
         self.history: list[dict[str, float]] = []
@@ -244,7 +245,9 @@ class Trainer:
             "scaler": self.scaler.state_dict(),
             "step": self.step,
             "epoch": self.epoch,
+            "batch_in_epoch": self.batch_in_epoch,
             "nonfinite_total": self.nonfinite_total,
+            "nonfinite_in_row": self.nonfinite_in_row,
             "rng": _rng_state(),
             "history": self.history,
         }
@@ -267,7 +270,9 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scaler.load_state_dict(state["scaler"])
         self.step, self.epoch = int(state["step"]), int(state["epoch"])
+        self.batch_in_epoch = int(state.get("batch_in_epoch", 0))
         self.nonfinite_total = int(state.get("nonfinite_total", 0))
+        self.nonfinite_in_row = int(state.get("nonfinite_in_row", 0))
         self.history = list(state.get("history", []))
         _set_rng_state(state["rng"])
 
@@ -348,6 +353,10 @@ class Trainer:
         """Train to the configured epochs / max_steps; save ``last.pt`` each epoch, on Ctrl-C
         (then re-raise KeyboardInterrupt) and ``final.pt`` at the end.
 
+        A run resumed from a checkpoint saved mid-epoch (Ctrl-C, SIGTERM) continues that epoch
+        after the batches it had consumed: the epoch's batch order and augmentations are
+        deterministic in (seed, epoch), so the skipped batches are exactly the trained ones.
+
         Returns:
             ``{"steps", "epochs", "nonfinite_total", "metrics", "seconds"}``.
         """
@@ -365,8 +374,13 @@ class Trainer:
                 loader = self._loader()
                 bar = tqdm(loader, desc=f"epoch {self.epoch + 1}/{optim.epochs}", disable=not self.progress,
                            dynamic_ncols=True, leave=False)
-                for batch in bar:
+                skip, self.batch_in_epoch = self.batch_in_epoch, 0
+                for i, batch in enumerate(bar):
+                    if i < skip:  # consumed before the interruption this run resumes from
+                        self.batch_in_epoch = i + 1
+                        continue
                     scalars = self.train_step(batch)
+                    self.batch_in_epoch = i + 1
                     if scalars is not None:
                         if self.step % max(self.cfg.log_every, 1) == 0 or self.step == 1:
                             self._log(scalars)
@@ -381,6 +395,7 @@ class Trainer:
                 if self._stop_requested:
                     raise KeyboardInterrupt
                 self.epoch += 1
+                self.batch_in_epoch = 0
                 self._sync_buffers()
                 if self.cfg.eval_every and self.epoch % self.cfg.eval_every == 0:
                     metrics = self.evaluate()
