@@ -6,7 +6,12 @@ PY := $(VENV)/bin/python
 # Every rclpy process started from here stays on this machine, and every torchrun/gloo job
 # uses loopback only.
 export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST
-export ROS_LOG_DIR ?= $(or $(TMPDIR),/tmp)/sr3d_ros_ros_log
+# ROS logs: a fresh temporary folder per make run (an explicit ROS_LOG_DIR is kept); the tests
+# and the demo make their own anyway (test/conftest.py, sr3d_ros.ros.env).
+ifeq ($(strip $(ROS_LOG_DIR)),)
+ROS_LOG_DIR := $(shell mktemp -d "$${TMPDIR:-/tmp}/sr3d_ros_log.XXXXXX")
+endif
+export ROS_LOG_DIR
 export MASTER_ADDR := 127.0.0.1
 export GLOO_SOCKET_IFNAME := lo
 export PYTHONUNBUFFERED := 1

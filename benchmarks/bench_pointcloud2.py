@@ -24,7 +24,7 @@ from types import SimpleNamespace
 
 # Any rclpy/DDS use stays on this machine (project rule); importing the messages starts no DDS.
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-os.environ.setdefault("ROS_LOG_DIR", tempfile.mkdtemp(prefix="sr3d_ros_log_"))
+os.environ["ROS_LOG_DIR"] = tempfile.mkdtemp(prefix="sr3d_ros_log_")  # always our own
 
 import numpy as np  # noqa: E402
 

@@ -10,9 +10,13 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DATA_ROOT = Path(os.environ.get("SR3D_DATA", REPO_ROOT.parent / "shared" / "data"))
 
-# Every rclpy process started by the tests stays on this machine (no DDS multicast outside).
+# Every rclpy process started by the tests stays on this machine (no DDS multicast outside),
+# and ROS logs go to a temporary folder of this test session, whatever the caller's environment
+# says (a shared ROS_LOG_DIR from a Makefile or shell would mix runs). Child processes inherit
+# both through os.environ.
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-os.environ.setdefault("ROS_LOG_DIR", tempfile.mkdtemp(prefix="sr3d_ros_log_"))
+ROS_LOG_DIR = tempfile.mkdtemp(prefix="sr3d_ros_log_")
+os.environ["ROS_LOG_DIR"] = ROS_LOG_DIR
 # torchrun / gloo tests use loopback only.
 os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
 os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")

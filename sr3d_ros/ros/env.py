@@ -11,7 +11,8 @@ from collections.abc import MutableMapping
 __all__ = ["ensure_safe_ros_env"]
 
 
-def ensure_safe_ros_env(force: bool = False, environ: MutableMapping[str, str] | None = None) -> dict[str, str]:
+def ensure_safe_ros_env(force: bool = False, environ: MutableMapping[str, str] | None = None,
+                        fresh_log_dir: bool = False) -> dict[str, str]:
     """Set ``ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST`` and a temporary ``ROS_LOG_DIR``.
 
     Args:
@@ -20,6 +21,9 @@ def ensure_safe_ros_env(force: bool = False, environ: MutableMapping[str, str] |
             another computer) is kept; unset means LOCALHOST, so nothing leaves the machine unless
             someone asked for it.
         environ: the mapping to change (default ``os.environ``).
+        fresh_log_dir: always point ``ROS_LOG_DIR`` at a new temporary folder (the demo: its
+            processes never write into a folder shared with other runs). Without it an existing
+            ``ROS_LOG_DIR`` is kept and a temporary one is made only when it is unset or empty.
 
     Returns:
         The values now in effect, ``{"ROS_AUTOMATIC_DISCOVERY_RANGE": ..., "ROS_LOG_DIR": ...}``.
@@ -27,6 +31,6 @@ def ensure_safe_ros_env(force: bool = False, environ: MutableMapping[str, str] |
     env = os.environ if environ is None else environ
     if force or not env.get("ROS_AUTOMATIC_DISCOVERY_RANGE"):
         env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-    if not env.get("ROS_LOG_DIR"):
+    if fresh_log_dir or not env.get("ROS_LOG_DIR"):
         env["ROS_LOG_DIR"] = tempfile.mkdtemp(prefix="sr3d_ros_log_")
     return {k: env[k] for k in ("ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_LOG_DIR")}

@@ -579,7 +579,7 @@ def test_classes_to_keep_filters(ros, ckpt, detector, ns, scannet):
 def _env():
     env = dict(os.environ)
     env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-    env.setdefault("ROS_LOG_DIR", os.environ["ROS_LOG_DIR"])
+    env["ROS_LOG_DIR"] = os.environ["ROS_LOG_DIR"]  # the session's temporary folder (conftest)
     env["PYTHONUNBUFFERED"] = "1"
     return env
 

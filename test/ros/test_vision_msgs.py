@@ -195,7 +195,8 @@ PUBLISHER = textwrap.dedent(
     """
     import os, sys, tempfile, time
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-    os.environ.setdefault("ROS_LOG_DIR", tempfile.mkdtemp(prefix="sr3d_ros_log_"))
+    # the parent test passes its temporary ROS_LOG_DIR (conftest); a private one otherwise
+    os.environ["ROS_LOG_DIR"] = os.environ.get("ROS_LOG_DIR") or tempfile.mkdtemp(prefix="sr3d_ros_log_")
     sys.path.insert(0, sys.argv[2])
     import rclpy
     from vision_msgs.msg import Detection3DArray
@@ -230,7 +231,8 @@ def test_pub_sub_across_processes(ros_context):
     node.create_subscription(Detection3DArray, topic, got.append, 10)
     ex = SingleThreadedExecutor(context=ros_context)
     ex.add_node(node)
-    env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
+    env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
+               ROS_LOG_DIR=os.environ["ROS_LOG_DIR"])  # the session's temporary folder (conftest)
     proc = subprocess.Popen(
         [sys.executable, "-c", PUBLISHER, topic, str(Path(__file__).parent)], env=env,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
