@@ -28,10 +28,13 @@ inference of a ScanNet scan takes ~1-3 s, so a free-running player would see fra
 design; lock-step makes every scan count in the evaluation whatever the machine's speed.
 
 Exit status: 0 when the node answered every scan; 1 when it published nothing or missed a scan
-(or exited with an error); 2 when the data or the model is missing (with the reason).
+(or exited with an error); 2 when the data or the model is missing (with the reason). A scan
+whose input cloud or ground truth is missing from the recorded bag (the recorder lost the
+message) is left out of the mAP and the pictures, with a WARNING line under the table; that alone
+does not change the exit status, unless no scan is left to evaluate (1).
 
-Environment: DDS discovery is forced to LOCALHOST and ROS logs go to a temporary folder
-(:func:`sr3d_ros.ros.env.ensure_safe_ros_env`); nothing leaves the machine.
+Environment: DDS discovery is forced to LOCALHOST and ROS logs go to a new temporary folder on
+every run (:func:`sr3d_ros.ros.env.ensure_safe_ros_env`); nothing leaves the machine.
 """
 from __future__ import annotations
 
@@ -182,11 +185,27 @@ def _table(rows: list[dict[str, Any]]) -> str:
     return "\n".join([sep, line(cells[0]), sep, *map(line, cells[1:]), sep])
 
 
+def _evaluable(rows: list[dict[str, Any]], gts_by_stamp: dict[int, Any],
+               points_by_stamp: dict[int, Any]) -> tuple[list[dict[str, Any]], list[str]]:
+    """The rows whose ground truth and input cloud are in the recorded bag, and one warning line
+    per other row (those are left out of the mAP and the pictures)."""
+    keep, warnings = [], []
+    for r in rows:
+        missing = [what for what, d in (("ground truth", gts_by_stamp), ("input cloud", points_by_stamp))
+                   if r["stamp"] not in d]
+        if missing:
+            warnings.append(f"WARNING: frame {r['frame']} ({r['scene']}): the recorded bag has no "
+                            f"{' and no '.join(missing)} for it; left out of the mAP and the pictures")
+        else:
+            keep.append(r)
+    return keep, warnings
+
+
 def run(args: argparse.Namespace) -> int:
     """The demo (see the module docstring). Returns the exit status."""
     from sr3d_ros.ros.env import ensure_safe_ros_env
 
-    env_vars = ensure_safe_ros_env(force=True)
+    env_vars = ensure_safe_ros_env(force=True, fresh_log_dir=True)
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     root = _data_root(args.data_root)
@@ -358,12 +377,19 @@ def run(args: argparse.Namespace) -> int:
 
     print()
     print(_table(rows))
+    evaluated, skipped = _evaluable(rows, gts_by_stamp, points_by_stamp)
+    for line in skipped:
+        print(line)
     print("latency: scan published -> its Detection3DArray received (end to end, over DDS); "
           "node: the node's receive -> all its outputs published (markers included); "
           "inference: the model alone.")
+    if not evaluated:
+        print("[demo] ERROR: no scan can be evaluated (the recorded bag lacks their ground truth "
+              "or input clouds)", file=sys.stderr)
+        return 1
     from sr3d_training.evaluation import evaluate_indoor
 
-    stamps = [r["stamp"] for r in rows]
+    stamps = [r["stamp"] for r in evaluated]
     empty = (np.zeros((0, 7), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64))
     preds = [dict(zip(("boxes", "scores", "labels"), preds_by_stamp.get(s, empty))) for s in stamps]
     gts = [dict(zip(("boxes", "labels"), gts_by_stamp[s])) for s in stamps]
@@ -376,7 +402,7 @@ def run(args: argparse.Namespace) -> int:
     # 5. pictures
     note = " [untrained model]" if args.random_init else ""
     pngs = []
-    for r in rows:
+    for r in evaluated:
         s = r["stamp"]
         boxes, scores, labels = preds_by_stamp.get(s, empty)
         path, why = _render(out, r["scene"], points_by_stamp[s], boxes, scores, labels,
@@ -392,6 +418,7 @@ def run(args: argparse.Namespace) -> int:
     summary = {
         "checkpoint": str(ckpt), "random_init": bool(args.random_init), "scenes": list(args.scenes),
         "frames": [{k: v for k, v in r.items()} for r in rows],
+        "evaluated_frames": [r["frame"] for r in evaluated],
         "mAP_0.25": None if math.isnan(result.mAP[0.25]) else result.mAP[0.25],
         "mAP_0.5": None if math.isnan(result.mAP[0.5]) else result.mAP[0.5],
         "evaluation": result.to_dict(), "node_exit_code": node_rc, "recorded": counts,

@@ -1,0 +1,136 @@
+"""``python -m sr3d_ros.demo`` end to end (bag build, node process, lock-step play, record, table,
+mAP, PNG) on two real ScanNet scans with an untrained tiny model (``--random-init``), and its
+failure exit when the node publishes nothing.
+
+Settings are the smallest that still exercise every step: 2 scans, bag at 10 Hz, one torch
+thread, the top-down PNG renderer (~20 s on 2 busy cores).
+"""
+from __future__ import annotations
+
+import os
+import re
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.ros
+
+REPO = Path(__file__).resolve().parents[2]
+SCENES = ["scene0000_00", "scene0000_01"]
+
+
+def _demo_args(out: Path, data_root: Path) -> list[str]:
+    return ["--random-init", "--scenes", *SCENES, "--rate", "10", "--num-threads", "1",
+            "--device", "cpu", "--render-backend", "bev", "--data-root", str(data_root),
+            "--out", str(out), "--timeout", "60", "--startup-timeout", "60"]
+
+
+def _env() -> dict[str, str]:
+    # conftest put ROS_LOG_DIR in a temporary folder of this session; the demo makes a fresh one
+    return dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
+                ROS_LOG_DIR=os.environ["ROS_LOG_DIR"], RMW_IMPLEMENTATION="rmw_fastrtps_cpp",
+                PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
+
+
+def _png_size(path: Path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    assert data[12:16] == b"IHDR"
+    w, h = struct.unpack(">II", data[16:24])
+    assert data.rstrip(b"\x00")[-8:-4] == b"IEND", "truncated PNG"
+    return w, h
+
+
+def test_evaluable_skips_frames_the_recorder_missed():
+    from sr3d_ros.demo import _evaluable
+
+    rows = [{"frame": i, "scene": f"s{i}", "stamp": 10 + i} for i in range(4)]
+    gts = {10: 1, 11: 1, 13: 1}
+    pts = {10: 1, 12: 1, 13: 1}
+    keep, warnings = _evaluable(rows, gts, pts)
+    assert [r["frame"] for r in keep] == [0, 3]
+    assert len(warnings) == 2
+    assert "frame 1 (s1)" in warnings[0] and "input cloud" in warnings[0]
+    assert "frame 2 (s2)" in warnings[1] and "ground truth" in warnings[1]
+    assert all(w.startswith("WARNING") for w in warnings)
+
+
+@pytest.mark.slow
+def test_demo_end_to_end_random_init(tmp_path, data_root):
+    out = tmp_path / "demo"
+    proc = subprocess.run([sys.executable, "-m", "sr3d_ros.demo", *_demo_args(out, data_root)],
+                          env=_env(), capture_output=True, text=True, timeout=240, cwd=REPO)
+    text = proc.stdout + proc.stderr
+    assert proc.returncode == 0, text
+    assert "ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST" in proc.stdout
+    # the per-frame table: header + one row per scan with a detection count and latencies
+    assert re.search(r"^\| frame \| scene +\| points \| gt boxes \| detections \| latency ms \|",
+                     proc.stdout, re.M), proc.stdout
+    for i, scene in enumerate(SCENES):
+        assert re.search(rf"^\| +{i} \| {scene} +\| +\d+ \| +\d+ \| +\d+ \| +\d+ \|",
+                         proc.stdout, re.M), proc.stdout
+    assert "WARNING" not in proc.stdout
+    m = re.search(r"^mAP@0\.25 = (\d+\.\d{4}) +mAP@0\.5 = (\d+\.\d{4})$", proc.stdout, re.M)
+    assert m, proc.stdout
+    assert 0.0 <= float(m.group(1)) <= 1.0
+    for scene in SCENES:
+        png = out / f"{scene}_detections_vs_gt.png"
+        assert png.is_file(), text
+        w, h = _png_size(png)
+        assert w >= 320 and h >= 240 and png.stat().st_size > 20_000
+    import json
+
+    res = json.loads((out / "results.json").read_text())
+    assert res["random_init"] and res["node_exit_code"] == 0
+    assert [f["scene"] for f in res["frames"]] == SCENES
+    assert all(f["detections"] is not None for f in res["frames"])
+    assert res["evaluated_frames"] == [0, 1]
+
+
+@pytest.mark.slow
+def test_demo_exits_1_when_the_node_publishes_nothing(tmp_path, data_root, monkeypatch, capsys):
+    """In-process demo whose node process is killed once it is up (after the start-up handshake,
+    before the first scan): no detections reach the recorder, exit status 1."""
+    from sr3d_ros import demo
+    from sr3d_ros.ros import bag as B
+
+    monkeypatch.setenv("ROS_LOG_DIR", os.environ["ROS_LOG_DIR"])  # the demo replaces it: restore
+    monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    procs: list[subprocess.Popen] = []
+    real_popen = subprocess.Popen
+
+    class Popen(real_popen):  # type: ignore[misc, valid-type]
+        def __init__(self, *a, **k):
+            super().__init__(*a, **k)
+            procs.append(self)
+
+    real_wait = B.BagPlayer.wait_for_subscribers
+
+    def wait_then_kill_node(self, *a, **k):
+        ok = real_wait(self, *a, **k)
+        (node_proc,) = procs
+        node_proc.kill()
+        node_proc.wait()
+        return ok
+
+    monkeypatch.setattr(demo.subprocess, "Popen", Popen)
+    monkeypatch.setattr(B.BagPlayer, "wait_for_subscribers", wait_then_kill_node)
+    args = _demo_args(tmp_path / "demo", data_root)
+    args[args.index("--scenes") + 1:args.index("--rate")] = SCENES[:1]
+    args[args.index("--timeout") + 1] = "3"
+    try:
+        rc = demo.main(args)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    captured = capsys.readouterr()
+    assert rc == 1, captured.out + captured.err
+    assert "no result for frame 0" in captured.out
+    assert "the node published no detections" in captured.err
+    assert len(procs) == 1 and procs[0].returncode != 0
