@@ -177,13 +177,19 @@ def main(argv: list[str] | None = None) -> int:
         from ..io.render import render_detections
 
         gt_boxes, gt_labels = (gt[0], gt[1]) if gt is not None else (None, None)
+        info: dict[str, Any] = {}
         try:
             render_detections(points, det, args.render, gt_boxes=gt_boxes, gt_labels=gt_labels,
                               class_names=detector.class_names, image_size=tuple(args.image_size),
-                              min_score=args.render_min_score, title=Path(args.cloud).name, backend=args.render_backend)
+                              min_score=args.render_min_score, title=Path(args.cloud).name, backend=args.render_backend,
+                              info=info)
         except (RuntimeError, ValueError) as exc:
             return fail(f"rendering failed: {exc}")
-        payload["render"] = {"path": str(Path(args.render).resolve()), "min_score": args.render_min_score}
+        payload["render"] = {"path": str(Path(args.render).resolve()), "min_score": args.render_min_score,
+                             "backend_requested": args.render_backend, "backend": info.get("backend"),
+                             "num_drawn": info.get("num_drawn")}
+        if "fallback_reason" in info:
+            payload["render"]["fallback_reason"] = info["fallback_reason"]
         if gt is not None:
             payload["render"]["gt"] = {"path": str(Path(args.gt).resolve()), "format": gt[2], "num_boxes": int(len(gt[0]))}
     try:

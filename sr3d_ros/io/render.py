@@ -380,6 +380,7 @@ def render_detections(
     azimuth_deg: float = 225.0,
     max_points: int = 600_000,
     timeout_s: float = 120.0,
+    info: dict[str, Any] | None = None,
 ) -> Path:
     """Render the cloud with detections (solid, per-class colour) and ground truth (dashed green).
 
@@ -404,6 +405,9 @@ def render_detections(
             -x/-y corner by default).
         max_points: subsample larger clouds for rendering.
         timeout_s: limit for the open3d child process.
+        info: optional dict filled in place with what was done: ``backend`` (``"open3d"`` or
+            ``"bev"``, the renderer actually used), ``fallback_reason`` (why ``"auto"`` fell back,
+            else absent), ``num_drawn`` (detections drawn) and ``num_gt`` (ground-truth boxes).
 
     Returns:
         ``path``.
@@ -473,8 +477,12 @@ def render_detections(
                 raise RuntimeError(result)
             warnings.warn(f"{result}; falling back to a top-down rendering with Pillow", RuntimeWarning, stacklevel=2)
             used = "bev"
+            if info is not None:
+                info["fallback_reason"] = result
         else:
             used = "open3d"
+            if info is not None:
+                info.update(backend="open3d", num_drawn=len(det_boxes), num_gt=len(gt))
             if Image is None:
                 warnings.warn("Pillow is not installed: the rendering has no labels or legend (pip install pillow)", RuntimeWarning, stacklevel=2)
                 return path
@@ -491,6 +499,8 @@ def render_detections(
         anchors = to_px(det_boxes[:, :2]) if len(det_boxes) else np.zeros((0, 2))
 
     assert img is not None
+    if info is not None:
+        info.update(backend=used, num_drawn=len(det_boxes), num_gt=len(gt))
     scale = w / 1280
     draw = ImageDraw.Draw(img, "RGBA")
     _draw_labels(draw, anchors, texts, det_colors, (w, h), _font(max(10, int(16 * scale))))
