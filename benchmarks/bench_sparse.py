@@ -13,8 +13,12 @@ transposed conv kernel 2 stride 2), 64 -> 64 channels, float32, it measures in t
   mmap threshold pinned so freed buffers leave the resident set at once; on CUDA,
   ``torch.cuda.max_memory_allocated`` (our ops only, as ME is CPU-only here).
 
-It prints a table with the ratio ours / ME and writes JSON (``--json``).
-Usage: ``python benchmarks/bench_sparse.py [--device cpu|cuda] [--repeats 5] [--json out.json]``.
+It prints a table with the ratio ours / ME, whether each row meets the issue's targets
+(forward+backward time <= 0.6x ME's, peak memory <= 1.2x ME's) and an overall verdict, and
+always writes JSON (default ``outputs/bench_sparse.json`` in the repository, ``--json`` to
+override). The data root is ``$SR3D_DATA`` (default ``../shared/data``).
+Usage: ``python benchmarks/bench_sparse.py [--device cpu|cuda] [--repeats 5] [--json out.json]
+[--voxel-sizes 0.02] [--ops conv3_s2]`` (the last two select a subset, e.g. for a quick check).
 """
 from __future__ import annotations
 
@@ -30,10 +34,37 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-SCENE = REPO.parent / "shared" / "data" / "scannet" / "scannet_instance_data" / "scene0000_00_vert_all.npy"
 OPS = ("conv3_s1", "conv3_s2", "genconvT2_s2")
 VOXEL_SIZES = (0.01, 0.02)
 CHANNELS = 64
+DEFAULT_JSON = REPO / "outputs" / "bench_sparse.json"
+#: The issue's targets on the 2-core CPU: ours / ME.
+TARGET_FORWARD_BACKWARD = 0.6
+TARGET_PEAK_MEMORY = 1.2
+
+
+def _data_root() -> Path:
+    """``$SR3D_DATA`` if set, else ``../shared/data`` next to the repository (as bench_detector)."""
+    return Path(os.environ.get("SR3D_DATA", REPO.parent / "shared" / "data"))
+
+
+SCENE = _data_root() / "scannet" / "scannet_instance_data" / "scene0000_00_vert_all.npy"
+
+
+def targets_met(row: dict) -> dict:
+    """Whether a result row meets the targets: ``{"forward_backward": bool | None,
+    "peak_memory": bool | None, "all": bool | None}`` (None: no ME result to compare with, or
+    ME's peak memory was not measurable)."""
+    if row.get("me") is None:
+        return {"forward_backward": None, "peak_memory": None, "all": None}
+    fb = bool(row["ratio_forward_backward"] <= TARGET_FORWARD_BACKWARD)
+    mem_ratio = row["ratio_peak_memory"]
+    mem = None if mem_ratio != mem_ratio else bool(mem_ratio <= TARGET_PEAK_MEMORY)  # NaN -> None
+    return {"forward_backward": fb, "peak_memory": mem, "all": None if mem is None else (fb and mem)}
+
+
+def _verdict(flag: bool | None) -> str:
+    return "n/a" if flag is None else ("yes" if flag else "NO")
 
 
 def _rss_kib(field: str) -> int:
@@ -153,7 +184,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--json", type=Path, default=None, help="write results here")
+    parser.add_argument("--json", type=Path, default=DEFAULT_JSON,
+                        help=f"write results here (default: {DEFAULT_JSON.relative_to(REPO)} in the repository)")
+    parser.add_argument("--voxel-sizes", type=float, nargs="+", default=list(VOXEL_SIZES),
+                        help="voxel sizes in metres (default: 0.01 0.02)")
+    parser.add_argument("--ops", nargs="+", default=list(OPS), choices=OPS, help="ops to run (default: all)")
     parser.add_argument("--worker", nargs=3, metavar=("LIB", "OP", "VOXEL"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -163,7 +198,7 @@ def main() -> int:
     if args.repeats < 5:
         parser.error("--repeats must be >= 5")
     if not SCENE.is_file():
-        print(f"error: real ScanNet scene not found at {SCENE}", file=sys.stderr)
+        print(f"error: real ScanNet scene not found at {SCENE} (set SR3D_DATA to the data root)", file=sys.stderr)
         return 2
     libs = ["ours"]
     try:
@@ -177,9 +212,10 @@ def main() -> int:
     # glibc otherwise raises its mmap threshold after the first large free and keeps later
     # buffers on the heap, so resident memory would not follow the live allocations.
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="131072", MALLOC_TRIM_THRESHOLD_="131072")
+    voxel_sizes, ops = tuple(args.voxel_sizes), tuple(o for o in OPS if o in args.ops)
     results = []
-    for vs in VOXEL_SIZES:
-        for op in OPS:
+    for vs in voxel_sizes:
+        for op in ops:
             for lib in libs:
                 proc = subprocess.run(
                     [sys.executable, __file__, "--worker", lib, op, str(vs), "--repeats", str(args.repeats), "--device", args.device],
@@ -189,15 +225,16 @@ def main() -> int:
                     print(proc.stderr, file=sys.stderr)
                     return 1
                 results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
-    header = f"{'scene':>6} {'op':>13} {'voxels':>7} | {'fwd ms':>16} {'ratio':>5} | {'fwd+bwd ms':>16} {'ratio':>5} | {'peak MiB':>14} {'ratio':>5}"
+    header = (f"{'scene':>6} {'op':>13} {'voxels':>7} | {'fwd ms':>16} {'ratio':>5} | {'fwd+bwd ms':>16} {'ratio':>5} | "
+              f"{'peak MiB':>14} {'ratio':>5} | {'time ok':>7} {'mem ok':>6}")
     print(f"sparse engine vs MinkowskiEngine 0.5.4: ScanNet scene0000_00, {CHANNELS}->{CHANNELS} ch, float32, "
           f"{args.device}, {results[0]['threads']} threads, median of {args.repeats}")
-    print("(each cell: ours / ME)")
+    print(f"(each cell: ours / ME; targets: fwd+bwd <= {TARGET_FORWARD_BACKWARD}x ME, peak memory <= {TARGET_PEAK_MEMORY}x ME)")
     print(header)
     print("-" * len(header))
     rows = []
-    for vs in VOXEL_SIZES:
-        for op in OPS:
+    for vs in voxel_sizes:
+        for op in ops:
             ours = next(r for r in results if r["lib"] == "ours" and r["op"] == op and r["voxel_size"] == vs)
             me = next((r for r in results if r["lib"] == "me" and r["op"] == op and r["voxel_size"] == vs), None)
             row = {"voxel_size": vs, "op": op, "ours": ours, "me": me}
@@ -205,17 +242,34 @@ def main() -> int:
                 row["ratio_forward"] = ours["forward_ms"] / me["forward_ms"]
                 row["ratio_forward_backward"] = ours["forward_backward_ms"] / me["forward_backward_ms"]
                 row["ratio_peak_memory"] = ours["peak_mib"] / me["peak_mib"] if me["peak_mib"] > 0 else float("nan")
+            row["targets_met"] = met = targets_met(row)
+            flags = f" | {_verdict(met['forward_backward']):>7} {_verdict(met['peak_memory']):>6}"
+            if me is not None:
                 print(f"{vs * 100:>4.0f}cm {op:>13} {ours['voxels_in']:>7} | {ours['forward_ms']:>7.1f} /{me['forward_ms']:>7.1f} "
                       f"{row['ratio_forward']:>5.2f} | {ours['forward_backward_ms']:>7.1f} /{me['forward_backward_ms']:>7.1f} "
-                      f"{row['ratio_forward_backward']:>5.2f} | {ours['peak_mib']:>6.1f} /{me['peak_mib']:>6.1f} {row['ratio_peak_memory']:>5.2f}")
+                      f"{row['ratio_forward_backward']:>5.2f} | {ours['peak_mib']:>6.1f} /{me['peak_mib']:>6.1f} {row['ratio_peak_memory']:>5.2f}"
+                      + flags)
             else:
                 print(f"{vs * 100:>4.0f}cm {op:>13} {ours['voxels_in']:>7} | {ours['forward_ms']:>7.1f} /    n/a       | "
-                      f"{ours['forward_backward_ms']:>7.1f} /    n/a       | {ours['peak_mib']:>6.1f} /   n/a")
+                      f"{ours['forward_backward_ms']:>7.1f} /    n/a       | {ours['peak_mib']:>6.1f} /   n/a      " + flags)
             rows.append(row)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"device": args.device, "repeats": args.repeats, "rows": rows}, indent=2))
-        print(f"wrote {args.json}")
+    verdicts = [r["targets_met"]["all"] for r in rows]
+    if any(v is False for v in verdicts):
+        failed = [f"{r['voxel_size'] * 100:.0f}cm {r['op']}" for r in rows if r["targets_met"]["all"] is False]
+        overall, line = False, f"targets NOT met in {len(failed)}/{len(rows)} rows: {', '.join(failed)}"
+    elif verdicts and all(v is True for v in verdicts):
+        overall, line = True, f"targets met in all {len(rows)} rows"
+    else:
+        overall, line = None, "targets not checked for every row (no MinkowskiEngine result or unmeasurable ME memory)"
+    print(f"overall: {line}")
+    payload = {
+        "device": args.device, "repeats": args.repeats, "data_root": str(_data_root()),
+        "targets": {"forward_backward_ratio_max": TARGET_FORWARD_BACKWARD, "peak_memory_ratio_max": TARGET_PEAK_MEMORY},
+        "targets_met": overall, "rows": rows,
+    }
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(payload, indent=2))
+    print(f"wrote {args.json}")
     return 0
 
 
