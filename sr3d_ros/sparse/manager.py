@@ -238,7 +238,14 @@ class CoordinateManager:
             offsets = kernel_offsets(kernel_size) * (src.tensor_stride * dilation)
             symmetric = in_id == out_id and kernel_size % 2 == 1
             in_idx, out_idx, sizes = self._search_map(in_id, out_id, offsets, symmetric)
-            identity = offsets.shape[0] // 2 if symmetric else None
+            if symmetric:
+                identity = offsets.shape[0] // 2
+            elif in_id == out_id:
+                # even kernel, stride 1: offset 0 is (0, 0, 0) and its pairs, searched like the
+                # others, are exactly i -> i in row order; ops run it as a dense matmul
+                identity = 0
+            else:
+                identity = None
             kmap = KernelMap(in_idx, out_idx, sizes, len(src), len(dst), identity)
             self._kernel_maps[key] = kmap
         return kmap

@@ -151,6 +151,12 @@ def test_gradcheck_conv_and_transpose() -> None:
     assert sym.identity == 13
     w3 = torch.randn(27, 2, 2, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda fe, w: sparse_conv(fe, w, sym), (feats, w3))
+    even = x.manager.conv_kernel_map(x.set_id, x.set_id, 2)  # kernel 2, stride 1: offset 0 is i -> i
+    assert even.identity == 0
+    in0, out0 = even.pairs(0)
+    assert torch.equal(in0, torch.arange(len(x))) and torch.equal(out0, torch.arange(len(x)))
+    w4 = torch.randn(8, 2, 2, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda fe, w: sparse_conv(fe, w, even), (feats, w4))
 
 
 def test_gradcheck_max_pool() -> None:
