@@ -67,6 +67,7 @@ class _SparseConvBase(nn.Module):
         return SparseTensor(features, manager=x.manager, set_id=set_id)
 
     def extra_repr(self) -> str:
+        """Layer settings shown in ``repr(module)``."""
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
                 f"stride={self.stride}, dilation={self.dilation}, bias={self.bias is not None}")
 

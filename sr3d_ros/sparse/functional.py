@@ -51,12 +51,14 @@ def _conv_forward(features: torch.Tensor, weight: torch.Tensor, kmap: KernelMap)
 class _SparseConvFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, features: torch.Tensor, weight: torch.Tensor, kmap: KernelMap) -> torch.Tensor:  # type: ignore[override]
+        """``(N_in, C_in)``, ``(V, C_in, C_out)`` -> ``(N_out, C_out)``; inputs checked by :func:`sparse_conv`."""
         ctx.save_for_backward(features, weight)
         ctx.kmap = kmap
         return _conv_forward(features, weight, kmap)
 
     @staticmethod
     def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
+        """``(N_out, C_out)`` -> gradients of features ``(N_in, C_in)`` and weight ``(V, C_in, C_out)``."""
         features, weight = ctx.saved_tensors
         kmap: KernelMap = ctx.kmap
         # No .contiguous(): an expanded gradient (e.g. from .sum()) is gathered row by row
@@ -142,6 +144,7 @@ def sparse_conv(features: torch.Tensor, weight: torch.Tensor, kmap: KernelMap) -
 class _SparseMaxPoolFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, features: torch.Tensor, kmap: KernelMap) -> torch.Tensor:  # type: ignore[override]
+        """``(N_in, C)`` -> ``(N_out, C)`` per-channel max; saves the arg-max rows."""
         channels = features.shape[1]
         out = features.new_full((kmap.num_out, channels), float("-inf"))
         arg = torch.full((kmap.num_out, channels), -1, dtype=torch.int64, device=features.device)
@@ -164,6 +167,7 @@ class _SparseMaxPoolFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
+        """``(N_out, C)`` -> ``(N_in, C)``: each output's gradient goes to its arg-max row."""
         (arg,) = ctx.saved_tensors
         grad_in = grad_out.new_zeros((ctx.num_in, grad_out.shape[1]))
         valid = arg >= 0

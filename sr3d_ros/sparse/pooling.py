@@ -45,6 +45,7 @@ class SparseMaxPool3d(nn.Module):
         return SparseTensor(sparse_max_pool(x.features, kmap), manager=x.manager, set_id=out_id)
 
     def extra_repr(self) -> str:
+        """Layer settings shown in ``repr(module)``."""
         return f"kernel_size={self.kernel_size}, stride={self.stride}, dilation={self.dilation}"
 
 
