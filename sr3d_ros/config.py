@@ -109,10 +109,13 @@ class ModelConfig:
 
     @property
     def num_classes(self) -> int:
+        """C = ``len(class_names)``: the head's classification outputs; labels are 0..C-1."""
         return len(self.class_names)
 
     @property
     def with_yaw(self) -> bool:
+        """True for 8 regression outputs (boxes with yaw, e.g. SUN RGB-D; post-processing then
+        uses rotated IoU); False for 6 (axis-aligned, yaw always 0, e.g. ScanNet)."""
         return self.num_reg_outs == 8
 
 

@@ -48,6 +48,9 @@ class Detections:
         return [self.class_names[i] for i in self.labels.tolist()]
 
     def to(self, device: torch.device | str) -> "Detections":
+        """A copy with ``boxes``, ``scores`` and ``labels`` on ``device`` (dtypes, frame, class
+        names and timings unchanged; no copy of tensors already there). Raises what
+        ``torch.Tensor.to`` raises for a bad or unavailable device (RuntimeError)."""
         return Detections(self.boxes.to(device), self.scores.to(device), self.labels.to(device), self.class_names, dict(self.timings_ms))
 
     def filter(self, keep: torch.Tensor) -> "Detections":

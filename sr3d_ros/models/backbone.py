@@ -38,6 +38,12 @@ class BasicBlock(nn.Module):
             self.downsample = nn.Sequential(SparseConv3d(inplanes, planes, 1, stride), SparseBatchNorm(planes))
 
     def forward(self, x: SparseTensor) -> SparseTensor:
+        """Args: x: features ``(N, inplanes)`` float at tensor stride s.
+
+        Returns:
+            ``(N', planes)`` at stride ``s * stride`` (``N' = N``, same coordinates, for
+            stride 1), same dtype/device. Raises ValueError (sparse engine) on a channel mismatch.
+        """
         out = self.relu(self.norm1(self.conv1(x)))
         out = self.norm2(self.conv2(out))
         residual = self.downsample(x) if self.downsample is not None else x
@@ -96,6 +102,16 @@ class MinkResNet(nn.Module):
                 nn.init.zeros_(m.bn.bias)
 
     def forward(self, x: SparseTensor) -> list[SparseTensor]:
+        """Args: x: batched input at tensor stride 1, features ``(N, in_channels)`` float
+        (rgb / 255 - colour mean), integer voxel coordinates ``(N, 4)`` = batch, x, y, z.
+
+        Returns:
+            The 4 stage outputs, features ``(N_i, out_channels[i])``, at tensor strides 8, 16,
+            32 and 64 (x voxel size in metres), same dtype/device as the input.
+
+        Raises:
+            ValueError (sparse engine): ``in_channels`` features expected.
+        """
         x = self.maxpool(self.relu(self.norm1(self.conv1(x))))
         outs = []
         for i in range(self.num_stages):

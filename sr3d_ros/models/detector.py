@@ -73,11 +73,18 @@ class TR3DDetector(nn.Module):
         """Run the network on voxelized input.
 
         Args:
-            x: batched sparse tensor at stride 1 with ``in_channels`` features.
-            timer: optional per-stage timer (``backbone``, ``neck``, ``head``).
+            x: batched sparse tensor at stride 1 (from :func:`points_to_sparse`): coordinates
+                ``(N, 4)`` int = batch, x, y, z in voxels of ``config.voxel_size``; features
+                ``(N, in_channels)`` float = mean rgb / 255 - ``color_mean``.
+            timer: optional per-stage timer (``backbone``, ``neck``, ``head``, milliseconds).
 
         Returns:
-            :class:`HeadOutputs` of all levels and scenes.
+            :class:`HeadOutputs` of all levels and scenes (raw logits; ``batch`` says which
+            scene): decode and threshold with :meth:`postprocess`. Locations in metres in the
+            input cloud's frame.
+
+        Raises:
+            ValueError (sparse engine): features with the wrong channel count.
         """
         timer = timer or StageTimer(enabled=False)
         with timer.stage("backbone"):

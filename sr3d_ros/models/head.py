@@ -106,6 +106,17 @@ class TR3DHead(nn.Module):
         nn.init.zeros_(self.conv_reg.bias)
 
     def forward(self, levels: list[SparseTensor]) -> HeadOutputs:
+        """Args: levels: neck outputs (finer first), features ``(M_j, in_channels)``.
+
+        Returns:
+            :class:`HeadOutputs` of all levels concatenated: ``cls_logits (L, C)`` raw logits,
+            ``bbox_pred (L, num_reg_outs)`` with sizes exponentiated (metres), ``locations
+            (L, 3)`` metres (coordinates x ``voxel_size``, the input cloud's frame), ``levels``
+            and ``batch`` ``(L,)`` int64; float tensors in the features' dtype, on their device.
+
+        Raises:
+            ValueError (sparse engine): ``in_channels`` features expected.
+        """
         cls, reg, loc, lvl, batch = [], [], [], [], []
         for i, x in enumerate(levels):
             r = self.conv_reg(x).features

@@ -56,6 +56,17 @@ class TR3DNeck(nn.Module):
                 nn.init.zeros_(m.bn.bias)
 
     def forward(self, features: list[SparseTensor]) -> list[SparseTensor]:
+        """Args: features: the 4 backbone outputs (strides 8, 16, 32, 64), features
+        ``(N_i, in_channels[i])``; the first is not used.
+
+        Returns:
+            Two tensors, finer first: tensor strides 16 and 32, features ``(M_j, out_channels)``,
+            same dtype/device. The generative upsampling makes voxels that the backbone did not
+            have, so ``M_j`` >= the backbone stage's count.
+
+        Raises:
+            ValueError (sparse engine): channel counts that do not match ``in_channels``.
+        """
         inputs = features[1:]
         x = inputs[-1]
         outs: list[SparseTensor] = []
