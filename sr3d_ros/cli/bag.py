@@ -2,12 +2,16 @@
 
     sr3d-bag build OUT [--dataset scannet|sunrgbd] [--ids ID ...] [--rate 0.5] [--frame-id map]
     sr3d-bag info BAG
-    sr3d-bag play BAG [--rate 1.0] [--loop] [--topics T ...] [--remap FROM:=TO] [--wait-subscribers 5]
+    sr3d-bag play BAG [--rate 1.0] [--loop] [--clock [--clock-hz 40]] [--topics T ...]
+                      [--remap FROM:=TO] [--wait-subscribers 5]
     sr3d-bag record OUT TOPIC ... [--duration S] [--type TOPIC=pkg/msg/Type ...]
 
 ``play`` and ``record`` start an rclpy node; DDS discovery stays on this machine unless
 ``ROS_AUTOMATIC_DISCOVERY_RANGE`` is set explicitly (see :mod:`sr3d_ros.ros.env`). Both stop
 cleanly on Ctrl-C / SIGTERM (``record`` finishes the bag first) and exit 0.
+
+``play --clock`` also publishes ``rosgraph_msgs/Clock`` on ``/clock`` with the bag time, for nodes
+started with ``use_sim_time:=true`` (e.g. ``ros2 launch sr3d_ros sr3d.launch.py use_sim_time:=true``).
 """
 from __future__ import annotations
 
@@ -83,12 +87,14 @@ def _cmd_play(a: argparse.Namespace) -> int:
             if not sep or not src or not dst:
                 raise ValueError(f"--remap wants FROM:=TO, got {spec!r}")
             remap[src] = dst
-        player = BagPlayer(node, a.bag, topics=a.topics, remap=remap)
+        player = BagPlayer(node, a.bag, topics=a.topics, remap=remap, clock=a.clock)
         if a.wait_subscribers > 0 and not player.wait_for_subscribers(a.wait_subscribers):
             node.get_logger().warning("not every topic has a subscriber; playing anyway")
-        n = player.play(rate=a.rate, loop=a.loop, stop=stop)
+        n = player.play(rate=a.rate, loop=a.loop, stop=stop, clock_hz=a.clock_hz)
         time.sleep(0.2)  # let reliable transports deliver the last messages
-        print(f"published {n} messages from {a.bag}")
+        print(f"published {n} messages from {a.bag}"
+              + (f" and {player.clock_published} clock messages on "
+                 f"{player.clock_publisher.topic_name}" if a.clock else ""))
     finally:
         ex.shutdown(timeout_sec=1.0)
         th.join(timeout=5.0)  # a spin thread still running at exit aborts the process
@@ -139,7 +145,10 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("build", help="bag of real dataset scans (/points) + ground truth (/ground_truth)")
     b.add_argument("out", type=Path, help="bag folder to create")
     b.add_argument("--dataset", choices=sorted(_DEFAULT_IDS), default="scannet")
-    b.add_argument("--ids", nargs="+", help="scene / frame ids (default: all sample scans)")
+    b.add_argument("--ids", nargs="+",
+                   help="scene / frame ids (default: "
+                        + "; ".join(f"{d}: {' '.join(ids)}" for d, ids in sorted(_DEFAULT_IDS.items()))
+                        + ")")
     b.add_argument("--data-root", type=Path, default=_default_data_root(),
                    help="shared data root (default ../shared/data or $SR3D_DATA)")
     b.add_argument("--rate", type=float, default=0.5, help="frames per second of bag time")
@@ -154,6 +163,12 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("bag", type=Path)
     pl.add_argument("--rate", type=float, default=1.0, help="speed factor")
     pl.add_argument("--loop", action="store_true", help="replay until Ctrl-C")
+    pl.add_argument("--clock", action="store_true",
+                    help="publish rosgraph_msgs/Clock on /clock with the bag time (for nodes with "
+                         "use_sim_time); remap it with --remap /clock:=TOPIC")
+    pl.add_argument("--clock-hz", type=float, default=40.0, metavar="HZ",
+                    help="with --clock: clock messages per second between bag messages "
+                         "(0 = only at each message; default 40)")
     pl.add_argument("--topics", nargs="+", help="only these topics (bag names)")
     pl.add_argument("--remap", action="append", metavar="FROM:=TO",
                     help="publish bag topic FROM on topic TO (repeatable)")

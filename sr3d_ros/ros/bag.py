@@ -7,7 +7,8 @@
   with the rclpy messages: :func:`sr3d_ros.ros.pointcloud2.pointcloud2_to_array` and
   :func:`sr3d_ros.ros.messages.detection3d_array_to_boxes` accept them).
 * :class:`BagPlayer` publishes a bag's raw CDR messages into the ROS graph with rclpy (original
-  timing scaled by ``rate``, optional loop); :class:`BagRecorder` subscribes to topics (raw) and
+  timing scaled by ``rate``, optional loop, optional ``rosgraph_msgs/Clock`` on ``/clock`` with
+  the bag time for nodes with ``use_sim_time``); :class:`BagRecorder` subscribes to topics (raw) and
   writes an MCAP bag, subscribing to each topic as soon as it appears in the graph with a QoS
   that matches its publishers.
 
@@ -48,6 +49,7 @@ __all__ = [
 
 POINTS_TOPIC = "/points"
 GT_TOPIC = "/ground_truth"
+CLOCK_TOPIC = "/clock"
 POINTCLOUD2 = "sensor_msgs/msg/PointCloud2"
 DETECTION3DARRAY = "vision_msgs/msg/Detection3DArray"
 
@@ -369,20 +371,24 @@ class BagPlayer:
     """Publish a bag's messages with rclpy, as raw CDR (no conversion).
 
     Publishers are reliable + volatile with depth 10 (a reliable publisher also serves
-    best-effort subscribers).
+    best-effort subscribers, such as rclpy's and rclcpp's ``/clock`` subscriptions).
 
     Args:
         node: the rclpy node to publish from.
         path: the bag.
         topics: only these topics (default: all).
-        remap: ``{bag topic: published topic}``.
+        remap: ``{bag topic: published topic}``; ``"/clock"`` renames the clock topic.
+        clock: also publish ``rosgraph_msgs/Clock`` with the bag time during :meth:`play` (like
+            ``ros2 bag play --clock``): the message's bag timestamp just before each message,
+            and the interpolated bag time ``clock_hz`` times per second in between. Each loop
+            pass starts the clock again at the bag's start (time jumps back, as with rosbag2).
 
     Raises:
         FileNotFoundError: no such bag. ImportError: a message type is not installed.
     """
 
     def __init__(self, node: Any, path: str | Path, topics: Iterable[str] | None = None,
-                 remap: dict[str, str] | None = None) -> None:
+                 remap: dict[str, str] | None = None, clock: bool = False) -> None:
         from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
         from rosbags.rosbag2 import Reader
 
@@ -400,16 +406,26 @@ class BagPlayer:
                     continue
                 self.publishers[topic] = node.create_publisher(
                     message_class(info.msgtype), remap.get(topic, topic), qos)
+        self.clock_publisher: Any = None
+        if clock:
+            from rosgraph_msgs.msg import Clock
+
+            self.clock_publisher = node.create_publisher(
+                Clock, remap.get(CLOCK_TOPIC, CLOCK_TOPIC), qos)
         self.published = 0
+        self.clock_published = 0
 
     def wait_for_subscribers(self, timeout_s: float = 10.0, topics: Iterable[str] | None = None,
                              count: int = 1) -> bool:
-        """Wait until every (given) topic has at least ``count`` matched subscribers.
+        """Wait until every (given) topic has at least ``count`` matched subscribers (with
+        ``clock`` and no ``topics`` given, the clock topic too).
 
         Returns:
             True if they all matched within ``timeout_s``.
         """
         pubs = [self.publishers[t] for t in (topics or self.publishers) if t in self.publishers]
+        if topics is None and self.clock_publisher is not None:
+            pubs.append(self.clock_publisher)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if all(p.get_subscription_count() >= count for p in pubs):
@@ -426,9 +442,19 @@ class BagPlayer:
         self.publishers[m.topic].publish(m.raw)
         self.published += 1
 
+    def publish_clock(self, t_ns: int) -> None:
+        """Publish ``rosgraph_msgs/Clock`` with time ``t_ns`` (needs ``clock=True``)."""
+        from rosgraph_msgs.msg import Clock
+
+        msg = Clock()
+        msg.clock.sec, msg.clock.nanosec = divmod(int(t_ns), 1_000_000_000)
+        self.clock_publisher.publish(msg)
+        self.clock_published += 1
+
     def play(self, rate: float = 1.0, loop: bool = False,
              stop: threading.Event | None = None,
-             on_publish: Callable[[BagMessage], None] | None = None) -> int:
+             on_publish: Callable[[BagMessage], None] | None = None,
+             clock_hz: float = 40.0) -> int:
         """Publish with the bag's timing: message ``k`` goes out ``(t_k - t_0) / rate`` seconds
         after the start of the pass.
 
@@ -437,19 +463,25 @@ class BagPlayer:
             loop: replay forever (until ``stop`` is set).
             stop: event that ends playback early.
             on_publish: called after each message is published.
+            clock_hz: with ``clock``: clock messages per second of wall time between bag
+                messages (the bag time interpolated, never past the next message's); <= 0 =
+                only at the messages.
 
         Returns:
-            Number of messages published.
+            Number of messages published (clock messages not counted; see ``clock_published``).
 
         Raises:
             ValueError: ``rate <= 0``.
         """
         if not rate > 0:
             raise ValueError(f"rate must be > 0, got {rate}")
+        clock = self.clock_publisher is not None
+        period = 1.0 / clock_hz if clock and clock_hz > 0 else None
         n = 0
         while True:
             t0_bag = None
             t0_wall = time.monotonic()
+            next_clock = t0_wall
             for m in self.messages():
                 if t0_bag is None:
                     t0_bag = m.timestamp_ns
@@ -457,10 +489,18 @@ class BagPlayer:
                 while True:
                     if stop is not None and stop.is_set():
                         return n
-                    left = due - time.monotonic()
+                    now = time.monotonic()
+                    left = due - now
                     if left <= 0:
                         break
-                    time.sleep(min(left, 0.05))
+                    if period is not None and now >= next_clock:
+                        bag_now = t0_bag + int((now - t0_wall) * rate * 1e9)
+                        self.publish_clock(min(bag_now, m.timestamp_ns))
+                        next_clock = now + period
+                    time.sleep(min(left, 0.05, period or 0.05))
+                if clock:  # the time a sim-time node sees is never behind the message it gets
+                    self.publish_clock(m.timestamp_ns)
+                    next_clock = time.monotonic() + (period or 0.0)
                 self.publish(m)
                 n += 1
                 if on_publish is not None:

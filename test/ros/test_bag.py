@@ -270,3 +270,96 @@ def test_cli_play_and_record_processes(ros, scan_bag, tmp_path):
     assert (out / "metadata.yaml").is_file()
     got = _by_topic(out, {f"{ns2}/points": "/points", f"{ns2}/ground_truth": "/ground_truth"})
     assert_same_messages(got, orig)
+
+
+def _clock_ns(msg):
+    return msg.clock.sec * 1_000_000_000 + msg.clock.nanosec
+
+
+def test_cli_play_clock_publishes_bag_time(ros, scan_bag):
+    """``sr3d-bag play --clock``: a subscriber on /clock sees the bag's timestamps (the exact stamp
+    of each message, interpolated bag time in between, in order), and a node with use_sim_time
+    ends up at the bag's time."""
+    from rclpy.parameter import Parameter
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from rosgraph_msgs.msg import Clock
+    from sensor_msgs.msg import PointCloud2
+
+    ctx, ex = ros
+    path, summary = scan_bag
+    bag_stamps = sorted({m.timestamp_ns for m in B.read_bag(path, deserialize=False)})
+    assert bag_stamps == [START, START + 250_000_000]
+    ns = f"/sr3d_bag_{uuid.uuid4().hex[:8]}"
+    node = rclpy.create_node(f"clock_test_{uuid.uuid4().hex[:6]}", context=ctx)
+    sim = rclpy.create_node(f"sim_time_{uuid.uuid4().hex[:6]}", context=ctx,
+                            parameter_overrides=[Parameter("use_sim_time", value=True)])
+    clocks, clouds = [], []
+    qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+    node.create_subscription(Clock, "/clock", lambda m: clocks.append(_clock_ns(m)), qos)
+    node.create_subscription(PointCloud2, f"{ns}/points", clouds.append, qos, raw=True)
+    ex.add_node(node)
+    ex.add_node(sim)
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "sr3d_ros.cli.bag", "play", str(path), "--clock", "--rate", "0.5",
+             "--topics", "/points", "--remap", f"/points:={ns}/points", "--wait-subscribers", "20"],
+            env=_env(), capture_output=True, text=True, timeout=120, cwd=REPO)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert "published 2 messages" in proc.stdout and "clock messages on /clock" in proc.stdout
+        deadline = time.monotonic() + 10
+        while (len(clouds) < 2 or START + 250_000_000 not in clocks) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        ours = [t for t in clocks if START <= t <= START + 250_000_000]  # ignore foreign clocks
+        assert set(bag_stamps) <= set(ours), ours
+        assert ours == sorted(ours)
+        # 0.5 s of wall time between the two messages at 40 Hz: interpolated ticks in between
+        assert sum(START < t < START + 250_000_000 for t in ours) >= 5, ours
+        deadline = time.monotonic() + 5
+        while sim.get_clock().now().nanoseconds < START and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert START <= sim.get_clock().now().nanoseconds <= START + 250_000_000
+    finally:
+        for n in (node, sim):
+            ex.remove_node(n)
+            n.destroy_node()
+
+
+def test_cli_play_loop_replays_until_stopped(ros, scan_bag):
+    """``sr3d-bag play --loop``: the bag is published at least twice over (same bytes, bag order)
+    within a bounded time; SIGINT then stops it with exit 0."""
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import PointCloud2
+
+    ctx, ex = ros
+    path, _ = scan_bag
+    orig = [m.raw for m in B.read_bag(path, topics=["/points"], deserialize=False)]
+    ns = f"/sr3d_bag_{uuid.uuid4().hex[:8]}"
+    node = rclpy.create_node(f"loop_test_{uuid.uuid4().hex[:6]}", context=ctx)
+    got = []
+    node.create_subscription(PointCloud2, f"{ns}/points", got.append,
+                             QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE), raw=True)
+    ex.add_node(node)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sr3d_ros.cli.bag", "play", str(path), "--loop", "--rate", "1",
+         "--topics", "/points", "--remap", f"/points:={ns}/points", "--wait-subscribers", "20"],
+        env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO)
+    try:
+        deadline = time.monotonic() + 60
+        while len(got) < 2 * len(orig) + 1 and time.monotonic() < deadline:
+            assert proc.poll() is None, proc.communicate()[0]
+            time.sleep(0.02)
+        assert len(got) >= 2 * len(orig) + 1, f"{len(got)} messages in 60 s"
+        assert proc.poll() is None  # still looping
+        proc.send_signal(signal.SIGINT)
+        text, _ = proc.communicate(timeout=30)
+        assert proc.returncode == 0, text
+        n = int(text.split("published ")[1].split()[0])
+        assert n >= 2 * len(orig) + 1, text
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        ex.remove_node(node)
+        node.destroy_node()
+    for k in range(2 * len(orig)):  # pass 1, pass 2, ...: the bag's messages in bag order
+        assert same_cdr(bytes(got[k]), orig[k % len(orig)]), k
