@@ -160,7 +160,10 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, CheckpointError, ConfigError, ValueError, ImportError) as exc:
         return fail(str(exc))
     t0 = time.perf_counter()
-    det = detector(points).to("cpu")
+    try:
+        det = detector(points).to("cpu")
+    except ValueError as exc:  # e.g. colours outside 0..255
+        return fail(f"{args.cloud}: {exc}")
     wall_ms = (time.perf_counter() - t0) * 1e3
 
     payload: dict[str, Any] = {

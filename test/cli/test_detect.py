@@ -99,6 +99,11 @@ def test_detect_errors(tmp_path: Path, checkpoint: Path, capsys: pytest.CaptureF
     assert main([str(tmp_path / "c.npy"), "--out", str(tmp_path / "o.json")]) == 1
     assert "embedded default model" in capsys.readouterr().err
     assert main([str(tmp_path / "c.npy"), "--checkpoint", str(checkpoint), "--score-threshold", "2"]) == 1
+    bad_rgb = np.zeros((10, 6), np.float32)
+    bad_rgb[:, 3:] = 300.0
+    np.save(tmp_path / "rgb.npy", bad_rgb)
+    assert main([str(tmp_path / "rgb.npy"), "--checkpoint", str(checkpoint), "--out", str(tmp_path / "o.json")]) == 1
+    assert "rgb.npy" in (err := capsys.readouterr().err) and "0..255" in err and "300" in err
     assert not (tmp_path / "o.json").exists()
     with pytest.raises(SystemExit) as info:
         main([str(tmp_path / "c.npy"), "--bin-columns", "5"])
