@@ -8,8 +8,9 @@ Topics (relative names, remap them or set a namespace):
 * ``~/output/detections`` (vision_msgs/Detection3DArray): one message per processed frame, header
   copied from the input (stamp + frame_id), boxes in the input cloud's frame.
 * ``~/output/markers`` (visualization_msgs/MarkerArray): box edges + labels for RViz.
-* ``~/output/label_info`` (vision_msgs/LabelInfo, reliable + transient local): class id -> name,
-  published once at start-up; late subscribers still get it.
+* ``~/output/label_info`` (vision_msgs/LabelInfo, reliable + transient local): class id -> name
+  and the score threshold, published at start-up and again whenever ``score_threshold`` is
+  changed at run time; late subscribers still get the latest.
 * ``/diagnostics`` (diagnostic_msgs/DiagnosticArray): per processed frame one status named
   ``"<namespace>/pointcloud_detector: detector"`` with level OK (fine), WARN (bad input,
   subsampled cloud, non-finite points in an ``is_dense`` cloud, frames dropped since the last
@@ -179,8 +180,10 @@ class PointCloudDetectorNode(Node):
             new = P.validate_params(self._raw_params(changes), self.class_names)
         except P.ParamError as exc:
             return SetParametersResult(successful=False, reason=str(exc))
-        self.params = new
+        old, self.params = self.params, new
         self._apply_inference_params(new)
+        if new.score_threshold != old.score_threshold:
+            self._publish_label_info()  # LabelInfo.threshold must not go stale
         self.get_logger().info("parameters updated: " + ", ".join(p.name for p in changes))
         return SetParametersResult(successful=True)
 

@@ -383,6 +383,49 @@ def test_label_info_is_latched_for_late_subscribers(ros, ckpt, ns):
         close_all(ex, late, node)
 
 
+
+def test_label_info_follows_dynamic_score_threshold(ros, ckpt, ns):
+    """A run-time score_threshold change republishes LabelInfo (latched: late subscribers get the
+    new threshold); changing another parameter does not."""
+    ctx, ex = ros
+    node = make_node(ctx, ex, ckpt, ns, score_threshold=0.2)
+    qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE,
+                     durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    topic = f"{ns}/pointcloud_detector/output/label_info"
+    sub = rclpy.create_node(f"li_{uuid.uuid4().hex[:6]}", context=ctx)
+    got = []
+    sub.create_subscription(LabelInfo, topic, got.append, qos)
+    ex.add_node(sub)
+    late = None
+
+    def wait_for(n):
+        deadline = time.monotonic() + 20
+        while len(got) < n and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert len(got) >= n, [m.threshold for m in got]
+
+    try:
+        wait_for(1)
+        assert got[0].threshold == pytest.approx(0.2)
+        assert node.set_parameters([Parameter("score_threshold", value=0.45)])[0].successful
+        wait_for(2)
+        assert got[1].threshold == pytest.approx(0.45)
+        assert len(got[1].class_map) == len(got[0].class_map)
+        assert node.set_parameters([Parameter("nms_iou_threshold", value=0.4)])[0].successful
+        assert not node.set_parameters([Parameter("score_threshold", value=7.0)])[0].successful
+        time.sleep(0.5)
+        assert len(got) == 2  # no republish for other parameters or a rejected change
+        late_got = []
+        late = rclpy.create_node(f"late_{uuid.uuid4().hex[:6]}", context=ctx)
+        late.create_subscription(LabelInfo, topic, late_got.append, qos)
+        ex.add_node(late)
+        deadline = time.monotonic() + 20
+        while not late_got and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert len(late_got) == 1 and late_got[0].threshold == pytest.approx(0.45)
+    finally:
+        close_all(ex, *(n for n in (late, sub, node) if n is not None))
+
 def _bad_clouds(good):
     """(name, PointCloud2) pairs the node must survive; stamps 100 + i."""
     from std_msgs.msg import Header
@@ -459,6 +502,50 @@ def test_bad_input_publishes_empty_with_header_and_node_survives(ros, ckpt, ns, 
     finally:
         close_all(ex, cli, node)
 
+
+
+def test_bad_input_warning_is_throttled(ros, ckpt, ns, monkeypatch):
+    """Several bad frames in quick succession: every one gets its empty result and diagnostics,
+    but the node logs ONE bad-input warning per throttle period, not one per frame."""
+    from rclpy.impl import rcutils_logger
+
+    from sr3d_ros.ros import pointcloud_node as PN
+
+    real = rcutils_logger._rclpy
+    emitted = []
+
+    class Recorder:  # the C logging call that rclpy makes once its filters let a message through
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        def rclpy_logging_rcutils_log(self, severity, name, message, *rest):
+            emitted.append((severity, name, message))
+            return real.rclpy_logging_rcutils_log(severity, name, message, *rest)
+
+    monkeypatch.setattr(rcutils_logger, "_rclpy", Recorder())
+    ctx, ex = ros
+    node = make_node(ctx, ex, ckpt, ns)
+    cli = Client(ctx, ex, ns)
+    try:
+        cli.wait_matched()
+        empty = _bad_clouds(np.zeros((1000, 6), np.float32))[0][1]  # an empty cloud
+        n = 6
+        t0 = time.monotonic()
+        for k in range(n):
+            empty.header.stamp.sec = 500 + k
+            cli.pub.publish(empty)
+            assert len(cli.result_for(500 + k, timeout=30).detections) == 0
+        elapsed = time.monotonic() - t0
+        assert node.stats["bad_input"] == n
+        cli.wait(lambda: sum(d.status[0].message.startswith("bad input") for d in cli.diagnostics) == n,
+                 10, "diagnostics of every bad frame")
+        warnings = [m for s, nm, m in emitted
+                    if nm == node.get_logger().name and m.startswith("bad input cloud")]
+        assert 1 <= len(warnings) <= 1 + int(elapsed // PN._WARN_THROTTLE_S), (elapsed, warnings)
+        if elapsed < PN._WARN_THROTTLE_S:
+            assert len(warnings) == 1, warnings
+    finally:
+        close_all(ex, cli, node)
 
 def test_max_points_subsamples_and_warns(ros, ckpt, ns, scannet):
     ctx, ex = ros
