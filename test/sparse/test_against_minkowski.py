@@ -226,3 +226,31 @@ def test_float32_weight_gradient_as_accurate_as_minkowski(scene) -> None:
     bound = 1e-5 * truth.abs().max()
     assert err_me <= bound  # the reference itself meets it
     assert err_ours <= bound, (float(err_ours), float(err_me), float(bound))
+
+
+@pytest.mark.parametrize("voxel_size", [0.01, 0.02], ids=["1cm", "2cm"])
+def test_voxelize_matches_minkowski_sparse_quantize(data_root, voxel_size) -> None:
+    """Our voxelize() gives the coordinates of ME's own quantization (``ME.utils.sparse_quantize``,
+    its documented (N, 3) call) on the same float32 points: the same set of voxels, and every
+    point in the same voxel. The aligned scene has negative x, y and z, where floor and
+    truncation differ (checked), so this pins the floor semantics."""
+    pts = np.load(data_root / "scannet/scannet_instance_data/scene0000_00_vert_all.npy")
+    xyz = np.ascontiguousarray(pts[:, :3])
+    assert (xyz.min(axis=0) < 0).all()
+    scaled = xyz / np.float32(voxel_size)
+    assert (np.trunc(scaled) != np.floor(scaled)).any(axis=0).all()  # truncation would differ
+
+    ours = sp.voxelize(torch.from_numpy(pts), voxel_size)
+    me_coords, _, me_inverse = ME.utils.sparse_quantize(
+        xyz, quantization_size=voxel_size, return_index=True, return_inverse=True
+    )
+    me_coords = torch.as_tensor(me_coords).to(torch.int32)
+    me_inverse = torch.as_tensor(me_inverse).to(torch.int64)
+    assert (ours.coordinates[:, 0] == 0).all()
+    # same set of voxels (ours is sorted lexicographically; sort ME's the same way)
+    assert me_coords.shape == (len(ours.coordinates), 3)
+    assert torch.equal(torch.unique(me_coords, dim=0), ours.coordinates[:, 1:])
+    # every point lands in the same voxel, and that voxel is floor(xyz / voxel_size)
+    per_point = ours.coordinates[ours.inverse, 1:]
+    assert torch.equal(per_point, me_coords[me_inverse])
+    assert torch.equal(per_point, torch.from_numpy(np.floor(scaled).astype(np.int32)))
