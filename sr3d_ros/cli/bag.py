@@ -91,7 +91,10 @@ def _cmd_play(a: argparse.Namespace) -> int:
         if a.wait_subscribers > 0 and not player.wait_for_subscribers(a.wait_subscribers):
             node.get_logger().warning("not every topic has a subscriber; playing anyway")
         n = player.play(rate=a.rate, loop=a.loop, stop=stop, clock_hz=a.clock_hz)
-        time.sleep(0.2)  # let reliable transports deliver the last messages
+        # deliver the last messages before the node goes (reliable: wait for the acks)
+        if not player.wait_for_all_acked(5.0):
+            node.get_logger().warning("not every subscriber acknowledged the last messages")
+        time.sleep(0.05)
         print(f"published {n} messages from {a.bag}"
               + (f" and {player.clock_published} clock messages on "
                  f"{player.clock_publisher.topic_name}" if a.clock else ""))

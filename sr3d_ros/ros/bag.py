@@ -433,6 +433,20 @@ class BagPlayer:
             time.sleep(0.02)
         return all(p.get_subscription_count() >= count for p in pubs)
 
+    def wait_for_all_acked(self, timeout_s: float = 5.0) -> bool:
+        """Wait until every matched subscriber has acknowledged everything published so far (the
+        publishers are reliable), e.g. before the process exits. Returns True if all were acked
+        within ``timeout_s`` (in total)."""
+        from rclpy.duration import Duration
+
+        deadline = time.monotonic() + timeout_s
+        pubs = [*self.publishers.values(), *filter(None, [self.clock_publisher])]
+        ok = True
+        for p in pubs:
+            left = max(0.0, deadline - time.monotonic())
+            ok = p.wait_for_all_acked(Duration(nanoseconds=int(left * 1e9))) and ok
+        return ok
+
     def messages(self) -> Iterator[BagMessage]:
         """The bag's messages on the played topics (raw, not deserialised)."""
         return read_bag(self.path, self.publishers.keys(), deserialize=False)

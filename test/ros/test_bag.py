@@ -309,6 +309,7 @@ def test_cli_play_clock_publishes_bag_time(ros, scan_bag):
         deadline = time.monotonic() + 10
         while (len(clouds) < 2 or START + 250_000_000 not in clocks) and time.monotonic() < deadline:
             time.sleep(0.02)
+        assert len(clouds) == 2
         ours = [t for t in clocks if START <= t <= START + 250_000_000]  # ignore foreign clocks
         assert set(bag_stamps) <= set(ours), ours
         assert ours == sorted(ours)
