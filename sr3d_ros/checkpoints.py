@@ -37,6 +37,8 @@ class CheckpointError(ValueError):
 def atomic_torch_save(obj: Any, path: str | Path) -> None:
     """``torch.save`` to a temporary file next to ``path``, fsync, then rename over ``path``.
 
+    The file gets the usual permissions of a new file (0666 minus the umask), not mkstemp's 0600.
+
     Raises:
         OSError: if the folder is not writable.
     """
@@ -48,6 +50,10 @@ def atomic_torch_save(obj: Any, path: str | Path) -> None:
             torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
+        # mkstemp creates 0600; give the file the permissions a plain open() would (umask)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -150,3 +150,18 @@ def test_invalid_files(tmp_path: Path, small_model: TR3DDetector) -> None:
     torch.save(dict(ckpt, kind="mono"), tmp_path / "mono.pt")
     with pytest.raises(CheckpointError, match="mono"):
         PointCloudDetector.from_checkpoint(tmp_path / "mono.pt", device="cpu")
+
+
+def test_saved_file_has_umask_permissions(tmp_path: Path) -> None:
+    """Atomic saves go through mkstemp (0600); the result must be readable like any new file."""
+    import os
+    import stat
+
+    from sr3d_ros.checkpoints import atomic_torch_save
+
+    old = os.umask(0o022)
+    try:
+        atomic_torch_save({"x": 1}, tmp_path / "a.pt")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "a.pt").stat().st_mode) == 0o644
