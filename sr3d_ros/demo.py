@@ -115,6 +115,19 @@ def _checkpoint(args: argparse.Namespace, out: Path) -> Path:
     return path
 
 
+def _training_scenes(ckpt: Path) -> set[str]:
+    """Scene ids the checkpoint was trained on, from its provenance (``train_ids``, as written
+    by ``scripts/export_default_model.py``); empty when it does not say."""
+    from sr3d_ros.checkpoints import CheckpointError, load_checkpoint
+
+    try:
+        prov = load_checkpoint(ckpt, map_location="cpu").get("provenance", {})
+    except (CheckpointError, OSError):
+        return set()
+    ids = prov.get("train_ids") if isinstance(prov, dict) else None
+    return {str(i) for i in ids} if isinstance(ids, (list, tuple)) else set()
+
+
 class _Results:
     """Collects the node's Detection3DArray per input stamp (receive time) and its diagnostics."""
 
@@ -398,6 +411,20 @@ def run(args: argparse.Namespace) -> int:
     print(f"ScanNet mAP over {len(stamps)} scans (recorded detections vs the bag's ground truth):")
     print(result.format_table())
     print(f"mAP@0.25 = {result.mAP[0.25]:.4f}   mAP@0.5 = {result.mAP[0.5]:.4f}")
+    held_out = None
+    trained_on = _training_scenes(ckpt)
+    if trained_on:
+        unseen = [i for i, r in enumerate(evaluated) if r["scene"] not in trained_on]
+        seen = sorted({r["scene"] for r in evaluated} & trained_on)
+        if seen:
+            print(f"note: the model was trained on {', '.join(seen)}; those scans measure fitting, "
+                  "not generalisation.")
+        if unseen and seen:
+            held_out = evaluate_indoor([preds[i] for i in unseen], [gts[i] for i in unseen],
+                                       class_names, iou_thresholds=(0.25, 0.5))
+            names = ", ".join(evaluated[i]["scene"] for i in unseen)
+            print(f"held-out scans only ({names}): mAP@0.25 = {held_out.mAP[0.25]:.4f}   "
+                  f"mAP@0.5 = {held_out.mAP[0.5]:.4f}")
 
     # 5. pictures
     note = " [untrained model]" if args.random_init else ""
@@ -421,7 +448,9 @@ def run(args: argparse.Namespace) -> int:
         "evaluated_frames": [r["frame"] for r in evaluated],
         "mAP_0.25": None if math.isnan(result.mAP[0.25]) else result.mAP[0.25],
         "mAP_0.5": None if math.isnan(result.mAP[0.5]) else result.mAP[0.5],
-        "evaluation": result.to_dict(), "node_exit_code": node_rc, "recorded": counts,
+        "evaluation": result.to_dict(),
+        "held_out_evaluation": None if held_out is None else held_out.to_dict(),
+        "node_exit_code": node_rc, "recorded": counts,
         "input_bag": str(in_bag), "output_bag": str(out_bag), "pictures": pngs,
     }
     (out / "results.json").write_text(json.dumps(summary, indent=2) + "\n")

@@ -134,3 +134,24 @@ def test_demo_exits_1_when_the_node_publishes_nothing(tmp_path, data_root, monke
     assert "no result for frame 0" in captured.out
     assert "the node published no detections" in captured.err
     assert len(procs) == 1 and procs[0].returncode != 0
+
+
+def test_training_scenes_come_from_the_checkpoint_provenance(tmp_path):
+    """The demo separates scans the model was trained on (from the checkpoint's ``train_ids``)
+    from held-out ones; checkpoints without that record, or unreadable ones, name none."""
+    import torch
+
+    from sr3d_ros.checkpoints import save_checkpoint
+    from sr3d_ros.config import DetectorConfig, ModelConfig
+    from sr3d_ros.demo import _training_scenes
+    from sr3d_ros.models import TR3DDetector
+
+    cfg = DetectorConfig(ModelConfig(width=0.25))
+    torch.manual_seed(0)
+    weights = TR3DDetector(cfg.model).state_dict()
+    save_checkpoint(tmp_path / "a.pt", weights, cfg, {"train_ids": ["scene0000_00", "scene0000_01"]})
+    save_checkpoint(tmp_path / "b.pt", weights, cfg, {"note": "no record"})
+    (tmp_path / "c.pt").write_bytes(b"not a checkpoint")
+    assert _training_scenes(tmp_path / "a.pt") == {"scene0000_00", "scene0000_01"}
+    assert _training_scenes(tmp_path / "b.pt") == set()
+    assert _training_scenes(tmp_path / "c.pt") == set()
