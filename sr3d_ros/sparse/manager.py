@@ -224,6 +224,40 @@ class CoordinateManager:
         sizes = counts + [n_center] + list(reversed(counts))
         return torch.cat(lookup_parts), torch.cat(center_parts), sizes
 
+    def _search_map_stride2_k3(self, in_id: int, out_id: int) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+        """The pairs of a 3x3x3 convolution from set ``in_id`` (stride s) to its strided set
+        ``out_id`` (stride 2s), searched from the inputs' side; same pairs, grouped and ordered
+        exactly as :meth:`_search_map` gives them.
+
+        Input ``c`` (``u = c / s`` per axis) pairs with output ``o = c - d * s`` at offset ``d``
+        only where ``o`` is a multiple of 2s: ``d = 0`` on axes with even ``u``, ``d = +-1`` on
+        odd ones. So an input has 1-8 candidate outputs (3.4 on average) instead of every output
+        probing all 27 offsets: ~8x fewer key searches on real scans.
+        """
+        src, dst = self._sets[in_id], self._sets[out_id]
+        s = src.tensor_stride
+        offsets = kernel_offsets(3).to(self.device)  # (27, 3) unit offsets, ME order
+        deltas = self.packer.delta(offsets * s)
+        odd = torch.remainder(torch.div(src.coordinates[:, 1:].long(), s, rounding_mode="floor"), 2)
+        pattern = odd[:, 0] + 2 * odd[:, 1] + 4 * odd[:, 2]  # which axes are odd, per input
+        need = ((offsets != 0).long() * torch.tensor([1, 2, 4], device=self.device)).sum(1)
+        order = torch.argsort(pattern, stable=True)  # inputs grouped by pattern
+        group = torch.bincount(pattern, minlength=8)
+        starts = torch.cumsum(group, 0) - group
+        # every (offset k, input of pattern need[k]) candidate in one flat batch of queries
+        sizes = group[need]  # (27,) candidates per offset
+        k_of = torch.repeat_interleave(torch.arange(27, device=self.device), sizes)
+        first = torch.cumsum(sizes, 0) - sizes
+        pos = torch.arange(k_of.numel(), device=self.device) - first[k_of] + starts[need][k_of]
+        rows = order[pos]
+        found = dst.find(src.keys[rows] - deltas[k_of])
+        hit = found >= 0
+        i, o, k_hit = rows[hit], found[hit], k_of[hit]
+        # group by offset, output rows ascending within one (the order _search_map gives)
+        perm = torch.argsort(k_hit * max(len(dst), 1) + o)
+        counts = torch.bincount(k_hit, minlength=27).tolist()
+        return i[perm], o[perm], counts
+
     def conv_kernel_map(self, in_id: int, out_id: int, kernel_size: int, dilation: int = 1) -> KernelMap:
         """Kernel map of a convolution from set ``in_id`` to set ``out_id`` (cached).
 
@@ -237,7 +271,10 @@ class CoordinateManager:
             src, dst = self._sets[in_id], self._sets[out_id]
             offsets = kernel_offsets(kernel_size) * (src.tensor_stride * dilation)
             symmetric = in_id == out_id and kernel_size % 2 == 1
-            in_idx, out_idx, sizes = self._search_map(in_id, out_id, offsets, symmetric)
+            if kernel_size == 3 and dilation == 1 and self._strided.get((in_id, 2)) == out_id:
+                in_idx, out_idx, sizes = self._search_map_stride2_k3(in_id, out_id)
+            else:
+                in_idx, out_idx, sizes = self._search_map(in_id, out_id, offsets, symmetric)
             if symmetric:
                 identity = offsets.shape[0] // 2
             elif in_id == out_id:
