@@ -6,14 +6,15 @@ transposed conv kernel 2 stride 2), 64 -> 64 channels, float32, it measures in t
 
 * forward and forward+backward time: median of ``--repeats`` runs after one warm-up; every run
   builds its kernel map afresh (a new input tensor, as for each new scene), input creation is
-  not timed;
+  not timed; both libraries run in ONE process, alternating run by run, so load changes on a
+  shared machine hit both alike (the ratio is what the targets are about);
 * peak memory of one forward+backward: peak resident set size above the level just before the
   op (Linux VmHWM, reset through /proc/self/clear_refs), measured in a fresh subprocess per
   (library, op, scene) so neither library sees the other's allocator caches, with glibc's
   mmap threshold pinned so freed buffers leave the resident set at once; on CUDA,
   ``torch.cuda.max_memory_allocated`` (our ops only, as ME is CPU-only here).
-  Times come from another fresh subprocess with the allocator as the caller's environment has
-  it: the pinned threshold sends every buffer over 128 KiB through mmap/munmap (fresh,
+  Times come from another fresh subprocess (both libraries) with the allocator as the caller's
+  environment has it: the pinned threshold sends every buffer over 128 KiB through mmap/munmap (fresh,
   page-faulting pages each time), a measuring device for resident memory that no user runs
   with, and it penalises the library that allocates more temporaries.
 
@@ -115,13 +116,11 @@ def _layers(op: str, lib: str):  # type: ignore[no-untyped-def]
     return sp.SparseGenerativeConvTranspose3d(CHANNELS, CHANNELS, 2, 2)
 
 
-def _worker(lib: str, op: str, voxel_size: float, repeats: int, device: str, part: str = "both") -> dict:
-    """Run in a subprocess: time (``part="time"``), peak memory (``"memory"``) or both of one
-    (library, op, scene)."""
+def _setup(lib: str, op: str, voxel_size: float, device: str):  # type: ignore[no-untyped-def]
+    """``(make, layer, out_feats, sync, voxels_in)`` for one library: ``make(requires_grad)``
+    builds a fresh input tensor (so every call builds its kernel map afresh)."""
     import torch
 
-    warnings.simplefilter("ignore")
-    torch.set_num_threads(int(os.environ.get("SR3D_BENCH_THREADS", torch.get_num_threads())))
     from sr3d_ros import sparse as sp
 
     coords, feats, stride = _inputs(voxel_size, op, device)
@@ -146,23 +145,18 @@ def _worker(lib: str, op: str, voxel_size: float, repeats: int, device: str, par
         if device == "cuda":
             torch.cuda.synchronize()
 
-    def run(backward: bool) -> float:
-        x = make(backward)
-        sync()
-        t0 = time.perf_counter()
-        if backward:
-            out_feats(layer(x)).sum().backward()
-        else:
-            with torch.no_grad():
-                out_feats(layer(x))
-        sync()
-        return time.perf_counter() - t0
+    return make, layer, out_feats, sync, int(coords.shape[0])
 
-    # memory first, in a clean process state
+
+def _memory_worker(lib: str, op: str, voxel_size: float, device: str) -> dict:
+    """Run in a fresh subprocess: peak memory (MiB) of one forward+backward of one library."""
+    import torch
+
+    warnings.simplefilter("ignore")
+    torch.set_num_threads(int(os.environ.get("SR3D_BENCH_THREADS", torch.get_num_threads())))
+    make, layer, out_feats, sync, n_in = _setup(lib, op, voxel_size, device)
     x = make(True)
-    if part == "time":
-        peak_mib = float("nan")
-    elif device == "cuda":
+    if device == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
         base = torch.cuda.memory_allocated()
@@ -174,20 +168,52 @@ def _worker(lib: str, op: str, voxel_size: float, repeats: int, device: str, par
         base = _rss_kib("VmRSS")
         out_feats(layer(x)).sum().backward()
         peak_mib = (_rss_kib("VmHWM") - base) / 1024
-    y = layer(make(False))
-    n_out = int(out_feats(y).shape[0])
-    del x, y
-    if part == "memory":
-        fwd = fb = [float("nan")]
-    else:
-        fwd = [run(False) for _ in range(repeats + 1)][1:]
-        fb = [run(True) for _ in range(repeats + 1)][1:]
-    return {
-        "lib": lib, "op": op, "voxel_size": voxel_size, "device": device,
-        "voxels_in": int(coords.shape[0]), "voxels_out": n_out,
-        "forward_ms": statistics.median(fwd) * 1e3, "forward_backward_ms": statistics.median(fb) * 1e3,
-        "peak_mib": peak_mib, "threads": torch.get_num_threads(),
-    }
+    return {"lib": lib, "op": op, "voxel_size": voxel_size, "peak_mib": peak_mib}
+
+
+def _time_worker(libs: list[str], op: str, voxel_size: float, repeats: int, device: str) -> list[dict]:
+    """Run in a fresh subprocess: forward and forward+backward times of every library, the
+    libraries alternating run by run (their order swapped every round), so a change of machine
+    load during the measurement hits all of them alike."""
+    import torch
+
+    warnings.simplefilter("ignore")
+    torch.set_num_threads(int(os.environ.get("SR3D_BENCH_THREADS", torch.get_num_threads())))
+    setups = {lib: _setup(lib, op, voxel_size, device) for lib in libs}
+
+    def run(lib: str, backward: bool) -> float:
+        make, layer, out_feats, sync, _ = setups[lib]
+        x = make(backward)
+        sync()
+        t0 = time.perf_counter()
+        if backward:
+            out_feats(layer(x)).sum().backward()
+        else:
+            with torch.no_grad():
+                out_feats(layer(x))
+        sync()
+        return time.perf_counter() - t0
+
+    times: dict[str, dict[str, list[float]]] = {lib: {"fwd": [], "fb": []} for lib in libs}
+    for lib in libs:  # warm-up
+        run(lib, False)
+        run(lib, True)
+    for r in range(repeats):
+        for lib in (libs if r % 2 == 0 else list(reversed(libs))):
+            times[lib]["fwd"].append(run(lib, False))
+            times[lib]["fb"].append(run(lib, True))
+    out = []
+    for lib in libs:
+        make, layer, out_feats, _, n_in = setups[lib]
+        with torch.no_grad():
+            n_out = int(out_feats(layer(make(False))).shape[0])
+        out.append({
+            "lib": lib, "op": op, "voxel_size": voxel_size, "device": device, "voxels_in": n_in,
+            "voxels_out": n_out, "forward_ms": statistics.median(times[lib]["fwd"]) * 1e3,
+            "forward_backward_ms": statistics.median(times[lib]["fb"]) * 1e3,
+            "threads": torch.get_num_threads(),
+        })
+    return out
 
 
 def main() -> int:
@@ -199,12 +225,15 @@ def main() -> int:
     parser.add_argument("--voxel-sizes", type=float, nargs="+", default=list(VOXEL_SIZES),
                         help="voxel sizes in metres (default: 0.01 0.02)")
     parser.add_argument("--ops", nargs="+", default=list(OPS), choices=OPS, help="ops to run (default: all)")
-    parser.add_argument("--worker", nargs=3, metavar=("LIB", "OP", "VOXEL"), help=argparse.SUPPRESS)
-    parser.add_argument("--part", default="both", choices=("both", "time", "memory"), help=argparse.SUPPRESS)
+    parser.add_argument("--worker", nargs=3, metavar=("LIBS", "OP", "VOXEL"), help=argparse.SUPPRESS)
+    parser.add_argument("--part", default="time", choices=("time", "memory"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         lib, op, vs = args.worker
-        print(json.dumps(_worker(lib, op, float(vs), args.repeats, args.device, args.part)))
+        if args.part == "memory":
+            print(json.dumps(_memory_worker(lib, op, float(vs), args.device)))
+        else:
+            print(json.dumps(_time_worker(lib.split(","), op, float(vs), args.repeats, args.device)))
         return 0
     if args.repeats < 5:
         parser.error("--repeats must be >= 5")
@@ -227,19 +256,23 @@ def main() -> int:
     results = []
     for vs in voxel_sizes:
         for op in ops:
-            for lib in libs:
-                parts = {}
-                for part, env in (("memory", mem_env), ("time", dict(os.environ))):
-                    proc = subprocess.run(
-                        [sys.executable, __file__, "--worker", lib, op, str(vs), "--repeats", str(args.repeats),
-                         "--device", args.device, "--part", part],
-                        capture_output=True, text=True, check=False, env=env,
-                    )
-                    if proc.returncode != 0:
-                        print(proc.stderr, file=sys.stderr)
-                        return 1
-                    parts[part] = json.loads(proc.stdout.strip().splitlines()[-1])
-                results.append({**parts["time"], "peak_mib": parts["memory"]["peak_mib"]})
+            def call(lib_arg: str, part: str, env: dict) -> object:
+                proc = subprocess.run(
+                    [sys.executable, __file__, "--worker", lib_arg, op, str(vs), "--repeats", str(args.repeats),
+                     "--device", args.device, "--part", part],
+                    capture_output=True, text=True, check=False, env=env,
+                )
+                if proc.returncode != 0:
+                    raise RuntimeError(proc.stderr)
+                return json.loads(proc.stdout.strip().splitlines()[-1])
+
+            try:
+                peaks = {lib: call(lib, "memory", mem_env)["peak_mib"] for lib in libs}  # type: ignore[index]
+                timed = call(",".join(libs), "time", dict(os.environ))
+            except RuntimeError as exc:
+                print(exc, file=sys.stderr)
+                return 1
+            results.extend({**t, "peak_mib": peaks[t["lib"]]} for t in timed)  # type: ignore[union-attr]
     header = (f"{'scene':>6} {'op':>13} {'voxels':>7} | {'fwd ms':>16} {'ratio':>5} | {'fwd+bwd ms':>16} {'ratio':>5} | "
               f"{'peak MiB':>14} {'ratio':>5} | {'time ok':>7} {'mem ok':>6}")
     print(f"sparse engine vs MinkowskiEngine 0.5.4: ScanNet scene0000_00, {CHANNELS}->{CHANNELS} ch, float32, "
