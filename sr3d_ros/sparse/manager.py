@@ -251,8 +251,8 @@ class CoordinateManager:
         pos = torch.arange(k_of.numel(), device=self.device) - first[k_of] + starts[need][k_of]
         rows = order[pos]
         found = dst.find(src.keys[rows] - deltas[k_of])
-        hit = found >= 0
-        i, o, k_hit = rows[hit], found[hit], k_of[hit]
+        hit = torch.nonzero(found >= 0).squeeze(1)
+        i, o, k_hit = rows.index_select(0, hit), found.index_select(0, hit), k_of.index_select(0, hit)
         # group by offset, output rows ascending within one (the order _search_map gives)
         perm = torch.argsort(k_hit * max(len(dst), 1) + o)
         counts = torch.bincount(k_hit, minlength=27).tolist()
