@@ -668,6 +668,7 @@ def _env():
     env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
     env["ROS_LOG_DIR"] = os.environ["ROS_LOG_DIR"]  # the session's temporary folder (conftest)
     env["PYTHONUNBUFFERED"] = "1"
+    env["PYTHONFAULTHANDLER"] = "1"  # a SIGABRT on a hang dumps every thread's stack to the log
     return env
 
 
@@ -736,7 +737,13 @@ def test_node_process_detects_and_exits_zero(sig, reliability, ros, ckpt, ns, su
             assert rss[1] - rss[0] < 90, f"node RSS {rss[0]:.0f} -> {rss[1]:.0f} MB"
 
         proc.send_signal(sig)
-        rc = proc.wait(timeout=30)
+        try:
+            rc = proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # show where it hangs: faulthandler's thread dump
+            proc.send_signal(signal.SIGABRT)
+            proc.wait(timeout=10)
+            raise AssertionError(f"node did not exit within 30 s of {sig!r}; its log and thread "
+                                 "stacks:\n" + log.read_text()[-20000:]) from None
         text = log.read_text()
         assert rc == 0, text
         assert "Traceback" not in text, text
