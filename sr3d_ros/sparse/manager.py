@@ -224,10 +224,11 @@ class CoordinateManager:
         sizes = counts + [n_center] + list(reversed(counts))
         return torch.cat(lookup_parts), torch.cat(center_parts), sizes
 
-    def _search_map_stride2_k3(self, in_id: int, out_id: int) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+    def _search_map_stride2_k3(self, in_id: int, out_id: int, offsets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
         """The pairs of a 3x3x3 convolution from set ``in_id`` (stride s) to its strided set
         ``out_id`` (stride 2s), searched from the inputs' side; same pairs, grouped and ordered
-        exactly as :meth:`_search_map` gives them.
+        exactly as :meth:`_search_map` gives them for the same ``offsets`` (``(27, 3)``
+        :func:`kernel_offsets` ``(3) * s``).
 
         Input ``c`` (``u = c / s`` per axis) pairs with output ``o = c - d * s`` at offset ``d``
         only where ``o`` is a multiple of 2s: ``d = 0`` on axes with even ``u``, ``d = +-1`` on
@@ -236,8 +237,8 @@ class CoordinateManager:
         """
         src, dst = self._sets[in_id], self._sets[out_id]
         s = src.tensor_stride
-        offsets = kernel_offsets(3).to(self.device)  # (27, 3) unit offsets, ME order
-        deltas = self.packer.delta(offsets * s)
+        offsets = offsets.to(self.device)
+        deltas = self.packer.delta(offsets)
         odd = torch.remainder(torch.div(src.coordinates[:, 1:].long(), s, rounding_mode="floor"), 2)
         pattern = odd[:, 0] + 2 * odd[:, 1] + 4 * odd[:, 2]  # which axes are odd, per input
         need = ((offsets != 0).long() * torch.tensor([1, 2, 4], device=self.device)).sum(1)
@@ -272,7 +273,7 @@ class CoordinateManager:
             offsets = kernel_offsets(kernel_size) * (src.tensor_stride * dilation)
             symmetric = in_id == out_id and kernel_size % 2 == 1
             if kernel_size == 3 and dilation == 1 and self._strided.get((in_id, 2)) == out_id:
-                in_idx, out_idx, sizes = self._search_map_stride2_k3(in_id, out_id)
+                in_idx, out_idx, sizes = self._search_map_stride2_k3(in_id, out_id, offsets)
             else:
                 in_idx, out_idx, sizes = self._search_map(in_id, out_id, offsets, symmetric)
             if symmetric:

@@ -247,3 +247,26 @@ def test_packer_roundtrip_and_offsets() -> None:
     shifted = coords.clone()
     shifted[:, 1:] += torch.tensor([1, -2, 3], dtype=torch.int32)
     assert torch.equal(p.pack(shifted), keys + delta)
+
+
+@pytest.mark.parametrize("voxel_size", [0.01, 0.05])
+def test_stride2_k3_map_from_the_inputs_side_equals_the_general_search(data_root, voxel_size) -> None:
+    """The 3x3x3 stride-2 kernel map built from the inputs' side holds exactly the pairs, the
+    per-offset grouping and the pair order of the general output-side search, on a real scan
+    (negative coordinates, two batch entries) at input strides 1, 2, 4, and for N = 0."""
+    pts = torch.from_numpy(np.load(data_root / "scannet/scannet_instance_data/scene0000_00_vert_all.npy"))
+    coords = voxelize(pts[:, :3], voxel_size).coordinates
+    assert bool((coords[:, 1:] < 0).any())
+    second = coords[::3].clone()
+    second[:, 0] = 1
+    for c in (torch.cat([coords, second]), coords[:0]):
+        x = SparseTensor(torch.zeros(len(c), 1), c)
+        m, in_id = x.manager, x.set_id
+        for _ in range(3):
+            out_id = m.stride(in_id, 2)
+            offsets = kernel_offsets(3) * m.get(in_id).tensor_stride
+            l_ref, c_ref, n_ref = m._search_map(in_id, out_id, offsets, False)
+            l_new, c_new, n_new = m._search_map_stride2_k3(in_id, out_id, offsets)
+            assert n_new == n_ref
+            assert torch.equal(l_new, l_ref) and torch.equal(c_new, c_ref)
+            in_id = out_id
