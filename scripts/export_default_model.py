@@ -46,7 +46,8 @@ def main() -> int:
     p.add_argument("--max-mb", type=float, default=20.0, help="size budget of the exported file (MB)")
     args = p.parse_args()
 
-    def evaluate(ckpt_path: Path, ids: list[str]) -> tuple[Any, dict[str, float], Any, Any]:
+    def evaluate(ckpt_path: Path, ids: list[str]) -> tuple[Any, Any, dict[str, float], Any, Any]:
+        """(checkpoint, detector config, metrics, evaluation, model) of one run on ``ids``."""
         ck = load_checkpoint(ckpt_path)
         dc = config_from_checkpoint(ck, ckpt_path)
         net = TR3DDetector(dc.model)
@@ -57,16 +58,15 @@ def main() -> int:
         o = evaluate_predictions(results, dc.model.class_names, oracle=True)
         m = {f"mAP@{t}": float(v) for t, v in e.mAP.items()}
         m.update({f"oracle_mAP@{t}": float(v) for t, v in o.mAP.items()})
-        return ck, m, e, net
+        return ck, dc, m, e, net
 
     cfg = load_train_config(args.config)
     val_ids = list(cfg.data.val_ids)
-    ckpt, metrics, ev, model = evaluate(args.checkpoint, val_ids)
-    det_cfg = config_from_checkpoint(ckpt, args.checkpoint)
+    ckpt, det_cfg, metrics, ev, model = evaluate(args.checkpoint, val_ids)
     runs = [(args.checkpoint, args.config, cfg, metrics)]
     for other_ckpt, other_cfg in args.compare:
         runs.append((Path(other_ckpt), Path(other_cfg), load_train_config(Path(other_cfg)),
-                     evaluate(Path(other_ckpt), val_ids)[1]))
+                     evaluate(Path(other_ckpt), val_ids)[2]))
     train_set = ScanNetDataset(cfg.data.root, scene_ids=list(cfg.data.train_ids))
     seen = sorted({det_cfg.model.class_names[int(c)] for i in range(len(train_set))
                    for c in train_set[i].gt_labels.tolist()})
