@@ -34,17 +34,34 @@ def _weight_grad(a: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     return partial.addmm_(a[m:].t(), g[m:])
 
 
+def _max_pairs(kmap: KernelMap) -> int:
+    """Largest pair count of a non-identity offset (sizes the reused per-offset buffers)."""
+    return max((n for k, n in enumerate(kmap.sizes) if k != kmap.identity), default=0)
+
+
 def _conv_forward(features: torch.Tensor, weight: torch.Tensor, kmap: KernelMap) -> torch.Tensor:
     out = features.new_zeros((kmap.num_out, weight.shape[-1]))
+    # One gather buffer and one product buffer for all offsets (views of their first n rows):
+    # a fresh allocation per offset costs page faults that are a sizeable share of the time.
+    m = _max_pairs(kmap)
+    gathered = features.new_empty((m, features.shape[1])) if not kmap.dense_inputs else None
+    product = features.new_empty((m, weight.shape[-1]))
     for k in range(kmap.volume):
         if k == kmap.identity:
             out.addmm_(features, weight[k])
             continue
         in_idx, out_idx = kmap.pairs(k)
-        if in_idx.numel() == 0:
+        n = in_idx.numel()
+        if n == 0:
             continue
-        src = features if kmap.dense_inputs else features.index_select(0, in_idx)
-        out.index_add_(0, out_idx, src.mm(weight[k]))
+        if gathered is None:
+            src = features
+        else:
+            src = gathered[:n]
+            torch.index_select(features, 0, in_idx, out=src)
+        prod = product[:n]
+        torch.mm(src, weight[k], out=prod)
+        out.index_add_(0, out_idx, prod)
     return out
 
 
@@ -66,6 +83,10 @@ class _SparseConvFunction(torch.autograd.Function):
         need_in, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         grad_in = torch.zeros_like(features) if need_in else None
         grad_w = torch.zeros_like(weight) if need_w else None
+        m = _max_pairs(kmap)
+        g_buf = grad_out.new_empty((m, grad_out.shape[1]))
+        gathered = features.new_empty((m, features.shape[1])) if need_w and not kmap.dense_inputs else None
+        product = features.new_empty((m, features.shape[1])) if need_in and not kmap.dense_inputs else None
         for k in range(kmap.volume):
             if k == kmap.identity:
                 if grad_in is not None:
@@ -74,16 +95,23 @@ class _SparseConvFunction(torch.autograd.Function):
                     grad_w[k] = _weight_grad(features, grad_out)
                 continue
             in_idx, out_idx = kmap.pairs(k)
-            if in_idx.numel() == 0:
+            n = in_idx.numel()
+            if n == 0:
                 continue
-            g = grad_out.index_select(0, out_idx)
+            g = g_buf[:n]
+            torch.index_select(grad_out, 0, out_idx, out=g)
             if grad_in is not None:
-                if kmap.dense_inputs:
+                if product is None:
                     grad_in.addmm_(g, weight[k].t())
                 else:
-                    grad_in.index_add_(0, in_idx, g.mm(weight[k].t()))
+                    torch.mm(g, weight[k].t(), out=product[:n])
+                    grad_in.index_add_(0, in_idx, product[:n])
             if grad_w is not None:
-                src = features if kmap.dense_inputs else features.index_select(0, in_idx)
+                if gathered is None:
+                    src = features
+                else:
+                    src = gathered[:n]
+                    torch.index_select(features, 0, in_idx, out=src)
                 grad_w[k] = _weight_grad(src, g)
         return grad_in, grad_w, None
 
