@@ -39,12 +39,19 @@ def _max_pairs(kmap: KernelMap) -> int:
     return max((n for k, n in enumerate(kmap.sizes) if k != kmap.identity), default=0)
 
 
+def _gather(source: torch.Tensor, index: torch.Tensor, buffer: torch.Tensor) -> torch.Tensor:
+    """``source.index_select(0, index)`` written into the reused ``buffer[:len(index)]`` (a view)."""
+    rows = buffer[: index.numel()]
+    torch.index_select(source, 0, index, out=rows)
+    return rows
+
+
 def _conv_forward(features: torch.Tensor, weight: torch.Tensor, kmap: KernelMap) -> torch.Tensor:
     out = features.new_zeros((kmap.num_out, weight.shape[-1]))
     # One gather buffer and one product buffer for all offsets (views of their first n rows):
     # a fresh allocation per offset costs page faults that are a sizeable share of the time.
     m = _max_pairs(kmap)
-    gathered = features.new_empty((m, features.shape[1])) if not kmap.dense_inputs else None
+    gathered = features.new_empty((0 if kmap.dense_inputs else m, features.shape[1]))
     product = features.new_empty((m, weight.shape[-1]))
     for k in range(kmap.volume):
         if k == kmap.identity:
@@ -54,13 +61,8 @@ def _conv_forward(features: torch.Tensor, weight: torch.Tensor, kmap: KernelMap)
         n = in_idx.numel()
         if n == 0:
             continue
-        if gathered is None:
-            src = features
-        else:
-            src = gathered[:n]
-            torch.index_select(features, 0, in_idx, out=src)
-        prod = product[:n]
-        torch.mm(src, weight[k], out=prod)
+        src = features if kmap.dense_inputs else _gather(features, in_idx, gathered)
+        prod = torch.mm(src, weight[k], out=product[:n])
         out.index_add_(0, out_idx, prod)
     return out
 
@@ -84,9 +86,10 @@ class _SparseConvFunction(torch.autograd.Function):
         grad_in = torch.zeros_like(features) if need_in else None
         grad_w = torch.zeros_like(weight) if need_w else None
         m = _max_pairs(kmap)
+        m_in = 0 if kmap.dense_inputs else m  # dense inputs: no input-side gather or scatter
         g_buf = grad_out.new_empty((m, grad_out.shape[1]))
-        gathered = features.new_empty((m, features.shape[1])) if need_w and not kmap.dense_inputs else None
-        product = features.new_empty((m, features.shape[1])) if need_in and not kmap.dense_inputs else None
+        gathered = features.new_empty((m_in if need_w else 0, features.shape[1]))
+        product = features.new_empty((m_in if need_in else 0, features.shape[1]))
         for k in range(kmap.volume):
             if k == kmap.identity:
                 if grad_in is not None:
@@ -98,20 +101,14 @@ class _SparseConvFunction(torch.autograd.Function):
             n = in_idx.numel()
             if n == 0:
                 continue
-            g = g_buf[:n]
-            torch.index_select(grad_out, 0, out_idx, out=g)
+            g = _gather(grad_out, out_idx, g_buf)
             if grad_in is not None:
-                if product is None:
+                if kmap.dense_inputs:
                     grad_in.addmm_(g, weight[k].t())
                 else:
-                    torch.mm(g, weight[k].t(), out=product[:n])
-                    grad_in.index_add_(0, in_idx, product[:n])
+                    grad_in.index_add_(0, in_idx, torch.mm(g, weight[k].t(), out=product[:n]))
             if grad_w is not None:
-                if gathered is None:
-                    src = features
-                else:
-                    src = gathered[:n]
-                    torch.index_select(features, 0, in_idx, out=src)
+                src = features if kmap.dense_inputs else _gather(features, in_idx, gathered)
                 grad_w[k] = _weight_grad(src, g)
         return grad_in, grad_w, None
 
