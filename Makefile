@@ -20,13 +20,18 @@ export PYTHONUNBUFFERED := 1
 export RMW_IMPLEMENTATION := rmw_fastrtps_cpp
 export AMENT_PREFIX_PATH := $(abspath $(VENV))$(if $(AMENT_PREFIX_PATH),:$(AMENT_PREFIX_PATH))
 
-.PHONY: setup minkowski test demo bench clean
+.PHONY: setup minkowski lint test demo bench clean
 
 setup:            ## venv with torch, ROS 2 wheels, vision_msgs, sr3d_ros (idempotent)
 	bash scripts/setup_env.sh $(VENV)
 
 minkowski: setup  ## reference MinkowskiEngine build (cached wheel) for the sparse-engine tests
 	bash scripts/build_minkowski.sh $(PY)
+
+lint: setup       ## ruff (lint + format check) and mypy (strict) over the code
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 test: setup minkowski  ## the whole test suite (what CI runs)
 	$(PY) -m pytest -q

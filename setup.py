@@ -5,6 +5,7 @@ Two import packages are installed side by side:
                         thin ROS 2 glue in ``sr3d_ros.ros``;
   * ``sr3d_training`` – the training / evaluation code, which lives in the ``training/`` folder.
 """
+
 from glob import glob
 
 from setuptools import find_packages, setup
@@ -12,9 +13,7 @@ from setuptools import find_packages, setup
 PACKAGE = "sr3d_ros"
 
 core = find_packages(include=["sr3d_ros", "sr3d_ros.*"])
-training = ["sr3d_training"] + [
-    "sr3d_training." + p for p in find_packages(where="training")
-]
+training = ["sr3d_training"] + ["sr3d_training." + p for p in find_packages(where="training")]
 
 setup(
     name=PACKAGE,

@@ -28,6 +28,7 @@ dominated by thread wake-ups (~10 ms each) and the numbers would measure that.
 Usage: ``python benchmarks/bench_assign_loss.py [--device cpu|cuda] [--repeats 15] [--batch 8]
 [--exact] [--json out.json]``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,8 +36,8 @@ import json
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -55,12 +56,12 @@ from sr3d_training.assigners import (  # noqa: E402
 from sr3d_training.datasets import load_scannet_scene  # noqa: E402
 from sr3d_training.losses import ClassificationLoss, collate_assignments  # noqa: E402
 
-
 SCENES = ("scene0000_00", "scene0000_01", "scene0000_02")
 
 
-def make_scene(voxel: float, device: str, seed: int = 0,
-               scene: str = "scene0000_00") -> dict[str, torch.Tensor]:
+def make_scene(
+    voxel: float, device: str, seed: int = 0, scene: str = "scene0000_00"
+) -> dict[str, torch.Tensor]:
     """One real scene's locations / GT plus synthetic untrained-head outputs (see docstring)."""
     s = load_scannet_scene(SCENE_DIR, scene)
     pts = torch.from_numpy(np.ascontiguousarray(s.points[:, :3]))
@@ -72,18 +73,28 @@ def make_scene(voxel: float, device: str, seed: int = 0,
     loc, lev = torch.cat(locs), torch.cat(levels)
     g = torch.Generator().manual_seed(seed)
     n = loc.shape[0]
-    pred = torch.cat([loc + 0.01 * torch.randn(n, 3, generator=g),
-                      torch.exp(0.01 * torch.randn(n, 3, generator=g)), torch.zeros(n, 1)], 1)
+    pred = torch.cat(
+        [
+            loc + 0.01 * torch.randn(n, 3, generator=g),
+            torch.exp(0.01 * torch.randn(n, 3, generator=g)),
+            torch.zeros(n, 1),
+        ],
+        1,
+    )
     logits = torch.randn(n, 18, generator=g) - 4.0  # prior ~0.02 like a focal-loss init
     return {
-        "locations": loc.to(device), "levels": lev.to(device), "pred_boxes": pred.to(device),
-        "cls_logits": logits.to(device), "gt_boxes": torch.from_numpy(s.gt_boxes).to(device),
+        "locations": loc.to(device),
+        "levels": lev.to(device),
+        "pred_boxes": pred.to(device),
+        "cls_logits": logits.to(device),
+        "gt_boxes": torch.from_numpy(s.gt_boxes).to(device),
         "gt_labels": torch.from_numpy(s.gt_labels).to(device),
     }
 
 
-def time_round_robin(fns: dict[str, Callable[[], object]], repeats: int,
-                     device: str) -> dict[str, float]:
+def time_round_robin(
+    fns: dict[str, Callable[[], object]], repeats: int, device: str
+) -> dict[str, float]:
     """Median wall time (ms) of each function over ``repeats`` rounds after 2 warm-up rounds.
 
     The functions run interleaved (one call each per round), so a change of machine load
@@ -107,8 +118,9 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--voxel", type=float, default=0.08, help="finest head level voxel, m")
-    ap.add_argument("--threads", type=int, default=1,
-                    help="CPU intra-op threads (0 = torch default)")
+    ap.add_argument(
+        "--threads", type=int, default=1, help="CPU intra-op threads (0 = torch default)"
+    )
     ap.add_argument("--batch", type=int, default=8, help="scenes in the batched rows")
     ap.add_argument("--exact", action="store_true", help="also time SPOTA without the M cut")
     ap.add_argument("--json", type=Path, default=None)
@@ -139,8 +151,9 @@ def main() -> None:
     fixed_spota = spota.assign(loc, lev, gtb, gtl, pred)
     fixed_ious = ious_of(fixed_spota.gt_index)
 
-    def loss_step(fn: ClassificationLoss, gt_index: torch.Tensor,
-                  ious: torch.Tensor | None) -> None:
+    def loss_step(
+        fn: ClassificationLoss, gt_index: torch.Tensor, ious: torch.Tensor | None
+    ) -> None:
         logits = logits0.detach().requires_grad_(True)
         fn(logits, gt_index, gtl, ious).backward()
 
@@ -152,22 +165,30 @@ def main() -> None:
         r = spota.assign(loc, lev, gtb, gtl, pred)
         loss_step(ras, r.gt_index, ious_of(r.gt_index))
 
-    batch = [make_scene(args.voxel, args.device, seed=i + 1, scene=SCENES[i % len(SCENES)])
-             for i in range(args.batch)]
+    batch = [
+        make_scene(args.voxel, args.device, seed=i + 1, scene=SCENES[i % len(SCENES)])
+        for i in range(args.batch)
+    ]
     bcat = {key: [sc_[key] for sc_ in batch] for key in batch[0]}
     b_logits0 = torch.cat(bcat["cls_logits"])
     b_pred = torch.cat(bcat["pred_boxes"])
 
     def baseline_batch() -> None:
-        res = [tr3d.assign(x["locations"], x["levels"], x["gt_boxes"], x["gt_labels"])
-               for x in batch]
+        res = [
+            tr3d.assign(x["locations"], x["levels"], x["gt_boxes"], x["gt_labels"]) for x in batch
+        ]
         gi, gl, _ = collate_assignments([r.gt_index for r in res], bcat["gt_labels"])
         logits = b_logits0.detach().requires_grad_(True)
         focal(logits, gi, gl).backward()
 
     def sr3d_batch() -> None:
-        res = spota.assign_batch(bcat["locations"], bcat["levels"], bcat["gt_boxes"],
-                                 bcat["gt_labels"], bcat["pred_boxes"])
+        res = spota.assign_batch(
+            bcat["locations"],
+            bcat["levels"],
+            bcat["gt_boxes"],
+            bcat["gt_labels"],
+            bcat["pred_boxes"],
+        )
         gi, gl, sid = collate_assignments([r.gt_index for r in res], bcat["gt_labels"])
         gtb_all = torch.cat(bcat["gt_boxes"])
         ious = torch.zeros(gi.shape[0], device=gi.device)
@@ -181,15 +202,22 @@ def main() -> None:
         ("SPOTA assigner (max_mass, M=64)", lambda: spota.assign(loc, lev, gtb, gtl, pred)),
         ("SPOTA assigner (top_mass, M=64)", lambda: spota_top.assign(loc, lev, gtb, gtl, pred)),
         ("focal loss fwd+bwd", lambda: loss_step(focal, fixed_tr3d.gt_index, None)),
-        ("IoU of positives + RAS fwd+bwd",
-         lambda: loss_step(ras, fixed_spota.gt_index, ious_of(fixed_spota.gt_index))),
+        (
+            "IoU of positives + RAS fwd+bwd",
+            lambda: loss_step(ras, fixed_spota.gt_index, ious_of(fixed_spota.gt_index)),
+        ),
         ("RAS fwd+bwd", lambda: loss_step(ras, fixed_spota.gt_index, fixed_ious)),
         ("baseline: TR3D + focal", baseline),
         ("sr3d: SPOTA + RAS", sr3d),
     ]
     if args.exact:
-        rows.insert(3, ("SPOTA assigner (exact, all cand.)",
-                        lambda: spota_exact.assign(loc, lev, gtb, gtl, pred)))
+        rows.insert(
+            3,
+            (
+                "SPOTA assigner (exact, all cand.)",
+                lambda: spota_exact.assign(loc, lev, gtb, gtl, pred),
+            ),
+        )
     bkey = f"baseline batched (B={args.batch}) / scene"
     skey = f"sr3d batched (B={args.batch}) / scene"
     rows += [(bkey, baseline_batch), (skey, sr3d_batch)]
@@ -202,31 +230,50 @@ def main() -> None:
     for name, a in (("tr3d", tr3d), ("spota max_mass", spota), ("spota top_mass", spota_top)):
         r = a.assign(loc, lev, gtb, gtl, pred)
         cnt = r.counts().float()
-        pos_info[name] = {"positives": int(cnt.sum()), "per_gt_mean": round(float(cnt.mean()), 2),
-                          "per_gt_min": int(cnt.min())}
+        pos_info[name] = {
+            "positives": int(cnt.sum()),
+            "per_gt_mean": round(float(cnt.mean()), 2),
+            "per_gt_min": int(cnt.min()),
+        }
 
     dev = args.device
     if dev.startswith("cuda"):
         dev += f" ({torch.cuda.get_device_name()})"
-    print(f"device {dev}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
-          f"L = {n} locations ({int((lev == 0).sum())} + {int((lev == 1).sum())}), K = {k} GT, "
-          f"C = {c}, median of {args.repeats} runs")
+    print(
+        f"device {dev}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
+        f"L = {n} locations ({int((lev == 0).sum())} + {int((lev == 1).sum())}), K = {k} GT, "
+        f"C = {c}, median of {args.repeats} runs"
+    )
     print(f"{'per scene':<38} {'ms':>9} {'x baseline':>11}")
     for name, ms in results.items():
         print(f"{name:<38} {ms:9.2f} {ms / base:11.2f}")
-    print(f"sr3d / baseline = {results['sr3d: SPOTA + RAS'] / base:.2f} "
-          f"(+{results['sr3d: SPOTA + RAS'] - base:.2f} ms per scene)")
+    print(
+        f"sr3d / baseline = {results['sr3d: SPOTA + RAS'] / base:.2f} "
+        f"(+{results['sr3d: SPOTA + RAS'] - base:.2f} ms per scene)"
+    )
     bb, sb = results[bkey], results[skey]
     print(f"batched: sr3d / baseline = {sb / bb:.2f} (+{sb - bb:.2f} ms per scene)")
     for name, info in pos_info.items():
         print(f"positives {name:<16} {info}")
     if args.json:
-        args.json.write_text(json.dumps({
-            "device": dev, "torch": torch.__version__, "threads": torch.get_num_threads(),
-            "L": n, "K": k, "C": c, "repeats": args.repeats, "ms": results,
-            "ratio_sr3d_over_baseline": results["sr3d: SPOTA + RAS"] / base,
-            "ratio_batched": sb / bb,
-            "positives": pos_info}, indent=2))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "device": dev,
+                    "torch": torch.__version__,
+                    "threads": torch.get_num_threads(),
+                    "L": n,
+                    "K": k,
+                    "C": c,
+                    "repeats": args.repeats,
+                    "ms": results,
+                    "ratio_sr3d_over_baseline": results["sr3d: SPOTA + RAS"] / base,
+                    "ratio_batched": sb / bb,
+                    "positives": pos_info,
+                },
+                indent=2,
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ Usage::
     python benchmarks/bench_detector.py [--device cpu|cuda|auto] [--widths 1 0.5 0.25]
         [--runs 5] [--json out.json] [--checkpoint model.pt]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,8 +45,10 @@ from sr3d_ros.models import TR3DDetector  # noqa: E402
 STAGES = ("voxelize", "backbone", "neck", "head", "nms")
 SCENES = ("scene0000_00", "scene0000_01", "scene0000_02")
 REFERENCE_MS = 42.0
-REFERENCE = ("TR3D reference: ~42 ms per ScanNet scene (23.7 scenes/s) on a desktop GPU "
-             "(mmdetection3d projects/TR3D README: one RTX 4090, MinkowskiEngine)")
+REFERENCE = (
+    "TR3D reference: ~42 ms per ScanNet scene (23.7 scenes/s) on a desktop GPU "
+    "(mmdetection3d projects/TR3D README: one RTX 4090, MinkowskiEngine)"
+)
 
 
 def _data_root() -> Path:
@@ -60,7 +63,9 @@ def _build(width: float, checkpoint: str | None, device: torch.device) -> PointC
     return PointCloudDetector(TR3DDetector(cfg.model), cfg, device)
 
 
-def bench(detector: PointCloudDetector, points: np.ndarray, runs: int, warmup: int) -> dict[str, Any]:
+def bench(
+    detector: PointCloudDetector, points: np.ndarray, runs: int, warmup: int
+) -> dict[str, Any]:
     """Median per-stage and wall milliseconds of ``runs`` timed calls after ``warmup`` calls."""
     for _ in range(warmup):
         detector(points)
@@ -88,8 +93,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs", type=int, default=5, help="timed runs per (width, scene); >= 5")
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--scenes", nargs="+", default=list(SCENES))
-    p.add_argument("--checkpoint", default=None, help="benchmark this checkpoint instead of random-init widths")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument(
+        "--checkpoint", default=None, help="benchmark this checkpoint instead of random-init widths"
+    )
+    p.add_argument(
+        "--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)"
+    )
     p.add_argument("--json", default=None, help="write all results here")
     args = p.parse_args(argv)
     if args.runs < 5:
@@ -102,10 +111,16 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()
     widths = [None] if args.checkpoint else args.widths
 
-    print(f"device {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else platform.processor() or platform.machine()}), "
-          f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, load average {load_before[0]:.2f}")
+    print(
+        f"device {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else platform.processor() or platform.machine()}), "
+        f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, load average {load_before[0]:.2f}"
+    )
     print(f"median of {args.runs} runs after {args.warmup} warm-up; {REFERENCE}\n")
-    header = f"{'width':>6} {'params':>9} {'scene':<13} {'points':>7}" + "".join(f"{s:>10}" for s in STAGES) + f"{'total':>10}"
+    header = (
+        f"{'width':>6} {'params':>9} {'scene':<13} {'points':>7}"
+        + "".join(f"{s:>10}" for s in STAGES)
+        + f"{'total':>10}"
+    )
     print(header + "   (ms)")
     print("-" * len(header))
     results = []
@@ -118,21 +133,40 @@ def main(argv: list[str] | None = None) -> int:
             r = bench(det, pts, args.runs, args.warmup)
             m = r["median_ms"]
             totals.append(m["total"])
-            print(f"{w:>6g} {params / 1e6:>8.2f}M {scene:<13} {len(pts):>7}" + "".join(f"{m[s]:>10.1f}" for s in STAGES) + f"{m['total']:>10.1f}")
-            results.append({"width": w, "params": params, "scene": scene, "num_points": int(len(pts)), **r})
+            print(
+                f"{w:>6g} {params / 1e6:>8.2f}M {scene:<13} {len(pts):>7}"
+                + "".join(f"{m[s]:>10.1f}" for s in STAGES)
+                + f"{m['total']:>10.1f}"
+            )
+            results.append(
+                {"width": w, "params": params, "scene": scene, "num_points": len(pts), **r}
+            )
         mean_total = statistics.mean(totals)
-        print(f"{'':>6} {'':>9} {'mean':<13} {'':>7}" + " " * (10 * len(STAGES)) + f"{mean_total:>10.1f}"
-              f"   = {mean_total / REFERENCE_MS:.1f}x the 42 ms reference")
+        print(
+            f"{'':>6} {'':>9} {'mean':<13} {'':>7}"
+            + " " * (10 * len(STAGES))
+            + f"{mean_total:>10.1f}"
+            f"   = {mean_total / REFERENCE_MS:.1f}x the 42 ms reference"
+        )
     load_after = os.getloadavg()
-    print(f"\nload average before / after: {load_before[0]:.2f} / {load_after[0]:.2f} "
-          f"({os.cpu_count()} CPUs; values above the CPU count mean other processes competed for the CPU)")
+    print(
+        f"\nload average before / after: {load_before[0]:.2f} / {load_after[0]:.2f} "
+        f"({os.cpu_count()} CPUs; values above the CPU count mean other processes competed for the CPU)"
+    )
     if args.json:
         payload = {
             "device": str(device),
-            "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
-            "torch": torch.__version__, "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
-            "loadavg_before": load_before, "loadavg_after": load_after,
-            "runs": args.runs, "warmup": args.warmup, "checkpoint": args.checkpoint,
+            "device_name": torch.cuda.get_device_name(device)
+            if device.type == "cuda"
+            else platform.processor() or platform.machine(),
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+            "cpu_count": os.cpu_count(),
+            "loadavg_before": load_before,
+            "loadavg_after": load_after,
+            "runs": args.runs,
+            "warmup": args.warmup,
+            "checkpoint": args.checkpoint,
             "weights": "checkpoint" if args.checkpoint else "random init (seed 0)",
             "reference": {"ms_per_scannet_scene": REFERENCE_MS, "text": REFERENCE},
             "inference": to_dict(det.config.inference),

@@ -19,6 +19,7 @@ the naive one; overhead <= 5 ms.
 
     python benchmarks/bench_node.py [--repeats 30] [--json out.json] [--check]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,7 +36,7 @@ from pathlib import Path
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 os.environ["ROS_LOG_DIR"] = tempfile.mkdtemp(prefix="sr3d_ros_log_")  # always our own
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -74,14 +75,26 @@ def real_boxes(n: int):
         smp = load_sunrgbd_frame(root / "sunrgbd" / "sunrgbd_trainval", f)
         boxes.append(smp.gt_boxes)
         # SUN RGB-D names mapped onto ScanNet labels where they exist, else 'cabinet'
-        labels.append(np.array([SCANNET_CLASSES.index(smp.class_names[k])
-                                if smp.class_names[k] in SCANNET_CLASSES else 0
-                                for k in smp.gt_labels], np.int64))
+        labels.append(
+            np.array(
+                [
+                    SCANNET_CLASSES.index(smp.class_names[k])
+                    if smp.class_names[k] in SCANNET_CLASSES
+                    else 0
+                    for k in smp.gt_labels
+                ],
+                np.int64,
+            )
+        )
     b, lab = np.concatenate(boxes), np.concatenate(labels)
     reps = -(-n // len(b))  # 94 real boxes in the samples: repeat them cyclically up to n
     b, lab = np.tile(b, (reps, 1))[:n], np.tile(lab, reps)[:n]
-    return Detections(torch.from_numpy(np.ascontiguousarray(b)),
-                      torch.linspace(0.95, 0.05, n), torch.from_numpy(lab), SCANNET_CLASSES)
+    return Detections(
+        torch.from_numpy(np.ascontiguousarray(b)),
+        torch.linspace(0.95, 0.05, n),
+        torch.from_numpy(lab),
+        SCANNET_CLASSES,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -101,7 +114,10 @@ def naive_detections(det, header):
     for i, (x, y, z, dx, dy, dz, yaw) in enumerate(det.boxes.numpy().astype(float).tolist()):
         d = Detection3D(header=Header(frame_id=header.frame_id, stamp=header.stamp))
         d.bbox.center.position.x, d.bbox.center.position.y, d.bbox.center.position.z = x, y, z
-        d.bbox.center.orientation.z, d.bbox.center.orientation.w = math.sin(yaw / 2), math.cos(yaw / 2)
+        d.bbox.center.orientation.z, d.bbox.center.orientation.w = (
+            math.sin(yaw / 2),
+            math.cos(yaw / 2),
+        )
         d.bbox.size.x, d.bbox.size.y, d.bbox.size.z = dx, dy, dz
         h = ObjectHypothesisWithPose()
         h.hypothesis.class_id = det.class_names[int(labels[i])]
@@ -125,24 +141,54 @@ def naive_markers(det, header):
     ma = MarkerArray()
     ma.markers.append(Marker(header=header, ns="sr3d", action=Marker.DELETEALL))
     signs = [(sx, sy, sz) for sz in (-1, 1) for sy in (-1, 1) for sx in (-1, 1)]
-    edges = [(0, 1), (2, 3), (4, 5), (6, 7), (0, 2), (1, 3), (4, 6), (5, 7), (0, 4), (1, 5), (2, 6), (3, 7)]
+    edges = [
+        (0, 1),
+        (2, 3),
+        (4, 5),
+        (6, 7),
+        (0, 2),
+        (1, 3),
+        (4, 6),
+        (5, 7),
+        (0, 4),
+        (1, 5),
+        (2, 6),
+        (3, 7),
+    ]
     scores = det.scores.numpy().astype(float)
     labels = det.labels.numpy()
     for i, (x, y, z, dx, dy, dz, yaw) in enumerate(det.boxes.numpy().astype(float).tolist()):
         c, s = math.cos(yaw), math.sin(yaw)
-        corners = [(x + c * sx * dx / 2 - s * sy * dy / 2, y + s * sx * dx / 2 + c * sy * dy / 2,
-                    z + sz * dz / 2) for sx, sy, sz in signs]
-        m = Marker(header=Header(frame_id=header.frame_id, stamp=header.stamp), ns="sr3d", id=i,
-                   type=Marker.LINE_LIST, action=Marker.ADD, lifetime=Duration())
+        corners = [
+            (
+                x + c * sx * dx / 2 - s * sy * dy / 2,
+                y + s * sx * dx / 2 + c * sy * dy / 2,
+                z + sz * dz / 2,
+            )
+            for sx, sy, sz in signs
+        ]
+        m = Marker(
+            header=Header(frame_id=header.frame_id, stamp=header.stamp),
+            ns="sr3d",
+            id=i,
+            type=Marker.LINE_LIST,
+            action=Marker.ADD,
+            lifetime=Duration(),
+        )
         m.pose.orientation.w = 1.0
         m.scale.x = 0.02
         m.color = ColorRGBA(r=1.0, g=0.0, b=0.0, a=1.0)
         for a, b in edges:
             m.points.append(Point(x=corners[a][0], y=corners[a][1], z=corners[a][2]))
             m.points.append(Point(x=corners[b][0], y=corners[b][1], z=corners[b][2]))
-        t = Marker(header=Header(frame_id=header.frame_id, stamp=header.stamp), ns="sr3d/labels",
-                   id=i, type=Marker.TEXT_VIEW_FACING, action=Marker.ADD,
-                   text=f"{det.class_names[int(labels[i])]} {scores[i]:.2f}")
+        t = Marker(
+            header=Header(frame_id=header.frame_id, stamp=header.stamp),
+            ns="sr3d/labels",
+            id=i,
+            type=Marker.TEXT_VIEW_FACING,
+            action=Marker.ADD,
+            text=f"{det.class_names[int(labels[i])]} {scores[i]:.2f}",
+        )
         t.pose.position.x, t.pose.position.y, t.pose.position.z = x, y, z + dz / 2 + 0.07
         t.pose.orientation.w = 1.0
         t.scale.z = 0.12
@@ -181,7 +227,9 @@ def main(argv=None) -> int:
     ap.add_argument("--n", type=int, default=100_000, help="points per cloud (default 100000)")
     ap.add_argument("--boxes", type=int, default=100, help="detections (default 100)")
     ap.add_argument("--repeats", type=int, default=30, help="timed runs of ours (>= 20)")
-    ap.add_argument("--naive-repeats", type=int, default=20, help="timed runs of the naive ones (>= 20)")
+    ap.add_argument(
+        "--naive-repeats", type=int, default=20, help="timed runs of the naive ones (>= 20)"
+    )
     ap.add_argument("--json", type=Path, help="write the results as JSON here")
     ap.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
     args = ap.parse_args(argv)
@@ -216,8 +264,17 @@ def main(argv=None) -> int:
             np.isfinite(pts[:, 0]) & np.isfinite(pts[:, 1]) & np.isfinite(pts[:, 2])
         detections_to_msg(det, header)
         detections_to_markers(det, header)
-        diagnostics_msg(header.stamp, "pointcloud_detector: detector", "cpu", "OK", "ok",
-                        {"convert": 1.0, "backbone": 2.0}, len(pts), len(det), 0)
+        diagnostics_msg(
+            header.stamp,
+            "pointcloud_detector: detector",
+            "cpu",
+            "OK",
+            "ok",
+            {"convert": 1.0, "backbone": 2.0},
+            len(pts),
+            len(det),
+            0,
+        )
 
     def naive_overhead():
         pts = bp.naive_decode(msg)
@@ -240,27 +297,53 @@ def main(argv=None) -> int:
         rows.append(row)
         return row
 
-    conv = add(f"PointCloud2 -> (N, 6), {args.n} points", lambda: pc2.pointcloud2_to_array(msg),
-               lambda: bp.naive_decode(msg), f"<= {CONVERSION_MAX_MS} ms, >= {CONVERSION_MIN_SPEEDUP:.0f}x")
-    add(f"Detection3DArray, {args.boxes} boxes", lambda: detections_to_msg(det, header),
-        lambda: naive_detections(det, header), "")
-    add(f"MarkerArray, {args.boxes} boxes ({2 * args.boxes + 1} markers)",
-        lambda: detections_to_markers(det, header), lambda: naive_markers(det, header), "")
-    over = add("node overhead (conversion + all messages)", node_overhead, naive_overhead,
-               f"<= {OVERHEAD_MAX_MS} ms")
-    add("(info) rclpy serialisation of detections + markers",
-        lambda: [serialize_message(m) for m in built], None, "")
+    conv = add(
+        f"PointCloud2 -> (N, 6), {args.n} points",
+        lambda: pc2.pointcloud2_to_array(msg),
+        lambda: bp.naive_decode(msg),
+        f"<= {CONVERSION_MAX_MS} ms, >= {CONVERSION_MIN_SPEEDUP:.0f}x",
+    )
+    add(
+        f"Detection3DArray, {args.boxes} boxes",
+        lambda: detections_to_msg(det, header),
+        lambda: naive_detections(det, header),
+        "",
+    )
+    add(
+        f"MarkerArray, {args.boxes} boxes ({2 * args.boxes + 1} markers)",
+        lambda: detections_to_markers(det, header),
+        lambda: naive_markers(det, header),
+        "",
+    )
+    over = add(
+        "node overhead (conversion + all messages)",
+        node_overhead,
+        naive_overhead,
+        f"<= {OVERHEAD_MAX_MS} ms",
+    )
+    add(
+        "(info) rclpy serialisation of detections + markers",
+        lambda: [serialize_message(m) for m in built],
+        None,
+        "",
+    )
 
-    conv_ok = conv["ours_median_ms"] <= CONVERSION_MAX_MS and conv["speedup"] >= CONVERSION_MIN_SPEEDUP
+    conv_ok = (
+        conv["ours_median_ms"] <= CONVERSION_MAX_MS and conv["speedup"] >= CONVERSION_MIN_SPEEDUP
+    )
     over_ok = over["ours_median_ms"] <= OVERHEAD_MAX_MS
     ok = conv_ok and over_ok
 
     w = max(len(r["what"]) for r in rows)
-    print(f"pointcloud_detector per-frame work outside the model: {args.n} real ScanNet points "
-          f"({msg_kind}), {args.boxes} real GT boxes")
-    print(f"median of {args.repeats} runs (ours) / {args.naive_repeats} runs (naive); numpy "
-          f"{np.__version__}, Python {platform.python_version()}, {platform.machine()}, "
-          f"{os.cpu_count()} CPUs")
+    print(
+        f"pointcloud_detector per-frame work outside the model: {args.n} real ScanNet points "
+        f"({msg_kind}), {args.boxes} real GT boxes"
+    )
+    print(
+        f"median of {args.repeats} runs (ours) / {args.naive_repeats} runs (naive); numpy "
+        f"{np.__version__}, Python {platform.python_version()}, {platform.machine()}, "
+        f"{os.cpu_count()} CPUs"
+    )
     print()
     print(f"| {'what':<{w}} | ours ms (min)    | naive ms | ratio  | target                    |")
     print(f"|{'-' * (w + 2)}|-----------------:|---------:|-------:|:--------------------------|")
@@ -272,24 +355,46 @@ def main(argv=None) -> int:
             target += "  " + ("ok" if conv_ok else "MISS")
         elif r is over:
             target += "  " + ("ok" if over_ok else "MISS")
-        print(f"| {r['what']:<{w}} | {r['ours_median_ms']:7.3f} ({r['ours_min_ms']:6.3f}) "
-              f"| {naive} | {ratio} | {target:<25} |")
+        print(
+            f"| {r['what']:<{w}} | {r['ours_median_ms']:7.3f} ({r['ours_min_ms']:6.3f}) "
+            f"| {naive} | {ratio} | {target:<25} |"
+        )
     print()
-    print("naive: per-point struct.unpack_from decoding; messages built with the plain rclpy "
-          "constructors. Serialisation happens inside rclpy's publish (C), for both alike.")
-    print(f"targets: conversion <= {CONVERSION_MAX_MS} ms and >= {CONVERSION_MIN_SPEEDUP:.0f}x "
-          f"naive; overhead <= {OVERHEAD_MAX_MS} ms: {'met' if ok else 'MISSED'}")
+    print(
+        "naive: per-point struct.unpack_from decoding; messages built with the plain rclpy "
+        "constructors. Serialisation happens inside rclpy's publish (C), for both alike."
+    )
+    print(
+        f"targets: conversion <= {CONVERSION_MAX_MS} ms and >= {CONVERSION_MIN_SPEEDUP:.0f}x "
+        f"naive; overhead <= {OVERHEAD_MAX_MS} ms: {'met' if ok else 'MISSED'}"
+    )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({
-            "benchmark": "node_overhead", "n_points": args.n, "n_boxes": args.boxes,
-            "repeats": args.repeats, "naive_repeats": args.naive_repeats, "message_class": msg_kind,
-            "numpy": np.__version__, "python": platform.python_version(),
-            "machine": platform.machine(), "cpu_count": os.cpu_count(), "results": rows,
-            "targets": {"conversion_max_ms": CONVERSION_MAX_MS,
+        args.json.write_text(
+            json.dumps(
+                {
+                    "benchmark": "node_overhead",
+                    "n_points": args.n,
+                    "n_boxes": args.boxes,
+                    "repeats": args.repeats,
+                    "naive_repeats": args.naive_repeats,
+                    "message_class": msg_kind,
+                    "numpy": np.__version__,
+                    "python": platform.python_version(),
+                    "machine": platform.machine(),
+                    "cpu_count": os.cpu_count(),
+                    "results": rows,
+                    "targets": {
+                        "conversion_max_ms": CONVERSION_MAX_MS,
                         "conversion_min_speedup": CONVERSION_MIN_SPEEDUP,
-                        "overhead_max_ms": OVERHEAD_MAX_MS, "met": ok},
-        }, indent=2) + "\n")
+                        "overhead_max_ms": OVERHEAD_MAX_MS,
+                        "met": ok,
+                    },
+                },
+                indent=2,
+            )
+            + "\n"
+        )
         print(f"wrote {args.json}")
     return 0 if (ok or not args.check) else 1
 

@@ -7,6 +7,7 @@ median of ``--repeats`` runs (>= 20) is reported. Target: ours <= 2 ms and >= 20
 
     python benchmarks/bench_pointcloud2.py [--json out.json] [--repeats 30] [--check]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,7 +27,7 @@ from types import SimpleNamespace
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 os.environ["ROS_LOG_DIR"] = tempfile.mkdtemp(prefix="sr3d_ros_log_")  # always our own
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -52,17 +53,31 @@ def make_msg(layout: pc2.CloudLayout, data: bytes):
     try:
         from sensor_msgs.msg import PointCloud2, PointField
     except ImportError:
-        fields = [SimpleNamespace(name=f.name, offset=f.offset, datatype=f.datatype, count=f.count)
-                  for f in layout.fields]
-        return SimpleNamespace(height=layout.height, width=layout.width, fields=fields,
-                               is_bigendian=layout.is_bigendian, point_step=layout.point_step,
-                               row_step=layout.row_step, data=array.array("B", data),
-                               is_dense=layout.is_dense), "SimpleNamespace (no ROS wheels)"
+        fields = [
+            SimpleNamespace(name=f.name, offset=f.offset, datatype=f.datatype, count=f.count)
+            for f in layout.fields
+        ]
+        return SimpleNamespace(
+            height=layout.height,
+            width=layout.width,
+            fields=fields,
+            is_bigendian=layout.is_bigendian,
+            point_step=layout.point_step,
+            row_step=layout.row_step,
+            data=array.array("B", data),
+            is_dense=layout.is_dense,
+        ), "SimpleNamespace (no ROS wheels)"
     msg = PointCloud2(
-        height=layout.height, width=layout.width, point_step=layout.point_step,
-        row_step=layout.row_step, is_bigendian=layout.is_bigendian, is_dense=layout.is_dense,
-        fields=[PointField(name=f.name, offset=f.offset, datatype=f.datatype, count=f.count)
-                for f in layout.fields],
+        height=layout.height,
+        width=layout.width,
+        point_step=layout.point_step,
+        row_step=layout.row_step,
+        is_bigendian=layout.is_bigendian,
+        is_dense=layout.is_dense,
+        fields=[
+            PointField(name=f.name, offset=f.offset, datatype=f.datatype, count=f.count)
+            for f in layout.fields
+        ],
     )
     msg.data = array.array("B", data)
     return msg, "sensor_msgs/msg/PointCloud2"
@@ -75,8 +90,12 @@ def pcl_padded(points: np.ndarray):
     rec[:, :3] = points[:, :3]
     c = points[:, 3:6].astype(np.uint32)
     rec.view("<u4")[:, 4] = (c[:, 0] << 16) | (c[:, 1] << 8) | c[:, 2]
-    fields = (pc2.Field("x", 0, pc2.FLOAT32), pc2.Field("y", 4, pc2.FLOAT32),
-              pc2.Field("z", 8, pc2.FLOAT32), pc2.Field("rgb", 16, pc2.FLOAT32))
+    fields = (
+        pc2.Field("x", 0, pc2.FLOAT32),
+        pc2.Field("y", 4, pc2.FLOAT32),
+        pc2.Field("z", 8, pc2.FLOAT32),
+        pc2.Field("rgb", 16, pc2.FLOAT32),
+    )
     return pc2.CloudLayout(1, n, 32, 32 * n, fields, False, True), rec.tobytes()
 
 
@@ -104,12 +123,12 @@ def naive_decode(msg) -> np.ndarray:
         row = i * msg.row_step
         for j in range(msg.width):
             base = row + j * msg.point_step
-            x, = unpack(fx, data, base + ox)
-            y, = unpack(fy, data, base + oy)
-            z, = unpack(fz, data, base + oz)
+            (x,) = unpack(fx, data, base + ox)
+            (y,) = unpack(fy, data, base + oy)
+            (z,) = unpack(fz, data, base + oz)
             if not msg.is_dense and not (x == x and y == y and z == z):  # NaN check
                 continue
-            v, = unpack(frgb, data, base + oc)
+            (v,) = unpack(frgb, data, base + oc)
             append((x, y, z, (v >> 16) & 255, (v >> 8) & 255, v & 255))
     return np.array(out, dtype=np.float32)
 
@@ -156,55 +175,74 @@ def main(argv=None) -> int:
         assert np.array_equal(naive_out, expected), name
         ours_med, ours_min = timeit(lambda: pc2.pointcloud2_to_array(msg), args.repeats)
         naive_med, naive_min = timeit(lambda: naive_decode(msg), args.naive_repeats, warmup=1)
-        results.append({
-            "layout": name,
-            "n_points": int(layout.n_points),
-            "n_out": int(len(expected)),
-            "point_step": int(layout.point_step),
-            "ours_median_ms": round(ours_med, 4),
-            "ours_min_ms": round(ours_min, 4),
-            "naive_median_ms": round(naive_med, 2),
-            "naive_min_ms": round(naive_min, 2),
-            "speedup": round(naive_med / ours_med, 1),
-        })
-    enc_med, enc_min = timeit(lambda: pc2.array_to_pointcloud2(points, frame_id="map")
-                              if msg_kind.startswith("sensor_msgs") else pc2.points_to_cloud(points),
-                              args.repeats)
+        results.append(
+            {
+                "layout": name,
+                "n_points": int(layout.n_points),
+                "n_out": len(expected),
+                "point_step": int(layout.point_step),
+                "ours_median_ms": round(ours_med, 4),
+                "ours_min_ms": round(ours_min, 4),
+                "naive_median_ms": round(naive_med, 2),
+                "naive_min_ms": round(naive_min, 2),
+                "speedup": round(naive_med / ours_med, 1),
+            }
+        )
+    enc_med, _enc_min = timeit(
+        lambda: (
+            pc2.array_to_pointcloud2(points, frame_id="map")
+            if msg_kind.startswith("sensor_msgs")
+            else pc2.points_to_cloud(points)
+        ),
+        args.repeats,
+    )
 
     ok = all(r["ours_median_ms"] <= TARGET_MS and r["speedup"] >= TARGET_SPEEDUP for r in results)
     w = max(len(r["layout"]) for r in results)
     print(f"PointCloud2 -> (N, 6) float32, {args.n} real ScanNet points, message: {msg_kind}")
-    print(f"median of {args.repeats} runs (ours) / {args.naive_repeats} runs (naive struct loop); "
-          f"numpy {np.__version__}, Python {platform.python_version()}, {platform.machine()}")
+    print(
+        f"median of {args.repeats} runs (ours) / {args.naive_repeats} runs (naive struct loop); "
+        f"numpy {np.__version__}, Python {platform.python_version()}, {platform.machine()}"
+    )
     print()
     print(f"| {'layout':<{w}} | ours ms (min) | naive ms | speed-up | target |")
     print(f"|{'-' * (w + 2)}|--------------:|---------:|---------:|:------:|")
     for r in results:
         hit = r["ours_median_ms"] <= TARGET_MS and r["speedup"] >= TARGET_SPEEDUP
-        print(f"| {r['layout']:<{w}} | {r['ours_median_ms']:6.3f} ({r['ours_min_ms']:.3f}) "
-              f"| {r['naive_median_ms']:8.1f} | {r['speedup']:7.0f}x | {'ok' if hit else 'MISS':^6} |")
+        print(
+            f"| {r['layout']:<{w}} | {r['ours_median_ms']:6.3f} ({r['ours_min_ms']:.3f}) "
+            f"| {r['naive_median_ms']:8.1f} | {r['speedup']:7.0f}x | {'ok' if hit else 'MISS':^6} |"
+        )
     print()
     print(f"array_to_pointcloud2 (encode, (N, 6) -> message): median {enc_med:.3f} ms")
-    print(f"targets: ours <= {TARGET_MS} ms and >= {TARGET_SPEEDUP:.0f}x naive: "
-          f"{'met' if ok else 'MISSED'}")
+    print(
+        f"targets: ours <= {TARGET_MS} ms and >= {TARGET_SPEEDUP:.0f}x naive: "
+        f"{'met' if ok else 'MISSED'}"
+    )
 
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({
-            "benchmark": "pointcloud2_to_array",
-            "data": "ScanNet scene0000_00..02 vert_all (real points)",
-            "n_points": args.n,
-            "repeats": args.repeats,
-            "naive_repeats": args.naive_repeats,
-            "message_class": msg_kind,
-            "numpy": np.__version__,
-            "python": platform.python_version(),
-            "machine": platform.machine(),
-            "cpu_count": os.cpu_count(),
-            "results": results,
-            "encode_median_ms": round(enc_med, 4),
-            "targets": {"ours_max_ms": TARGET_MS, "min_speedup": TARGET_SPEEDUP, "met": ok},
-        }, indent=2) + "\n")
+        args.json.write_text(
+            json.dumps(
+                {
+                    "benchmark": "pointcloud2_to_array",
+                    "data": "ScanNet scene0000_00..02 vert_all (real points)",
+                    "n_points": args.n,
+                    "repeats": args.repeats,
+                    "naive_repeats": args.naive_repeats,
+                    "message_class": msg_kind,
+                    "numpy": np.__version__,
+                    "python": platform.python_version(),
+                    "machine": platform.machine(),
+                    "cpu_count": os.cpu_count(),
+                    "results": results,
+                    "encode_median_ms": round(enc_med, 4),
+                    "targets": {"ours_max_ms": TARGET_MS, "min_speedup": TARGET_SPEEDUP, "met": ok},
+                },
+                indent=2,
+            )
+            + "\n"
+        )
         print(f"wrote {args.json}")
     return 0 if (ok or not args.check) else 1
 

@@ -25,6 +25,7 @@ override). The data root is ``$SR3D_DATA`` (default ``../shared/data``).
 Usage: ``python benchmarks/bench_sparse.py [--device cpu|cuda] [--repeats 5] [--json out.json]
 [--voxel-sizes 0.02] [--ops conv3_s2]`` (the last two select a subset, e.g. for a quick check).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -65,7 +66,11 @@ def targets_met(row: dict) -> dict:
     fb = bool(row["ratio_forward_backward"] <= TARGET_FORWARD_BACKWARD)
     mem_ratio = row["ratio_peak_memory"]
     mem = None if mem_ratio != mem_ratio else bool(mem_ratio <= TARGET_PEAK_MEMORY)  # NaN -> None
-    return {"forward_backward": fb, "peak_memory": mem, "all": None if mem is None else (fb and mem)}
+    return {
+        "forward_backward": fb,
+        "peak_memory": mem,
+        "all": None if mem is None else (fb and mem),
+    }
 
 
 def _verdict(flag: bool | None) -> str:
@@ -108,7 +113,9 @@ def _layers(op: str, lib: str):  # type: ignore[no-untyped-def]
             return ME.MinkowskiConvolution(CHANNELS, CHANNELS, kernel_size=3, stride=1, dimension=3)
         if op == "conv3_s2":
             return ME.MinkowskiConvolution(CHANNELS, CHANNELS, kernel_size=3, stride=2, dimension=3)
-        return ME.MinkowskiGenerativeConvolutionTranspose(CHANNELS, CHANNELS, kernel_size=2, stride=2, dimension=3)
+        return ME.MinkowskiGenerativeConvolutionTranspose(
+            CHANNELS, CHANNELS, kernel_size=2, stride=2, dimension=3
+        )
     if op == "conv3_s1":
         return sp.SparseConv3d(CHANNELS, CHANNELS, 3, 1)
     if op == "conv3_s2":
@@ -129,14 +136,20 @@ def _setup(lib: str, op: str, voxel_size: float, device: str):  # type: ignore[n
         import MinkowskiEngine as ME
 
         def make(requires_grad: bool):  # type: ignore[no-untyped-def]
-            return ME.SparseTensor(feats.clone().requires_grad_(requires_grad), coordinates=coords, tensor_stride=stride)
+            return ME.SparseTensor(
+                feats.clone().requires_grad_(requires_grad),
+                coordinates=coords,
+                tensor_stride=stride,
+            )
 
         def out_feats(y):  # type: ignore[no-untyped-def]
             return y.F
     else:
 
         def make(requires_grad: bool):  # type: ignore[no-untyped-def]
-            return sp.SparseTensor(feats.clone().requires_grad_(requires_grad), coords, tensor_stride=stride)
+            return sp.SparseTensor(
+                feats.clone().requires_grad_(requires_grad), coords, tensor_stride=stride
+            )
 
         def out_feats(y):  # type: ignore[no-untyped-def]
             return y.features
@@ -154,7 +167,7 @@ def _memory_worker(lib: str, op: str, voxel_size: float, device: str) -> dict:
 
     warnings.simplefilter("ignore")
     torch.set_num_threads(int(os.environ.get("SR3D_BENCH_THREADS", torch.get_num_threads())))
-    make, layer, out_feats, sync, n_in = _setup(lib, op, voxel_size, device)
+    make, layer, out_feats, sync, _n_in = _setup(lib, op, voxel_size, device)
     x = make(True)
     if device == "cuda":
         torch.cuda.synchronize()
@@ -171,7 +184,9 @@ def _memory_worker(lib: str, op: str, voxel_size: float, device: str) -> dict:
     return {"lib": lib, "op": op, "voxel_size": voxel_size, "peak_mib": peak_mib}
 
 
-def _time_worker(libs: list[str], op: str, voxel_size: float, repeats: int, device: str) -> list[dict]:
+def _time_worker(
+    libs: list[str], op: str, voxel_size: float, repeats: int, device: str
+) -> list[dict]:
     """Run in a fresh subprocess: forward and forward+backward times of every library, the
     libraries alternating run by run (their order swapped every round), so a change of machine
     load during the measurement hits all of them alike."""
@@ -199,7 +214,7 @@ def _time_worker(libs: list[str], op: str, voxel_size: float, repeats: int, devi
         run(lib, False)
         run(lib, True)
     for r in range(repeats):
-        for lib in (libs if r % 2 == 0 else list(reversed(libs))):
+        for lib in libs if r % 2 == 0 else list(reversed(libs)):
             times[lib]["fwd"].append(run(lib, False))
             times[lib]["fb"].append(run(lib, True))
     out = []
@@ -207,38 +222,67 @@ def _time_worker(libs: list[str], op: str, voxel_size: float, repeats: int, devi
         make, layer, out_feats, _, n_in = setups[lib]
         with torch.no_grad():
             n_out = int(out_feats(layer(make(False))).shape[0])
-        out.append({
-            "lib": lib, "op": op, "voxel_size": voxel_size, "device": device, "voxels_in": n_in,
-            "voxels_out": n_out, "forward_ms": statistics.median(times[lib]["fwd"]) * 1e3,
-            "forward_backward_ms": statistics.median(times[lib]["fb"]) * 1e3,
-            "threads": torch.get_num_threads(),
-        })
+        out.append(
+            {
+                "lib": lib,
+                "op": op,
+                "voxel_size": voxel_size,
+                "device": device,
+                "voxels_in": n_in,
+                "voxels_out": n_out,
+                "forward_ms": statistics.median(times[lib]["fwd"]) * 1e3,
+                "forward_backward_ms": statistics.median(times[lib]["fb"]) * 1e3,
+                "threads": torch.get_num_threads(),
+            }
+        )
     return out
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--json", type=Path, default=DEFAULT_JSON,
-                        help=f"write results here (default: {DEFAULT_JSON.relative_to(REPO)} in the repository)")
-    parser.add_argument("--voxel-sizes", type=float, nargs="+", default=list(VOXEL_SIZES),
-                        help="voxel sizes in metres (default: 0.01 0.02)")
-    parser.add_argument("--ops", nargs="+", default=list(OPS), choices=OPS, help="ops to run (default: all)")
-    parser.add_argument("--worker", nargs=3, metavar=("LIBS", "OP", "VOXEL"), help=argparse.SUPPRESS)
-    parser.add_argument("--part", default="time", choices=("time", "memory"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--json",
+        type=Path,
+        default=DEFAULT_JSON,
+        help=f"write results here (default: {DEFAULT_JSON.relative_to(REPO)} in the repository)",
+    )
+    parser.add_argument(
+        "--voxel-sizes",
+        type=float,
+        nargs="+",
+        default=list(VOXEL_SIZES),
+        help="voxel sizes in metres (default: 0.01 0.02)",
+    )
+    parser.add_argument(
+        "--ops", nargs="+", default=list(OPS), choices=OPS, help="ops to run (default: all)"
+    )
+    parser.add_argument(
+        "--worker", nargs=3, metavar=("LIBS", "OP", "VOXEL"), help=argparse.SUPPRESS
+    )
+    parser.add_argument(
+        "--part", default="time", choices=("time", "memory"), help=argparse.SUPPRESS
+    )
     args = parser.parse_args()
     if args.worker:
         lib, op, vs = args.worker
         if args.part == "memory":
             print(json.dumps(_memory_worker(lib, op, float(vs), args.device)))
         else:
-            print(json.dumps(_time_worker(lib.split(","), op, float(vs), args.repeats, args.device)))
+            print(
+                json.dumps(_time_worker(lib.split(","), op, float(vs), args.repeats, args.device))
+            )
         return 0
     if args.repeats < 5:
         parser.error("--repeats must be >= 5")
     if not SCENE.is_file():
-        print(f"error: real ScanNet scene not found at {SCENE} (set SR3D_DATA to the data root)", file=sys.stderr)
+        print(
+            f"error: real ScanNet scene not found at {SCENE} (set SR3D_DATA to the data root)",
+            file=sys.stderr,
+        )
         return 2
     libs = ["ours"]
     try:
@@ -248,7 +292,10 @@ def main() -> int:
         if args.device == "cpu":
             libs.append("me")
     except ImportError:
-        print("MinkowskiEngine not installed (scripts/build_minkowski.sh): reporting ours only", file=sys.stderr)
+        print(
+            "MinkowskiEngine not installed (scripts/build_minkowski.sh): reporting ours only",
+            file=sys.stderr,
+        )
     # glibc otherwise raises its mmap threshold after the first large free and keeps later
     # buffers on the heap, so resident memory would not follow the live allocations.
     mem_env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="131072", MALLOC_TRIM_THRESHOLD_="131072")
@@ -256,11 +303,27 @@ def main() -> int:
     results = []
     for vs in voxel_sizes:
         for op in ops:
+
             def call(lib_arg: str, part: str, env: dict) -> object:
                 proc = subprocess.run(
-                    [sys.executable, __file__, "--worker", lib_arg, op, str(vs), "--repeats", str(args.repeats),
-                     "--device", args.device, "--part", part],
-                    capture_output=True, text=True, check=False, env=env,
+                    [
+                        sys.executable,
+                        __file__,
+                        "--worker",
+                        lib_arg,
+                        op,
+                        str(vs),
+                        "--repeats",
+                        str(args.repeats),
+                        "--device",
+                        args.device,
+                        "--part",
+                        part,
+                    ],
+                    capture_output=True,
+                    text=True,
+                    check=False,
+                    env=env,
                 )
                 if proc.returncode != 0:
                     raise RuntimeError(proc.stderr)
@@ -273,47 +336,87 @@ def main() -> int:
                 print(exc, file=sys.stderr)
                 return 1
             results.extend({**t, "peak_mib": peaks[t["lib"]]} for t in timed)  # type: ignore[union-attr]
-    header = (f"{'scene':>6} {'op':>13} {'voxels':>7} | {'fwd ms':>16} {'ratio':>5} | {'fwd+bwd ms':>16} {'ratio':>5} | "
-              f"{'peak MiB':>14} {'ratio':>5} | {'time ok':>7} {'mem ok':>6}")
-    print(f"sparse engine vs MinkowskiEngine 0.5.4: ScanNet scene0000_00, {CHANNELS}->{CHANNELS} ch, float32, "
-          f"{args.device}, {results[0]['threads']} threads, median of {args.repeats}")
-    print(f"(each cell: ours / ME; targets: fwd+bwd <= {TARGET_FORWARD_BACKWARD}x ME, peak memory <= {TARGET_PEAK_MEMORY}x ME)")
+    header = (
+        f"{'scene':>6} {'op':>13} {'voxels':>7} | {'fwd ms':>16} {'ratio':>5} | {'fwd+bwd ms':>16} {'ratio':>5} | "
+        f"{'peak MiB':>14} {'ratio':>5} | {'time ok':>7} {'mem ok':>6}"
+    )
+    print(
+        f"sparse engine vs MinkowskiEngine 0.5.4: ScanNet scene0000_00, {CHANNELS}->{CHANNELS} ch, float32, "
+        f"{args.device}, {results[0]['threads']} threads, median of {args.repeats}"
+    )
+    print(
+        f"(each cell: ours / ME; targets: fwd+bwd <= {TARGET_FORWARD_BACKWARD}x ME, peak memory <= {TARGET_PEAK_MEMORY}x ME)"
+    )
     print(header)
     print("-" * len(header))
     rows = []
     for vs in voxel_sizes:
         for op in ops:
-            ours = next(r for r in results if r["lib"] == "ours" and r["op"] == op and r["voxel_size"] == vs)
-            me = next((r for r in results if r["lib"] == "me" and r["op"] == op and r["voxel_size"] == vs), None)
+            ours = next(
+                r for r in results if r["lib"] == "ours" and r["op"] == op and r["voxel_size"] == vs
+            )
+            me = next(
+                (
+                    r
+                    for r in results
+                    if r["lib"] == "me" and r["op"] == op and r["voxel_size"] == vs
+                ),
+                None,
+            )
             row = {"voxel_size": vs, "op": op, "ours": ours, "me": me}
             if me is not None:
                 row["ratio_forward"] = ours["forward_ms"] / me["forward_ms"]
-                row["ratio_forward_backward"] = ours["forward_backward_ms"] / me["forward_backward_ms"]
-                row["ratio_peak_memory"] = ours["peak_mib"] / me["peak_mib"] if me["peak_mib"] > 0 else float("nan")
+                row["ratio_forward_backward"] = (
+                    ours["forward_backward_ms"] / me["forward_backward_ms"]
+                )
+                row["ratio_peak_memory"] = (
+                    ours["peak_mib"] / me["peak_mib"] if me["peak_mib"] > 0 else float("nan")
+                )
             row["targets_met"] = met = targets_met(row)
             flags = f" | {_verdict(met['forward_backward']):>7} {_verdict(met['peak_memory']):>6}"
             if me is not None:
-                print(f"{vs * 100:>4.0f}cm {op:>13} {ours['voxels_in']:>7} | {ours['forward_ms']:>7.1f} /{me['forward_ms']:>7.1f} "
-                      f"{row['ratio_forward']:>5.2f} | {ours['forward_backward_ms']:>7.1f} /{me['forward_backward_ms']:>7.1f} "
-                      f"{row['ratio_forward_backward']:>5.2f} | {ours['peak_mib']:>6.1f} /{me['peak_mib']:>6.1f} {row['ratio_peak_memory']:>5.2f}"
-                      + flags)
+                print(
+                    f"{vs * 100:>4.0f}cm {op:>13} {ours['voxels_in']:>7} | {ours['forward_ms']:>7.1f} /{me['forward_ms']:>7.1f} "
+                    f"{row['ratio_forward']:>5.2f} | {ours['forward_backward_ms']:>7.1f} /{me['forward_backward_ms']:>7.1f} "
+                    f"{row['ratio_forward_backward']:>5.2f} | {ours['peak_mib']:>6.1f} /{me['peak_mib']:>6.1f} {row['ratio_peak_memory']:>5.2f}"
+                    + flags
+                )
             else:
-                print(f"{vs * 100:>4.0f}cm {op:>13} {ours['voxels_in']:>7} | {ours['forward_ms']:>7.1f} /    n/a       | "
-                      f"{ours['forward_backward_ms']:>7.1f} /    n/a       | {ours['peak_mib']:>6.1f} /   n/a      " + flags)
+                print(
+                    f"{vs * 100:>4.0f}cm {op:>13} {ours['voxels_in']:>7} | {ours['forward_ms']:>7.1f} /    n/a       | "
+                    f"{ours['forward_backward_ms']:>7.1f} /    n/a       | {ours['peak_mib']:>6.1f} /   n/a      "
+                    + flags
+                )
             rows.append(row)
     verdicts = [r["targets_met"]["all"] for r in rows]
     if any(v is False for v in verdicts):
-        failed = [f"{r['voxel_size'] * 100:.0f}cm {r['op']}" for r in rows if r["targets_met"]["all"] is False]
-        overall, line = False, f"targets NOT met in {len(failed)}/{len(rows)} rows: {', '.join(failed)}"
+        failed = [
+            f"{r['voxel_size'] * 100:.0f}cm {r['op']}"
+            for r in rows
+            if r["targets_met"]["all"] is False
+        ]
+        overall, line = (
+            False,
+            f"targets NOT met in {len(failed)}/{len(rows)} rows: {', '.join(failed)}",
+        )
     elif verdicts and all(v is True for v in verdicts):
         overall, line = True, f"targets met in all {len(rows)} rows"
     else:
-        overall, line = None, "targets not checked for every row (no MinkowskiEngine result or unmeasurable ME memory)"
+        overall, line = (
+            None,
+            "targets not checked for every row (no MinkowskiEngine result or unmeasurable ME memory)",
+        )
     print(f"overall: {line}")
     payload = {
-        "device": args.device, "repeats": args.repeats, "data_root": str(_data_root()),
-        "targets": {"forward_backward_ratio_max": TARGET_FORWARD_BACKWARD, "peak_memory_ratio_max": TARGET_PEAK_MEMORY},
-        "targets_met": overall, "rows": rows,
+        "device": args.device,
+        "repeats": args.repeats,
+        "data_root": str(_data_root()),
+        "targets": {
+            "forward_backward_ratio_max": TARGET_FORWARD_BACKWARD,
+            "peak_memory_ratio_max": TARGET_PEAK_MEMORY,
+        },
+        "targets_met": overall,
+        "rows": rows,
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(payload, indent=2))

@@ -26,14 +26,15 @@ Outputs: ~/output/detections (vision_msgs/Detection3DArray), ~/output/markers, ~
 sets it and defaults to LOCALHOST when it is unset; export ROS_AUTOMATIC_DISCOVERY_RANGE=SUBNET to
 reach sensors on other computers.
 """
+
 import os
 
 from ament_index_python.packages import get_package_share_directory
-from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
+from launch import LaunchDescription
 from sr3d_ros.ros.rviz_config import write_rviz_config
 
 PACKAGE = "sr3d_ros"
@@ -90,32 +91,47 @@ def _rviz(context, *args, **kwargs):
 
 def generate_launch_description():
     share = get_package_share_directory(PACKAGE)
-    return LaunchDescription([
-        DeclareLaunchArgument(
-            "input_topic", default_value="/points",
-            description="sensor_msgs/PointCloud2 topic to detect objects in"),
-        DeclareLaunchArgument(
-            "params_file",
-            default_value=os.path.join(share, "config", "pointcloud_detector.yaml"),
-            description="YAML file with the node parameters"),
-        DeclareLaunchArgument(
-            "checkpoint", default_value="",
-            description="model checkpoint (.pt); empty = the params_file value"),
-        DeclareLaunchArgument(
-            "device", default_value="",
-            description="'auto', 'cpu', 'cuda' or 'cuda:N'; empty = the params_file value"),
-        DeclareLaunchArgument(
-            "namespace", default_value="",
-            description="namespace of the detector node"),
-        DeclareLaunchArgument(
-            "use_sim_time", default_value="false",
-            description="use the /clock topic (e.g. when replaying with `sr3d-bag play BAG --clock`)"),
-        DeclareLaunchArgument(
-            "rviz", default_value="false",
-            description="start RViz with the sr3d_ros display configuration"),
-        DeclareLaunchArgument(
-            "fixed_frame", default_value="map",
-            description="RViz Fixed Frame; without TF it must be the cloud's header.frame_id"),
-        OpaqueFunction(function=_detector),
-        OpaqueFunction(function=_rviz),
-    ])
+    return LaunchDescription(
+        [
+            DeclareLaunchArgument(
+                "input_topic",
+                default_value="/points",
+                description="sensor_msgs/PointCloud2 topic to detect objects in",
+            ),
+            DeclareLaunchArgument(
+                "params_file",
+                default_value=os.path.join(share, "config", "pointcloud_detector.yaml"),
+                description="YAML file with the node parameters",
+            ),
+            DeclareLaunchArgument(
+                "checkpoint",
+                default_value="",
+                description="model checkpoint (.pt); empty = the params_file value",
+            ),
+            DeclareLaunchArgument(
+                "device",
+                default_value="",
+                description="'auto', 'cpu', 'cuda' or 'cuda:N'; empty = the params_file value",
+            ),
+            DeclareLaunchArgument(
+                "namespace", default_value="", description="namespace of the detector node"
+            ),
+            DeclareLaunchArgument(
+                "use_sim_time",
+                default_value="false",
+                description="use the /clock topic (e.g. when replaying with `sr3d-bag play BAG --clock`)",
+            ),
+            DeclareLaunchArgument(
+                "rviz",
+                default_value="false",
+                description="start RViz with the sr3d_ros display configuration",
+            ),
+            DeclareLaunchArgument(
+                "fixed_frame",
+                default_value="map",
+                description="RViz Fixed Frame; without TF it must be the cloud's header.frame_id",
+            ),
+            OpaqueFunction(function=_detector),
+            OpaqueFunction(function=_rviz),
+        ]
+    )

@@ -13,6 +13,7 @@ Usage:
 a comparison table (mAP and IoU-oracle mAP per run) to the card. The exported file must stay
 <= 20 MB (the package budget); a larger one is an error.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,7 +28,6 @@ sys.path.insert(0, str(REPO))
 
 
 def main() -> int:
-    import torch
 
     from sr3d_ros.checkpoints import config_from_checkpoint, load_checkpoint, save_checkpoint
     from sr3d_ros.models import TR3DDetector
@@ -35,15 +35,29 @@ def main() -> int:
     from sr3d_training.datasets import ScanNetDataset
     from sr3d_training.evaluate import evaluate_predictions, predict_dataset
 
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--checkpoint", required=True, type=Path)
-    p.add_argument("--config", required=True, type=Path, help="the training config it was trained with")
+    p.add_argument(
+        "--config", required=True, type=Path, help="the training config it was trained with"
+    )
     p.add_argument("--name", default="sr3d_scannet_default")
     p.add_argument("--out-dir", type=Path, default=REPO / "sr3d_ros" / "models" / "weights")
-    p.add_argument("--card-extra", type=Path, default=None, help="markdown appended to the model card")
-    p.add_argument("--compare", nargs=2, action="append", default=[], metavar=("CKPT", "CONFIG"),
-                   help="another run (checkpoint + its training config) to compare on the held-out scan(s)")
-    p.add_argument("--max-mb", type=float, default=20.0, help="size budget of the exported file (MB)")
+    p.add_argument(
+        "--card-extra", type=Path, default=None, help="markdown appended to the model card"
+    )
+    p.add_argument(
+        "--compare",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("CKPT", "CONFIG"),
+        help="another run (checkpoint + its training config) to compare on the held-out scan(s)",
+    )
+    p.add_argument(
+        "--max-mb", type=float, default=20.0, help="size budget of the exported file (MB)"
+    )
     args = p.parse_args()
 
     def evaluate(ckpt_path: Path, ids: list[str]) -> tuple[Any, Any, dict[str, float], Any, Any]:
@@ -65,29 +79,47 @@ def main() -> int:
     ckpt, det_cfg, metrics, ev, model = evaluate(args.checkpoint, val_ids)
     runs = [(args.checkpoint, args.config, cfg, metrics)]
     for other_ckpt, other_cfg in args.compare:
-        runs.append((Path(other_ckpt), Path(other_cfg), load_train_config(Path(other_cfg)),
-                     evaluate(Path(other_ckpt), val_ids)[2]))
+        runs.append(
+            (
+                Path(other_ckpt),
+                Path(other_cfg),
+                load_train_config(Path(other_cfg)),
+                evaluate(Path(other_ckpt), val_ids)[2],
+            )
+        )
     train_set = ScanNetDataset(cfg.data.root, scene_ids=list(cfg.data.train_ids))
-    seen = sorted({det_cfg.model.class_names[int(c)] for i in range(len(train_set))
-                   for c in train_set[i].gt_labels.tolist()})
+    seen = sorted(
+        {
+            det_cfg.model.class_names[int(c)]
+            for i in range(len(train_set))
+            for c in train_set[i].gt_labels.tolist()
+        }
+    )
     prov = dict(ckpt.get("provenance", {}))
     prov.pop("config", None)
-    prov.update({
-        "exported_at": datetime.now(timezone.utc).isoformat(),
-        "source_checkpoint": str(args.checkpoint),
-        "training_config": str(args.config.relative_to(REPO) if args.config.is_absolute() else args.config),
-        "train_ids": list(cfg.data.train_ids),
-        "eval_ids": list(cfg.data.val_ids),
-        "eval_metrics": metrics,
-    })
+    prov.update(
+        {
+            "exported_at": datetime.now(timezone.utc).isoformat(),
+            "source_checkpoint": str(args.checkpoint),
+            "training_config": str(
+                args.config.relative_to(REPO) if args.config.is_absolute() else args.config
+            ),
+            "train_ids": list(cfg.data.train_ids),
+            "eval_ids": list(cfg.data.val_ids),
+            "eval_metrics": metrics,
+        }
+    )
     args.out_dir.mkdir(parents=True, exist_ok=True)
     out = args.out_dir / f"{args.name}.pt"
     save_checkpoint(out, model.state_dict(), det_cfg, prov)
     size_mb = out.stat().st_size / 1e6
     if size_mb > args.max_mb:
         out.unlink()
-        print(f"error: {out} is {size_mb:.1f} MB, over the {args.max_mb} MB budget "
-              "(lower model.width)", file=sys.stderr)
+        print(
+            f"error: {out} is {size_mb:.1f} MB, over the {args.max_mb} MB budget "
+            "(lower model.width)",
+            file=sys.stderr,
+        )
         return 1
     print(ev.format_table())
     print(json.dumps(metrics, indent=2))
@@ -101,7 +133,8 @@ def main() -> int:
             f"| `{c}` | {tc.assigner.kind}{'/' + tc.assigner.ot_decision if tc.assigner.kind == 'spota' else ''} "
             f"| {tc.cls_loss.kind} | {mm['mAP@0.25']:.4f} | {mm['mAP@0.5']:.4f} | {mm['oracle_mAP@0.25']:.4f} "
             f"| {mm['oracle_mAP@0.5']:.4f} |"
-            for _, c, tc, mm in runs)
+            for _, c, tc, mm in runs
+        )
         comparison = f"""
 ## Training variants compared (same model, data, schedule and seed; held-out scan)
 

@@ -53,6 +53,8 @@ ROS_BUILD=(
   "cmake>=3.22,<5"
 )
 PY_DEPS=(numpy pyyaml scipy shapely pytest tqdm rich rosbags open3d tensorboard pillow "setuptools>=70.1" wheel)
+# Lint and type gates (make lint): pinned, so a new rule or inference never breaks CI by itself.
+LINT_DEPS=("ruff==0.17.6" "mypy==2.4.1" types-PyYAML types-tqdm)
 APT_DEPS=(libusb-1.0-0 mesa-vulkan-drivers)
 
 hash_files() {  # sha256 over names + contents of the given files (sorted)
@@ -140,7 +142,7 @@ else
   pip_install "torch==2.13.0"
 fi
 log "installing Python dependencies"
-pip_install "${PY_DEPS[@]}"
+pip_install "${PY_DEPS[@]}" "${LINT_DEPS[@]}"
 log "installing ROS 2 Kilted wheels (rclpy + Fast DDS, messages, rosidl/ament build tools)"
 pip_install "${ROS_RUNTIME[@]}" "${ROS_BUILD[@]}"
 

@@ -13,6 +13,7 @@ A checkpoint is a ``torch.save``'d dict of plain types and tensors only::
 Writes are atomic (temporary file in the same folder, fsync, rename), so a crash or Ctrl-C never
 leaves a truncated checkpoint behind.
 """
+
 from __future__ import annotations
 
 import os
@@ -24,7 +25,14 @@ import torch
 
 from .config import ConfigError, DetectorConfig, from_dict, to_dict
 
-__all__ = ["CHECKPOINT_FORMAT", "CheckpointError", "save_checkpoint", "load_checkpoint", "atomic_torch_save", "config_from_checkpoint"]
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "CheckpointError",
+    "atomic_torch_save",
+    "config_from_checkpoint",
+    "load_checkpoint",
+    "save_checkpoint",
+]
 
 CHECKPOINT_FORMAT = "sr3d_ros.checkpoint"
 CHECKPOINT_VERSION = 1
@@ -109,22 +117,31 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise FileNotFoundError(f"checkpoint not found: {path}")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - torch raises many types for corrupt/unsafe files
-        raise CheckpointError(f"{path}: cannot be loaded safely (weights_only=True): {exc}") from exc
+    except Exception as exc:
+        raise CheckpointError(
+            f"{path}: cannot be loaded safely (weights_only=True): {exc}"
+        ) from exc
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         hint = ""
-        if isinstance(ckpt, dict) and ("state_dict" in ckpt or any(k.startswith(("backbone.", "head.", "bbox_head.")) for k in ckpt)):
+        if isinstance(ckpt, dict) and (
+            "state_dict" in ckpt
+            or any(k.startswith(("backbone.", "head.", "bbox_head.")) for k in ckpt)
+        ):
             hint = " (it looks like a raw/TR3D state dict: convert it with sr3d-convert-tr3d)"
         raise CheckpointError(f"{path}: not an sr3d_ros checkpoint{hint}")
     for key in ("config", "state_dict", "class_names"):
         if key not in ckpt:
             raise CheckpointError(f"{path}: checkpoint has no {key!r}")
     if ckpt.get("version", 0) > CHECKPOINT_VERSION:
-        raise CheckpointError(f"{path}: checkpoint version {ckpt['version']} is newer than this sr3d_ros supports")
+        raise CheckpointError(
+            f"{path}: checkpoint version {ckpt['version']} is newer than this sr3d_ros supports"
+        )
     return ckpt
 
 
-def config_from_checkpoint(ckpt: dict[str, Any], path: str | Path = "<checkpoint>") -> DetectorConfig:
+def config_from_checkpoint(
+    ckpt: dict[str, Any], path: str | Path = "<checkpoint>"
+) -> DetectorConfig:
     """The :class:`DetectorConfig` stored in a loaded checkpoint.
 
     Raises:

@@ -4,6 +4,7 @@ Model-tied settings (classes, voxel size, widths) travel inside checkpoints; nod
 (thresholds, device, QoS) live in the node's parameter YAML; training settings live in the
 training config (``sr3d_training.config``), which embeds a :class:`ModelConfig`.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -15,25 +16,41 @@ from typing import Any, TypeVar, Union, get_args, get_origin
 import yaml
 
 __all__ = [
-    "ModelConfig",
-    "InferenceConfig",
-    "DetectorConfig",
-    "ConfigError",
-    "from_dict",
-    "to_dict",
-    "load_yaml",
     "SCANNET_CLASSES",
     "SCANNET_LABEL2LEVEL",
     "SUNRGBD_CLASSES",
     "SUNRGBD_LABEL2LEVEL",
+    "ConfigError",
+    "DetectorConfig",
+    "InferenceConfig",
+    "ModelConfig",
+    "from_dict",
+    "load_yaml",
+    "read_yaml_mapping",
+    "to_dict",
 ]
 
 T = TypeVar("T")
 
 #: ScanNet v2 detection classes, standard order (nyu40 ids in sr3d_training.datasets.scannet).
 SCANNET_CLASSES: tuple[str, ...] = (
-    "cabinet", "bed", "chair", "sofa", "table", "door", "window", "bookshelf", "picture",
-    "counter", "desk", "curtain", "refrigerator", "showercurtrain", "toilet", "sink", "bathtub",
+    "cabinet",
+    "bed",
+    "chair",
+    "sofa",
+    "table",
+    "door",
+    "window",
+    "bookshelf",
+    "picture",
+    "counter",
+    "desk",
+    "curtain",
+    "refrigerator",
+    "showercurtrain",
+    "toilet",
+    "sink",
+    "bathtub",
     "garbagebin",
 )
 #: TR3D's class-to-level table for ScanNet (0 = finer output level, 1 = coarser), from the
@@ -41,7 +58,16 @@ SCANNET_CLASSES: tuple[str, ...] = (
 SCANNET_LABEL2LEVEL: tuple[int, ...] = (0, 1, 0, 1, 1, 0, 1, 1, 0, 1, 1, 1, 0, 0, 0, 0, 1, 0)
 #: SUN RGB-D detection classes, standard order.
 SUNRGBD_CLASSES: tuple[str, ...] = (
-    "bed", "table", "sofa", "chair", "toilet", "desk", "dresser", "night_stand", "bookshelf", "bathtub",
+    "bed",
+    "table",
+    "sofa",
+    "chair",
+    "toilet",
+    "desk",
+    "dresser",
+    "night_stand",
+    "bookshelf",
+    "bathtub",
 )
 #: TR3D's class-to-level table for SUN RGB-D.
 SUNRGBD_LABEL2LEVEL: tuple[int, ...] = (1, 1, 1, 0, 0, 1, 0, 0, 1, 0)
@@ -105,7 +131,9 @@ class ModelConfig:
         if self.num_reg_outs not in (6, 8):
             raise ConfigError(f"model.num_reg_outs must be 6 or 8, got {self.num_reg_outs}")
         if self.yaw_parametrization not in ("sincos", "tr3d"):
-            raise ConfigError(f"model.yaw_parametrization must be 'sincos' or 'tr3d', got {self.yaw_parametrization!r}")
+            raise ConfigError(
+                f"model.yaw_parametrization must be 'sincos' or 'tr3d', got {self.yaw_parametrization!r}"
+            )
 
     @property
     def num_classes(self) -> int:
@@ -227,7 +255,10 @@ def from_dict(cls: type[T], data: dict[str, Any], path: str = "") -> T:
     if unknown:
         where = path or cls.__name__
         raise ConfigError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(fields)}")
-    kwargs = {name: _convert(value, hints[name], f"{path}.{name}" if path else name) for name, value in data.items()}
+    kwargs = {
+        name: _convert(value, hints[name], f"{path}.{name}" if path else name)
+        for name, value in data.items()
+    }
     try:
         return cls(**kwargs)  # type: ignore[return-value]
     except ConfigError:
@@ -247,22 +278,40 @@ def to_dict(obj: Any) -> Any:
     return obj
 
 
-def load_yaml(path: str | Path, cls: type[T]) -> T:
-    """Load a YAML file into dataclass ``cls``.
+def read_yaml_mapping(path: str | Path, what: str = "config file") -> dict[str, Any]:
+    """Read a YAML file whose top level is a mapping (the one YAML reader of core and training).
+
+    Args:
+        path: the file.
+        what: how the error messages name the file ("config file", "training config", ...).
+
+    Returns:
+        The mapping (an empty file gives ``{}``).
 
     Raises:
-        FileNotFoundError: missing file. ConfigError: bad YAML, unknown keys or bad values
-            (the message names the file).
+        FileNotFoundError: missing file. ConfigError: invalid YAML or a top level that is not a
+            mapping (the message names the file).
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"config file not found: {path}")
+        raise FileNotFoundError(f"{what} not found: {path}")
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: top level must be a mapping")
+    return data
+
+
+def load_yaml(path: str | Path, cls: type[T]) -> T:
+    """Load a YAML file into dataclass ``cls`` (unknown keys and bad values are errors).
+
+    Raises:
+        FileNotFoundError: missing file. ConfigError: bad YAML, unknown keys or bad values
+            (the message names the file).
+    """
+    data = read_yaml_mapping(path)
     try:
         return from_dict(cls, data)
     except ConfigError as exc:

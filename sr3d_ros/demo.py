@@ -36,6 +36,7 @@ does not change the exit status, unless no scan is left to evaluate (1).
 Environment: DDS discovery is forced to LOCALHOST and ROS logs go to a new temporary folder on
 every run (:func:`sr3d_ros.ros.env.ensure_safe_ros_env`); nothing leaves the machine.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -73,8 +74,11 @@ def _data_root(arg: Path | None) -> Path:
 
 def _check_data(root: Path, scenes: Sequence[str]) -> None:
     d = root / "scannet" / "scannet_instance_data"
-    missing = [s for s in scenes
-               if not (d / f"{s}_vert_all.npy").is_file() or not (d / f"{s}_bbox.npy").is_file()]
+    missing = [
+        s
+        for s in scenes
+        if not (d / f"{s}_vert_all.npy").is_file() or not (d / f"{s}_bbox.npy").is_file()
+    ]
     if missing:
         raise DemoError(
             f"ScanNet sample scans {missing} not found under {d}. The demo reads the real data in "
@@ -92,9 +96,15 @@ def _random_checkpoint(path: Path) -> Path:
 
     torch.manual_seed(0)
     cfg = DetectorConfig(ModelConfig(width=0.25))
-    save_checkpoint(path, TR3DDetector(cfg.model).state_dict(), cfg,
-                    provenance={"note": "random initialisation (sr3d_ros.demo --random-init): "
-                                        "detections are meaningless"})
+    save_checkpoint(
+        path,
+        TR3DDetector(cfg.model).state_dict(),
+        cfg,
+        provenance={
+            "note": "random initialisation (sr3d_ros.demo --random-init): "
+            "detections are meaningless"
+        },
+    )
     return path
 
 
@@ -157,9 +167,19 @@ class _Results:
             return self.lock.wait_for(pred, timeout)
 
 
-def _render(out: Path, scene: str, points: np.ndarray, boxes: np.ndarray, scores: np.ndarray,
-            labels: np.ndarray, gt_boxes: np.ndarray, gt_labels: np.ndarray,
-            class_names: Sequence[str], backend: str, note: str) -> tuple[Path | None, str]:
+def _render(
+    out: Path,
+    scene: str,
+    points: np.ndarray,
+    boxes: np.ndarray,
+    scores: np.ndarray,
+    labels: np.ndarray,
+    gt_boxes: np.ndarray,
+    gt_labels: np.ndarray,
+    class_names: Sequence[str],
+    backend: str,
+    note: str,
+) -> tuple[Path | None, str]:
     import torch
 
     from sr3d_ros.detections import Detections
@@ -168,47 +188,86 @@ def _render(out: Path, scene: str, points: np.ndarray, boxes: np.ndarray, scores
         from sr3d_ros.io.render import render_detections
     except ImportError as exc:  # pragma: no cover - the renderer ships with the package
         return None, f"no renderer ({exc})"
-    det = Detections(torch.from_numpy(boxes), torch.from_numpy(scores),
-                     torch.from_numpy(labels), tuple(class_names))
+    det = Detections(
+        torch.from_numpy(boxes),
+        torch.from_numpy(scores),
+        torch.from_numpy(labels),
+        tuple(class_names),
+    )
     # Trained models: draw the confident boxes. An untrained model has no score >= 0.3: draw
     # its 20 best so that the picture still shows what the node published.
     min_score = 0.3 if len(scores) and scores.max() >= 0.3 else 0.0
     path = out / f"{scene}_detections_vs_gt.png"
     try:
-        render_detections(points, det, path, gt_boxes=gt_boxes, gt_labels=gt_labels,
-                          class_names=class_names, min_score=min_score,
-                          max_boxes=100 if min_score else 20, backend=backend,
-                          title=f"{scene}: node detections (solid) vs ground truth (dashed){note}")
-    except Exception as exc:  # noqa: BLE001 - a picture must not fail the demo
+        render_detections(
+            points,
+            det,
+            path,
+            gt_boxes=gt_boxes,
+            gt_labels=gt_labels,
+            class_names=class_names,
+            min_score=min_score,
+            max_boxes=100 if min_score else 20,
+            backend=backend,
+            title=f"{scene}: node detections (solid) vs ground truth (dashed){note}",
+        )
+    except Exception as exc:
         return None, f"render failed: {type(exc).__name__}: {exc}"
     return path, ""
 
 
 def _table(rows: list[dict[str, Any]]) -> str:
-    cols = [("frame", "frame"), ("scene", "scene"), ("points", "points"), ("gt", "gt boxes"),
-            ("detections", "detections"), ("latency_ms", "latency ms"), ("node_ms", "node ms"),
-            ("inference_ms", "inference ms")]
+    cols = [
+        ("frame", "frame"),
+        ("scene", "scene"),
+        ("points", "points"),
+        ("gt", "gt boxes"),
+        ("detections", "detections"),
+        ("latency_ms", "latency ms"),
+        ("node_ms", "node ms"),
+        ("inference_ms", "inference ms"),
+    ]
     cells = [[h for _, h in cols]]
     for r in rows:
-        cells.append([("-" if r.get(k) is None else
-                       f"{r[k]:.0f}" if isinstance(r.get(k), float) else str(r[k])) for k, _ in cols])
+        cells.append(
+            [
+                (
+                    "-"
+                    if r.get(k) is None
+                    else f"{r[k]:.0f}"
+                    if isinstance(r.get(k), float)
+                    else str(r[k])
+                )
+                for k, _ in cols
+            ]
+        )
     w = [max(len(c[j]) for c in cells) for j in range(len(cols))]
-    line = lambda c: "| " + " | ".join(x.ljust(w[j]) if j == 1 else x.rjust(w[j]) for j, x in enumerate(c)) + " |"  # noqa: E731
+    line = lambda c: (
+        "| "
+        + " | ".join(x.ljust(w[j]) if j == 1 else x.rjust(w[j]) for j, x in enumerate(c))
+        + " |"
+    )
     sep = "+" + "+".join("-" * (x + 2) for x in w) + "+"
     return "\n".join([sep, line(cells[0]), sep, *map(line, cells[1:]), sep])
 
 
-def _evaluable(rows: list[dict[str, Any]], gts_by_stamp: dict[int, Any],
-               points_by_stamp: dict[int, Any]) -> tuple[list[dict[str, Any]], list[str]]:
+def _evaluable(
+    rows: list[dict[str, Any]], gts_by_stamp: dict[int, Any], points_by_stamp: dict[int, Any]
+) -> tuple[list[dict[str, Any]], list[str]]:
     """The rows whose ground truth and input cloud are in the recorded bag, and one warning line
     per other row (those are left out of the mAP and the pictures)."""
     keep, warnings = [], []
     for r in rows:
-        missing = [what for what, d in (("ground truth", gts_by_stamp), ("input cloud", points_by_stamp))
-                   if r["stamp"] not in d]
+        missing = [
+            what
+            for what, d in (("ground truth", gts_by_stamp), ("input cloud", points_by_stamp))
+            if r["stamp"] not in d
+        ]
         if missing:
-            warnings.append(f"WARNING: frame {r['frame']} ({r['scene']}): the recorded bag has no "
-                            f"{' and no '.join(missing)} for it; left out of the mAP and the pictures")
+            warnings.append(
+                f"WARNING: frame {r['frame']} ({r['scene']}): the recorded bag has no "
+                f"{' and no '.join(missing)} for it; left out of the mAP and the pictures"
+            )
         else:
             keep.append(r)
     return keep, warnings
@@ -239,8 +298,10 @@ def run(args: argparse.Namespace) -> int:
 
     print(f"[demo] model {ckpt}")
     print(f"[demo] data {root} ({', '.join(args.scenes)}); output {out}")
-    print(f"[demo] ROS_AUTOMATIC_DISCOVERY_RANGE={env_vars['ROS_AUTOMATIC_DISCOVERY_RANGE']}, "
-          f"ROS_LOG_DIR={env_vars['ROS_LOG_DIR']}")
+    print(
+        f"[demo] ROS_AUTOMATIC_DISCOVERY_RANGE={env_vars['ROS_AUTOMATIC_DISCOVERY_RANGE']}, "
+        f"ROS_LOG_DIR={env_vars['ROS_LOG_DIR']}"
+    )
 
     # 1. the input bag
     in_bag, out_bag = out / "input_bag", out / "output_bag"
@@ -254,13 +315,28 @@ def run(args: argparse.Namespace) -> int:
     # 2. the node, in its own process and namespace
     ns = f"/sr3d_demo_{uuid.uuid4().hex[:6]}"
     node_fqn = f"{ns}/pointcloud_detector"
-    cmd = [sys.executable, "-m", "sr3d_ros.ros.pointcloud_node", "--ros-args",
-           "-r", f"__ns:={ns}", "-r", f"~/input/points:={ns}/points",
-           "--params-file", str(REPO / "config" / "pointcloud_detector.yaml"),
-           "-p", f"checkpoint:={ckpt}", "-p", f"device:={args.device}",
-           "-p", f"score_threshold:={args.score_threshold}",
-           "-p", "qos_reliability:=reliable",  # the player is reliable; big clouds need it
-           "-p", f"num_threads:={args.num_threads}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "sr3d_ros.ros.pointcloud_node",
+        "--ros-args",
+        "-r",
+        f"__ns:={ns}",
+        "-r",
+        f"~/input/points:={ns}/points",
+        "--params-file",
+        str(REPO / "config" / "pointcloud_detector.yaml"),
+        "-p",
+        f"checkpoint:={ckpt}",
+        "-p",
+        f"device:={args.device}",
+        "-p",
+        f"score_threshold:={args.score_threshold}",
+        "-p",
+        "qos_reliability:=reliable",  # the player is reliable; big clouds need it
+        "-p",
+        f"num_threads:={args.num_threads}",
+    ]
     node_log = out / "node.log"
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     with open(node_log, "wb") as logf:
@@ -276,12 +352,19 @@ def run(args: argparse.Namespace) -> int:
     spin.start()
     res = _Results(f"{node_fqn.lstrip('/')}: detector")
     qos = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
-    node.create_subscription(Detection3DArray, f"{node_fqn}/output/detections",
-                             res.on_detections, qos)
+    node.create_subscription(
+        Detection3DArray, f"{node_fqn}/output/detections", res.on_detections, qos
+    )
     node.create_subscription(DiagnosticArray, "/diagnostics", res.on_diagnostics, qos)
     remap = {"/points": f"{ns}/points", "/ground_truth": f"{ns}/ground_truth"}
-    recorded = [f"{ns}/points", f"{ns}/ground_truth", f"{node_fqn}/output/detections",
-                f"{node_fqn}/output/markers", f"{node_fqn}/output/label_info", "/diagnostics"]
+    recorded = [
+        f"{ns}/points",
+        f"{ns}/ground_truth",
+        f"{node_fqn}/output/detections",
+        f"{node_fqn}/output/markers",
+        f"{node_fqn}/output/label_info",
+        "/diagnostics",
+    ]
     rows: list[dict[str, Any]] = []
     rc = 0
     recorder = None
@@ -291,18 +374,25 @@ def run(args: argparse.Namespace) -> int:
         deadline = time.monotonic() + args.startup_timeout
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                raise DemoError(f"the node exited with code {proc.returncode} during start-up; "
-                                f"its log:\n{node_log.read_text()[-3000:]}")
-            if (player.publishers["/points"].get_subscription_count() > 0
-                    and f"{node_fqn}/output/detections" in recorder.subscribed):
+                raise DemoError(
+                    f"the node exited with code {proc.returncode} during start-up; "
+                    f"its log:\n{node_log.read_text()[-3000:]}"
+                )
+            if (
+                player.publishers["/points"].get_subscription_count() > 0
+                and f"{node_fqn}/output/detections" in recorder.subscribed
+            ):
                 break
             time.sleep(0.1)
         else:
-            raise DemoError(f"the node did not come up within {args.startup_timeout:.0f} s "
-                            f"(log: {node_log})")
+            raise DemoError(
+                f"the node did not come up within {args.startup_timeout:.0f} s (log: {node_log})"
+            )
         player.wait_for_subscribers(10.0)
         time.sleep(0.5)  # let every match settle before the first frame
-        print(f"[demo] node up; playing {len(samples)} scans lock-step (>= {1 / args.rate:.1f} s apart)")
+        print(
+            f"[demo] node up; playing {len(samples)} scans lock-step (>= {1 / args.rate:.1f} s apart)"
+        )
 
         # 3. lock-step playback: frame k+1 goes out when frame k's result is back, and no
         # earlier than the bag's spacing (scaled by --playback-speed) after frame k went out
@@ -320,9 +410,17 @@ def run(args: argparse.Namespace) -> int:
             last_pub, last_bag = t_pub, m.timestamp_ns
             stamp = m.timestamp_ns  # build_bag: header stamp == bag time
             got = res.wait(lambda: stamp in res.detections, args.timeout)
-            row = {"frame": frame, "scene": args.scenes[frame], "points": samples[frame].num_points,
-                   "gt": samples[frame].num_boxes, "detections": None, "latency_ms": None,
-                   "node_ms": None, "inference_ms": None, "stamp": stamp}
+            row = {
+                "frame": frame,
+                "scene": args.scenes[frame],
+                "points": samples[frame].num_points,
+                "gt": samples[frame].num_boxes,
+                "detections": None,
+                "latency_ms": None,
+                "node_ms": None,
+                "inference_ms": None,
+                "stamp": stamp,
+            }
             if got:
                 t_res, n = res.detections[stamp]
                 row.update(detections=n, latency_ms=(t_res - t_pub) * 1e3)
@@ -331,8 +429,10 @@ def run(args: argparse.Namespace) -> int:
                 kv = res.diagnostics.get(key, {})
                 row["node_ms"] = float(kv["total_ms"]) if "total_ms" in kv else None
                 row["inference_ms"] = float(kv["inference_ms"]) if "inference_ms" in kv else None
-                print(f"[demo] frame {frame} ({row['scene']}): {n} detections, "
-                      f"latency {row['latency_ms']:.0f} ms")
+                print(
+                    f"[demo] frame {frame} ({row['scene']}): {n} detections, "
+                    f"latency {row['latency_ms']:.0f} ms"
+                )
             else:
                 print(f"[demo] WARNING: no result for frame {frame} within {args.timeout:.0f} s")
             rows.append(row)
@@ -355,8 +455,10 @@ def run(args: argparse.Namespace) -> int:
                 proc.kill()
                 proc.wait()
     node_rc = proc.returncode
-    print(f"[demo] node exited with code {node_rc}; recorded {out_bag}: "
-          + ", ".join(f"{t.replace(ns, '')} {n}" for t, n in counts.items()))
+    print(
+        f"[demo] node exited with code {node_rc}; recorded {out_bag}: "
+        + ", ".join(f"{t.replace(ns, '')} {n}" for t, n in counts.items())
+    )
     if rc:
         return rc
 
@@ -368,21 +470,28 @@ def run(args: argparse.Namespace) -> int:
     points_by_stamp: dict[int, np.ndarray] = {}
     unknown: set[str] = set()
     for m in read_bag(out_bag):
-        stamp = m.msg.header.stamp.sec * 1_000_000_000 + m.msg.header.stamp.nanosec \
-            if hasattr(m.msg, "header") else None
+        stamp = (
+            m.msg.header.stamp.sec * 1_000_000_000 + m.msg.header.stamp.nanosec
+            if hasattr(m.msg, "header")
+            else None
+        )
         if m.topic.endswith("/output/detections"):
             boxes, scores, names = detection3d_array_to_boxes(m.msg)
             keep = [i for i, n in enumerate(names) if n in index]
             unknown |= {n for n in names if n not in index}
-            preds_by_stamp.setdefault(stamp, (boxes[keep], scores[keep],
-                                              np.array([index[names[i]] for i in keep], np.int64)))
+            preds_by_stamp.setdefault(
+                stamp,
+                (boxes[keep], scores[keep], np.array([index[names[i]] for i in keep], np.int64)),
+            )
         elif m.topic == f"{ns}/ground_truth":
             boxes, _, names = detection3d_array_to_boxes(m.msg)
             gts_by_stamp.setdefault(stamp, (boxes, np.array([index[n] for n in names], np.int64)))
         elif m.topic == f"{ns}/points":
             points_by_stamp.setdefault(stamp, pointcloud2_to_array(m.msg)[0])
     if unknown:
-        print(f"[demo] note: predictions of classes outside the ScanNet list ignored: {sorted(unknown)}")
+        print(
+            f"[demo] note: predictions of classes outside the ScanNet list ignored: {sorted(unknown)}"
+        )
     answered = [r for r in rows if r["stamp"] in preds_by_stamp]
     if not preds_by_stamp:
         print("[demo] ERROR: the node published no detections", file=sys.stderr)
@@ -393,12 +502,17 @@ def run(args: argparse.Namespace) -> int:
     evaluated, skipped = _evaluable(rows, gts_by_stamp, points_by_stamp)
     for line in skipped:
         print(line)
-    print("latency: scan published -> its Detection3DArray received (end to end, over DDS); "
-          "node: the node's receive -> all its outputs published (markers included); "
-          "inference: the model alone.")
+    print(
+        "latency: scan published -> its Detection3DArray received (end to end, over DDS); "
+        "node: the node's receive -> all its outputs published (markers included); "
+        "inference: the model alone."
+    )
     if not evaluated:
-        print("[demo] ERROR: no scan can be evaluated (the recorded bag lacks their ground truth "
-              "or input clouds)", file=sys.stderr)
+        print(
+            "[demo] ERROR: no scan can be evaluated (the recorded bag lacks their ground truth "
+            "or input clouds)",
+            file=sys.stderr,
+        )
         return 1
     from sr3d_training.evaluation import evaluate_indoor
 
@@ -417,14 +531,22 @@ def run(args: argparse.Namespace) -> int:
         unseen = [i for i, r in enumerate(evaluated) if r["scene"] not in trained_on]
         seen = sorted({r["scene"] for r in evaluated} & trained_on)
         if seen:
-            print(f"note: the model was trained on {', '.join(seen)}; those scans measure fitting, "
-                  "not generalisation.")
+            print(
+                f"note: the model was trained on {', '.join(seen)}; those scans measure fitting, "
+                "not generalisation."
+            )
         if unseen and seen:
-            held_out = evaluate_indoor([preds[i] for i in unseen], [gts[i] for i in unseen],
-                                       class_names, iou_thresholds=(0.25, 0.5))
+            held_out = evaluate_indoor(
+                [preds[i] for i in unseen],
+                [gts[i] for i in unseen],
+                class_names,
+                iou_thresholds=(0.25, 0.5),
+            )
             names = ", ".join(evaluated[i]["scene"] for i in unseen)
-            print(f"held-out scans only ({names}): mAP@0.25 = {held_out.mAP[0.25]:.4f}   "
-                  f"mAP@0.5 = {held_out.mAP[0.5]:.4f}")
+            print(
+                f"held-out scans only ({names}): mAP@0.25 = {held_out.mAP[0.25]:.4f}   "
+                f"mAP@0.5 = {held_out.mAP[0.5]:.4f}"
+            )
 
     # 5. pictures
     note = " [untrained model]" if args.random_init else ""
@@ -432,9 +554,19 @@ def run(args: argparse.Namespace) -> int:
     for r in evaluated:
         s = r["stamp"]
         boxes, scores, labels = preds_by_stamp.get(s, empty)
-        path, why = _render(out, r["scene"], points_by_stamp[s], boxes, scores, labels,
-                            gts_by_stamp[s][0], gts_by_stamp[s][1], class_names,
-                            args.render_backend, note)
+        path, why = _render(
+            out,
+            r["scene"],
+            points_by_stamp[s],
+            boxes,
+            scores,
+            labels,
+            gts_by_stamp[s][0],
+            gts_by_stamp[s][1],
+            class_names,
+            args.render_backend,
+            note,
+        )
         if path is not None:
             pngs.append(str(path))
         else:
@@ -443,23 +575,32 @@ def run(args: argparse.Namespace) -> int:
         print("[demo] wrote " + ", ".join(pngs))
 
     summary = {
-        "checkpoint": str(ckpt), "random_init": bool(args.random_init), "scenes": list(args.scenes),
-        "frames": [{k: v for k, v in r.items()} for r in rows],
+        "checkpoint": str(ckpt),
+        "random_init": bool(args.random_init),
+        "scenes": list(args.scenes),
+        "frames": [dict(r.items()) for r in rows],
         "evaluated_frames": [r["frame"] for r in evaluated],
         "mAP_0.25": None if math.isnan(result.mAP[0.25]) else result.mAP[0.25],
         "mAP_0.5": None if math.isnan(result.mAP[0.5]) else result.mAP[0.5],
         "evaluation": result.to_dict(),
         "held_out_evaluation": None if held_out is None else held_out.to_dict(),
-        "node_exit_code": node_rc, "recorded": counts,
-        "input_bag": str(in_bag), "output_bag": str(out_bag), "pictures": pngs,
+        "node_exit_code": node_rc,
+        "recorded": counts,
+        "input_bag": str(in_bag),
+        "output_bag": str(out_bag),
+        "pictures": pngs,
     }
     (out / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(f"[demo] wrote {out / 'results.json'}")
     if len(answered) < len(rows):
-        print(f"[demo] ERROR: the node answered {len(answered)} of {len(rows)} scans", file=sys.stderr)
+        print(
+            f"[demo] ERROR: the node answered {len(answered)} of {len(rows)} scans", file=sys.stderr
+        )
         return 1
     if node_rc != 0:
-        print(f"[demo] ERROR: the node exited with code {node_rc} (log {node_log})", file=sys.stderr)
+        print(
+            f"[demo] ERROR: the node exited with code {node_rc} (log {node_log})", file=sys.stderr
+        )
         return 1
     return 0
 
@@ -468,23 +609,44 @@ def build_parser() -> argparse.ArgumentParser:
     """The demo's command line."""
     p = argparse.ArgumentParser(prog="python -m sr3d_ros.demo", description=__doc__.split("\n")[0])
     p.add_argument("--checkpoint", help="model checkpoint (default: the embedded default model)")
-    p.add_argument("--random-init", action="store_true",
-                   help="use an untrained width-0.25 model (pipeline check; meaningless boxes)")
+    p.add_argument(
+        "--random-init",
+        action="store_true",
+        help="use an untrained width-0.25 model (pipeline check; meaningless boxes)",
+    )
     p.add_argument("--data-root", type=Path, help="shared data root (default ../shared/data)")
     p.add_argument("--scenes", nargs="+", default=list(SCENES), help="ScanNet scenes to replay")
     p.add_argument("--out", type=Path, default=Path("demo_output"), help="output folder")
     p.add_argument("--rate", type=float, default=0.5, help="scans per second of bag time")
-    p.add_argument("--playback-speed", type=float, default=1.0,
-                   help="bag-time speed factor of the lock-step player (frames still wait for results)")
-    p.add_argument("--score-threshold", type=float, default=0.01,
-                   help="node score threshold (0.01 = the mAP evaluation protocol)")
+    p.add_argument(
+        "--playback-speed",
+        type=float,
+        default=1.0,
+        help="bag-time speed factor of the lock-step player (frames still wait for results)",
+    )
+    p.add_argument(
+        "--score-threshold",
+        type=float,
+        default=0.01,
+        help="node score threshold (0.01 = the mAP evaluation protocol)",
+    )
     p.add_argument("--device", default="auto", help="node device: auto, cpu, cuda")
-    p.add_argument("--num-threads", type=int, default=0,
-                   help="node torch threads (0 = torch default; 1 on a busy shared CPU)")
+    p.add_argument(
+        "--num-threads",
+        type=int,
+        default=0,
+        help="node torch threads (0 = torch default; 1 on a busy shared CPU)",
+    )
     p.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for each result")
-    p.add_argument("--startup-timeout", type=float, default=180.0, help="seconds for the node to start")
-    p.add_argument("--render-backend", default="auto", choices=("auto", "open3d", "bev"),
-                   help="PNG renderer (auto: open3d offscreen, falling back to a top-down view)")
+    p.add_argument(
+        "--startup-timeout", type=float, default=180.0, help="seconds for the node to start"
+    )
+    p.add_argument(
+        "--render-backend",
+        default="auto",
+        choices=("auto", "open3d", "bev"),
+        help="PNG renderer (auto: open3d offscreen, falling back to a top-down view)",
+    )
     return p
 
 

@@ -21,6 +21,7 @@ Conventions: quaternions are ``(x, y, z, w)`` (the geometry_msgs/Quaternion fiel
 norm, ``w >= 0``; roll/pitch/yaw are the ROS (REP 103) fixed-axis angles,
 ``R = Rz(yaw) @ Ry(pitch) @ Rx(roll)``; angles in radians, lengths in metres.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -31,8 +32,8 @@ import numpy as np
 __all__ = [
     "BOX_EDGES",
     "BoxPoses",
-    "boxes_from_gravity",
     "box_corners",
+    "boxes_from_gravity",
     "is_z_rotation",
     "make_transform",
     "matrix_from_quaternion",
@@ -146,8 +147,11 @@ def transform_from_params(
     if matrix is not None and len(matrix) > 0:
         return validate_transform(matrix)
     rpy_v = np.zeros(3) if rpy is None or len(rpy) == 0 else np.asarray(rpy, dtype=np.float64)
-    tr_v = (np.zeros(3) if translation is None or len(translation) == 0
-            else np.asarray(translation, dtype=np.float64))
+    tr_v = (
+        np.zeros(3)
+        if translation is None or len(translation) == 0
+        else np.asarray(translation, dtype=np.float64)
+    )
     if rpy_v.shape != (3,):
         raise ValueError(f"rpy needs 3 values (roll, pitch, yaw), got {rpy_v.size}")
     if tr_v.shape != (3,):
@@ -160,8 +164,9 @@ def transform_from_params(
 def is_z_rotation(rotation: np.ndarray, tol: float = 1e-6) -> bool:
     """True when a ``(3, 3)`` rotation is a rotation about +z only (``R[2] == (0, 0, 1)``)."""
     r = np.asarray(rotation, dtype=np.float64)
-    return bool(np.allclose(r[2], (0.0, 0.0, 1.0), atol=tol)
-                and np.allclose(r[:2, 2], 0.0, atol=tol))
+    return bool(
+        np.allclose(r[2], (0.0, 0.0, 1.0), atol=tol) and np.allclose(r[:2, 2], 0.0, atol=tol)
+    )
 
 
 def transform_points(points: np.ndarray, transform: np.ndarray) -> np.ndarray:
@@ -230,8 +235,15 @@ def quaternion_from_matrix(rotation: np.ndarray) -> np.ndarray:
         rr = r[m]
         if c == 0:
             s = 2.0 * np.sqrt(1.0 + tr[m])
-            q[m] = np.stack([(rr[:, 2, 1] - rr[:, 1, 2]) / s, (rr[:, 0, 2] - rr[:, 2, 0]) / s,
-                             (rr[:, 1, 0] - rr[:, 0, 1]) / s, 0.25 * s], axis=1)
+            q[m] = np.stack(
+                [
+                    (rr[:, 2, 1] - rr[:, 1, 2]) / s,
+                    (rr[:, 0, 2] - rr[:, 2, 0]) / s,
+                    (rr[:, 1, 0] - rr[:, 0, 1]) / s,
+                    0.25 * s,
+                ],
+                axis=1,
+            )
         else:
             i = c - 1
             j, k = (i + 1) % 3, (i + 2) % 3
@@ -322,7 +334,7 @@ class BoxPoses:
         return out
 
     @staticmethod
-    def from_boxes(boxes: np.ndarray) -> "BoxPoses":
+    def from_boxes(boxes: np.ndarray) -> BoxPoses:
         """Upright poses of ``(M, 7)`` boxes ``(x, y, z, dx, dy, dz, yaw)`` (float, any dtype).
 
         Raises:
@@ -333,8 +345,13 @@ class BoxPoses:
             b = b.reshape(0, 7)
         if b.ndim != 2 or b.shape[1] != 7:
             raise ValueError(f"boxes must be (M, 7), got {b.shape}")
-        return BoxPoses(b[:, :3].copy(), b[:, 3:6].copy(), rotation_z(b[:, 6]).reshape(-1, 3, 3),
-                        quaternion_from_yaw(b[:, 6]).reshape(-1, 4), True)
+        return BoxPoses(
+            b[:, :3].copy(),
+            b[:, 3:6].copy(),
+            rotation_z(b[:, 6]).reshape(-1, 3, 3),
+            quaternion_from_yaw(b[:, 6]).reshape(-1, 4),
+            True,
+        )
 
 
 def boxes_from_gravity(boxes: np.ndarray, transform: np.ndarray | None) -> BoxPoses:
@@ -361,8 +378,13 @@ def boxes_from_gravity(boxes: np.ndarray, transform: np.ndarray | None) -> BoxPo
     if is_z_rotation(r):
         a = np.arctan2(r[1, 0], r[0, 0])
         yaw = np.asarray(boxes, dtype=np.float64).reshape(-1, 7)[:, 6] - a
-        return BoxPoses(centers, poses.sizes, rotation_z(yaw).reshape(-1, 3, 3),
-                        quaternion_from_yaw(yaw).reshape(-1, 4), True)
+        return BoxPoses(
+            centers,
+            poses.sizes,
+            rotation_z(yaw).reshape(-1, 3, 3),
+            quaternion_from_yaw(yaw).reshape(-1, 4),
+            True,
+        )
     rots = np.einsum("ji,mjk->mik", r, poses.rotations)  # R^T @ Rz(yaw)
     return BoxPoses(centers, poses.sizes, rots, quaternion_from_matrix(rots).reshape(-1, 4), False)
 

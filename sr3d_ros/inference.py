@@ -8,6 +8,7 @@ implement the same protocol with an image + camera-info input.
     >>> result = det(points)            # (N, 3) or (N, 6) float32 xyz [+ rgb 0..255]
     >>> result.boxes, result.scores, result.labels, result.names, result.timings_ms
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -24,7 +25,13 @@ from .detections import Detections
 from .models import TR3DDetector, points_to_sparse
 from .timing import StageTimer
 
-__all__ = ["Detector", "PointCloudDetector", "load_detector", "resolve_device", "default_checkpoint_path"]
+__all__ = [
+    "Detector",
+    "PointCloudDetector",
+    "default_checkpoint_path",
+    "load_detector",
+    "resolve_device",
+]
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -70,8 +77,11 @@ class Detector(Protocol):
 
     @classmethod
     def from_checkpoint(
-        cls, path: str | Path | None = None, device: str | torch.device = "auto", **inference_overrides: Any
-    ) -> "Detector":
+        cls,
+        path: str | Path | None = None,
+        device: str | torch.device = "auto",
+        **inference_overrides: Any,
+    ) -> Detector:
         """Load a detector from our checkpoint format (``None``: the embedded default model).
 
         Args:
@@ -131,8 +141,11 @@ class PointCloudDetector:
 
     @classmethod
     def from_checkpoint(
-        cls, path: str | Path | None = None, device: str | torch.device = "auto", **inference_overrides: Any
-    ) -> "PointCloudDetector":
+        cls,
+        path: str | Path | None = None,
+        device: str | torch.device = "auto",
+        **inference_overrides: Any,
+    ) -> PointCloudDetector:
         """Build from our checkpoint format (``None``: the embedded default model).
 
         Args:
@@ -152,21 +165,31 @@ class PointCloudDetector:
 
     @classmethod
     def _from_loaded(
-        cls, ckpt: dict[str, Any], path: Path, dev: torch.device, inference_overrides: dict[str, Any]
-    ) -> "PointCloudDetector":
+        cls,
+        ckpt: dict[str, Any],
+        path: Path,
+        dev: torch.device,
+        inference_overrides: dict[str, Any],
+    ) -> PointCloudDetector:
         if ckpt.get("kind", "pointcloud") != "pointcloud":
-            raise CheckpointError(f"{path}: a {ckpt.get('kind')!r} checkpoint, not a point-cloud detector")
+            raise CheckpointError(
+                f"{path}: a {ckpt.get('kind')!r} checkpoint, not a point-cloud detector"
+            )
         config = config_from_checkpoint(ckpt, path)
         if inference_overrides:
             try:
-                config = dataclasses.replace(config, inference=dataclasses.replace(config.inference, **inference_overrides))
+                config = dataclasses.replace(
+                    config, inference=dataclasses.replace(config.inference, **inference_overrides)
+                )
             except TypeError as exc:
                 raise ValueError(f"unknown inference option: {exc}") from exc
         model = TR3DDetector(config.model)
         try:
             model.load_state_dict(ckpt["state_dict"], strict=True)
         except RuntimeError as exc:
-            raise CheckpointError(f"{path}: weights do not match the stored model config: {exc}") from exc
+            raise CheckpointError(
+                f"{path}: weights do not match the stored model config: {exc}"
+            ) from exc
         det = cls(model, config, dev)
         det.provenance = dict(ckpt.get("provenance", {}))
         return det
@@ -180,11 +203,17 @@ class PointCloudDetector:
                 )
             points = torch.from_numpy(np.ascontiguousarray(points))
         if not isinstance(points, torch.Tensor):
-            raise TypeError(f"points must be a numpy array or torch tensor, got {type(points).__name__}")
+            raise TypeError(
+                f"points must be a numpy array or torch tensor, got {type(points).__name__}"
+            )
         if points.dtype == torch.bool or points.is_complex():
-            raise ValueError(f"points must have a real numeric dtype (float32 preferred), got {points.dtype}")
+            raise ValueError(
+                f"points must have a real numeric dtype (float32 preferred), got {points.dtype}"
+            )
         if points.dim() != 2 or points.shape[1] not in (3, 6):
-            raise ValueError(f"points must be (N, 3) or (N, 6) = xyz [+ rgb 0..255], got {tuple(points.shape)}")
+            raise ValueError(
+                f"points must be (N, 3) or (N, 6) = xyz [+ rgb 0..255], got {tuple(points.shape)}"
+            )
         points = points.to(self.device, torch.float32)
         points = points[torch.isfinite(points).all(dim=1)]
         if points.shape[1] == 6 and points.shape[0] > 0:
@@ -249,7 +278,9 @@ class PointCloudDetector:
             return Detections.empty(self.class_names, self.device)
         timer = StageTimer(self.device, enabled=timed)
         with timer.stage("voxelize"):
-            x = points_to_sparse([points], self.config.model.voxel_size, self.config.model.color_mean)
+            x = points_to_sparse(
+                [points], self.config.model.voxel_size, self.config.model.color_mean
+            )
         outputs = self.model(x, timer)
         with timer.stage("nms"):
             det = self.model.postprocess(outputs, 1, self.config.inference)[0]

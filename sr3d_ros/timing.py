@@ -1,4 +1,5 @@
 """Per-stage wall-clock timing that is correct on CUDA (synchronises before reading the clock)."""
+
 from __future__ import annotations
 
 import time

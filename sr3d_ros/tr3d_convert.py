@@ -37,6 +37,7 @@ ways out: strip the file in a trusted mmcv environment, or pass ``inert_globals=
 ``weights_only`` allowlist and replaces every other global by an inert placeholder (no code from
 the file runs; the placeholders are discarded, only tensors of the state dict are kept).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -67,15 +68,15 @@ from .models.backbone import scaled_channels
 
 __all__ = [
     "SCHEMES",
-    "TR3DConversionError",
     "ConversionReport",
-    "load_tr3d_checkpoint",
-    "extract_state_dict",
-    "detect_scheme",
-    "rename_tr3d_keys",
-    "infer_config",
-    "convert_tr3d_state_dict",
+    "TR3DConversionError",
     "convert_tr3d_checkpoint",
+    "convert_tr3d_state_dict",
+    "detect_scheme",
+    "extract_state_dict",
+    "infer_config",
+    "load_tr3d_checkpoint",
+    "rename_tr3d_keys",
 ]
 
 #: Published naming schemes: name -> {source prefix: our prefix}. Prefixes not listed are unmapped.
@@ -150,7 +151,7 @@ class _InertGlobal(dict):
 
     _inert_name = "?"
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> "_InertGlobal":
+    def __new__(cls, *args: Any, **kwargs: Any) -> _InertGlobal:
         return dict.__new__(cls)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -176,11 +177,16 @@ def _torch_allowed_globals() -> dict[str, Any]:
         from torch import _weights_only_unpickler as wou
 
         return dict(wou._get_allowed_globals())
-    except Exception:  # noqa: BLE001 - private API moved: fall back to the essentials
+    except Exception:
         import torch._utils as tu
 
         allowed: dict[str, Any] = {"collections.OrderedDict": OrderedDict, "torch.Size": torch.Size}
-        for name in ("_rebuild_tensor", "_rebuild_tensor_v2", "_rebuild_parameter", "_rebuild_parameter_with_state"):
+        for name in (
+            "_rebuild_tensor",
+            "_rebuild_tensor_v2",
+            "_rebuild_parameter",
+            "_rebuild_parameter_with_state",
+        ):
             if hasattr(tu, name):
                 allowed[f"torch._utils.{name}"] = getattr(tu, name)
         return allowed
@@ -200,7 +206,11 @@ class _InertUnpickler(pickle.Unpickler):
         if obj is not None:
             return obj
         _InertUnpickler.replaced.add(full)
-        return type(name, (_InertGlobal,), {"_inert_name": full, "__module__": "sr3d_ros.tr3d_convert.inert"})
+        return type(
+            name,
+            (_InertGlobal,),
+            {"_inert_name": full, "__module__": "sr3d_ros.tr3d_convert.inert"},
+        )
 
 
 def _inert_pickle_module() -> types.ModuleType:
@@ -211,7 +221,9 @@ def _inert_pickle_module() -> types.ModuleType:
     return mod
 
 
-def load_tr3d_checkpoint(path: str | Path, inert_globals: bool = False) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def load_tr3d_checkpoint(
+    path: str | Path, inert_globals: bool = False
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Read a TR3D checkpoint file safely and return ``(state_dict, meta)``.
 
     Args:
@@ -238,7 +250,7 @@ def load_tr3d_checkpoint(path: str | Path, inert_globals: bool = False) -> tuple
     except pickle.UnpicklingError as exc:
         try:
             unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
-        except Exception:  # noqa: BLE001 - legacy (non-zip) format cannot be scanned statically
+        except Exception:
             unsafe = []
         listed = ", ".join(unsafe) if unsafe else str(exc).splitlines()[0]
         if not inert_globals:
@@ -249,12 +261,14 @@ def load_tr3d_checkpoint(path: str | Path, inert_globals: bool = False) -> tuple
             ) from exc
         _InertUnpickler.replaced = set()
         try:
-            obj = torch.load(path, map_location="cpu", weights_only=False, pickle_module=_inert_pickle_module())
-        except Exception as exc2:  # noqa: BLE001
+            obj = torch.load(
+                path, map_location="cpu", weights_only=False, pickle_module=_inert_pickle_module()
+            )
+        except Exception as exc2:
             raise TR3DConversionError(
                 f"{path}: cannot be read even with inert placeholders for ({listed}): {exc2}\n{_STRIP_HINT}"
             ) from exc2
-    except Exception as exc:  # noqa: BLE001 - corrupt / not a torch file
+    except Exception as exc:
         raise TR3DConversionError(f"{path}: not a readable torch checkpoint: {exc}") from exc
     try:
         return extract_state_dict(obj)
@@ -294,13 +308,17 @@ def extract_state_dict(obj: Any) -> tuple[dict[str, torch.Tensor], dict[str, Any
     else:
         sd = obj
     if not isinstance(sd, dict) or not sd:
-        raise TR3DConversionError("no state dict found (expected keys 'state_dict' or 'model', or a raw state dict)")
+        raise TR3DConversionError(
+            "no state dict found (expected keys 'state_dict' or 'model', or a raw state dict)"
+        )
     bad = sorted(str(k) for k, v in sd.items() if not isinstance(v, torch.Tensor))
     if bad:
-        raise TR3DConversionError(f"state dict has non-tensor entries: {bad[:10]}{' ...' if len(bad) > 10 else ''}")
+        raise TR3DConversionError(
+            f"state dict has non-tensor entries: {bad[:10]}{' ...' if len(bad) > 10 else ''}"
+        )
     sd = {str(k): v for k, v in sd.items()}
     if all(k.startswith("module.") for k in sd):
-        sd = {k[len("module."):]: v for k, v in sd.items()}
+        sd = {k[len("module.") :]: v for k, v in sd.items()}
     return sd, meta or {}
 
 
@@ -316,12 +334,20 @@ def detect_scheme(state_dict: dict[str, torch.Tensor]) -> str:
     has_mm = any(k.startswith("bbox_head.") for k in state_dict)
     has_sl = any(k.startswith("head.") for k in state_dict)
     if has_mm == has_sl:
-        what = "both 'head.' and 'bbox_head.'" if has_mm else "neither 'head.' (SamsungLabs/tr3d) nor 'bbox_head.' (mmdetection3d projects/TR3D)"
-        raise TR3DConversionError(f"cannot tell the TR3D naming scheme: the state dict has {what} keys")
+        what = (
+            "both 'head.' and 'bbox_head.'"
+            if has_mm
+            else "neither 'head.' (SamsungLabs/tr3d) nor 'bbox_head.' (mmdetection3d projects/TR3D)"
+        )
+        raise TR3DConversionError(
+            f"cannot tell the TR3D naming scheme: the state dict has {what} keys"
+        )
     return "mmdet3d" if has_mm else "samsunglabs"
 
 
-def rename_tr3d_keys(state_dict: dict[str, torch.Tensor], scheme: str | None = None) -> tuple[dict[str, torch.Tensor], list[str]]:
+def rename_tr3d_keys(
+    state_dict: dict[str, torch.Tensor], scheme: str | None = None
+) -> tuple[dict[str, torch.Tensor], list[str]]:
     """Map TR3D key names to ours.
 
     Args:
@@ -341,7 +367,7 @@ def rename_tr3d_keys(state_dict: dict[str, torch.Tensor], scheme: str | None = N
     for key, value in state_dict.items():
         for src, dst in rules.items():
             if key.startswith(src):
-                renamed[dst + key[len(src):]] = value
+                renamed[dst + key[len(src) :]] = value
                 break
         else:
             unmapped.append(key)
@@ -355,7 +381,10 @@ def _shape(sd: dict[str, torch.Tensor], key: str) -> tuple[int, ...]:
 
 
 def _meta_classes(meta: dict[str, Any]) -> list[str] | None:
-    for getter in (lambda m: m.get("CLASSES"), lambda m: (m.get("dataset_meta") or {}).get("classes")):
+    for getter in (
+        lambda m: m.get("CLASSES"),
+        lambda m: (m.get("dataset_meta") or {}).get("classes"),
+    ):
         try:
             names = getter(meta)
         except AttributeError:
@@ -365,7 +394,9 @@ def _meta_classes(meta: dict[str, Any]) -> list[str] | None:
     return None
 
 
-def infer_config(state_dict: dict[str, torch.Tensor], meta: dict[str, Any] | None = None) -> tuple[DetectorConfig, list[str]]:
+def infer_config(
+    state_dict: dict[str, torch.Tensor], meta: dict[str, Any] | None = None
+) -> tuple[DetectorConfig, list[str]]:
     """Infer the :class:`DetectorConfig` from a state dict in *our* names (after renaming).
 
     Rules: classes from ``head.conv_cls`` output channels (18 -> ScanNet, 10 -> SUN RGB-D, with
@@ -386,7 +417,11 @@ def infer_config(state_dict: dict[str, torch.Tensor], meta: dict[str, Any] | Non
     in_channels, stem = stem_k[-2], stem_k[-1]
     blocks, planes = [], []
     for i in range(1, 5):
-        js = {int(m.group(1)) for k in state_dict if (m := re.match(rf"backbone\.layer{i}\.(\d+)\.conv1\.kernel$", k))}
+        js = {
+            int(m.group(1))
+            for k in state_dict
+            if (m := re.match(rf"backbone\.layer{i}\.(\d+)\.conv1\.kernel$", k))
+        }
         if not js:
             raise TR3DConversionError(f"cannot infer the model: no backbone.layer{i}.* tensors")
         blocks.append(max(js) + 1)
@@ -406,9 +441,14 @@ def infer_config(state_dict: dict[str, torch.Tensor], meta: dict[str, Any] | Non
             f"the checkpoint's meta lists classes {meta_names}, which differ from the {dataset} table "
             f"{list(names)}: pass a config (--config) that names them"
         )
-    notes.append(f"{num_classes} classes -> {dataset}" + (" (matches the checkpoint's meta)" if meta_names else ""))
+    notes.append(
+        f"{num_classes} classes -> {dataset}"
+        + (" (matches the checkpoint's meta)" if meta_names else "")
+    )
     if num_reg != expected_reg:
-        notes.append(f"note: {dataset} models usually have {expected_reg} regression outputs, this one has {num_reg}")
+        notes.append(
+            f"note: {dataset} models usually have {expected_reg} regression outputs, this one has {num_reg}"
+        )
     width = stem / 64
     fits = (
         width in (1.0, 0.5, 0.25)
@@ -418,17 +458,32 @@ def infer_config(state_dict: dict[str, torch.Tensor], meta: dict[str, Any] | Non
     )
     if fits:
         model = ModelConfig(
-            class_names=names, label2level=l2l, in_channels=in_channels, width=width, blocks=tuple(blocks),
-            num_reg_outs=num_reg, yaw_parametrization="tr3d" if num_reg == 8 else "sincos",
+            class_names=names,
+            label2level=l2l,
+            in_channels=in_channels,
+            width=width,
+            blocks=tuple(blocks),
+            num_reg_outs=num_reg,
+            yaw_parametrization="tr3d" if num_reg == 8 else "sincos",
         )
         notes.append(f"width {width:g} (stem {stem}, stages {planes}, neck {neck})")
     else:
         model = ModelConfig(
-            class_names=names, label2level=l2l, in_channels=in_channels, width=1.0, stem_channels=stem,
-            num_planes=tuple(planes), blocks=tuple(blocks), max_channels=max(planes + [neck, stem]),
-            neck_channels=neck, num_reg_outs=num_reg, yaw_parametrization="tr3d" if num_reg == 8 else "sincos",
+            class_names=names,
+            label2level=l2l,
+            in_channels=in_channels,
+            width=1.0,
+            stem_channels=stem,
+            num_planes=tuple(planes),
+            blocks=tuple(blocks),
+            max_channels=max(planes + [neck, stem]),
+            neck_channels=neck,
+            num_reg_outs=num_reg,
+            yaw_parametrization="tr3d" if num_reg == 8 else "sincos",
         )
-        notes.append(f"non-standard widths: stem {stem}, stages {planes}, neck {neck} (stored explicitly, width 1)")
+        notes.append(
+            f"non-standard widths: stem {stem}, stages {planes}, neck {neck} (stored explicitly, width 1)"
+        )
     return DetectorConfig(model=model, inference=InferenceConfig()), notes
 
 
@@ -458,7 +513,9 @@ def convert_tr3d_state_dict(
     scheme = scheme or detect_scheme(state_dict)
     renamed, unmapped = rename_tr3d_keys(state_dict, scheme)
     problems: list[str] = []
-    if any(k.startswith("backbone.norm1.") and not k.startswith("backbone.norm1.bn.") for k in renamed):
+    if any(
+        k.startswith("backbone.norm1.") and not k.startswith("backbone.norm1.bn.") for k in renamed
+    ):
         raise TR3DConversionError(
             "the backbone stem uses InstanceNorm (TR3D MinkResNet norm='instance'); sr3d_ros's MinkResNet "
             "uses BatchNorm like TR3D's published configs (norm='batch'): this checkpoint cannot be converted"
@@ -467,7 +524,9 @@ def convert_tr3d_state_dict(
         hint = ""
         if any(k.startswith(("img_backbone.", "img_neck.")) for k in unmapped):
             hint = " (TR3D+FF image-fusion checkpoints are not supported: point-cloud TR3D only)"
-        problems.append(f"{len(unmapped)} source tensors have no destination{hint}: {unmapped[:20]}")
+        problems.append(
+            f"{len(unmapped)} source tensors have no destination{hint}: {unmapped[:20]}"
+        )
     inferred = config is None
     notes: list[str] = [f"naming scheme: {scheme}"]
     if config is None:
@@ -495,15 +554,25 @@ def convert_tr3d_state_dict(
             continue
         value = renamed[key]
         if tuple(value.shape) != tuple(ref.shape):
-            problems.append(f"shape mismatch for {key}: checkpoint {tuple(value.shape)}, model {tuple(ref.shape)}")
+            problems.append(
+                f"shape mismatch for {key}: checkpoint {tuple(value.shape)}, model {tuple(ref.shape)}"
+            )
             continue
         out[key] = value.detach().to(ref.dtype).clone()
-    missing = [k for k in target if k not in out and k not in filled and not any(p.startswith(f"shape mismatch for {k}:") for p in problems)]
+    missing = [
+        k
+        for k in target
+        if k not in out
+        and k not in filled
+        and not any(p.startswith(f"shape mismatch for {k}:") for p in problems)
+    ]
     if missing:
         problems.append(f"{len(missing)} model tensors are not in the checkpoint: {missing[:20]}")
     extra = sorted(set(renamed) - set(target))
     if extra:
-        problems.append(f"{len(extra)} checkpoint tensors do not exist in the model {_describe(config)}: {extra[:20]}")
+        problems.append(
+            f"{len(extra)} checkpoint tensors do not exist in the model {_describe(config)}: {extra[:20]}"
+        )
     if problems:
         raise TR3DConversionError("; ".join(problems))
     try:
@@ -511,11 +580,18 @@ def convert_tr3d_state_dict(
     except RuntimeError as exc:  # pragma: no cover - guarded by the checks above
         raise TR3DConversionError(f"strict load failed: {exc}") from exc
     report = ConversionReport(
-        source="<state_dict>", scheme=scheme, config=config, config_inferred=inferred,
-        num_tensors=len(out) - len(filled), filled=filled, notes=notes,
+        source="<state_dict>",
+        scheme=scheme,
+        config=config,
+        config_inferred=inferred,
+        num_tensors=len(out) - len(filled),
+        filled=filled,
+        notes=notes,
     )
     if filled:
-        report.notes.append(f"filled {len(filled)} missing num_batches_tracked counters with 0 (unused at inference)")
+        report.notes.append(
+            f"filled {len(filled)} missing num_batches_tracked counters with 0 (unused at inference)"
+        )
     return out, report
 
 
@@ -573,7 +649,21 @@ def convert_tr3d_checkpoint(
         "naming_scheme": report.scheme,
         "config_inferred": report.config_inferred,
         "notes": list(report.notes),
-        "source_meta": {k: v for k, v in meta.items() if k in ("mmdet3d_version", "mmcv_version", "mmengine_version", "epoch", "iter", "time", "CLASSES", "dataset_meta")},
+        "source_meta": {
+            k: v
+            for k, v in meta.items()
+            if k
+            in (
+                "mmdet3d_version",
+                "mmcv_version",
+                "mmengine_version",
+                "epoch",
+                "iter",
+                "time",
+                "CLASSES",
+                "dataset_meta",
+            )
+        },
         "converter": "sr3d_ros.tr3d_convert",
         "converted_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "config": to_dict(report.config),

@@ -1,4 +1,5 @@
 """Shared pytest fixtures: where the real sample data lives, and a safe ROS environment."""
+
 from __future__ import annotations
 
 import os

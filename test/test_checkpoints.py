@@ -1,4 +1,5 @@
 """Checkpoint format: round trip, atomic writes, weights_only safety, config/weights mismatches."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -21,7 +22,9 @@ from sr3d_ros.config import DetectorConfig, InferenceConfig, ModelConfig, to_dic
 from sr3d_ros.inference import PointCloudDetector
 from sr3d_ros.models import TR3DDetector
 
-SMALL = DetectorConfig(model=ModelConfig(width=0.25), inference=InferenceConfig(score_threshold=0.0, nms_pre=50))
+SMALL = DetectorConfig(
+    model=ModelConfig(width=0.25), inference=InferenceConfig(score_threshold=0.0, nms_pre=50)
+)
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +40,9 @@ def small_model() -> TR3DDetector:
 
 def test_round_trip(tmp_path: Path, small_model: TR3DDetector, data_root: Path) -> None:
     path = tmp_path / "m.pt"
-    save_checkpoint(path, small_model.state_dict(), SMALL, provenance={"dataset": "none", "note": "random"})
+    save_checkpoint(
+        path, small_model.state_dict(), SMALL, provenance={"dataset": "none", "note": "random"}
+    )
     ckpt = load_checkpoint(path)
     assert ckpt["format"] == CHECKPOINT_FORMAT and ckpt["kind"] == "pointcloud"
     assert config_from_checkpoint(ckpt, path) == SMALL
@@ -52,24 +57,32 @@ def test_round_trip(tmp_path: Path, small_model: TR3DDetector, data_root: Path) 
     original = PointCloudDetector(small_model, SMALL, torch.device("cpu"))
     a, b = loaded(pts), original(pts)
     assert len(a) == len(b) > 0
-    assert torch.equal(a.boxes, b.boxes) and torch.equal(a.scores, b.scores) and torch.equal(a.labels, b.labels)
+    assert (
+        torch.equal(a.boxes, b.boxes)
+        and torch.equal(a.scores, b.scores)
+        and torch.equal(a.labels, b.labels)
+    )
 
 
 def test_inference_overrides(tmp_path: Path, small_model: TR3DDetector) -> None:
     path = tmp_path / "m.pt"
     save_checkpoint(path, small_model.state_dict(), SMALL)
-    det = PointCloudDetector.from_checkpoint(path, device="cpu", score_threshold=0.4, max_detections=5)
+    det = PointCloudDetector.from_checkpoint(
+        path, device="cpu", score_threshold=0.4, max_detections=5
+    )
     assert det.config.inference.score_threshold == 0.4 and det.config.inference.max_detections == 5
     with pytest.raises(ValueError):
         PointCloudDetector.from_checkpoint(path, device="cpu", no_such_option=1)
 
 
-def test_atomic_save_leaves_nothing_on_failure(tmp_path: Path, small_model: TR3DDetector, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_atomic_save_leaves_nothing_on_failure(
+    tmp_path: Path, small_model: TR3DDetector, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = tmp_path / "m.pt"
     save_checkpoint(path, small_model.state_dict(), SMALL, provenance={"v": 1})
     before = path.read_bytes()
 
-    def broken_save(obj, f, *args, **kwargs):  # noqa: ANN001, ANN202 - torch.save signature
+    def broken_save(obj, f, *args, **kwargs):
         f.write(b"partial checkpoint bytes")
         raise OSError("disk full")
 
@@ -77,7 +90,9 @@ def test_atomic_save_leaves_nothing_on_failure(tmp_path: Path, small_model: TR3D
     with pytest.raises(OSError, match="disk full"):
         save_checkpoint(path, small_model.state_dict(), SMALL, provenance={"v": 2})
     with pytest.raises(KeyboardInterrupt):
-        monkeypatch.setattr(ckpt_mod.torch, "save", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()))
+        monkeypatch.setattr(
+            ckpt_mod.torch, "save", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt())
+        )
         atomic_torch_save({"x": 1}, tmp_path / "new.pt")
     assert path.read_bytes() == before, "a failed save must not touch the existing file"
     assert not (tmp_path / "new.pt").exists()
@@ -94,15 +109,19 @@ class Malicious:
     def __init__(self, marker: Path) -> None:
         self.marker = str(marker)
 
-    def __reduce__(self):  # noqa: ANN204
+    def __reduce__(self):
         return (_touch, (self.marker,))
 
 
 def test_weights_only_rejects_pickled_code(tmp_path: Path, small_model: TR3DDetector) -> None:
     marker = tmp_path / "pwned"
     payload = {
-        "format": CHECKPOINT_FORMAT, "version": 1, "kind": "pointcloud", "config": to_dict(SMALL),
-        "class_names": list(SMALL.model.class_names), "state_dict": small_model.state_dict(),
+        "format": CHECKPOINT_FORMAT,
+        "version": 1,
+        "kind": "pointcloud",
+        "config": to_dict(SMALL),
+        "class_names": list(SMALL.model.class_names),
+        "state_dict": small_model.state_dict(),
         "provenance": {"evil": Malicious(marker)},
     }
     torch.save(payload, tmp_path / "evil.pt")

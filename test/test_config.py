@@ -1,4 +1,5 @@
 """Typed config: the shipped TR3D YAMLs, strict key checking, type and value errors."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -41,8 +42,16 @@ def test_sunrgbd_yaml() -> None:
     m = cfg.model
     assert m.class_names == SUNRGBD_CLASSES and m.label2level == SUNRGBD_LABEL2LEVEL
     assert m.num_reg_outs == 8 and m.with_yaw and m.yaw_parametrization == "tr3d"
-    assert dataclasses.replace(m, class_names=SCANNET_CLASSES, label2level=SCANNET_LABEL2LEVEL, num_reg_outs=6,
-                               yaw_parametrization="sincos") == ModelConfig()
+    assert (
+        dataclasses.replace(
+            m,
+            class_names=SCANNET_CLASSES,
+            label2level=SCANNET_LABEL2LEVEL,
+            num_reg_outs=6,
+            yaw_parametrization="sincos",
+        )
+        == ModelConfig()
+    )
 
 
 @pytest.mark.parametrize("name", YAMLS)
@@ -52,10 +61,14 @@ def test_every_key_is_documented(name: str) -> None:
     fields = {"model": ModelConfig, "inference": InferenceConfig}
     assert set(data) == set(fields)
     for section, cls in fields.items():
-        assert set(data[section]) == {f.name for f in dataclasses.fields(cls)}, f"{name}: {section} must list every key"
+        assert set(data[section]) == {f.name for f in dataclasses.fields(cls)}, (
+            f"{name}: {section} must list every key"
+        )
     for i, line in enumerate(lines):
         if re.match(r"^\s+[a-z_0-9]+:", line):
-            assert lines[i - 1].strip().startswith("#"), f"{name}:{i + 1}: key without a comment: {line.strip()}"
+            assert lines[i - 1].strip().startswith("#"), (
+                f"{name}:{i + 1}: key without a comment: {line.strip()}"
+            )
 
 
 @pytest.mark.parametrize("name", YAMLS)
@@ -65,7 +78,10 @@ def test_width_variants_from_yaml(tmp_path: Path, name: str, width: float) -> No
     (tmp_path / "w.yaml").write_text(text)
     cfg = load_yaml(tmp_path / "w.yaml", DetectorConfig)
     assert cfg.model.width == width
-    full = sum(p.numel() for p in TR3DDetector(load_yaml(CONFIG_DIR / name, DetectorConfig).model).parameters())
+    full = sum(
+        p.numel()
+        for p in TR3DDetector(load_yaml(CONFIG_DIR / name, DetectorConfig).model).parameters()
+    )
     small = sum(p.numel() for p in TR3DDetector(cfg.model).parameters())
     assert small / full == pytest.approx(width**2, rel=0.1)
 

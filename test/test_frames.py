@@ -3,6 +3,7 @@
 The transform tests run on the real raw (unaligned) ScanNet scan and its axis-alignment matrix:
 the matrix maps the raw sensor-mesh frame to the gravity-aligned frame the boxes are labelled in.
 """
+
 from __future__ import annotations
 
 import math
@@ -49,17 +50,28 @@ def test_rpy_matches_composition_and_is_rotation():
     np.testing.assert_allclose(r.T @ r, np.eye(3), atol=1e-12)
     assert np.linalg.det(r) == pytest.approx(1.0)
     # roll alone rotates y towards z
-    np.testing.assert_allclose(F.rotation_from_rpy(math.pi / 2, 0, 0) @ [0, 1, 0], [0, 0, 1], atol=1e-12)
+    np.testing.assert_allclose(
+        F.rotation_from_rpy(math.pi / 2, 0, 0) @ [0, 1, 0], [0, 0, 1], atol=1e-12
+    )
     # pitch alone rotates z towards x
-    np.testing.assert_allclose(F.rotation_from_rpy(0, math.pi / 2, 0) @ [0, 0, 1], [1, 0, 0], atol=1e-12)
+    np.testing.assert_allclose(
+        F.rotation_from_rpy(0, math.pi / 2, 0) @ [0, 0, 1], [1, 0, 0], atol=1e-12
+    )
     np.testing.assert_allclose(F.rotation_from_rpy(0, 0, 0.7), F.rotation_z(0.7), atol=1e-15)
 
 
 def test_quaternion_round_trip_all_branches():
     rots = random_rotations(500)
     # include the w-small branches: 180 degree turns about each axis
-    rots = np.concatenate([rots, np.diag([1.0, -1, -1])[None], np.diag([-1.0, 1, -1])[None],
-                           np.diag([-1.0, -1, 1])[None], np.eye(3)[None]])
+    rots = np.concatenate(
+        [
+            rots,
+            np.diag([1.0, -1, -1])[None],
+            np.diag([-1.0, 1, -1])[None],
+            np.diag([-1.0, -1, 1])[None],
+            np.eye(3)[None],
+        ]
+    )
     q = F.quaternion_from_matrix(rots)
     np.testing.assert_allclose(np.linalg.norm(q, axis=1), 1.0, atol=1e-12)
     assert (q[:, 3] >= 0).all()
@@ -135,15 +147,21 @@ def test_boxes_back_to_input_frame_about_z(raw_scan, data_root):
     poses = F.boxes_from_gravity(boxes, m)
     assert poses.upright and len(poses) == len(boxes)
     a = math.atan2(m[1, 0], m[0, 0])
-    np.testing.assert_allclose(poses.centers, (np.c_[boxes[:, :3], np.ones(len(boxes))] @ np.linalg.inv(m).T)[:, :3], atol=1e-5)
+    np.testing.assert_allclose(
+        poses.centers,
+        (np.c_[boxes[:, :3], np.ones(len(boxes))] @ np.linalg.inv(m).T)[:, :3],
+        atol=1e-5,
+    )
     yaw = np.angle(np.exp(1j * (poses.yaw + a)))
     np.testing.assert_allclose(yaw, 0.0, atol=1e-9)
     np.testing.assert_allclose(poses.sizes, boxes[:, 3:6])
     # membership of points is frame-independent
     for k in range(0, len(boxes), 5):
+
         def inside(pts, c, r, s):
             local = (pts[:, :3] - c) @ r  # coordinates along the box axes
             return (np.abs(local) <= s / 2 - 1e-3).all(1)
+
         in_aligned = inside(aligned, boxes[k, :3].astype(np.float64), np.eye(3), boxes[k, 3:6])
         in_raw = inside(raw, poses.centers[k], poses.rotations[k], poses.sizes[k])
         assert in_aligned.sum() > 0
@@ -162,7 +180,9 @@ def test_boxes_back_for_tilted_sensor_keep_full_rotation():
     tinv = np.linalg.inv(t)
     expected = g @ tinv[:3, :3].T + tinv[:3, 3]
     np.testing.assert_allclose(F.box_corners(poses), expected, atol=1e-9)
-    np.testing.assert_allclose(F.matrix_from_quaternion(poses.quaternions), poses.rotations, atol=1e-10)
+    np.testing.assert_allclose(
+        F.matrix_from_quaternion(poses.quaternions), poses.rotations, atol=1e-10
+    )
 
 
 def test_identity_transform_is_a_no_op():

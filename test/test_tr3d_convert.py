@@ -6,6 +6,7 @@ MinkowskiEngine's ``BasicBlock``, ``MinkowskiBatchNorm`` (``.bn``) and kernel la
 independently of ``sr3d_ros.models``: if our module names or shapes drift from TR3D's, these
 tests fail.
 """
+
 from __future__ import annotations
 
 import math
@@ -38,8 +39,14 @@ OUR_HEAD = {"reg": "head.conv_reg", "cls": "head.conv_cls"}
 
 
 def published_tr3d_shapes(
-    scheme: str, n_classes: int, n_reg: int, stem: int = 64, planes: tuple[int, ...] = (64, 128, 128, 128),
-    blocks: tuple[int, ...] = (3, 4, 6, 3), neck_out: int = 128, in_channels: int = 3,
+    scheme: str,
+    n_classes: int,
+    n_reg: int,
+    stem: int = 64,
+    planes: tuple[int, ...] = (64, 128, 128, 128),
+    blocks: tuple[int, ...] = (3, 4, 6, 3),
+    neck_out: int = 128,
+    in_channels: int = 3,
 ) -> dict[str, tuple[int, ...]]:
     """Key -> shape of a TR3D state dict, from the published architecture (ME layout)."""
     shapes: dict[str, tuple[int, ...]] = {}
@@ -91,7 +98,7 @@ def random_state_dict(shapes: dict[str, tuple[int, ...]], seed: int = 0) -> dict
     for key, shape in shapes.items():
         if key.endswith("num_batches_tracked"):
             sd[key] = torch.randint(1, 10_000, (), generator=g, dtype=torch.int64)
-        elif key.endswith("running_var") or key.endswith("bn.weight"):
+        elif key.endswith(("running_var", "bn.weight")):
             sd[key] = 0.5 + torch.rand(shape, generator=g)
         elif key.endswith("kernel"):
             fan_in = shape[-2] * (shape[0] if len(shape) == 3 else 1)
@@ -104,7 +111,7 @@ def random_state_dict(shapes: dict[str, tuple[int, ...]], seed: int = 0) -> dict
 def to_our_name(key: str, scheme: str) -> str:
     for part in ("reg", "cls"):
         if key.startswith(HEAD_NAMES[scheme][part] + "."):
-            return OUR_HEAD[part] + key[len(HEAD_NAMES[scheme][part]):]
+            return OUR_HEAD[part] + key[len(HEAD_NAMES[scheme][part]) :]
     return key
 
 
@@ -122,8 +129,13 @@ def assert_all_landed(det: PointCloudDetector, sd: dict[str, torch.Tensor], sche
         assert torch.equal(mine.cpu(), value.to(mine.dtype)), key
 
 
-@pytest.mark.parametrize("scheme,n_classes,n_reg", [("samsunglabs", 18, 6), ("mmdet3d", 18, 6), ("samsunglabs", 10, 8), ("mmdet3d", 10, 8)])
-def test_full_width_published_names_all_land(tmp_path: Path, scheme: str, n_classes: int, n_reg: int) -> None:
+@pytest.mark.parametrize(
+    "scheme,n_classes,n_reg",
+    [("samsunglabs", 18, 6), ("mmdet3d", 18, 6), ("samsunglabs", 10, 8), ("mmdet3d", 10, 8)],
+)
+def test_full_width_published_names_all_land(
+    tmp_path: Path, scheme: str, n_classes: int, n_reg: int
+) -> None:
     sd = random_state_dict(published_tr3d_shapes(scheme, n_classes, n_reg), seed=n_classes + n_reg)
     src = save_wrapped(tmp_path / "tr3d.pth", sd)
     report = convert_tr3d_checkpoint(src, tmp_path / "ours.pt")
@@ -141,7 +153,9 @@ def test_full_width_published_names_all_land(tmp_path: Path, scheme: str, n_clas
 
 def _sunrgbd_points(data_root: Path) -> np.ndarray:
     scipy_io = pytest.importorskip("scipy.io")
-    pts = scipy_io.loadmat(str(data_root / "sunrgbd" / "sunrgbd_trainval" / "depth" / "000001.mat"))["instance"]
+    pts = scipy_io.loadmat(
+        str(data_root / "sunrgbd" / "sunrgbd_trainval" / "depth" / "000001.mat")
+    )["instance"]
     pts = np.asarray(pts, dtype=np.float32)
     # TR3D's SUN RGB-D test pipeline samples 100k points per frame; so do we (fixed seed).
     pts = pts[np.sort(np.random.default_rng(0).choice(len(pts), 100_000, replace=False))].copy()
@@ -149,7 +163,7 @@ def _sunrgbd_points(data_root: Path) -> np.ndarray:
     return pts
 
 
-SMALL = dict(stem=16, planes=(16, 32, 32, 32), neck_out=32)  # width 0.25
+SMALL = {"stem": 16, "planes": (16, 32, 32, 32), "neck_out": 32}  # width 0.25
 
 
 def test_converted_scannet_model_runs_on_real_scan(tmp_path: Path, data_root: Path) -> None:
@@ -187,15 +201,21 @@ def test_converted_full_width_models_run_on_real_samples(tmp_path: Path, data_ro
     cases = [("samsunglabs", 18, 6, pts), ("mmdet3d", 10, 8, _sunrgbd_points(data_root))]
     for i, (scheme, n_classes, n_reg, points) in enumerate(cases):
         sd = random_state_dict(published_tr3d_shapes(scheme, n_classes, n_reg), seed=10 + i)
-        report = convert_tr3d_checkpoint(save_wrapped(tmp_path / f"{scheme}.pth", sd), tmp_path / f"{scheme}.pt")
+        report = convert_tr3d_checkpoint(
+            save_wrapped(tmp_path / f"{scheme}.pth", sd), tmp_path / f"{scheme}.pt"
+        )
         m = report.config.model
         assert report.scheme == scheme and m.width == 1.0 and m.voxel_size == 0.01
-        det = PointCloudDetector.from_checkpoint(tmp_path / f"{scheme}.pt", device="cpu", score_threshold=0.05)
+        det = PointCloudDetector.from_checkpoint(
+            tmp_path / f"{scheme}.pt", device="cpu", score_threshold=0.05
+        )
         assert_all_landed(det, sd, scheme)
         assert sum(p.numel() for p in det.model.parameters()) > 14_000_000
         out = det(points)
         assert out.class_names == (SCANNET_CLASSES if n_classes == 18 else SUNRGBD_CLASSES)
-        assert len(out) > 0 and out.boxes.shape == (len(out), 7) and out.boxes.dtype == torch.float32
+        assert (
+            len(out) > 0 and out.boxes.shape == (len(out), 7) and out.boxes.dtype == torch.float32
+        )
         assert torch.isfinite(out.boxes).all() and torch.isfinite(out.scores).all()
         assert (out.boxes[:, 3:6] > 0).all() and ((out.scores >= 0.05) & (out.scores <= 1)).all()
         assert set(out.timings_ms) == {"voxelize", "backbone", "neck", "head", "nms"}
@@ -235,14 +255,22 @@ def test_unmapped_and_missing_keys_are_errors() -> None:
 def test_instance_norm_stem_and_unknown_classes_are_explained() -> None:
     sd = random_state_dict(published_tr3d_shapes("samsunglabs", 18, 6, **SMALL))
     inst = {k: v for k, v in sd.items() if not k.startswith("backbone.norm1.")}
-    inst["backbone.norm1.weight"], inst["backbone.norm1.bias"] = torch.ones(1, 16), torch.zeros(1, 16)
+    inst["backbone.norm1.weight"], inst["backbone.norm1.bias"] = (
+        torch.ones(1, 16),
+        torch.zeros(1, 16),
+    )
     with pytest.raises(TR3DConversionError, match="InstanceNorm"):
         convert_tr3d_state_dict(inst)
     s3dis = random_state_dict(published_tr3d_shapes("mmdet3d", 5, 6, **SMALL))
     with pytest.raises(TR3DConversionError, match="--config"):
         convert_tr3d_state_dict(s3dis)
-    cfg = DetectorConfig(model=ModelConfig(class_names=("table", "chair", "sofa", "bookcase", "board"),
-                                           label2level=(1, 0, 1, 1, 0), width=0.25))
+    cfg = DetectorConfig(
+        model=ModelConfig(
+            class_names=("table", "chair", "sofa", "bookcase", "board"),
+            label2level=(1, 0, 1, 1, 0),
+            width=0.25,
+        )
+    )
     out, report = convert_tr3d_state_dict(s3dis, cfg)
     assert not report.config_inferred and len(out) == len(s3dis)
     with pytest.raises(TR3DConversionError, match="differ"):
@@ -258,7 +286,9 @@ def test_given_config_must_match_and_decode_yaw_like_tr3d(tmp_path: Path) -> Non
 
     small = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, width=0.25))
     convert_tr3d_state_dict(sd, small)
-    sincos = dataclasses.replace(small, model=dataclasses.replace(small.model, yaw_parametrization="sincos"))
+    sincos = dataclasses.replace(
+        small, model=dataclasses.replace(small.model, yaw_parametrization="sincos")
+    )
     with pytest.raises(TR3DConversionError, match="yaw_parametrization"):
         convert_tr3d_state_dict(sd, sincos)
 
@@ -278,15 +308,18 @@ class MmcvLikeObject:
     def __init__(self, path: str) -> None:
         self.path = path
 
-    def __reduce__(self):  # noqa: ANN204 - pickle protocol
+    def __reduce__(self):
         return (_side_effect, (self.path,))
 
 
 def test_pickled_objects_in_meta_are_refused_then_read_inertly(tmp_path: Path) -> None:
     sd = random_state_dict(published_tr3d_shapes("samsunglabs", 18, 6, **SMALL))
     marker = tmp_path / "marker.txt"
-    src = save_wrapped(tmp_path / "pickled.pth", sd, meta={"config": MmcvLikeObject(str(marker)), "epoch": 12,
-                                                           "CLASSES": list(SCANNET_CLASSES)})
+    src = save_wrapped(
+        tmp_path / "pickled.pth",
+        sd,
+        meta={"config": MmcvLikeObject(str(marker)), "epoch": 12, "CLASSES": list(SCANNET_CLASSES)},
+    )
     with pytest.raises(TR3DConversionError, match="_side_effect") as info:
         convert_tr3d_checkpoint(src, tmp_path / "x.pt")
     assert "weights_only" in str(info.value) and "--inert-globals" in str(info.value)
@@ -303,7 +336,20 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     src = save_wrapped(tmp_path / "s.pth", sd)
     assert convert_main([str(src), str(tmp_path / "s.pt")]) == 0
     assert "samsunglabs" in capsys.readouterr().out
-    assert convert_main([str(src), str(tmp_path / "t.pt"), "--config", str(REPO / "config" / "tr3d_sunrgbd.yaml")]) == 1
+    assert (
+        convert_main(
+            [
+                str(src),
+                str(tmp_path / "t.pt"),
+                "--config",
+                str(REPO / "config" / "tr3d_sunrgbd.yaml"),
+            ]
+        )
+        == 1
+    )
     assert "shape mismatch" in capsys.readouterr().err
     assert convert_main([str(tmp_path / "nope.pth"), str(tmp_path / "u.pt")]) == 1
-    assert convert_main([str(src), str(tmp_path / "v.pt"), "--config", str(tmp_path / "none.yaml")]) == 2
+    assert (
+        convert_main([str(src), str(tmp_path / "v.pt"), "--config", str(tmp_path / "none.yaml")])
+        == 2
+    )

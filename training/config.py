@@ -3,15 +3,21 @@
 Relative data paths are resolved against the config file's folder, so configs in ``config/``
 can point at ``../../shared/data/...`` and work from any working directory.
 """
+
 from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from sr3d_ros.config import ConfigError, DetectorConfig, InferenceConfig, ModelConfig, from_dict
+from sr3d_ros.config import (
+    ConfigError,
+    DetectorConfig,
+    InferenceConfig,
+    ModelConfig,
+    from_dict,
+    read_yaml_mapping,
+)
 
 from .assigners import AssignerConfig
 from .losses import ClassificationLossConfig
@@ -114,8 +120,12 @@ class TrainConfig:
 
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     inference: InferenceConfig = dataclasses.field(default_factory=InferenceConfig)
-    data: DataConfig = dataclasses.field(default_factory=lambda: DataConfig(train_ids=("scene0000_00",)))
-    augmentation: AugmentationConfig = dataclasses.field(default_factory=lambda: AugmentationConfig(normalize_colors=False))
+    data: DataConfig = dataclasses.field(
+        default_factory=lambda: DataConfig(train_ids=("scene0000_00",))
+    )
+    augmentation: AugmentationConfig = dataclasses.field(
+        default_factory=lambda: AugmentationConfig(normalize_colors=False)
+    )
     optim: OptimConfig = dataclasses.field(default_factory=OptimConfig)
     assigner: AssignerConfig = dataclasses.field(default_factory=AssignerConfig)
     cls_loss: ClassificationLossConfig = dataclasses.field(default_factory=ClassificationLossConfig)
@@ -131,7 +141,9 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.augmentation.normalize_colors:
-            raise ConfigError("augmentation.normalize_colors must be false: the model normalises colours itself")
+            raise ConfigError(
+                "augmentation.normalize_colors must be false: the model normalises colours itself"
+            )
         if self.batch_size < 1:
             raise ConfigError("batch_size must be >= 1")
 
@@ -151,14 +163,7 @@ def load_train_config(path: str | Path, overrides: dict[str, Any] | None = None)
         FileNotFoundError, ConfigError (naming the file and key).
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"training config not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: top level must be a mapping")
+    data = read_yaml_mapping(path, "training config")
     for key, value in (overrides or {}).items():
         if isinstance(value, dict) and isinstance(data.get(key), dict):
             data[key] = {**data[key], **value}

@@ -12,6 +12,7 @@ from the config), then
 The IoU each positive's predicted box has with its assigned box (detached) is what RAS/QFL/VFL
 use as quality target.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -79,30 +80,38 @@ class DetectionLoss:
         self.with_yaw = with_yaw
         self.bbox_loss_weight = bbox_loss_weight
 
-    def __call__(self, outputs: HeadOutputs, gt_boxes: list[torch.Tensor], gt_labels: list[torch.Tensor]) -> LossOutput:
+    def __call__(
+        self, outputs: HeadOutputs, gt_boxes: list[torch.Tensor], gt_labels: list[torch.Tensor]
+    ) -> LossOutput:
         """Args:
-            outputs: head outputs of the batch (``outputs.batch`` indexes ``gt_*``).
-            gt_boxes: per scene ``(K_i, 7)`` float boxes (our convention) on the model's device.
-            gt_labels: per scene ``(K_i,)`` int64.
+        outputs: head outputs of the batch (``outputs.batch`` indexes ``gt_*``).
+        gt_boxes: per scene ``(K_i, 7)`` float boxes (our convention) on the model's device.
+        gt_labels: per scene ``(K_i,)`` int64.
         """
         device = outputs.cls_logits.device
         cls_sum = outputs.cls_logits.new_zeros(())
         box_losses: list[torch.Tensor] = []
         ious_all: list[torch.Tensor] = []
         num_pos = 0
-        rotated = True if self.with_yaw else False
+        rotated = bool(self.with_yaw)
         for b, (boxes, labels) in enumerate(zip(gt_boxes, gt_labels)):
             rows = torch.nonzero(outputs.batch == b, as_tuple=True)[0]
             o = outputs.select(rows)
             pred = decode_boxes(o.locations, o.bbox_pred, self.yaw_parametrization)
-            result = self.assigner.assign(o.locations, o.levels, boxes, labels, pred.detach(), o.cls_logits.detach())
+            result = self.assigner.assign(
+                o.locations, o.levels, boxes, labels, pred.detach(), o.cls_logits.detach()
+            )
             gt_index = result.gt_index
             pos = gt_index >= 0
             ious = torch.zeros(len(rows), device=device, dtype=pred.dtype)
             if bool(pos.any()):
                 target = boxes[gt_index[pos]]
                 with torch.no_grad():
-                    ious[pos] = aligned_box_iou_3d(pred[pos].detach(), target, rotated=rotated).clamp(0, 1).to(pred.dtype)
+                    ious[pos] = (
+                        aligned_box_iou_3d(pred[pos].detach(), target, rotated=rotated)
+                        .clamp(0, 1)
+                        .to(pred.dtype)
+                    )
                 box_losses.append(diou_loss(pred[pos], target, rotated=rotated, reduction="none"))
                 ious_all.append(ious[pos])
                 num_pos += int(pos.sum())

@@ -1,4 +1,5 @@
 """Run a detector over a dataset and score it with the indoor mAP protocol (+ the IoU oracle)."""
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -14,7 +15,7 @@ from sr3d_ros.models import TR3DDetector, points_to_sparse
 from .datasets.sample import Sample
 from .evaluation import IndoorEvalResult, evaluate_indoor
 
-__all__ = ["SceneResult", "predict_dataset", "oracle_scores", "evaluate_predictions"]
+__all__ = ["SceneResult", "evaluate_predictions", "oracle_scores", "predict_dataset"]
 
 
 @dataclass
@@ -29,7 +30,10 @@ class SceneResult:
 
 @torch.no_grad()
 def predict_dataset(
-    model: TR3DDetector, samples: Iterable[Sample], inference: InferenceConfig, device: torch.device | str = "cpu"
+    model: TR3DDetector,
+    samples: Iterable[Sample],
+    inference: InferenceConfig,
+    device: torch.device | str = "cpu",
 ) -> list[SceneResult]:
     """Detect every sample (no augmentation) and keep its ground truth.
 
@@ -47,10 +51,14 @@ def predict_dataset(
             pts = torch.as_tensor(sample.points, dtype=torch.float32, device=device)
             x = points_to_sparse([pts], model.config.voxel_size, model.config.color_mean)
             det = model.postprocess(model(x), 1, inference)[0].to("cpu")
-            results.append(SceneResult(
-                sample.sample_id, det,
-                torch.as_tensor(sample.gt_boxes, dtype=torch.float32), torch.as_tensor(sample.gt_labels, dtype=torch.int64),
-            ))
+            results.append(
+                SceneResult(
+                    sample.sample_id,
+                    det,
+                    torch.as_tensor(sample.gt_boxes, dtype=torch.float32),
+                    torch.as_tensor(sample.gt_labels, dtype=torch.int64),
+                )
+            )
     finally:
         model.train(was_training)
     return results
@@ -74,7 +82,10 @@ def oracle_scores(result: SceneResult) -> Detections:
 
 
 def evaluate_predictions(
-    results: list[SceneResult], class_names: tuple[str, ...], thresholds: tuple[float, ...] = (0.25, 0.5), oracle: bool = False
+    results: list[SceneResult],
+    class_names: tuple[str, ...],
+    thresholds: tuple[float, ...] = (0.25, 0.5),
+    oracle: bool = False,
 ) -> IndoorEvalResult:
     """Indoor mAP (see :func:`sr3d_training.evaluation.evaluate_indoor`) of scene results;
     ``oracle=True`` scores the IoU-oracle predictions instead."""

@@ -1,8 +1,8 @@
 """Training loop: AdamW + warm-up/step schedule, AMP on CUDA, DDP through torchrun, atomic
 checkpoints every epoch and on Ctrl-C, exact resume, non-finite-loss guard, TensorBoard."""
+
 from __future__ import annotations
 
-import math
 import os
 import random
 import signal
@@ -33,7 +33,7 @@ from .evaluate import evaluate_predictions, predict_dataset
 from .losses import build_classification_loss
 from .transforms import IndoorAugmentation
 
-__all__ = ["Trainer", "NonFiniteLossError", "build_datasets", "collate_samples", "seed_everything"]
+__all__ = ["NonFiniteLossError", "Trainer", "build_datasets", "collate_samples", "seed_everything"]
 
 
 class NonFiniteLossError(RuntimeError):
@@ -110,8 +110,12 @@ def _rng_state() -> dict[str, Any]:
     np_state = np.random.get_state()
     return {
         "python": random.getstate(),
-        "numpy": {"keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
-                  "has_gauss": int(np_state[3]), "cached": float(np_state[4])},
+        "numpy": {
+            "keys": torch.from_numpy(np_state[1].astype(np.int64)),
+            "pos": int(np_state[2]),
+            "has_gauss": int(np_state[3]),
+            "cached": float(np_state[4]),
+        },
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
     }
@@ -121,7 +125,9 @@ def _set_rng_state(state: dict[str, Any]) -> None:
     py = state["python"]
     random.setstate((py[0], tuple(py[1]), py[2]))
     n = state["numpy"]
-    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
+    np.random.set_state(
+        ("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"])
+    )
     torch.set_rng_state(state["torch"])
     if state.get("cuda") and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -129,8 +135,13 @@ def _set_rng_state(state: dict[str, Any]) -> None:
 
 def _git_revision() -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
-                              cwd=Path(__file__).resolve().parent).stdout.strip()
+        return subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).resolve().parent,
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
@@ -172,8 +183,14 @@ class Trainer:
         extra_provenance: recorded in every checkpoint (e.g. the command line).
     """
 
-    def __init__(self, cfg: TrainConfig, device: str = "auto", resume: bool = False, progress: bool = True,
-                 extra_provenance: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        device: str = "auto",
+        resume: bool = False,
+        progress: bool = True,
+        extra_provenance: dict[str, Any] | None = None,
+    ) -> None:
         self.cfg = cfg
         self.device = resolve_device(device)
         self.dist = _init_distributed(self.device)
@@ -184,28 +201,49 @@ class Trainer:
         self.out_dir = Path(cfg.output_dir)
         self.progress = progress and self.dist.is_main
         self.model = TR3DDetector(cfg.model).to(self.device)
-        assigner_cfg = AssignerConfig.from_dict({**cfg.assigner.to_dict(), "label2level": list(cfg.model.label2level)})
-        self.criterion = DetectionLoss(
-            assigner_cfg.build(), build_classification_loss(cfg.cls_loss),
-            cfg.model.yaw_parametrization, cfg.model.with_yaw, cfg.bbox_loss_weight,
+        assigner_cfg = AssignerConfig.from_dict(
+            {**cfg.assigner.to_dict(), "label2level": list(cfg.model.label2level)}
         )
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
+        self.criterion = DetectionLoss(
+            assigner_cfg.build(),
+            build_classification_loss(cfg.cls_loss),
+            cfg.model.yaw_parametrization,
+            cfg.model.with_yaw,
+            cfg.bbox_loss_weight,
+        )
+        self.optimizer = torch.optim.AdamW(
+            self.model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay
+        )
         self.use_amp = cfg.amp and self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
         self.train_set, self.val_set = build_datasets(cfg)
-        self.sampler = DistributedSampler(self.train_set, num_replicas=self.dist.world_size, rank=self.dist.rank,
-                                          shuffle=True, seed=cfg.seed) if self.dist.enabled else None
+        self.sampler = (
+            DistributedSampler(
+                self.train_set,
+                num_replicas=self.dist.world_size,
+                rank=self.dist.rank,
+                shuffle=True,
+                seed=cfg.seed,
+            )
+            if self.dist.enabled
+            else None
+        )
         self.step = 0
         self.epoch = 0
         self.batch_in_epoch = 0  # batches of the current epoch already consumed (mid-epoch resume)
         self.nonfinite_in_row = 0
         self.nonfinite_total = 0
         self.history: list[dict[str, float]] = []
-        self.provenance = {"command": extra_provenance or {}, "git": _git_revision(), "config": to_dict(cfg)}
+        self.provenance = {
+            "command": extra_provenance or {},
+            "git": _git_revision(),
+            "config": to_dict(cfg),
+        }
         self.ddp_model: torch.nn.Module = self.model
         if self.dist.enabled:
             self.ddp_model = torch.nn.parallel.DistributedDataParallel(
-                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None
+            )
         if resume:
             self._resume()
         self._writer = self._make_writer()
@@ -227,9 +265,16 @@ class Trainer:
             self.train_set.epoch = self.epoch
         if self.sampler is not None:
             self.sampler.set_epoch(self.epoch)
-        return DataLoader(self.train_set, batch_size=self.cfg.batch_size, shuffle=self.sampler is None,
-                          sampler=self.sampler, num_workers=self.cfg.num_workers, collate_fn=collate_samples,
-                          generator=generator, drop_last=False)
+        return DataLoader(
+            self.train_set,
+            batch_size=self.cfg.batch_size,
+            shuffle=self.sampler is None,
+            sampler=self.sampler,
+            num_workers=self.cfg.num_workers,
+            collate_fn=collate_samples,
+            generator=generator,
+            drop_last=False,
+        )
 
     # ------------------------------------------------------------------ checkpoints
     def checkpoint_path(self, name: str = "last.pt") -> Path:
@@ -251,10 +296,17 @@ class Trainer:
             "rng": _rng_state(),
             "history": self.history,
         }
-        prov = dict(self.provenance, saved_at=datetime.now(timezone.utc).isoformat(), step=self.step, epoch=self.epoch)
+        prov = dict(
+            self.provenance,
+            saved_at=datetime.now(timezone.utc).isoformat(),
+            step=self.step,
+            epoch=self.epoch,
+        )
         if metrics:
             prov["metrics"] = metrics
-        save_checkpoint(path, self.model.state_dict(), self.cfg.detector, prov, training_state=state)
+        save_checkpoint(
+            path, self.model.state_dict(), self.cfg.detector, prov, training_state=state
+        )
         return path
 
     def _resume(self) -> None:
@@ -262,7 +314,9 @@ class Trainer:
         ckpt = load_checkpoint(path, map_location="cpu")
         stored = config_from_checkpoint(ckpt, path)
         if stored.model != self.cfg.model:
-            raise ValueError(f"{path}: the checkpoint's model config differs from the training config")
+            raise ValueError(
+                f"{path}: the checkpoint's model config differs from the training config"
+            )
         self.model.load_state_dict(ckpt["state_dict"])
         state = ckpt.get("training_state")
         if state is None:
@@ -325,12 +379,21 @@ class Trainer:
         grad_norm = 0.0
         if self.cfg.optim.grad_clip > 0:
             self.scaler.unscale_(self.optimizer)
-            grad_norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.optim.grad_clip))
+            grad_norm = float(
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.optim.grad_clip)
+            )
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.step += 1
-        return {"loss": float(loss.total.detach()), "cls_loss": float(loss.cls), "bbox_loss": float(loss.bbox),
-                "num_pos": float(loss.num_pos), "pos_iou": loss.mean_pos_iou, "lr": lr, "grad_norm": grad_norm}
+        return {
+            "loss": float(loss.total.detach()),
+            "cls_loss": float(loss.cls),
+            "bbox_loss": float(loss.bbox),
+            "num_pos": float(loss.num_pos),
+            "pos_iou": loss.mean_pos_iou,
+            "lr": lr,
+            "grad_norm": grad_norm,
+        }
 
     def _log(self, scalars: dict[str, float]) -> None:
         if self._writer is not None:
@@ -372,8 +435,13 @@ class Trainer:
         try:
             while self.epoch < optim.epochs and not self._done():
                 loader = self._loader()
-                bar = tqdm(loader, desc=f"epoch {self.epoch + 1}/{optim.epochs}", disable=not self.progress,
-                           dynamic_ncols=True, leave=False)
+                bar = tqdm(
+                    loader,
+                    desc=f"epoch {self.epoch + 1}/{optim.epochs}",
+                    disable=not self.progress,
+                    dynamic_ncols=True,
+                    leave=False,
+                )
                 skip, self.batch_in_epoch = self.batch_in_epoch, 0
                 for i, batch in enumerate(bar):
                     if i < skip:  # consumed before the interruption this run resumes from
@@ -385,11 +453,22 @@ class Trainer:
                         if self.step % max(self.cfg.log_every, 1) == 0 or self.step == 1:
                             self._log(scalars)
                             self.history.append({"step": self.step, **scalars})
-                        bar.set_postfix(loss=f"{scalars['loss']:.3f}", lr=f"{scalars['lr']:.2e}", pos=int(scalars["num_pos"]))
-                        if not self.progress and self.dist.is_main and self.step % max(self.cfg.log_every, 1) == 0:
-                            print(f"epoch {self.epoch + 1} step {self.step}: loss {scalars['loss']:.4f} "
-                                  f"(cls {scalars['cls_loss']:.4f}, bbox {scalars['bbox_loss']:.4f}) "
-                                  f"pos {int(scalars['num_pos'])} lr {scalars['lr']:.2e}", flush=True)
+                        bar.set_postfix(
+                            loss=f"{scalars['loss']:.3f}",
+                            lr=f"{scalars['lr']:.2e}",
+                            pos=int(scalars["num_pos"]),
+                        )
+                        if (
+                            not self.progress
+                            and self.dist.is_main
+                            and self.step % max(self.cfg.log_every, 1) == 0
+                        ):
+                            print(
+                                f"epoch {self.epoch + 1} step {self.step}: loss {scalars['loss']:.4f} "
+                                f"(cls {scalars['cls_loss']:.4f}, bbox {scalars['bbox_loss']:.4f}) "
+                                f"pos {int(scalars['num_pos'])} lr {scalars['lr']:.2e}",
+                                flush=True,
+                            )
                     if self._done() or self._stop_requested:
                         break
                 if self._stop_requested:
@@ -412,8 +491,14 @@ class Trainer:
                 signal.signal(signal.SIGTERM, previous)
             if self._writer is not None:
                 self._writer.flush()
-        return {"steps": self.step, "epochs": self.epoch, "nonfinite_total": self.nonfinite_total,
-                "metrics": metrics, "seconds": time.time() - t0, "checkpoint": str(final)}
+        return {
+            "steps": self.step,
+            "epochs": self.epoch,
+            "nonfinite_total": self.nonfinite_total,
+            "metrics": metrics,
+            "seconds": time.time() - t0,
+            "checkpoint": str(final),
+        }
 
     def _sync_buffers(self) -> None:
         """Copy rank 0's buffers (BatchNorm running statistics) to every rank.

@@ -24,6 +24,7 @@ as TR3D uses), marked by ``Sample.color_scale = "unit_centered"``.
 Randomness comes only from the generator argument (:class:`numpy.random.Generator`,
 :class:`torch.Generator` or an int seed), so results are reproducible.
 """
+
 from __future__ import annotations
 
 import math
@@ -83,8 +84,9 @@ def _check(points: np.ndarray, boxes: np.ndarray) -> None:
         raise ValueError(f"boxes must be (K, 7), got {boxes.shape}")
 
 
-def sample_points(num_points: int, ratio: float | None, rng: np.random.Generator,
-                  max_points: int | None = None) -> np.ndarray:
+def sample_points(
+    num_points: int, ratio: float | None, rng: np.random.Generator, max_points: int | None = None
+) -> np.ndarray:
     """Indices of a random subset of points, without replacement, in increasing order.
 
     Args:
@@ -113,8 +115,9 @@ def sample_points(num_points: int, ratio: float | None, rng: np.random.Generator
     return np.sort(rng.choice(num_points, size=keep, replace=False)).astype(np.int64)
 
 
-def flip_points_boxes(points: np.ndarray, boxes: np.ndarray, flip_x: bool, flip_y: bool,
-                      axis_aligned: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def flip_points_boxes(
+    points: np.ndarray, boxes: np.ndarray, flip_x: bool, flip_y: bool, axis_aligned: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     """Mirror points and boxes: ``flip_x``: ``x -> -x``, ``yaw -> pi - yaw``; ``flip_y``:
     ``y -> -y``, ``yaw -> -yaw``.
 
@@ -142,8 +145,9 @@ def flip_points_boxes(points: np.ndarray, boxes: np.ndarray, flip_x: bool, flip_
     return p, b
 
 
-def rotate_points_boxes(points: np.ndarray, boxes: np.ndarray, angle: float,
-                        axis_aligned: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def rotate_points_boxes(
+    points: np.ndarray, boxes: np.ndarray, angle: float, axis_aligned: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     """Rotate points and boxes by ``angle`` radians counter-clockwise about +z (through 0).
 
     Args:
@@ -175,8 +179,9 @@ def rotate_points_boxes(points: np.ndarray, boxes: np.ndarray, angle: float,
     return p, b
 
 
-def scale_points_boxes(points: np.ndarray, boxes: np.ndarray,
-                       factor: float) -> tuple[np.ndarray, np.ndarray]:
+def scale_points_boxes(
+    points: np.ndarray, boxes: np.ndarray, factor: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Scale coordinates, box centres and box sizes by ``factor`` (> 0) about the origin.
 
     Returns:
@@ -194,8 +199,9 @@ def scale_points_boxes(points: np.ndarray, boxes: np.ndarray,
     return p, b
 
 
-def translate_points_boxes(points: np.ndarray, boxes: np.ndarray,
-                           offset: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def translate_points_boxes(
+    points: np.ndarray, boxes: np.ndarray, offset: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Add ``offset`` (3,) metres to the coordinates and the box centres.
 
     Returns:
@@ -288,16 +294,25 @@ class AugmentationConfig:
         origin looking along +y, and ``y -> -y`` would put the camera behind the scene; the TR3D /
         mmdetection3d SUN RGB-D configs use ``flip_ratio_bev_vertical=0`` for that reason.
         """
-        params: dict[str, Any] = dict(rotation_range=math.radians(30.0), flip_y_prob=0.0,
-                                      axis_aligned_boxes=False)
+        params: dict[str, Any] = {
+            "rotation_range": math.radians(30.0),
+            "flip_y_prob": 0.0,
+            "axis_aligned_boxes": False,
+        }
         params.update(overrides)
         return cls(**params)
 
     @classmethod
     def evaluation(cls, axis_aligned_boxes: bool = True) -> AugmentationConfig:
         """No augmentation, colour normalisation only (test-time input)."""
-        return cls(point_ratio=None, flip_x_prob=0.0, flip_y_prob=0.0, rotation_range=0.0,
-                   scale_range=(1.0, 1.0), axis_aligned_boxes=axis_aligned_boxes)
+        return cls(
+            point_ratio=None,
+            flip_x_prob=0.0,
+            flip_y_prob=0.0,
+            rotation_range=0.0,
+            scale_range=(1.0, 1.0),
+            axis_aligned_boxes=axis_aligned_boxes,
+        )
 
 
 @dataclass
@@ -337,8 +352,9 @@ class IndoorAugmentation:
         ValueError: ``config.axis_aligned_boxes`` but the sample has boxes with yaw != 0.
     """
 
-    def __init__(self, config: AugmentationConfig | None = None,
-                 generator: GeneratorLike = None) -> None:
+    def __init__(
+        self, config: AugmentationConfig | None = None, generator: GeneratorLike = None
+    ) -> None:
         self.config = config if config is not None else AugmentationConfig()
         self._rng = as_numpy_rng(generator)
 

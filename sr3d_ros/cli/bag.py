@@ -13,6 +13,7 @@ cleanly on Ctrl-C / SIGTERM (``record`` finishes the bag first) and exit 0.
 ``play --clock`` also publishes ``rosgraph_msgs/Clock`` on ``/clock`` with the bag time, for nodes
 started with ``use_sim_time:=true`` (e.g. ``ros2 launch sr3d_ros sr3d.launch.py use_sim_time:=true``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,8 +27,10 @@ from pathlib import Path
 
 __all__ = ["main"]
 
-_DEFAULT_IDS = {"scannet": ["scene0000_00", "scene0000_01", "scene0000_02"],
-                "sunrgbd": ["000001", "000002", "000003", "000004"]}
+_DEFAULT_IDS = {
+    "scannet": ["scene0000_00", "scene0000_01", "scene0000_02"],
+    "sunrgbd": ["000001", "000002", "000003", "000004"],
+}
 
 
 def _default_data_root() -> Path:
@@ -41,8 +44,10 @@ def _cmd_build(a: argparse.Namespace) -> int:
     ids = a.ids or _DEFAULT_IDS[a.dataset]
     samples = load_samples(a.dataset, a.data_root, ids)
     s = build_bag(a.out, samples, rate_hz=a.rate, frame_id=a.frame_id)
-    print(f"wrote {s.path}: {s.frames} frames ({', '.join(s.sample_ids)}) at {a.rate} Hz, "
-          f"frame_id {a.frame_id!r}")
+    print(
+        f"wrote {s.path}: {s.frames} frames ({', '.join(s.sample_ids)}) at {a.rate} Hz, "
+        f"frame_id {a.frame_id!r}"
+    )
     return 0
 
 
@@ -72,9 +77,9 @@ def _ros_session(name: str):
 
 
 def _cmd_play(a: argparse.Namespace) -> int:
-    from sr3d_ros.ros.bag import BagPlayer
-
     import signal
+
+    from sr3d_ros.ros.bag import BagPlayer
 
     rclpy, node, ex, th = _ros_session("sr3d_bag_player")
     stop = threading.Event()
@@ -95,9 +100,15 @@ def _cmd_play(a: argparse.Namespace) -> int:
         if not player.wait_for_all_acked(5.0):
             node.get_logger().warning("not every subscriber acknowledged the last messages")
         time.sleep(0.05)
-        print(f"published {n} messages from {a.bag}"
-              + (f" and {player.clock_published} clock messages on "
-                 f"{player.clock_publisher.topic_name}" if a.clock else ""))
+        print(
+            f"published {n} messages from {a.bag}"
+            + (
+                f" and {player.clock_published} clock messages on "
+                f"{player.clock_publisher.topic_name}"
+                if a.clock
+                else ""
+            )
+        )
     finally:
         ex.shutdown(timeout_sec=1.0)
         th.join(timeout=5.0)  # a spin thread still running at exit aborts the process
@@ -145,15 +156,24 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sr3d-bag", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
 
-    b = sub.add_parser("build", help="bag of real dataset scans (/points) + ground truth (/ground_truth)")
+    b = sub.add_parser(
+        "build", help="bag of real dataset scans (/points) + ground truth (/ground_truth)"
+    )
     b.add_argument("out", type=Path, help="bag folder to create")
     b.add_argument("--dataset", choices=sorted(_DEFAULT_IDS), default="scannet")
-    b.add_argument("--ids", nargs="+",
-                   help="scene / frame ids (default: "
-                        + "; ".join(f"{d}: {' '.join(ids)}" for d, ids in sorted(_DEFAULT_IDS.items()))
-                        + ")")
-    b.add_argument("--data-root", type=Path, default=_default_data_root(),
-                   help="shared data root (default ../shared/data or $SR3D_DATA)")
+    b.add_argument(
+        "--ids",
+        nargs="+",
+        help="scene / frame ids (default: "
+        + "; ".join(f"{d}: {' '.join(ids)}" for d, ids in sorted(_DEFAULT_IDS.items()))
+        + ")",
+    )
+    b.add_argument(
+        "--data-root",
+        type=Path,
+        default=_default_data_root(),
+        help="shared data root (default ../shared/data or $SR3D_DATA)",
+    )
     b.add_argument("--rate", type=float, default=0.5, help="frames per second of bag time")
     b.add_argument("--frame-id", default="map", help="header.frame_id of the messages")
     b.set_defaults(func=_cmd_build)
@@ -166,25 +186,46 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("bag", type=Path)
     pl.add_argument("--rate", type=float, default=1.0, help="speed factor")
     pl.add_argument("--loop", action="store_true", help="replay until Ctrl-C")
-    pl.add_argument("--clock", action="store_true",
-                    help="publish rosgraph_msgs/Clock on /clock with the bag time (for nodes with "
-                         "use_sim_time); remap it with --remap /clock:=TOPIC")
-    pl.add_argument("--clock-hz", type=float, default=40.0, metavar="HZ",
-                    help="with --clock: clock messages per second between bag messages "
-                         "(0 = only at each message; default 40)")
+    pl.add_argument(
+        "--clock",
+        action="store_true",
+        help="publish rosgraph_msgs/Clock on /clock with the bag time (for nodes with "
+        "use_sim_time); remap it with --remap /clock:=TOPIC",
+    )
+    pl.add_argument(
+        "--clock-hz",
+        type=float,
+        default=40.0,
+        metavar="HZ",
+        help="with --clock: clock messages per second between bag messages "
+        "(0 = only at each message; default 40)",
+    )
     pl.add_argument("--topics", nargs="+", help="only these topics (bag names)")
-    pl.add_argument("--remap", action="append", metavar="FROM:=TO",
-                    help="publish bag topic FROM on topic TO (repeatable)")
-    pl.add_argument("--wait-subscribers", type=float, default=5.0, metavar="S",
-                    help="wait up to S seconds for a subscriber on every topic (0 = no wait)")
+    pl.add_argument(
+        "--remap",
+        action="append",
+        metavar="FROM:=TO",
+        help="publish bag topic FROM on topic TO (repeatable)",
+    )
+    pl.add_argument(
+        "--wait-subscribers",
+        type=float,
+        default=5.0,
+        metavar="S",
+        help="wait up to S seconds for a subscriber on every topic (0 = no wait)",
+    )
     pl.set_defaults(func=_cmd_play)
 
     r = sub.add_parser("record", help="record topics into an MCAP bag")
     r.add_argument("out", type=Path, help="bag folder to create")
     r.add_argument("topics", nargs="+", help="fully qualified topic names")
     r.add_argument("--duration", type=float, default=0.0, help="stop after S seconds (0 = Ctrl-C)")
-    r.add_argument("--type", action="append", metavar="TOPIC=pkg/msg/Type",
-                   help="type to record a topic as (default: what its publishers advertise)")
+    r.add_argument(
+        "--type",
+        action="append",
+        metavar="TOPIC=pkg/msg/Type",
+        help="type to record a topic as (default: what its publishers advertise)",
+    )
     r.set_defaults(func=_cmd_record)
     return p
 

@@ -7,6 +7,7 @@
 Both naming schemes (SamsungLabs/tr3d and mmdetection3d projects/TR3D) are recognised; see
 :mod:`sr3d_ros.tr3d_convert`. Exit status: 0 converted, 1 conversion error, 2 bad arguments.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,10 +28,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("src", help="TR3D .pth checkpoint")
     p.add_argument("dst", help="output sr3d_ros checkpoint (.pt)")
-    p.add_argument("--config", default=None, help="DetectorConfig YAML (default: infer from the tensor shapes)")
-    p.add_argument("--scheme", choices=sorted(SCHEMES), default=None, help="force the naming scheme (default: detect)")
     p.add_argument(
-        "--inert-globals", action="store_true",
+        "--config", default=None, help="DetectorConfig YAML (default: infer from the tensor shapes)"
+    )
+    p.add_argument(
+        "--scheme",
+        choices=sorted(SCHEMES),
+        default=None,
+        help="force the naming scheme (default: detect)",
+    )
+    p.add_argument(
+        "--inert-globals",
+        action="store_true",
         help="if weights_only loading refuses the file (mmcv/numpy objects in meta), read it with inert "
         "placeholders for those objects; no code from the file runs and only tensors are kept",
     )
@@ -48,14 +57,18 @@ def main(argv: list[str] | None = None) -> int:
             print(f"sr3d-convert-tr3d: error: {exc}", file=sys.stderr)
             return 2
     try:
-        report = convert_tr3d_checkpoint(args.src, args.dst, config=config, inert_globals=args.inert_globals, scheme=args.scheme)
+        report = convert_tr3d_checkpoint(
+            args.src, args.dst, config=config, inert_globals=args.inert_globals, scheme=args.scheme
+        )
     except (FileNotFoundError, TR3DConversionError) as exc:
         print(f"sr3d-convert-tr3d: error: {exc}", file=sys.stderr)
         return 1
     m = report.config.model
     print(f"converted {report.source} -> {args.dst}")
-    print(f"  scheme {report.scheme}; {report.num_tensors} tensors; config {'inferred' if report.config_inferred else 'given'}: "
-          f"{m.num_classes} classes, {m.num_reg_outs} reg outs ({m.yaw_parametrization}), width {m.width:g}")
+    print(
+        f"  scheme {report.scheme}; {report.num_tensors} tensors; config {'inferred' if report.config_inferred else 'given'}: "
+        f"{m.num_classes} classes, {m.num_reg_outs} reg outs ({m.yaw_parametrization}), width {m.width:g}"
+    )
     for note in report.notes:
         print(f"  - {note}")
     return 0

@@ -11,6 +11,7 @@ frame; scores; class names; per-stage timings in ms) plus the input file, the ch
 provenance, and the device. Exit status: 0 success, 1 error (missing file, bad cloud or
 checkpoint), 2 bad arguments.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,10 +32,29 @@ from ..detections import Detections
 from ..inference import PointCloudDetector, default_checkpoint_path
 from ..io.pointclouds import DEFAULT_BIN_COLUMNS, SUPPORTED_SUFFIXES, read_points
 
-__all__ = ["build_parser", "load_gt_boxes", "main", "SCANNET_NYU40_IDS"]
+__all__ = ["SCANNET_NYU40_IDS", "build_parser", "load_gt_boxes", "main"]
 
 #: nyu40 ids of the 18 ScanNet detection classes, in class order (ScanNet v2 benchmark).
-SCANNET_NYU40_IDS: tuple[int, ...] = (3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 14, 16, 24, 28, 33, 34, 36, 39)
+SCANNET_NYU40_IDS: tuple[int, ...] = (
+    3,
+    4,
+    5,
+    6,
+    7,
+    8,
+    9,
+    10,
+    11,
+    12,
+    14,
+    16,
+    24,
+    28,
+    33,
+    34,
+    36,
+    39,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,28 +63,76 @@ def build_parser() -> argparse.ArgumentParser:
         prog="sr3d-detect",
         description="Detect 3D objects in a point cloud (TR3D architecture) and write JSON (+ PNG).",
     )
-    p.add_argument("cloud", help=f"point cloud file ({', '.join(SUPPORTED_SUFFIXES)}); gravity-aligned, z up, metres")
-    p.add_argument("--checkpoint", default=None, help="sr3d_ros checkpoint (.pt); default: the embedded default model")
-    p.add_argument("--out", default="detections.json", help="output JSON (default: detections.json)")
-    p.add_argument("--render", default=None, metavar="PNG", help="also render the cloud with the detections to this PNG")
-    p.add_argument("--gt", default=None, metavar="NPY", help="ground-truth boxes .npy to draw in the rendering (see --gt-format)")
     p.add_argument(
-        "--gt-format", choices=("auto", "boxes", "scannet"), default="auto",
+        "cloud",
+        help=f"point cloud file ({', '.join(SUPPORTED_SUFFIXES)}); gravity-aligned, z up, metres",
+    )
+    p.add_argument(
+        "--checkpoint",
+        default=None,
+        help="sr3d_ros checkpoint (.pt); default: the embedded default model",
+    )
+    p.add_argument(
+        "--out", default="detections.json", help="output JSON (default: detections.json)"
+    )
+    p.add_argument(
+        "--render",
+        default=None,
+        metavar="PNG",
+        help="also render the cloud with the detections to this PNG",
+    )
+    p.add_argument(
+        "--gt",
+        default=None,
+        metavar="NPY",
+        help="ground-truth boxes .npy to draw in the rendering (see --gt-format)",
+    )
+    p.add_argument(
+        "--gt-format",
+        choices=("auto", "boxes", "scannet"),
+        default="auto",
         help="boxes: (K, 6|7) = x, y, z, dx, dy, dz[, yaw] or (K, 8) with a class index last; scannet: mmdetection3d "
         "ScanNet *_bbox.npy (K, 7) = cx, cy, cz, dx, dy, dz, nyu40 id; auto: scannet for *_bbox.npy files with "
         "integer nyu40 ids in the last column, else boxes",
     )
-    p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1, ...")
-    p.add_argument("--score-threshold", type=float, default=None, help="override the checkpoint's score threshold")
-    p.add_argument("--iou-threshold", type=float, default=None, help="override the per-class NMS IoU threshold")
+    p.add_argument(
+        "--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1, ..."
+    )
+    p.add_argument(
+        "--score-threshold",
+        type=float,
+        default=None,
+        help="override the checkpoint's score threshold",
+    )
+    p.add_argument(
+        "--iou-threshold", type=float, default=None, help="override the per-class NMS IoU threshold"
+    )
     p.add_argument("--nms-pre", type=int, default=None, help="override the top-k before NMS")
-    p.add_argument("--max-detections", type=int, default=None, help="override the cap on detections (0 = none)")
-    p.add_argument("--bin-columns", type=int, choices=(3, 4, 6), default=DEFAULT_BIN_COLUMNS,
-                   help="float32 values per .bin record: 6 = xyz + rgb (default), 4 = KITTI xyz + intensity, 3 = xyz")
-    p.add_argument("--render-min-score", type=float, default=0.3, help="draw detections scoring at least this (default 0.3)")
-    p.add_argument("--render-backend", choices=("auto", "open3d", "bev"), default="auto",
-                   help="auto: open3d offscreen 3D view, top-down Pillow fallback; bev: top-down only")
-    p.add_argument("--image-size", type=int, nargs=2, default=(1280, 960), metavar=("W", "H"), help="PNG size")
+    p.add_argument(
+        "--max-detections", type=int, default=None, help="override the cap on detections (0 = none)"
+    )
+    p.add_argument(
+        "--bin-columns",
+        type=int,
+        choices=(3, 4, 6),
+        default=DEFAULT_BIN_COLUMNS,
+        help="float32 values per .bin record: 6 = xyz + rgb (default), 4 = KITTI xyz + intensity, 3 = xyz",
+    )
+    p.add_argument(
+        "--render-min-score",
+        type=float,
+        default=0.3,
+        help="draw detections scoring at least this (default 0.3)",
+    )
+    p.add_argument(
+        "--render-backend",
+        choices=("auto", "open3d", "bev"),
+        default="auto",
+        help="auto: open3d offscreen 3D view, top-down Pillow fallback; bev: top-down only",
+    )
+    p.add_argument(
+        "--image-size", type=int, nargs=2, default=(1280, 960), metavar=("W", "H"), help="PNG size"
+    )
     return p
 
 
@@ -96,11 +164,18 @@ def load_gt_boxes(path: str | Path, fmt: str = "auto") -> tuple[np.ndarray, np.n
     arr = arr.astype(np.float64)
     if fmt == "auto":
         last = arr[:, 6] if arr.shape[1] == 7 else None
-        is_ids = last is not None and len(last) > 0 and np.all(last == np.round(last)) and np.all((last >= 1) & (last <= 40))
+        is_ids = (
+            last is not None
+            and len(last) > 0
+            and np.all(last == np.round(last))
+            and np.all((last >= 1) & (last <= 40))
+        )
         fmt = "scannet" if (is_ids and path.name.endswith("_bbox.npy")) else "boxes"
     if fmt == "scannet":
         if arr.shape[1] != 7:
-            raise ValueError(f"{path}: ScanNet *_bbox.npy must be (K, 7) = box + nyu40 id, got {arr.shape}")
+            raise ValueError(
+                f"{path}: ScanNet *_bbox.npy must be (K, 7) = box + nyu40 id, got {arr.shape}"
+            )
         ids = arr[:, 6].astype(np.int64)
         lut = {nyu: i for i, nyu in enumerate(SCANNET_NYU40_IDS)}
         keep = np.array([int(i) in lut for i in ids], dtype=bool)
@@ -110,7 +185,9 @@ def load_gt_boxes(path: str | Path, fmt: str = "auto") -> tuple[np.ndarray, np.n
     if fmt != "boxes":
         raise ValueError(f"unknown ground-truth format {fmt!r}")
     labels = arr[:, 7].astype(np.int64) if arr.shape[1] == 8 else None
-    boxes = arr[:, :7] if arr.shape[1] >= 7 else np.concatenate([arr, np.zeros((len(arr), 1))], axis=1)
+    boxes = (
+        arr[:, :7] if arr.shape[1] >= 7 else np.concatenate([arr, np.zeros((len(arr), 1))], axis=1)
+    )
     return boxes.astype(np.float32), labels, "boxes"
 
 
@@ -128,12 +205,17 @@ def _write_json(path: Path, payload: dict[str, Any]) -> None:
 
 
 def _summary(det: Detections, n_points: int, wall_ms: float) -> str:
-    lines = [f"{len(det)} detections in {n_points} points ({wall_ms:.0f} ms; "
-             + ", ".join(f"{k} {v:.1f}" for k, v in det.timings_ms.items()) + " ms)"]
+    lines = [
+        f"{len(det)} detections in {n_points} points ({wall_ms:.0f} ms; "
+        + ", ".join(f"{k} {v:.1f}" for k, v in det.timings_ms.items())
+        + " ms)"
+    ]
     for d in det.to_dict()["detections"][:10]:
         c, s = d["box"]["center"], d["box"]["size"]
-        lines.append(f"  {d['class_name']:<15} {d['score']:.3f}  centre ({c[0]:.2f}, {c[1]:.2f}, {c[2]:.2f})  "
-                     f"size ({s[0]:.2f}, {s[1]:.2f}, {s[2]:.2f})  yaw {d['box']['yaw']:.2f}")
+        lines.append(
+            f"  {d['class_name']:<15} {d['score']:.3f}  centre ({c[0]:.2f}, {c[1]:.2f}, {c[2]:.2f})  "
+            f"size ({s[0]:.2f}, {s[1]:.2f}, {s[2]:.2f})  yaw {d['box']['yaw']:.2f}"
+        )
     if len(det) > 10:
         lines.append(f"  ... {len(det) - 10} more in the JSON")
     return "\n".join(lines)
@@ -143,8 +225,16 @@ def main(argv: list[str] | None = None) -> int:
     """Run detection on one file. Returns the exit status (0 ok, 1 error, 2 bad arguments)."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    overrides = {k: v for k, v in (("score_threshold", args.score_threshold), ("iou_threshold", args.iou_threshold),
-                                   ("nms_pre", args.nms_pre), ("max_detections", args.max_detections)) if v is not None}
+    overrides = {
+        k: v
+        for k, v in (
+            ("score_threshold", args.score_threshold),
+            ("iou_threshold", args.iou_threshold),
+            ("nms_pre", args.nms_pre),
+            ("max_detections", args.max_detections),
+        )
+        if v is not None
+    }
 
     def fail(msg: str) -> int:
         print(f"sr3d-detect: error: {msg}", file=sys.stderr)
@@ -152,7 +242,9 @@ def main(argv: list[str] | None = None) -> int:
 
     ckpt_path = Path(args.checkpoint) if args.checkpoint else default_checkpoint_path()
     if args.checkpoint is None and not ckpt_path.is_file():
-        return fail(f"no --checkpoint given and the embedded default model is not installed ({ckpt_path})")
+        return fail(
+            f"no --checkpoint given and the embedded default model is not installed ({ckpt_path})"
+        )
     try:
         points = read_points(args.cloud, bin_columns=args.bin_columns)
         gt = load_gt_boxes(args.gt, args.gt_format) if args.gt else None
@@ -168,10 +260,18 @@ def main(argv: list[str] | None = None) -> int:
 
     payload: dict[str, Any] = {
         "sr3d_ros_version": __version__,
-        "input": {"path": str(Path(args.cloud).resolve()), "num_points": int(points.shape[0]),
-                  "columns": int(points.shape[1]), **({"bin_columns": args.bin_columns} if args.cloud.lower().endswith(".bin") else {})},
-        "checkpoint": {"path": str(ckpt_path.resolve()), "embedded_default": args.checkpoint is None,
-                       "provenance": detector.provenance, "config": to_dict(detector.config)},
+        "input": {
+            "path": str(Path(args.cloud).resolve()),
+            "num_points": int(points.shape[0]),
+            "columns": int(points.shape[1]),
+            **({"bin_columns": args.bin_columns} if args.cloud.lower().endswith(".bin") else {}),
+        },
+        "checkpoint": {
+            "path": str(ckpt_path.resolve()),
+            "embedded_default": args.checkpoint is None,
+            "provenance": detector.provenance,
+            "config": to_dict(detector.config),
+        },
         "device": str(detector.device),
         "wall_ms": wall_ms,
         **det.to_dict(),
@@ -182,19 +282,36 @@ def main(argv: list[str] | None = None) -> int:
         gt_boxes, gt_labels = (gt[0], gt[1]) if gt is not None else (None, None)
         info: dict[str, Any] = {}
         try:
-            render_detections(points, det, args.render, gt_boxes=gt_boxes, gt_labels=gt_labels,
-                              class_names=detector.class_names, image_size=tuple(args.image_size),
-                              min_score=args.render_min_score, title=Path(args.cloud).name, backend=args.render_backend,
-                              info=info)
+            render_detections(
+                points,
+                det,
+                args.render,
+                gt_boxes=gt_boxes,
+                gt_labels=gt_labels,
+                class_names=detector.class_names,
+                image_size=tuple(args.image_size),
+                min_score=args.render_min_score,
+                title=Path(args.cloud).name,
+                backend=args.render_backend,
+                info=info,
+            )
         except (RuntimeError, ValueError) as exc:
             return fail(f"rendering failed: {exc}")
-        payload["render"] = {"path": str(Path(args.render).resolve()), "min_score": args.render_min_score,
-                             "backend_requested": args.render_backend, "backend": info.get("backend"),
-                             "num_drawn": info.get("num_drawn")}
+        payload["render"] = {
+            "path": str(Path(args.render).resolve()),
+            "min_score": args.render_min_score,
+            "backend_requested": args.render_backend,
+            "backend": info.get("backend"),
+            "num_drawn": info.get("num_drawn"),
+        }
         if "fallback_reason" in info:
             payload["render"]["fallback_reason"] = info["fallback_reason"]
         if gt is not None:
-            payload["render"]["gt"] = {"path": str(Path(args.gt).resolve()), "format": gt[2], "num_boxes": int(len(gt[0]))}
+            payload["render"]["gt"] = {
+                "path": str(Path(args.gt).resolve()),
+                "format": gt[2],
+                "num_boxes": len(gt[0]),
+            }
     try:
         _write_json(Path(args.out), payload)
     except OSError as exc:

@@ -3,6 +3,7 @@
 The box convention ``(x, y, z, dx, dy, dz, yaw)`` (geometric centre, full extents, yaw about
 +z, metres) and the corner order are documented once, in :mod:`sr3d_ros.geometry.boxes`.
 """
+
 from .boxes import (
     bottom_center_to_center,
     box_bev_corners,

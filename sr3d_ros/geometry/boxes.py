@@ -34,6 +34,7 @@ agnostic (float16 / bfloat16 / float32 / float64; CPU or CUDA). Bad input raises
 (not a tensor, non-floating dtype) or ``ValueError`` (wrong last dimension, negative or NaN
 sizes).
 """
+
 from __future__ import annotations
 
 import math
@@ -42,18 +43,18 @@ import torch
 from torch import Tensor
 
 __all__ = [
-    "BOX_DIM",
     "AA_BOX_DIM",
+    "BOX_DIM",
     "CORNER_SIGNS",
-    "validate_boxes",
-    "to_7dof",
     "bottom_center_to_center",
-    "center_to_bottom_center",
-    "limit_yaw",
-    "box_corners",
     "box_bev_corners",
+    "box_corners",
     "box_volume",
+    "center_to_bottom_center",
     "enclosing_aabb",
+    "limit_yaw",
+    "to_7dof",
+    "validate_boxes",
 ]
 
 BOX_DIM = 7

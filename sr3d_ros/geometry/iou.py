@@ -22,6 +22,7 @@ float64 natively; CPU or CUDA (no device-specific code). Bad input raises ``Type
 tensor, non-floating dtype, dtypes differ) or ``ValueError`` (wrong shape, negative / NaN size,
 devices differ, aligned shapes not broadcastable).
 """
+
 from __future__ import annotations
 
 from typing import Literal
@@ -32,16 +33,16 @@ from torch import Tensor
 from .boxes import enclosing_aabb, to_7dof, validate_boxes
 
 __all__ = [
-    "axis_aligned_iou_3d",
-    "rotated_iou_3d",
-    "box_iou_3d",
     "aligned_box_iou_3d",
+    "axis_aligned_iou_3d",
+    "box_iou_3d",
     "box_iou_bev",
-    "intersection_volume_3d",
-    "giou_3d",
     "diou_3d",
-    "giou_loss",
     "diou_loss",
+    "giou_3d",
+    "giou_loss",
+    "intersection_volume_3d",
+    "rotated_iou_3d",
 ]
 
 Reduction = Literal["none", "mean", "sum"]
@@ -139,9 +140,7 @@ def _bev_rect(b: Tensor, cos: Tensor, sin: Tensor) -> tuple[Tensor, Tensor]:
     return cos * lx - sin * ly + b[:, 0:1], sin * lx + cos * ly + b[:, 1:2]
 
 
-def _inside(
-    x: Tensor, y: Tensor, b: Tensor, cos: Tensor, sin: Tensor, eps: Tensor
-) -> Tensor:
+def _inside(x: Tensor, y: Tensor, b: Tensor, cos: Tensor, sin: Tensor, eps: Tensor) -> Tensor:
     """Bool ``(P, K)``: points ``x, y (P, K)`` inside the BEV rectangle of ``b (P, 7)`` (+eps)."""
     px = x - b[:, 0:1]
     py = y - b[:, 1:2]

@@ -12,6 +12,7 @@ here: the overlap mask on the GPU, the greedy walk on the host. Moving the ``(K,
 costs K^2 bytes (1 MB for TR3D's ``nms_pre`` = 1000) and the numpy walk takes ~1 ms on one CPU
 core for 1000 boxes, against ~40 ms for the IoU matrix itself; so the host walk stays.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -21,7 +22,7 @@ from torch import Tensor
 from .boxes import to_7dof, validate_boxes
 from .iou import box_iou_3d
 
-__all__ = ["nms_3d", "batched_nms_3d"]
+__all__ = ["batched_nms_3d", "nms_3d"]
 
 
 def _check_scores(boxes: Tensor, scores: Tensor) -> None:

@@ -13,6 +13,7 @@ where ``diag(a, b)`` is the diagonal of the smallest world-axis-aligned box encl
 corners of both boxes. It is dimensionless, 0 for identical boxes, and at most 1 (every corner
 pair lies inside the enclosing box).
 """
+
 from __future__ import annotations
 
 import torch
@@ -27,9 +28,7 @@ def _check(b1: Tensor, b2: Tensor) -> tuple[Tensor, Tensor]:
     validate_boxes(b1, "pred", allow_6=True)
     validate_boxes(b2, "target", allow_6=True)
     if b1.dtype != b2.dtype:
-        raise TypeError(
-            f"pred and target must have the same dtype, got {b1.dtype} and {b2.dtype}"
-        )
+        raise TypeError(f"pred and target must have the same dtype, got {b1.dtype} and {b2.dtype}")
     if b1.device != b2.device:
         raise ValueError(
             f"pred and target must be on the same device, got {b1.device} and {b2.device}"

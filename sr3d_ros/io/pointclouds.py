@@ -12,13 +12,14 @@ Formats:
       3 = x, y, z.
     * ``.npy`` - a numeric ``(N, 3)`` or ``(N, 6)`` array (no pickles).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["SUPPORTED_SUFFIXES", "DEFAULT_BIN_COLUMNS", "read_points"]
+__all__ = ["DEFAULT_BIN_COLUMNS", "SUPPORTED_SUFFIXES", "read_points"]
 
 SUPPORTED_SUFFIXES: tuple[str, ...] = (".ply", ".pcd", ".bin", ".npy")
 #: Default number of float32 values per ``.bin`` record (x, y, z, r, g, b).
@@ -33,7 +34,9 @@ def _read_open3d(path: Path) -> np.ndarray:
     cloud = o3d.io.read_point_cloud(str(path))
     xyz = np.asarray(cloud.points, dtype=np.float32)
     if xyz.shape[0] == 0:
-        raise ValueError(f"{path}: no points could be read (empty or not a valid {path.suffix} point cloud)")
+        raise ValueError(
+            f"{path}: no points could be read (empty or not a valid {path.suffix} point cloud)"
+        )
     if cloud.has_colors():
         rgb = np.asarray(cloud.colors, dtype=np.float32) * 255.0
         return np.ascontiguousarray(np.concatenate([xyz, rgb], axis=1), dtype=np.float32)
@@ -42,7 +45,9 @@ def _read_open3d(path: Path) -> np.ndarray:
 
 def _read_bin(path: Path, columns: int) -> np.ndarray:
     if columns not in (3, 4, 6):
-        raise ValueError(f"bin_columns must be 3 (xyz), 4 (KITTI xyz + intensity) or 6 (xyz + rgb), got {columns}")
+        raise ValueError(
+            f"bin_columns must be 3 (xyz), 4 (KITTI xyz + intensity) or 6 (xyz + rgb), got {columns}"
+        )
     raw = np.fromfile(path, dtype="<f4")
     if raw.size == 0:
         raise ValueError(f"{path}: empty file")
@@ -65,7 +70,9 @@ def _read_npy(path: Path) -> np.ndarray:
     except ValueError as exc:
         raise ValueError(f"{path}: not a plain numeric .npy array: {exc}") from exc
     if arr.ndim != 2 or arr.shape[1] not in (3, 6):
-        raise ValueError(f"{path}: expected an (N, 3) or (N, 6) array (xyz [+ rgb 0..255]), got shape {arr.shape}")
+        raise ValueError(
+            f"{path}: expected an (N, 3) or (N, 6) array (xyz [+ rgb 0..255]), got shape {arr.shape}"
+        )
     if not np.issubdtype(arr.dtype, np.number):
         raise ValueError(f"{path}: expected a numeric array, got dtype {arr.dtype}")
     return np.ascontiguousarray(arr, dtype=np.float32)
@@ -98,4 +105,6 @@ def read_points(path: str | Path, bin_columns: int = DEFAULT_BIN_COLUMNS) -> np.
         return _read_bin(path, bin_columns)
     if suffix == ".npy":
         return _read_npy(path)
-    raise ValueError(f"{path}: unsupported point cloud format {suffix!r}; supported: {', '.join(SUPPORTED_SUFFIXES)}")
+    raise ValueError(
+        f"{path}: unsupported point cloud format {suffix!r}; supported: {', '.join(SUPPORTED_SUFFIXES)}"
+    )

@@ -14,6 +14,7 @@ top-down (bird's-eye) rendering drawn with Pillow alone.
 Frames and units: points and boxes in the same gravity-aligned frame (z up), metres; boxes
 ``(x, y, z, dx, dy, dz, yaw)`` with the geometric centre (see :mod:`sr3d_ros.geometry.boxes`).
 """
+
 from __future__ import annotations
 
 import json
@@ -32,27 +33,16 @@ import torch
 
 from ..detections import Detections
 from ..geometry import box_corners, to_7dof
+from ..palette import BACKGROUND, GT_COLOR, class_color
 
-__all__ = ["render_detections", "class_color", "GT_COLOR", "BACKGROUND"]
+__all__ = ["BACKGROUND", "GT_COLOR", "class_color", "render_detections"]
 
-#: Ground-truth wireframes (dashed), RGB 0..1.
-GT_COLOR: tuple[float, float, float] = (0.15, 1.0, 0.25)
-#: Background, RGB 0..1 (dark, so wireframes and real colours both read well).
-BACKGROUND: tuple[float, float, float] = (0.09, 0.09, 0.11)
-# Distinct, saturated colours without greens (green is ground truth), RGB 0..255.
-_PALETTE: tuple[tuple[int, int, int], ...] = (
-    (230, 25, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180), (255, 225, 25), (240, 50, 230),
-    (70, 240, 240), (170, 110, 40), (250, 190, 212), (0, 0, 255), (255, 105, 80), (220, 190, 255),
-    (128, 0, 0), (255, 215, 180), (0, 128, 128), (128, 128, 255), (200, 120, 0), (255, 0, 128),
-)
 # Box edges in sr3d_ros.geometry.box_corners order: bottom ring, top ring, verticals.
-_EDGES = np.array([(i, (i + 1) % 4) for i in range(4)] + [(i + 4, (i + 1) % 4 + 4) for i in range(4)] + [(i, i + 4) for i in range(4)])
-
-
-def class_color(label: int) -> tuple[float, float, float]:
-    """Colour (RGB 0..1) of class ``label`` in renderings (cycles after 18 classes)."""
-    r, g, b = _PALETTE[int(label) % len(_PALETTE)]
-    return (r / 255.0, g / 255.0, b / 255.0)
+_EDGES = np.array(
+    [(i, (i + 1) % 4) for i in range(4)]
+    + [(i + 4, (i + 1) % 4 + 4) for i in range(4)]
+    + [(i, i + 4) for i in range(4)]
+)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -112,8 +102,15 @@ def _solid(corners: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return pts, idx.astype(np.int32)
 
 
-def _camera(xyz: np.ndarray, image_size: tuple[int, int], fov_deg: float, elevation_deg: float, azimuth_deg: float,
-            extra: np.ndarray | None = None, frame: tuple[float, float, float, float] = (-0.95, 0.95, -0.95, 0.78)) -> dict[str, Any]:
+def _camera(
+    xyz: np.ndarray,
+    image_size: tuple[int, int],
+    fov_deg: float,
+    elevation_deg: float,
+    azimuth_deg: float,
+    extra: np.ndarray | None = None,
+    frame: tuple[float, float, float, float] = (-0.95, 0.95, -0.95, 0.78),
+) -> dict[str, Any]:
     """Camera looking at the scene from ``(azimuth, elevation)``, fitted so the scene's
     1..99 percentile bounding box (grown to include the ``extra`` points, e.g. box corners) fills
     the NDC rectangle ``frame`` = (x0, x1, y0, y1) (the top band is left for the legend).
@@ -122,7 +119,9 @@ def _camera(xyz: np.ndarray, image_size: tuple[int, int], fov_deg: float, elevat
     if extra is not None and len(extra):
         lo, hi = np.minimum(lo, extra.min(axis=0)), np.maximum(hi, extra.max(axis=0))
     hi = np.maximum(hi, lo + 1e-3)
-    corners = np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])])
+    corners = np.array(
+        [[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])]
+    )
     w, h = image_size
     tv = math.tan(math.radians(fov_deg) / 2)
     th = tv * w / h
@@ -130,7 +129,11 @@ def _camera(xyz: np.ndarray, image_size: tuple[int, int], fov_deg: float, elevat
     direction = np.array([math.cos(el) * math.cos(az), math.cos(el) * math.sin(az), math.sin(el)])
     fwd = -direction
     right = np.cross(fwd, [0.0, 0.0, 1.0])
-    right = right / max(np.linalg.norm(right), 1e-9) if np.linalg.norm(right) > 1e-6 else np.array([1.0, 0.0, 0.0])
+    right = (
+        right / max(np.linalg.norm(right), 1e-9)
+        if np.linalg.norm(right) > 1e-6
+        else np.array([1.0, 0.0, 0.0])
+    )
     up = np.cross(right, fwd)
     x0, x1, y0, y1 = frame
     target = (lo + hi) / 2
@@ -150,9 +153,16 @@ def _camera(xyz: np.ndarray, image_size: tuple[int, int], fov_deg: float, elevat
         target = target + right * dx * dist * th + up * dy * dist * tv
         # Scale: the largest relative extent must fit (perspective: iterate).
         p = ndc(dist, target)
-        ratio = max((p[:, 0].max() - p[:, 0].min()) / (x1 - x0), (p[:, 1].max() - p[:, 1].min()) / (y1 - y0))
+        ratio = max(
+            (p[:, 0].max() - p[:, 0].min()) / (x1 - x0), (p[:, 1].max() - p[:, 1].min()) / (y1 - y0)
+        )
         dist = max(dist * ratio, radius * 0.5)
-    return {"center": target.tolist(), "eye": (target + dist * direction).tolist(), "up": [0.0, 0.0, 1.0], "fov": fov_deg}
+    return {
+        "center": target.tolist(),
+        "eye": (target + dist * direction).tolist(),
+        "up": [0.0, 0.0, 1.0],
+        "fov": fov_deg,
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -181,7 +191,10 @@ def _worker_main(argv: Sequence[str] | None = None) -> None:  # pragma: no cover
         pts, idx, col = d[f"{name}_points"], d[f"{name}_lines"], d[f"{name}_colors"]
         if len(idx) == 0:
             continue
-        ls = o3d.geometry.LineSet(o3d.utility.Vector3dVector(pts.astype(np.float64)), o3d.utility.Vector2iVector(idx.astype(np.int32)))
+        ls = o3d.geometry.LineSet(
+            o3d.utility.Vector3dVector(pts.astype(np.float64)),
+            o3d.utility.Vector2iVector(idx.astype(np.int32)),
+        )
         ls.colors = o3d.utility.Vector3dVector(col.astype(np.float64))
         lmat = rendering.MaterialRecord()
         lmat.shader = "unlitLine"
@@ -191,16 +204,22 @@ def _worker_main(argv: Sequence[str] | None = None) -> None:  # pragma: no cover
     img = r.render_to_image()
     o3d.io.write_image(png, img)
     c = r.scene.camera
-    Path(meta_path).write_text(json.dumps({
-        "view": np.asarray(c.get_view_matrix()).tolist(),
-        "projection": np.asarray(c.get_projection_matrix()).tolist(),
-    }))
+    Path(meta_path).write_text(
+        json.dumps(
+            {
+                "view": np.asarray(c.get_view_matrix()).tolist(),
+                "projection": np.asarray(c.get_projection_matrix()).tolist(),
+            }
+        )
+    )
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)  # skip Filament's teardown, which can abort on exit
 
 
-def _render_open3d(payload: dict[str, np.ndarray], path: Path, timeout_s: float) -> tuple[np.ndarray, np.ndarray] | str:
+def _render_open3d(
+    payload: dict[str, np.ndarray], path: Path, timeout_s: float
+) -> tuple[np.ndarray, np.ndarray] | str:
     """Run the worker; returns ``(view, projection)`` 4x4 matrices or an error string."""
     with tempfile.TemporaryDirectory(prefix="sr3d_render_") as tmp:
         src, meta = Path(tmp) / "in.npz", Path(tmp) / "camera.json"
@@ -208,7 +227,14 @@ def _render_open3d(payload: dict[str, np.ndarray], path: Path, timeout_s: float)
         env = dict(os.environ)
         root = str(Path(__file__).resolve().parents[2])
         env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-        cmd = [sys.executable, "-c", "from sr3d_ros.io.render import _worker_main; _worker_main()", str(src), str(path), str(meta)]
+        cmd = [
+            sys.executable,
+            "-c",
+            "from sr3d_ros.io.render import _worker_main; _worker_main()",
+            str(src),
+            str(path),
+            str(meta),
+        ]
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, env=env)
         except subprocess.TimeoutExpired:
@@ -247,7 +273,14 @@ def _text_fill(c: Sequence[float]) -> tuple[int, int, int]:
     return (0, 0, 0) if 0.299 * c[0] + 0.587 * c[1] + 0.114 * c[2] > 0.55 else (255, 255, 255)
 
 
-def _draw_labels(draw: Any, anchors: np.ndarray, texts: list[str], colors: list[tuple[float, float, float]], size: tuple[int, int], font: Any) -> None:
+def _draw_labels(
+    draw: Any,
+    anchors: np.ndarray,
+    texts: list[str],
+    colors: list[tuple[float, float, float]],
+    size: tuple[int, int],
+    font: Any,
+) -> None:
     """Label boxes at pixel anchors, best first; labels that would overlap a placed one are skipped."""
     placed: list[tuple[float, float, float, float]] = []
     w, h = size
@@ -257,11 +290,21 @@ def _draw_labels(draw: Any, anchors: np.ndarray, texts: list[str], colors: list[
         l, t, r, b = draw.textbbox((0, 0), text, font=font)
         tw, th = r - l + 8, b - t + 6
         # Above the anchor, else a few positions below / beside it; skip if all collide.
-        for dx, dy in ((0, -th - 4), (0, 4), (0, -2 * th - 6), (0, th + 6), (-tw / 2 - 4, -th / 2), (tw / 2 + 4, -th / 2)):
+        for dx, dy in (
+            (0, -th - 4),
+            (0, 4),
+            (0, -2 * th - 6),
+            (0, th + 6),
+            (-tw / 2 - 4, -th / 2),
+            (tw / 2 + 4, -th / 2),
+        ):
             x0 = min(max(u - tw / 2 + dx, 0), w - tw)
             y0 = min(max(v + dy, 0), h - th)
             rect = (x0, y0, x0 + tw, y0 + th)
-            if not any(not (rect[2] <= p[0] or rect[0] >= p[2] or rect[3] <= p[1] or rect[1] >= p[3]) for p in placed):
+            if not any(
+                not (rect[2] <= p[0] or rect[0] >= p[2] or rect[3] <= p[1] or rect[1] >= p[3])
+                for p in placed
+            ):
                 break
         else:
             continue
@@ -270,11 +313,17 @@ def _draw_labels(draw: Any, anchors: np.ndarray, texts: list[str], colors: list[
         draw.text((x0 + 4 - l, y0 + 3 - t), text, font=font, fill=_text_fill(col))
 
 
-def _draw_legend(draw: Any, header: str, entries: list[tuple[tuple[float, float, float], str, bool]], font: Any,
-                 width: int, scale: float) -> None:
+def _draw_legend(
+    draw: Any,
+    header: str,
+    entries: list[tuple[tuple[float, float, float], str, bool]],
+    font: Any,
+    width: int,
+    scale: float,
+) -> None:
     """Translucent top band: a header line, then swatch + text entries flowing left to right."""
     pad, sw, gap = int(10 * scale), int(24 * scale), int(22 * scale)
-    l, t, r, b = draw.textbbox((0, 0), "Ag" + header, font=font)
+    _l, t, _r, b = draw.textbbox((0, 0), "Ag" + header, font=font)
     lh = (b - t) + int(8 * scale)
     rows: list[list[tuple[tuple[float, float, float], str, bool, int]]] = [[]]
     x = pad
@@ -303,7 +352,9 @@ def _draw_legend(draw: Any, header: str, entries: list[tuple[tuple[float, float,
             draw.text((x + sw + int(6 * scale), y), text, font=font, fill=(235, 235, 235))
 
 
-def _project(points: np.ndarray, view: np.ndarray, proj: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+def _project(
+    points: np.ndarray, view: np.ndarray, proj: np.ndarray, size: tuple[int, int]
+) -> np.ndarray:
     """World points ``(K, 3)`` -> pixel ``(K, 2)`` (NaN behind the camera)."""
     hom = np.concatenate([points, np.ones((len(points), 1))], axis=1)
     clip = hom @ (proj @ view).T
@@ -318,20 +369,30 @@ def _project(points: np.ndarray, view: np.ndarray, proj: np.ndarray, size: tuple
 # ---------------------------------------------------------------------------------------------
 # BEV fallback (Pillow only)
 # ---------------------------------------------------------------------------------------------
-def _render_bev(xyz: np.ndarray, rgb: np.ndarray, det_corners: np.ndarray, det_colors: list, gt_corners: np.ndarray,
-                size: tuple[int, int]) -> tuple[Any, Any]:
+def _render_bev(
+    xyz: np.ndarray,
+    rgb: np.ndarray,
+    det_corners: np.ndarray,
+    det_colors: list,
+    gt_corners: np.ndarray,
+    size: tuple[int, int],
+) -> tuple[Any, Any]:
     from PIL import Image
 
     w, h = size
     lo = np.percentile(xyz[:, :2], 0.5, axis=0)
     hi = np.percentile(xyz[:, :2], 99.5, axis=0)
     margin, top = 0.04 * min(w, h), 0.1 * h  # the top band holds the legend
-    scale = min((w - 2 * margin) / max(hi[0] - lo[0], 1e-3), (h - top - margin) / max(hi[1] - lo[1], 1e-3))
+    scale = min(
+        (w - 2 * margin) / max(hi[0] - lo[0], 1e-3), (h - top - margin) / max(hi[1] - lo[1], 1e-3)
+    )
     cx, cy = (lo + hi) / 2
     mid_v = top + (h - top - margin) / 2
 
     def to_px(p: np.ndarray) -> np.ndarray:
-        return np.stack([w / 2 + (p[..., 0] - cx) * scale, mid_v - (p[..., 1] - cy) * scale], axis=-1)
+        return np.stack(
+            [w / 2 + (p[..., 0] - cx) * scale, mid_v - (p[..., 1] - cy) * scale], axis=-1
+        )
 
     canvas = np.empty((h, w, 3), np.uint8)
     canvas[:] = _rgb255(BACKGROUND)
@@ -423,7 +484,11 @@ def render_detections(
     path.parent.mkdir(parents=True, exist_ok=True)
     w, h = int(image_size[0]), int(image_size[1])
     xyz, rgb = _prepare_points(points, max_points)
-    names = list(class_names) if class_names is not None else (list(detections.class_names) if detections is not None else [])
+    names = (
+        list(class_names)
+        if class_names is not None
+        else (list(detections.class_names) if detections is not None else [])
+    )
 
     # Detections to draw: score >= min_score, best max_boxes.
     if detections is not None and len(detections) > 0:
@@ -435,7 +500,12 @@ def render_detections(
         det_scores = scores[keep]
         n_total = len(detections)
     else:
-        det_boxes, det_labels, det_scores, n_total = np.zeros((0, 7), np.float32), np.zeros((0,), np.int64), np.zeros((0,)), 0
+        det_boxes, det_labels, det_scores, n_total = (
+            np.zeros((0, 7), np.float32),
+            np.zeros((0,), np.int64),
+            np.zeros((0,)),
+            0,
+        )
     if gt_boxes is not None:
         gt = _as_numpy(gt_boxes).astype(np.float32)
         if gt.ndim != 2 or gt.shape[1] not in (6, 7):
@@ -463,19 +533,39 @@ def render_detections(
         dpts, didx = _solid(det_c)
         point_size = max(1.0, round(3.0 * w / 1280, 1))
         payload = {
-            "xyz": xyz, "rgb": rgb, "image_size": np.array([w, h]),
-            "camera": np.array(json.dumps(_camera(xyz, (w, h), 50.0, elevation_deg, azimuth_deg,
-                                                  extra=np.concatenate([det_c.reshape(-1, 3), gt_c.reshape(-1, 3)])))),
-            "point_size": np.array(point_size), "line_width": np.array(max(2.0, 3.0 * w / 1280)),
-            "gt_points": gpts, "gt_lines": gidx, "gt_colors": np.tile(np.array(GT_COLOR, np.float32), (len(gidx), 1)),
-            "det_points": dpts, "det_lines": didx,
+            "xyz": xyz,
+            "rgb": rgb,
+            "image_size": np.array([w, h]),
+            "camera": np.array(
+                json.dumps(
+                    _camera(
+                        xyz,
+                        (w, h),
+                        50.0,
+                        elevation_deg,
+                        azimuth_deg,
+                        extra=np.concatenate([det_c.reshape(-1, 3), gt_c.reshape(-1, 3)]),
+                    )
+                )
+            ),
+            "point_size": np.array(point_size),
+            "line_width": np.array(max(2.0, 3.0 * w / 1280)),
+            "gt_points": gpts,
+            "gt_lines": gidx,
+            "gt_colors": np.tile(np.array(GT_COLOR, np.float32), (len(gidx), 1)),
+            "det_points": dpts,
+            "det_lines": didx,
             "det_colors": np.repeat(np.array(det_colors, np.float32).reshape(-1, 3), 12, axis=0),
         }
         result = _render_open3d(payload, path, timeout_s)
         if isinstance(result, str):
             if backend == "open3d":
                 raise RuntimeError(result)
-            warnings.warn(f"{result}; falling back to a top-down rendering with Pillow", RuntimeWarning, stacklevel=2)
+            warnings.warn(
+                f"{result}; falling back to a top-down rendering with Pillow",
+                RuntimeWarning,
+                stacklevel=2,
+            )
             used = "bev"
             if info is not None:
                 info["fallback_reason"] = result
@@ -484,7 +574,11 @@ def render_detections(
             if info is not None:
                 info.update(backend="open3d", num_drawn=len(det_boxes), num_gt=len(gt))
             if Image is None:
-                warnings.warn("Pillow is not installed: the rendering has no labels or legend (pip install pillow)", RuntimeWarning, stacklevel=2)
+                warnings.warn(
+                    "Pillow is not installed: the rendering has no labels or legend (pip install pillow)",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
                 return path
             view, proj = result
             img = Image.open(path).convert("RGB")
@@ -493,8 +587,10 @@ def render_detections(
             anchors = _project(top_centres, view, proj, (w, h))
     if used == "bev":
         if Image is None:
-            raise RuntimeError("the top-down renderer needs Pillow (pip install pillow)"
-                               + (" and open3d offscreen rendering failed" if backend == "auto" else ""))
+            raise RuntimeError(
+                "the top-down renderer needs Pillow (pip install pillow)"
+                + (" and open3d offscreen rendering failed" if backend == "auto" else "")
+            )
         img, to_px = _render_bev(xyz, rgb, det_c, det_colors, gt_c, (w, h))
         anchors = to_px(det_boxes[:, :2]) if len(det_boxes) else np.zeros((0, 2))
 

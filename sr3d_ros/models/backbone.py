@@ -5,6 +5,7 @@ four stages of BasicBlocks, each starting with stride 2, so the stage outputs si
 strides 8, 16, 32 and 64 (x voxel size: 8, 16, 32, 64 cm at 1 cm voxels). Module names mirror
 TR3D's published backbone so converted checkpoints map one-to-one.
 """
+
 from __future__ import annotations
 
 from torch import nn
@@ -35,7 +36,9 @@ class BasicBlock(nn.Module):
         self.relu = SparseReLU()
         self.downsample: nn.Sequential | None = None
         if stride != 1 or inplanes != planes:
-            self.downsample = nn.Sequential(SparseConv3d(inplanes, planes, 1, stride), SparseBatchNorm(planes))
+            self.downsample = nn.Sequential(
+                SparseConv3d(inplanes, planes, 1, stride), SparseBatchNorm(planes)
+            )
 
     def forward(self, x: SparseTensor) -> SparseTensor:
         """Args: x: features ``(N, inplanes)`` float at tensor stride s.

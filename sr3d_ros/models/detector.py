@@ -4,6 +4,7 @@ Architecture from TR3D (Rukhovich et al., 2023); SR3D changes training only, so 
 exactly this. Input points are ``(N, 3)`` xyz or ``(N, 6)`` xyz + rgb (0..255) in metres in a
 gravity-aligned frame (z up); boxes come out in the same frame.
 """
+
 from __future__ import annotations
 
 import torch
@@ -24,7 +25,9 @@ __all__ = ["TR3DDetector", "points_to_sparse"]
 _NO_COLOR_VALUE = 127.5
 
 
-def points_to_sparse(points: list[torch.Tensor], voxel_size: float, color_mean: float = 0.0) -> SparseTensor:
+def points_to_sparse(
+    points: list[torch.Tensor], voxel_size: float, color_mean: float = 0.0
+) -> SparseTensor:
     """Voxelize a batch of clouds into one sparse tensor with rgb features.
 
     Args:
@@ -45,7 +48,9 @@ def points_to_sparse(points: list[torch.Tensor], voxel_size: float, color_mean: 
     coords, feats = [], []
     for p in points:
         if p.dim() != 2 or p.shape[1] not in (3, 6):
-            raise ValueError(f"points must be (N, 3) or (N, 6) = xyz [+ rgb 0..255], got {tuple(p.shape)}")
+            raise ValueError(
+                f"points must be (N, 3) or (N, 6) = xyz [+ rgb 0..255], got {tuple(p.shape)}"
+            )
         rgb = p[:, 3:6] if p.shape[1] == 6 else p.new_full((p.shape[0], 3), _NO_COLOR_VALUE)
         v = voxelize(p[:, :3], voxel_size, features=rgb)
         coords.append(v.coordinates[:, 1:])
@@ -63,11 +68,18 @@ class TR3DDetector(nn.Module):
         super().__init__()
         self.config = config
         self.backbone = MinkResNet(
-            config.in_channels, config.stem_channels, config.num_planes, config.blocks, config.width, config.max_channels
+            config.in_channels,
+            config.stem_channels,
+            config.num_planes,
+            config.blocks,
+            config.width,
+            config.max_channels,
         )
         head_channels = scaled_channels(config.neck_channels, config.width, config.max_channels)
         self.neck = TR3DNeck(self.backbone.out_channels, head_channels)
-        self.head = TR3DHead(head_channels, config.num_classes, config.num_reg_outs, config.voxel_size)
+        self.head = TR3DHead(
+            head_channels, config.num_classes, config.num_reg_outs, config.voxel_size
+        )
 
     def forward(self, x: SparseTensor, timer: StageTimer | None = None) -> HeadOutputs:
         """Run the network on voxelized input.
@@ -100,7 +112,9 @@ class TR3DDetector(nn.Module):
         return decode_boxes(outputs.locations, outputs.bbox_pred, self.config.yaw_parametrization)
 
     @torch.no_grad()
-    def postprocess(self, outputs: HeadOutputs, batch_size: int, cfg: InferenceConfig) -> list[Detections]:
+    def postprocess(
+        self, outputs: HeadOutputs, batch_size: int, cfg: InferenceConfig
+    ) -> list[Detections]:
         """Scores, top-k, decoding and per-class NMS per scene (TR3D's test procedure).
 
         For each scene: sigmoid scores; keep the ``nms_pre`` locations with the highest max
@@ -123,11 +137,19 @@ class TR3DDetector(nn.Module):
                 top = max_scores.topk(cfg.nms_pre).indices
                 o = o.select(top)
                 scores = scores[top]
-            boxes = decode_boxes(o.locations.float(), o.bbox_pred.float(), self.config.yaw_parametrization)
+            boxes = decode_boxes(
+                o.locations.float(), o.bbox_pred.float(), self.config.yaw_parametrization
+            )
             loc_idx, cls_idx = torch.nonzero(scores > cfg.score_threshold, as_tuple=True)
             cand_boxes = boxes[loc_idx]
             cand_scores = scores[loc_idx, cls_idx]
-            keep = batched_nms_3d(cand_boxes, cand_scores, cls_idx, cfg.iou_threshold, rotated=self.config.with_yaw or None)
+            keep = batched_nms_3d(
+                cand_boxes,
+                cand_scores,
+                cls_idx,
+                cfg.iou_threshold,
+                rotated=self.config.with_yaw or None,
+            )
             if cfg.max_detections > 0:
                 keep = keep[: cfg.max_detections]
             results.append(Detections(cand_boxes[keep], cand_scores[keep], cls_idx[keep], names))

@@ -4,6 +4,7 @@ Per output voxel: class logits (C) and a box regression: centre offset (3, metre
 voxel's location), log sizes (3; exponentiated here), and for yaw datasets two angle terms.
 Box decoding (:func:`decode_boxes`) turns that into boxes in our convention.
 """
+
 from __future__ import annotations
 
 import math
@@ -40,12 +41,20 @@ class HeadOutputs:
     levels: torch.Tensor
     batch: torch.Tensor
 
-    def select(self, mask: torch.Tensor) -> "HeadOutputs":
+    def select(self, mask: torch.Tensor) -> HeadOutputs:
         """Rows where ``mask`` ``(L,)`` bool (or an index tensor) selects."""
-        return HeadOutputs(self.cls_logits[mask], self.bbox_pred[mask], self.locations[mask], self.levels[mask], self.batch[mask])
+        return HeadOutputs(
+            self.cls_logits[mask],
+            self.bbox_pred[mask],
+            self.locations[mask],
+            self.levels[mask],
+            self.batch[mask],
+        )
 
 
-def decode_boxes(locations: torch.Tensor, bbox_pred: torch.Tensor, yaw_parametrization: str = "sincos") -> torch.Tensor:
+def decode_boxes(
+    locations: torch.Tensor, bbox_pred: torch.Tensor, yaw_parametrization: str = "sincos"
+) -> torch.Tensor:
     """Decode head regression into boxes ``(x, y, z, dx, dy, dz, yaw)``.
 
     Args:
@@ -62,8 +71,14 @@ def decode_boxes(locations: torch.Tensor, bbox_pred: torch.Tensor, yaw_parametri
     Raises:
         ValueError: on a wrong shape or unknown parametrization.
     """
-    if bbox_pred.dim() != 2 or bbox_pred.shape[1] not in (6, 8) or locations.shape != (bbox_pred.shape[0], 3):
-        raise ValueError(f"bad shapes: locations {tuple(locations.shape)}, bbox_pred {tuple(bbox_pred.shape)}")
+    if (
+        bbox_pred.dim() != 2
+        or bbox_pred.shape[1] not in (6, 8)
+        or locations.shape != (bbox_pred.shape[0], 3)
+    ):
+        raise ValueError(
+            f"bad shapes: locations {tuple(locations.shape)}, bbox_pred {tuple(bbox_pred.shape)}"
+        )
     centre = locations + bbox_pred[:, :3]
     sizes = bbox_pred[:, 3:6]
     if bbox_pred.shape[1] == 6:
@@ -76,7 +91,10 @@ def decode_boxes(locations: torch.Tensor, bbox_pred: torch.Tensor, yaw_parametri
         q = torch.exp(torch.sqrt(bbox_pred[:, 6] ** 2 + bbox_pred[:, 7] ** 2))
         yaw = 0.5 * torch.atan2(bbox_pred[:, 6], bbox_pred[:, 7])
         dx = scale / (1 + q)
-        return torch.stack([centre[:, 0], centre[:, 1], centre[:, 2], dx, dx * q, sizes[:, 2] + sizes[:, 1], yaw], dim=1)
+        return torch.stack(
+            [centre[:, 0], centre[:, 1], centre[:, 2], dx, dx * q, sizes[:, 2] + sizes[:, 1], yaw],
+            dim=1,
+        )
     raise ValueError(f"unknown yaw parametrization {yaw_parametrization!r}")
 
 
@@ -90,7 +108,9 @@ class TR3DHead(nn.Module):
         voxel_size: metres per stride-1 voxel (turns coordinates into locations).
     """
 
-    def __init__(self, in_channels: int, num_classes: int, num_reg_outs: int, voxel_size: float) -> None:
+    def __init__(
+        self, in_channels: int, num_classes: int, num_reg_outs: int, voxel_size: float
+    ) -> None:
         super().__init__()
         self.voxel_size = voxel_size
         self.conv_reg = SparseConv3d(in_channels, num_reg_outs, 1, bias=True)
@@ -127,4 +147,6 @@ class TR3DHead(nn.Module):
             loc.append(coords[:, 1:].to(r.dtype) * self.voxel_size)
             lvl.append(torch.full((len(x),), i, dtype=torch.int64, device=r.device))
             batch.append(coords[:, 0].to(torch.int64))
-        return HeadOutputs(torch.cat(cls), torch.cat(reg), torch.cat(loc), torch.cat(lvl), torch.cat(batch))
+        return HeadOutputs(
+            torch.cat(cls), torch.cat(reg), torch.cat(loc), torch.cat(lvl), torch.cat(batch)
+        )

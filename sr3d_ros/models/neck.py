@@ -7,17 +7,26 @@ applies a lateral block; an output block then maps to the head's channels. With 
 strides 8/16/32/64 the outputs are at tensor strides 16 and 32.
 Module names (``up_block_i``, ``lateral_block_i``, ``out_block_i``) mirror TR3D's.
 """
+
 from __future__ import annotations
 
 from torch import nn
 
-from ..sparse import SparseBatchNorm, SparseConv3d, SparseGenerativeConvTranspose3d, SparseReLU, SparseTensor
+from ..sparse import (
+    SparseBatchNorm,
+    SparseConv3d,
+    SparseGenerativeConvTranspose3d,
+    SparseReLU,
+    SparseTensor,
+)
 
 __all__ = ["TR3DNeck"]
 
 
 def _block(in_channels: int, out_channels: int) -> nn.Sequential:
-    return nn.Sequential(SparseConv3d(in_channels, out_channels, 3), SparseBatchNorm(out_channels), SparseReLU())
+    return nn.Sequential(
+        SparseConv3d(in_channels, out_channels, 3), SparseBatchNorm(out_channels), SparseReLU()
+    )
 
 
 def _up_block(in_channels: int, out_channels: int) -> nn.Sequential:

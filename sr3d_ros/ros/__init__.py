@@ -3,6 +3,7 @@
 Importing this package needs no ROS environment: :mod:`sr3d_ros.ros.pointcloud2` imports the
 message classes only inside the functions that build messages.
 """
+
 from sr3d_ros.ros.pointcloud2 import (
     CloudInfo,
     CloudLayout,

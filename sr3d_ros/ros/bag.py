@@ -19,6 +19,7 @@ same message definitions and RIHS01 type hashes as the live graph.
 Bag time: the header stamps and the bag timestamps of :func:`build_bag` are equal; recorded bags
 use the receive time of the recording node's clock.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -81,7 +82,9 @@ def vision_msgs_dir() -> Path:
     try:
         import vision_msgs
 
-        cands.append(Path(vision_msgs.__file__).resolve().parents[4] / "share" / "vision_msgs" / "msg")
+        cands.append(
+            Path(vision_msgs.__file__).resolve().parents[4] / "share" / "vision_msgs" / "msg"
+        )
     except ImportError:
         pass
     for c in cands:
@@ -113,9 +116,19 @@ def make_typestore() -> Any:
 
 
 _NUMPY_BASE = {
-    "bool": np.bool_, "byte": np.uint8, "char": np.uint8, "int8": np.int8, "uint8": np.uint8,
-    "int16": np.int16, "uint16": np.uint16, "int32": np.int32, "uint32": np.uint32,
-    "int64": np.int64, "uint64": np.uint64, "float32": np.float32, "float64": np.float64,
+    "bool": np.bool_,
+    "byte": np.uint8,
+    "char": np.uint8,
+    "int8": np.int8,
+    "uint8": np.uint8,
+    "int16": np.int16,
+    "uint16": np.uint16,
+    "int32": np.int32,
+    "uint32": np.uint32,
+    "int64": np.int64,
+    "uint64": np.uint64,
+    "float32": np.float32,
+    "float64": np.float64,
 }
 
 
@@ -161,8 +174,12 @@ def new_msg(ts: Any, typename: str, **fields: Any) -> Any:
 
 
 def _header(ts: Any, stamp_ns: int, frame_id: str) -> Any:
-    stamp = new_msg(ts, "builtin_interfaces/msg/Time", sec=int(stamp_ns // 1_000_000_000),
-                    nanosec=int(stamp_ns % 1_000_000_000))
+    stamp = new_msg(
+        ts,
+        "builtin_interfaces/msg/Time",
+        sec=int(stamp_ns // 1_000_000_000),
+        nanosec=int(stamp_ns % 1_000_000_000),
+    )
     return new_msg(ts, "std_msgs/msg/Header", stamp=stamp, frame_id=frame_id)
 
 
@@ -170,40 +187,72 @@ def _pointcloud2(ts: Any, header: Any, points: np.ndarray) -> Any:
     from sr3d_ros.ros.pointcloud2 import points_to_cloud
 
     layout, data = points_to_cloud(points)
-    fields = [new_msg(ts, "sensor_msgs/msg/PointField", name=f.name, offset=f.offset,
-                      datatype=f.datatype, count=f.count) for f in layout.fields]
-    return new_msg(ts, POINTCLOUD2, header=header, height=layout.height, width=layout.width,
-                   fields=fields, is_bigendian=layout.is_bigendian, point_step=layout.point_step,
-                   row_step=layout.row_step, data=np.frombuffer(data, np.uint8),
-                   is_dense=layout.is_dense)
+    fields = [
+        new_msg(
+            ts,
+            "sensor_msgs/msg/PointField",
+            name=f.name,
+            offset=f.offset,
+            datatype=f.datatype,
+            count=f.count,
+        )
+        for f in layout.fields
+    ]
+    return new_msg(
+        ts,
+        POINTCLOUD2,
+        header=header,
+        height=layout.height,
+        width=layout.width,
+        fields=fields,
+        is_bigendian=layout.is_bigendian,
+        point_step=layout.point_step,
+        row_step=layout.row_step,
+        data=np.frombuffer(data, np.uint8),
+        is_dense=layout.is_dense,
+    )
 
 
-def _detection_array(ts: Any, header: Any, boxes: np.ndarray, scores: np.ndarray,
-                     names: Sequence[str]) -> Any:
+def _detection_array(
+    ts: Any, header: Any, boxes: np.ndarray, scores: np.ndarray, names: Sequence[str]
+) -> Any:
     from sr3d_ros.frames import quaternion_from_yaw
 
     b = np.asarray(boxes, np.float64).reshape(-1, 7)
     q = quaternion_from_yaw(b[:, 6]).reshape(-1, 4)
     dets = []
     for i in range(len(b)):
+
         def pose() -> Any:
             return new_msg(
-                ts, "geometry_msgs/msg/Pose",
+                ts,
+                "geometry_msgs/msg/Pose",
                 position=new_msg(ts, "geometry_msgs/msg/Point", x=b[i, 0], y=b[i, 1], z=b[i, 2]),
-                orientation=new_msg(ts, "geometry_msgs/msg/Quaternion", x=q[i, 0], y=q[i, 1],
-                                    z=q[i, 2], w=q[i, 3]),
+                orientation=new_msg(
+                    ts, "geometry_msgs/msg/Quaternion", x=q[i, 0], y=q[i, 1], z=q[i, 2], w=q[i, 3]
+                ),
             )
 
         hyp = new_msg(
-            ts, "vision_msgs/msg/ObjectHypothesisWithPose",
-            hypothesis=new_msg(ts, "vision_msgs/msg/ObjectHypothesis", class_id=str(names[i]),
-                               score=float(scores[i])),
+            ts,
+            "vision_msgs/msg/ObjectHypothesisWithPose",
+            hypothesis=new_msg(
+                ts,
+                "vision_msgs/msg/ObjectHypothesis",
+                class_id=str(names[i]),
+                score=float(scores[i]),
+            ),
             pose=new_msg(ts, "geometry_msgs/msg/PoseWithCovariance", pose=pose()),
         )
-        bbox = new_msg(ts, "vision_msgs/msg/BoundingBox3D", center=pose(),
-                       size=new_msg(ts, "geometry_msgs/msg/Vector3", x=b[i, 3], y=b[i, 4], z=b[i, 5]))
-        dets.append(new_msg(ts, "vision_msgs/msg/Detection3D", header=header, results=[hyp],
-                            bbox=bbox))
+        bbox = new_msg(
+            ts,
+            "vision_msgs/msg/BoundingBox3D",
+            center=pose(),
+            size=new_msg(ts, "geometry_msgs/msg/Vector3", x=b[i, 3], y=b[i, 4], z=b[i, 5]),
+        )
+        dets.append(
+            new_msg(ts, "vision_msgs/msg/Detection3D", header=header, results=[hyp], bbox=bbox)
+        )
     return new_msg(ts, DETECTION3DARRAY, header=header, detections=dets)
 
 
@@ -312,8 +361,9 @@ class BagMessage:
     msg: Any = None  # the rosbags-deserialised message (None when not deserialised)
 
 
-def read_bag(path: str | Path, topics: Iterable[str] | None = None,
-             deserialize: bool = True) -> Iterator[BagMessage]:
+def read_bag(
+    path: str | Path, topics: Iterable[str] | None = None, deserialize: bool = True
+) -> Iterator[BagMessage]:
     """Messages of a rosbag2 bag (folder or ``.mcap`` / ``.db3`` file) in timestamp order.
 
     Args:
@@ -349,8 +399,14 @@ def bag_info(path: str | Path) -> dict[str, Any]:
         topics = {t: {"type": i.msgtype, "count": i.msgcount} for t, i in r.topics.items()}
         meta = getattr(r.storage, "metadata", None)  # rosbags' ReaderMetadata (folder bags)
         custom = dict(getattr(meta, "custom", None) or {})
-        return {"path": str(path), "duration_s": r.duration / 1e9, "start_ns": r.start_time,
-                "messages": r.message_count, "topics": topics, "custom_data": custom}
+        return {
+            "path": str(path),
+            "duration_s": r.duration / 1e9,
+            "start_ns": r.start_time,
+            "messages": r.message_count,
+            "topics": topics,
+            "custom_data": custom,
+        }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -387,8 +443,14 @@ class BagPlayer:
         FileNotFoundError: no such bag. ImportError: a message type is not installed.
     """
 
-    def __init__(self, node: Any, path: str | Path, topics: Iterable[str] | None = None,
-                 remap: dict[str, str] | None = None, clock: bool = False) -> None:
+    def __init__(
+        self,
+        node: Any,
+        path: str | Path,
+        topics: Iterable[str] | None = None,
+        remap: dict[str, str] | None = None,
+        clock: bool = False,
+    ) -> None:
         from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
         from rosbags.rosbag2 import Reader
 
@@ -396,27 +458,33 @@ class BagPlayer:
         self.path = Path(path)
         self.topics = None if topics is None else set(topics)
         remap = remap or {}
-        qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10,
-                         reliability=ReliabilityPolicy.RELIABLE,
-                         durability=DurabilityPolicy.VOLATILE)
+        qos = QoSProfile(
+            history=HistoryPolicy.KEEP_LAST,
+            depth=10,
+            reliability=ReliabilityPolicy.RELIABLE,
+            durability=DurabilityPolicy.VOLATILE,
+        )
         self.publishers: dict[str, Any] = {}
         with Reader(self.path) as r:
             for topic, info in r.topics.items():
                 if self.topics is not None and topic not in self.topics:
                     continue
                 self.publishers[topic] = node.create_publisher(
-                    message_class(info.msgtype), remap.get(topic, topic), qos)
+                    message_class(info.msgtype), remap.get(topic, topic), qos
+                )
         self.clock_publisher: Any = None
         if clock:
             from rosgraph_msgs.msg import Clock
 
             self.clock_publisher = node.create_publisher(
-                Clock, remap.get(CLOCK_TOPIC, CLOCK_TOPIC), qos)
+                Clock, remap.get(CLOCK_TOPIC, CLOCK_TOPIC), qos
+            )
         self.published = 0
         self.clock_published = 0
 
-    def wait_for_subscribers(self, timeout_s: float = 10.0, topics: Iterable[str] | None = None,
-                             count: int = 1) -> bool:
+    def wait_for_subscribers(
+        self, timeout_s: float = 10.0, topics: Iterable[str] | None = None, count: int = 1
+    ) -> bool:
         """Wait until every (given) topic has at least ``count`` matched subscribers (with
         ``clock`` and no ``topics`` given, the clock topic too).
 
@@ -465,10 +533,14 @@ class BagPlayer:
         self.clock_publisher.publish(msg)
         self.clock_published += 1
 
-    def play(self, rate: float = 1.0, loop: bool = False,
-             stop: threading.Event | None = None,
-             on_publish: Callable[[BagMessage], None] | None = None,
-             clock_hz: float = 40.0) -> int:
+    def play(
+        self,
+        rate: float = 1.0,
+        loop: bool = False,
+        stop: threading.Event | None = None,
+        on_publish: Callable[[BagMessage], None] | None = None,
+        clock_hz: float = 40.0,
+    ) -> int:
         """Publish with the bag's timing: message ``k`` goes out ``(t_k - t_0) / rate`` seconds
         after the start of the pass.
 
@@ -547,8 +619,13 @@ class BagRecorder:
         rosbags WriterError: ``path`` exists.
     """
 
-    def __init__(self, node: Any, path: str | Path, topics: Sequence[str],
-                 types: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        node: Any,
+        path: str | Path,
+        topics: Sequence[str],
+        types: dict[str, str] | None = None,
+    ) -> None:
         from rosbags.rosbag2 import StoragePlugin, Writer
 
         self.node = node
@@ -556,7 +633,7 @@ class BagRecorder:
         self.typestore = make_typestore()
         self.wanted = list(dict.fromkeys(topics))
         self.types = dict(types or {})
-        self.counts: dict[str, int] = {t: 0 for t in self.wanted}
+        self.counts: dict[str, int] = dict.fromkeys(self.wanted, 0)
         self._lock = threading.Lock()
         self._subs: dict[str, Any] = {}
         self._conns: dict[str, Any] = {}
@@ -571,11 +648,14 @@ class BagRecorder:
 
         infos = self.node.get_publishers_info_by_topic(topic)
         reliable = bool(infos) and all(
-            i.qos_profile.reliability == ReliabilityPolicy.RELIABLE for i in infos)
+            i.qos_profile.reliability == ReliabilityPolicy.RELIABLE for i in infos
+        )
         latched = bool(infos) and all(
-            i.qos_profile.durability == DurabilityPolicy.TRANSIENT_LOCAL for i in infos)
+            i.qos_profile.durability == DurabilityPolicy.TRANSIENT_LOCAL for i in infos
+        )
         return QoSProfile(
-            history=HistoryPolicy.KEEP_LAST, depth=100,
+            history=HistoryPolicy.KEEP_LAST,
+            depth=100,
             reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT,
             durability=DurabilityPolicy.TRANSIENT_LOCAL if latched else DurabilityPolicy.VOLATILE,
         )
@@ -594,15 +674,18 @@ class BagRecorder:
                 continue
             try:
                 cls = message_class(msgtype)
-                self.typestore.fielddefs[msgtype]  # noqa: B018 - KeyError if rosbags cannot store it
+                self.typestore.fielddefs[msgtype]
             except (ImportError, AttributeError, KeyError, ValueError):
                 self.node.get_logger().warning(f"cannot record {topic}: unknown type {msgtype}")
                 self.wanted.remove(topic)
                 continue
             with self._lock:
-                self._conns[topic] = self._writer.add_connection(topic, msgtype, typestore=self.typestore)
+                self._conns[topic] = self._writer.add_connection(
+                    topic, msgtype, typestore=self.typestore
+                )
             self._subs[topic] = self.node.create_subscription(
-                cls, topic, lambda raw, t=topic: self._on_msg(t, raw), self._qos(topic), raw=True)
+                cls, topic, lambda raw, t=topic: self._on_msg(t, raw), self._qos(topic), raw=True
+            )
 
     def _on_msg(self, topic: str, raw: bytes) -> None:
         now = self.node.get_clock().now().nanoseconds

@@ -2,6 +2,7 @@
 
 Must run before ``rclpy.init`` (the RMW and the ROS logger read these variables then).
 """
+
 from __future__ import annotations
 
 import os
@@ -11,8 +12,11 @@ from collections.abc import MutableMapping
 __all__ = ["ensure_safe_ros_env"]
 
 
-def ensure_safe_ros_env(force: bool = False, environ: MutableMapping[str, str] | None = None,
-                        fresh_log_dir: bool = False) -> dict[str, str]:
+def ensure_safe_ros_env(
+    force: bool = False,
+    environ: MutableMapping[str, str] | None = None,
+    fresh_log_dir: bool = False,
+) -> dict[str, str]:
     """Set ``ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST`` and a temporary ``ROS_LOG_DIR``.
 
     Args:

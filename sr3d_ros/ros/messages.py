@@ -23,6 +23,7 @@ integers, str for strings), as the C serialiser expects.
 
 The message classes are imported inside the functions, so importing this module needs no ROS.
 """
+
 from __future__ import annotations
 
 import array
@@ -35,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from sr3d_ros.frames import BOX_EDGES, BoxPoses, box_corners, yaw_from_quaternion
+from sr3d_ros.palette import CLASS_COLORS, class_color
 
 __all__ = [
     "CLASS_COLORS",
@@ -46,15 +48,6 @@ __all__ = [
     "diagnostics_msg",
     "label_info_msg",
 ]
-
-#: 20 distinguishable RGB colours (0..1), one per class index (cycled beyond 20).
-CLASS_COLORS: tuple[tuple[float, float, float], ...] = (
-    (0.90, 0.10, 0.10), (0.10, 0.60, 0.95), (0.20, 0.80, 0.20), (1.00, 0.60, 0.00),
-    (0.60, 0.30, 0.85), (0.00, 0.80, 0.80), (0.95, 0.40, 0.70), (0.60, 0.45, 0.20),
-    (0.55, 0.75, 0.10), (0.95, 0.85, 0.10), (0.20, 0.30, 0.70), (0.80, 0.20, 0.45),
-    (0.40, 0.90, 0.60), (0.95, 0.55, 0.40), (0.35, 0.55, 0.55), (0.75, 0.75, 0.95),
-    (0.50, 0.10, 0.10), (0.10, 0.45, 0.25), (0.65, 0.65, 0.65), (0.30, 0.20, 0.50),
-)
 
 _EDGE_INDEX = np.array(BOX_EDGES, dtype=np.int64).reshape(-1)  # (24,) corner index per vertex
 
@@ -69,13 +62,9 @@ class DiagnosticLevel:
     NAMES = {"OK": 0, "WARN": 1, "ERROR": 2, "STALE": 3}
 
 
-def class_color(label: int) -> tuple[float, float, float]:
-    """RGB colour (each 0..1) of class index ``label`` (:data:`CLASS_COLORS`, cycled)."""
-    return CLASS_COLORS[int(label) % len(CLASS_COLORS)]
-
-
 # ---------------------------------------------------------------------------------------------
 # fast message construction
+
 
 class _FastMsg:
     """Builds instances of one rosidl message class without running its generated ``__init__``.
@@ -94,7 +83,12 @@ class _FastMsg:
     def __init__(self, cls: type) -> None:
         template = cls()
         self.cls = cls
-        env: dict[str, Any] = {"_new": cls.__new__, "_cls": cls, "_M": _MISSING, "_array": array.array}
+        env: dict[str, Any] = {
+            "_new": cls.__new__,
+            "_cls": cls,
+            "_M": _MISSING,
+            "_array": array.array,
+        }
         params, body = [], ["    o = _new(_cls)"]
         for k, slot in enumerate(cls.__slots__):
             if not slot.isidentifier():  # pragma: no cover - rosidl slots are identifiers
@@ -122,7 +116,7 @@ class _FastMsg:
             params.append(f"{name}=_M")
             body.append(f"    o.{slot} = {default} if {name} is _M else {name}")
         src = f"def make(*, {', '.join(params)}):\n" + "\n".join(body) + "\n    return o\n"
-        exec(compile(src, f"<_FastMsg {cls.__module__}.{cls.__name__}>", "exec"), env)  # noqa: S102
+        exec(compile(src, f"<_FastMsg {cls.__module__}.{cls.__name__}>", "exec"), env)
         self._make = env["make"]
 
     @classmethod
@@ -149,7 +143,7 @@ def _point_factory() -> Any:
     def make(xyz: list[float], start: int, count: int) -> list[Any]:
         out = []
         append = out.append
-        it = iter(xyz[3 * start:3 * (start + count)])
+        it = iter(xyz[3 * start : 3 * (start + count)])
         for x, y, z in zip(it, it, it):
             p = new(Point)
             p._check_fields = check
@@ -227,7 +221,9 @@ def _det_arrays(det: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[str
         )
     names = tuple(det.class_names)
     if len(labels) and (labels.min() < 0 or labels.max() >= len(names)):
-        raise ValueError(f"labels must be in [0, {len(names)}), got [{labels.min()}, {labels.max()}]")
+        raise ValueError(
+            f"labels must be in [0, {len(names)}), got [{labels.min()}, {labels.max()}]"
+        )
     return boxes, scores, labels, names
 
 
@@ -285,13 +281,21 @@ def detections_to_msg(det: Any, header: Any, poses: BoxPoses | None = None) -> A
     f_pwc = _FastMsg.of(PoseWithCovariance)
     hdr = _header(header)
     dets = []
-    rows = zip(p.centers.tolist(), p.sizes.tolist(), p.quaternions.tolist(), scores.tolist(),
-               labels.tolist())
+    rows = zip(
+        p.centers.tolist(),
+        p.sizes.tolist(),
+        p.quaternions.tolist(),
+        scores.tolist(),
+        labels.tolist(),
+    )
     for (cx, cy, cz), (sx, sy, sz), (qx, qy, qz, qw), score, label in rows:
-        pose = f_pose(position=f_point(x=cx, y=cy, z=cz), orientation=f_quat(x=qx, y=qy, z=qz, w=qw))
+        pose = f_pose(
+            position=f_point(x=cx, y=cy, z=cz), orientation=f_quat(x=qx, y=qy, z=qz, w=qw)
+        )
         hyp = f_ohwp(hypothesis=f_hyp(class_id=names[label], score=score), pose=f_pwc(pose=pose))
-        dets.append(f_det(header=hdr, results=[hyp],
-                          bbox=f_bbox(center=pose, size=f_vec(x=sx, y=sy, z=sz))))
+        dets.append(
+            f_det(header=hdr, results=[hyp], bbox=f_bbox(center=pose, size=f_vec(x=sx, y=sy, z=sz)))
+        )
     return _FastMsg.of(Detection3DArray)(header=_header(header), detections=dets)
 
 
@@ -390,8 +394,9 @@ def detections_to_markers(
     white = f_color(r=1.0, g=1.0, b=1.0, a=1.0)
     colors: dict[int, Any] = {}
 
-    markers = [f_marker(header=hdr, ns=ns, id=0, action=Marker.DELETEALL, texture=texture,
-                        mesh_file=mesh)]
+    markers = [
+        f_marker(header=hdr, ns=ns, id=0, action=Marker.DELETEALL, texture=texture, mesh_file=mesh)
+    ]
     if len(boxes):
         verts = box_corners(p)[:, _EDGE_INDEX, :].ravel().tolist()  # (M * 24 * 3,) flat
         up = p.rotations[:, :, 2]  # box z axis in this frame
@@ -405,16 +410,41 @@ def detections_to_markers(
             # ColorRGBA is float32: store float32-exact values so the object equals its wire copy
             r, g, b = (float(v) for v in np.float32(class_color(label)))
             color = colors[label] = f_color(r=r, g=g, b=b, a=1.0)
-        append(f_marker(header=hdr, ns=ns, id=i, type=line_list, action=add, pose=identity,
-                        scale=line_scale, color=color, lifetime=life, points=points(verts, 24 * i, 24),
-                        texture=texture, mesh_file=mesh))
+        append(
+            f_marker(
+                header=hdr,
+                ns=ns,
+                id=i,
+                type=line_list,
+                action=add,
+                pose=identity,
+                scale=line_scale,
+                color=color,
+                lifetime=life,
+                points=points(verts, 24 * i, 24),
+                texture=texture,
+                mesh_file=mesh,
+            )
+        )
         (tx, ty, tz), (qx, qy, qz, qw) = text_pos[i], quat[i]
-        append(f_marker(
-            header=hdr, ns=label_ns, id=i, type=text_view, action=add,
-            pose=f_pose(position=f_point(x=tx, y=ty, z=tz), orientation=f_quat(x=qx, y=qy, z=qz, w=qw)),
-            scale=text_scale, color=white, lifetime=life, text=f"{names[label]} {score:.2f}",
-            texture=texture, mesh_file=mesh,
-        ))
+        append(
+            f_marker(
+                header=hdr,
+                ns=label_ns,
+                id=i,
+                type=text_view,
+                action=add,
+                pose=f_pose(
+                    position=f_point(x=tx, y=ty, z=tz), orientation=f_quat(x=qx, y=qy, z=qz, w=qw)
+                ),
+                scale=text_scale,
+                color=white,
+                lifetime=life,
+                text=f"{names[label]} {score:.2f}",
+                texture=texture,
+                mesh_file=mesh,
+            )
+        )
     return _FastMsg.of(MarkerArray)(markers=markers)
 
 

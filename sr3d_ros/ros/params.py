@@ -6,6 +6,7 @@ these (a test checks both), and :func:`validate_params` turns raw values (as ROS
 ``None`` for a parameter left unset, ints where floats are expected, lists) into a typed,
 checked :class:`NodeParams`, or raises :class:`ParamError` naming every bad value at once.
 """
+
 from __future__ import annotations
 
 import math
@@ -47,58 +48,142 @@ class ParamSpec:
 
 
 PARAMS: tuple[ParamSpec, ...] = (
-    ParamSpec("checkpoint", "str", "",
-              "Path of an sr3d_ros checkpoint (.pt); '' = the embedded default model "
-              "(sr3d_ros/models/weights/sr3d_scannet_default.pt).", False, "checkpoint"),
-    ParamSpec("device", "str", "auto",
-              "Inference device: 'auto' (cuda if available, else cpu), 'cpu', 'cuda' or 'cuda:N'.",
-              False, "device"),
-    ParamSpec("num_threads", "int", 0,
-              "CPU threads for inference (torch.set_num_threads, process-wide); 0 = torch's "
-              "default (one per core). Use 1 when the CPU is shared with other busy processes: "
-              "oversubscribed OpenMP threads can make CPU inference many times slower.", False,
-              "num_threads"),
-    ParamSpec("score_threshold", "float", 0.3,
-              "Publish detections with score >= this, in [0, 1]. 0.01 reproduces the mAP "
-              "evaluation protocol (many low-score boxes).", True, "score_threshold"),
-    ParamSpec("nms_iou_threshold", "float", 0.5,
-              "Per-class NMS IoU threshold, in (0, 1].", True, "nms_iou_threshold"),
-    ParamSpec("max_detections", "int", 0,
-              "Keep at most this many detections per frame, best first; 0 = the checkpoint's "
-              "setting (no cap by default).", True, "max_detections"),
-    ParamSpec("max_points", "int", 200000,
-              "Clouds with more valid points are randomly subsampled to this many before "
-              "detection (a throttled warning is logged); 0 = never subsample.", True, "max_points"),
-    ParamSpec("max_input_points", "int", 4000000,
-              "Clouds with more points (height * width) are rejected as bad input without "
-              "decoding: an empty Detection3DArray is published; 0 = no limit.", True,
-              "max_input_points"),
-    ParamSpec("classes_to_keep", "str_list", (),
-              "Class names to publish (e.g. ['chair', 'table']); empty = all classes. Unknown "
-              "names are an error.", True, "classes_to_keep"),
-    ParamSpec("gravity_transform.matrix", "float_list", (),
-              "Static 4x4 rigid transform (16 values, row-major) from the input cloud's frame to "
-              "a gravity-aligned frame (z up): p_g = R p + t. Empty = use rpy + translation. "
-              "Detections are published back in the input frame.", False, "gravity_matrix"),
-    ParamSpec("gravity_transform.rpy", "float_list", (0.0, 0.0, 0.0),
-              "Roll, pitch, yaw (radians, R = Rz(yaw) Ry(pitch) Rx(roll)) of the input -> "
-              "gravity-aligned rotation; used when gravity_transform.matrix is empty.", False,
-              "gravity_rpy"),
-    ParamSpec("gravity_transform.translation", "float_list", (0.0, 0.0, 0.0),
-              "x, y, z (metres) of the input -> gravity-aligned translation; used when "
-              "gravity_transform.matrix is empty.", False, "gravity_translation"),
-    ParamSpec("qos_reliability", "str", "best_effort",
-              "Reliability of the input subscription: 'best_effort' (sensor-data QoS, matches "
-              "any publisher) or 'reliable' (matches only reliable publishers). With Fast DDS's "
-              "default transports, best-effort clouds larger than ~0.5 MB (~30k xyz+rgb points) "
-              "from another process are mostly lost: use 'reliable' when the driver publishes "
-              "reliably.", False,
-              "qos_reliability"),
-    ParamSpec("publish_markers", "bool", True,
-              "Publish ~/output/markers (box edges + labels for RViz).", True, "publish_markers"),
-    ParamSpec("marker_lifetime", "float", 0.0,
-              "Seconds a marker stays visible without an update; 0 = until the next frame "
-              "replaces it.", True, "marker_lifetime"),
+    ParamSpec(
+        "checkpoint",
+        "str",
+        "",
+        "Path of an sr3d_ros checkpoint (.pt); '' = the embedded default model "
+        "(sr3d_ros/models/weights/sr3d_scannet_default.pt).",
+        False,
+        "checkpoint",
+    ),
+    ParamSpec(
+        "device",
+        "str",
+        "auto",
+        "Inference device: 'auto' (cuda if available, else cpu), 'cpu', 'cuda' or 'cuda:N'.",
+        False,
+        "device",
+    ),
+    ParamSpec(
+        "num_threads",
+        "int",
+        0,
+        "CPU threads for inference (torch.set_num_threads, process-wide); 0 = torch's "
+        "default (one per core). Use 1 when the CPU is shared with other busy processes: "
+        "oversubscribed OpenMP threads can make CPU inference many times slower.",
+        False,
+        "num_threads",
+    ),
+    ParamSpec(
+        "score_threshold",
+        "float",
+        0.3,
+        "Publish detections with score >= this, in [0, 1]. 0.01 reproduces the mAP "
+        "evaluation protocol (many low-score boxes).",
+        True,
+        "score_threshold",
+    ),
+    ParamSpec(
+        "nms_iou_threshold",
+        "float",
+        0.5,
+        "Per-class NMS IoU threshold, in (0, 1].",
+        True,
+        "nms_iou_threshold",
+    ),
+    ParamSpec(
+        "max_detections",
+        "int",
+        0,
+        "Keep at most this many detections per frame, best first; 0 = the checkpoint's "
+        "setting (no cap by default).",
+        True,
+        "max_detections",
+    ),
+    ParamSpec(
+        "max_points",
+        "int",
+        200000,
+        "Clouds with more valid points are randomly subsampled to this many before "
+        "detection (a throttled warning is logged); 0 = never subsample.",
+        True,
+        "max_points",
+    ),
+    ParamSpec(
+        "max_input_points",
+        "int",
+        4000000,
+        "Clouds with more points (height * width) are rejected as bad input without "
+        "decoding: an empty Detection3DArray is published; 0 = no limit.",
+        True,
+        "max_input_points",
+    ),
+    ParamSpec(
+        "classes_to_keep",
+        "str_list",
+        (),
+        "Class names to publish (e.g. ['chair', 'table']); empty = all classes. Unknown "
+        "names are an error.",
+        True,
+        "classes_to_keep",
+    ),
+    ParamSpec(
+        "gravity_transform.matrix",
+        "float_list",
+        (),
+        "Static 4x4 rigid transform (16 values, row-major) from the input cloud's frame to "
+        "a gravity-aligned frame (z up): p_g = R p + t. Empty = use rpy + translation. "
+        "Detections are published back in the input frame.",
+        False,
+        "gravity_matrix",
+    ),
+    ParamSpec(
+        "gravity_transform.rpy",
+        "float_list",
+        (0.0, 0.0, 0.0),
+        "Roll, pitch, yaw (radians, R = Rz(yaw) Ry(pitch) Rx(roll)) of the input -> "
+        "gravity-aligned rotation; used when gravity_transform.matrix is empty.",
+        False,
+        "gravity_rpy",
+    ),
+    ParamSpec(
+        "gravity_transform.translation",
+        "float_list",
+        (0.0, 0.0, 0.0),
+        "x, y, z (metres) of the input -> gravity-aligned translation; used when "
+        "gravity_transform.matrix is empty.",
+        False,
+        "gravity_translation",
+    ),
+    ParamSpec(
+        "qos_reliability",
+        "str",
+        "best_effort",
+        "Reliability of the input subscription: 'best_effort' (sensor-data QoS, matches "
+        "any publisher) or 'reliable' (matches only reliable publishers). With Fast DDS's "
+        "default transports, best-effort clouds larger than ~0.5 MB (~30k xyz+rgb points) "
+        "from another process are mostly lost: use 'reliable' when the driver publishes "
+        "reliably.",
+        False,
+        "qos_reliability",
+    ),
+    ParamSpec(
+        "publish_markers",
+        "bool",
+        True,
+        "Publish ~/output/markers (box edges + labels for RViz).",
+        True,
+        "publish_markers",
+    ),
+    ParamSpec(
+        "marker_lifetime",
+        "float",
+        0.0,
+        "Seconds a marker stays visible without an update; 0 = until the next frame replaces it.",
+        True,
+        "marker_lifetime",
+    ),
 )
 
 _BY_NAME = {p.name: p for p in PARAMS}
@@ -209,21 +294,27 @@ def validate_params(
         if not ok:
             errors.append(f"{name}: {what}, got {values.get(name)!r}")
 
-    check(bool(_DEVICE_RE.match(out["device"])), "device", "must be 'auto', 'cpu', 'cuda' or 'cuda:N'")
+    check(
+        bool(_DEVICE_RE.match(out["device"])), "device", "must be 'auto', 'cpu', 'cuda' or 'cuda:N'"
+    )
     check(out["num_threads"] >= 0, "num_threads", "must be >= 0 (0 = torch's default)")
     check(0.0 <= out["score_threshold"] <= 1.0, "score_threshold", "must be in [0, 1]")
     check(0.0 < out["nms_iou_threshold"] <= 1.0, "nms_iou_threshold", "must be in (0, 1]")
     check(out["max_detections"] >= 0, "max_detections", "must be >= 0 (0 = no cap)")
     check(out["max_points"] >= 0, "max_points", "must be >= 0 (0 = no limit)")
     check(out["max_input_points"] >= 0, "max_input_points", "must be >= 0 (0 = no limit)")
-    check(out["qos_reliability"] in ("best_effort", "reliable"), "qos_reliability",
-          "must be 'best_effort' or 'reliable'")
+    check(
+        out["qos_reliability"] in ("best_effort", "reliable"),
+        "qos_reliability",
+        "must be 'best_effort' or 'reliable'",
+    )
     check(out["marker_lifetime"] >= 0.0, "marker_lifetime", "must be >= 0 seconds")
     if class_names is not None:
         bad = [c for c in out["classes_to_keep"] if c not in class_names]
         if bad:
-            errors.append(f"classes_to_keep: unknown class(es) {bad}; the model knows "
-                          f"{list(class_names)}")
+            errors.append(
+                f"classes_to_keep: unknown class(es) {bad}; the model knows {list(class_names)}"
+            )
     try:
         transform_from_params(out["gravity_matrix"], out["gravity_rpy"], out["gravity_translation"])
     except ValueError as exc:

@@ -33,35 +33,36 @@ The pure-numpy core (:func:`cloud_to_array`, :func:`points_to_cloud`, :class:`Cl
 (:func:`pointcloud2_to_array`, :func:`array_to_pointcloud2`) are thin wrappers. Reading works on
 any object with PointCloud2's attributes (rclpy messages, ``rosbags`` messages, ...).
 """
+
 from __future__ import annotations
 
 import array
 from dataclasses import dataclass
-from typing import Any, Dict, Optional, Tuple
+from typing import Any
 
 import numpy as np
 
 __all__ = [
-    "INT8",
-    "UINT8",
-    "INT16",
-    "UINT16",
-    "INT32",
-    "UINT32",
+    "DATATYPE_NAMES",
     "FLOAT32",
     "FLOAT64",
-    "DATATYPE_NAMES",
-    "Field",
-    "CloudLayout",
+    "INT8",
+    "INT16",
+    "INT32",
+    "UINT8",
+    "UINT16",
+    "UINT32",
     "CloudInfo",
-    "pointfield_dtype",
+    "CloudLayout",
+    "Field",
+    "array_to_pointcloud2",
     "cloud_to_array",
     "cloud_to_structured",
-    "points_to_cloud",
     "layout_from_msg",
     "pointcloud2_to_array",
     "pointcloud2_to_structured",
-    "array_to_pointcloud2",
+    "pointfield_dtype",
+    "points_to_cloud",
 ]
 
 # sensor_msgs/msg/PointField datatype codes.
@@ -131,7 +132,7 @@ class CloudLayout:
     width: int
     point_step: int
     row_step: int
-    fields: Tuple[Field, ...]
+    fields: tuple[Field, ...]
     is_bigendian: bool = False
     is_dense: bool = True
 
@@ -139,7 +140,7 @@ class CloudLayout:
     def n_points(self) -> int:
         return self.height * self.width
 
-    def field(self, name: str) -> Optional[Field]:
+    def field(self, name: str) -> Field | None:
         for f in self.fields:
             if f.name == name:
                 return f
@@ -155,10 +156,10 @@ class CloudInfo:
     n_points: int  # height * width, points in the message
     n_valid: int  # rows of the returned array
     n_dropped: int  # points dropped for a non-finite x, y or z
-    valid_mask: Optional[np.ndarray]  # (height*width,) bool, row-major; None when not checked
+    valid_mask: np.ndarray | None  # (height*width,) bool, row-major; None when not checked
     has_color: bool
-    color_source: Optional[str]  # "rgb", "rgba", "r,g,b" or None
-    field_names: Tuple[str, ...]
+    color_source: str | None  # "rgb", "rgba", "r,g,b" or None
+    field_names: tuple[str, ...]
     is_bigendian: bool
     is_dense: bool  # as declared by the message
 
@@ -194,14 +195,14 @@ def _check_int(name: str, value: Any) -> int:
     return v
 
 
-def _validate(layout: CloudLayout, nbytes: int) -> Dict[str, Field]:
+def _validate(layout: CloudLayout, nbytes: int) -> dict[str, Field]:
     """Check a layout against a data length; return the usable fields by name."""
     height = _check_int("height", layout.height)
     width = _check_int("width", layout.width)
     point_step = _check_int("point_step", layout.point_step)
     row_step = _check_int("row_step", layout.row_step)
 
-    by_name: Dict[str, Field] = {}
+    by_name: dict[str, Field] = {}
     for f in layout.fields:
         if f.name in by_name:
             raise ValueError(f"PointCloud2 has two fields named {f.name!r}")
@@ -235,11 +236,8 @@ def _validate(layout: CloudLayout, nbytes: int) -> Dict[str, Field]:
                 "FLOAT64"
             )
 
-    if height > 0 and width > 0:
-        if row_step < width * point_step:
-            raise ValueError(
-                f"row_step {row_step} < width {width} * point_step {point_step}"
-            )
+    if height > 0 and width > 0 and row_step < width * point_step:
+        raise ValueError(f"row_step {row_step} < width {width} * point_step {point_step}")
     if nbytes != row_step * height:
         raise ValueError(
             f"data has {nbytes} bytes, expected row_step {row_step} * height {height} = "
@@ -258,7 +256,7 @@ def _view(buf: np.ndarray, layout: CloudLayout, offset: int, dtype: np.dtype, *i
     return np.ndarray(shape=shape, dtype=dtype, buffer=buf, offset=offset, strides=strides)
 
 
-def _fill_xyz(out: np.ndarray, buf: np.ndarray, layout: CloudLayout, fields: Dict[str, Field]):
+def _fill_xyz(out: np.ndarray, buf: np.ndarray, layout: CloudLayout, fields: dict[str, Field]):
     # One strided 1-D copy (with byte swap / float64 -> float32 cast as needed) per coordinate:
     # measured faster than a single (H, W, 3) copy, whose inner loop would be only 3 long.
     big = bool(layout.is_bigendian)
@@ -267,7 +265,7 @@ def _fill_xyz(out: np.ndarray, buf: np.ndarray, layout: CloudLayout, fields: Dic
         out[..., i] = _view(buf, layout, f.offset, pointfield_dtype(f.datatype, big))
 
 
-def _color_plan(fields: Dict[str, Field]) -> Tuple[Optional[str], Tuple[Field, ...]]:
+def _color_plan(fields: dict[str, Field]) -> tuple[str | None, tuple[Field, ...]]:
     """Which colour fields to read (validated): ("rgb"|"rgba", (f,)), ("r,g,b", (r, g, b)), or
     (None, ())."""
     for name in ("rgb", "rgba"):
@@ -292,7 +290,7 @@ def _color_plan(fields: Dict[str, Field]) -> Tuple[Optional[str], Tuple[Field, .
 
 
 def _fill_color(
-    out: np.ndarray, buf: np.ndarray, layout: CloudLayout, source: str, cfields: Tuple[Field, ...]
+    out: np.ndarray, buf: np.ndarray, layout: CloudLayout, source: str, cfields: tuple[Field, ...]
 ) -> None:
     """Write r, g, b (0..255) into out[..., 3:6] from the fields chosen by _color_plan."""
     big = bool(layout.is_bigendian)
@@ -314,8 +312,8 @@ def cloud_to_array(
     data: Any,
     layout: CloudLayout,
     with_color: bool = True,
-    drop_invalid: Optional[bool] = None,
-) -> Tuple[np.ndarray, CloudInfo]:
+    drop_invalid: bool | None = None,
+) -> tuple[np.ndarray, CloudInfo]:
     """Decode PointCloud2 bytes described by ``layout`` into ``float32`` (N, 6|3) points.
 
     ``data`` may be ``bytes``, ``bytearray``, ``memoryview``, ``array.array('B')`` (rclpy) or a
@@ -325,8 +323,13 @@ def cloud_to_array(
     fields = _validate(layout, buf.nbytes)
     h, w = int(layout.height), int(layout.width)
     layout = CloudLayout(
-        h, w, int(layout.point_step), int(layout.row_step), tuple(layout.fields),
-        bool(layout.is_bigendian), bool(layout.is_dense),
+        h,
+        w,
+        int(layout.point_step),
+        int(layout.row_step),
+        tuple(layout.fields),
+        bool(layout.is_bigendian),
+        bool(layout.is_dense),
     )
     n = h * w
     ncol = 6 if with_color else 3
@@ -386,14 +389,16 @@ def cloud_to_structured(data: Any, layout: CloudLayout) -> np.ndarray:
         formats.append(dt if f.count == 1 else (dt, (int(f.count),)))
         offsets.append(int(f.offset))
     dtype = np.dtype(
-        {"names": names, "formats": formats, "offsets": offsets,
-         "itemsize": int(layout.point_step)}
+        {"names": names, "formats": formats, "offsets": offsets, "itemsize": int(layout.point_step)}
     )
     h, w = int(layout.height), int(layout.width)
     if h * w == 0:
         return np.zeros((h, w), dtype=dtype)
     return np.ndarray(
-        shape=(h, w), dtype=dtype, buffer=buf, offset=0,
+        shape=(h, w),
+        dtype=dtype,
+        buffer=buf,
+        offset=0,
         strides=(int(layout.row_step), int(layout.point_step)),
     )
 
@@ -405,7 +410,7 @@ def _pack_rgb(rgb: np.ndarray) -> np.ndarray:
     return (c[:, 0] << 16) | (c[:, 1] << 8) | c[:, 2]
 
 
-def points_to_cloud(points: np.ndarray, height: int = 1) -> Tuple[CloudLayout, bytes]:
+def points_to_cloud(points: np.ndarray, height: int = 1) -> tuple[CloudLayout, bytes]:
     """Encode (N, 3|6) points (xyz [+ rgb 0..255]) as PointCloud2 layout + bytes.
 
     Layout: little-endian FLOAT32 ``x, y, z`` at offsets 0, 4, 8 and, for 6 columns, a FLOAT32
@@ -471,8 +476,8 @@ def layout_from_msg(msg: Any) -> CloudLayout:
 
 
 def pointcloud2_to_array(
-    msg: Any, with_color: bool = True, drop_invalid: Optional[bool] = None
-) -> Tuple[np.ndarray, CloudInfo]:
+    msg: Any, with_color: bool = True, drop_invalid: bool | None = None
+) -> tuple[np.ndarray, CloudInfo]:
     """sensor_msgs/PointCloud2 -> (``float32`` (N, 6) xyz + rgb 0..255 [or (N, 3)], info).
 
     See the module docstring for colour, NaN and error handling.
@@ -518,8 +523,8 @@ def array_to_pointcloud2(
 
     layout, data = points_to_cloud(points, height=height)
     msg = PointCloud2()
-    msg.header = header if header is not None else Header(
-        frame_id=frame_id, stamp=_make_stamp(stamp)
+    msg.header = (
+        header if header is not None else Header(frame_id=frame_id, stamp=_make_stamp(stamp))
     )
     msg.height = layout.height
     msg.width = layout.width

@@ -39,6 +39,7 @@ Run: ``pointcloud_detector --ros-args -p checkpoint:=model.pt -r ~/input/points:
 or ``python -m sr3d_ros.ros.pointcloud_node``. Exits 0 on Ctrl-C / SIGTERM / external shutdown,
 1 on invalid parameters or an unusable checkpoint.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -89,7 +90,9 @@ class PointCloudDetectorNode(Node):
         ValueError: unusable device.
     """
 
-    def __init__(self, node_name: str = NODE_NAME, *, detector: Any = None, **node_kwargs: Any) -> None:
+    def __init__(
+        self, node_name: str = NODE_NAME, *, detector: Any = None, **node_kwargs: Any
+    ) -> None:
         super().__init__(node_name, **node_kwargs)
         try:
             self._setup(node_name, detector)
@@ -122,13 +125,17 @@ class PointCloudDetectorNode(Node):
 
         reliable = self.params.qos_reliability == "reliable"
         in_qos = QoSProfile(
-            history=HistoryPolicy.KEEP_LAST, depth=1,
+            history=HistoryPolicy.KEEP_LAST,
+            depth=1,
             reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT,
             durability=DurabilityPolicy.VOLATILE,
         )
-        latched = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
-                             reliability=ReliabilityPolicy.RELIABLE,
-                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        latched = QoSProfile(
+            history=HistoryPolicy.KEEP_LAST,
+            depth=1,
+            reliability=ReliabilityPolicy.RELIABLE,
+            durability=DurabilityPolicy.TRANSIENT_LOCAL,
+        )
         self.pub_detections = self.create_publisher(Detection3DArray, "~/output/detections", 5)
         self.pub_markers = self.create_publisher(MarkerArray, "~/output/markers", 1)
         self.pub_label_info = self.create_publisher(LabelInfo, "~/output/label_info", latched)
@@ -138,7 +145,9 @@ class PointCloudDetectorNode(Node):
 
         self._worker = threading.Thread(target=self._work, name=f"{node_name}_worker", daemon=True)
         self._worker.start()
-        self.sub_points = self.create_subscription(PointCloud2, "~/input/points", self._on_points, in_qos)
+        self.sub_points = self.create_subscription(
+            PointCloud2, "~/input/points", self._on_points, in_qos
+        )
         dev = getattr(self.detector, "device", "?")
         self.get_logger().info(
             f"ready: {len(self.class_names)} classes on {dev}, input "
@@ -241,13 +250,15 @@ class PointCloudDetectorNode(Node):
                 self._pending = None
             try:
                 self._process(msg, t_in)
-            except Exception as exc:  # noqa: BLE001 - the worker must survive anything
+            except Exception as exc:
                 if self._stop or not self.context.ok():
                     return
                 with self._cv:
                     self._stats["errors"] += 1
-                self.get_logger().error(f"frame failed: {type(exc).__name__}: {exc}",
-                                        throttle_duration_sec=_WARN_THROTTLE_S)
+                self.get_logger().error(
+                    f"frame failed: {type(exc).__name__}: {exc}",
+                    throttle_duration_sec=_WARN_THROTTLE_S,
+                )
 
     @property
     def stats(self) -> dict[str, int]:
@@ -275,14 +286,17 @@ class PointCloudDetectorNode(Node):
         except ValueError as exc:
             raise BadInput(str(exc)) from None
         if info.valid_mask is None and len(points):  # is_dense claimed: trust but verify
-            finite = np.isfinite(points[:, 0]) & np.isfinite(points[:, 1]) & np.isfinite(points[:, 2])
+            finite = (
+                np.isfinite(points[:, 0]) & np.isfinite(points[:, 1]) & np.isfinite(points[:, 2])
+            )
             n_bad = len(points) - int(np.count_nonzero(finite))
             if n_bad:
                 warnings.append(f"{n_bad} non-finite points in a cloud marked is_dense")
                 points = points[finite]
         if len(points) == 0:
-            raise BadInput("no valid points (empty cloud or all x/y/z non-finite)" if n_in
-                           else "empty cloud")
+            raise BadInput(
+                "no valid points (empty cloud or all x/y/z non-finite)" if n_in else "empty cloud"
+            )
         if p.max_points and len(points) > p.max_points:
             warnings.append(f"{len(points)} points subsampled to max_points {p.max_points}")
             points = random_subsample(points, p.max_points, self._rng)
@@ -303,8 +317,10 @@ class PointCloudDetectorNode(Node):
         except BadInput as exc:
             with self._cv:
                 self._stats["bad_input"] += 1
-            self.get_logger().warning(f"bad input cloud ({exc}); publishing no detections",
-                                      throttle_duration_sec=_WARN_THROTTLE_S)
+            self.get_logger().warning(
+                f"bad input cloud ({exc}); publishing no detections",
+                throttle_duration_sec=_WARN_THROTTLE_S,
+            )
             self._publish_empty(header, p)
             self._publish_diagnostics("WARN", f"bad input: {exc}", header, timings, 0, 0)
             return
@@ -315,11 +331,13 @@ class PointCloudDetectorNode(Node):
             points = transform_points(points, self._gravity)
         try:
             det = self.detector(points)
-        except Exception as exc:  # noqa: BLE001 - e.g. CUDA OOM: report, publish nothing found
+        except Exception as exc:
             with self._cv:
                 self._stats["errors"] += 1
-            self.get_logger().error(f"inference failed: {type(exc).__name__}: {exc}",
-                                    throttle_duration_sec=_WARN_THROTTLE_S)
+            self.get_logger().error(
+                f"inference failed: {type(exc).__name__}: {exc}",
+                throttle_duration_sec=_WARN_THROTTLE_S,
+            )
             self._publish_empty(header, p)
             self._publish_diagnostics("ERROR", f"inference failed: {exc}", header, timings, n_in, 0)
             return
@@ -334,8 +352,9 @@ class PointCloudDetectorNode(Node):
         poses = boxes_from_gravity(boxes, self._gravity) if self._gravity is not None else None
         self.pub_detections.publish(detections_to_msg(det, header, poses))
         if p.publish_markers:
-            self.pub_markers.publish(detections_to_markers(det, header, lifetime=p.marker_lifetime,
-                                                           poses=poses))
+            self.pub_markers.publish(
+                detections_to_markers(det, header, lifetime=p.marker_lifetime, poses=poses)
+            )
         t3 = time.perf_counter()
         timings["publish"] = (t3 - t2) * 1e3
         timings["total"] = (t3 - t_in) * 1e3
@@ -344,13 +363,17 @@ class PointCloudDetectorNode(Node):
             dropped_now = self._stats["dropped"] - self._dropped_reported
             self._dropped_reported = self._stats["dropped"]
         if dropped_now:
-            warnings.append(f"{dropped_now} frame(s) dropped since the last result (input faster "
-                            "than inference)")
+            warnings.append(
+                f"{dropped_now} frame(s) dropped since the last result (input faster "
+                "than inference)"
+            )
         if warnings:
             self.get_logger().warning("; ".join(warnings), throttle_duration_sec=_WARN_THROTTLE_S)
         level = "WARN" if warnings else "OK"
         message = "; ".join(warnings) if warnings else f"{len(det)} detections"
-        self._publish_diagnostics(level, message, header, timings, n_in, len(det), points_used=n_used)
+        self._publish_diagnostics(
+            level, message, header, timings, n_in, len(det), points_used=n_used
+        )
 
     def _publish_empty(self, header: Any, p: Any) -> None:
         from sr3d_ros.detections import Detections
@@ -363,27 +386,49 @@ class PointCloudDetectorNode(Node):
         with self._cv:
             self._stats["processed"] += 1
 
-    def _publish_diagnostics(self, level: str, message: str, header: Any, timings: dict[str, float],
-                             points_in: int, detections_out: int, points_used: int = 0) -> None:
+    def _publish_diagnostics(
+        self,
+        level: str,
+        message: str,
+        header: Any,
+        timings: dict[str, float],
+        points_in: int,
+        detections_out: int,
+        points_used: int = 0,
+    ) -> None:
         from sr3d_ros.ros.messages import diagnostics_msg
 
         s = self.stats
-        self.pub_diagnostics.publish(diagnostics_msg(
-            self.get_clock().now().to_msg(), self._diag_name,
-            str(getattr(self.detector, "device", "")), level, message, timings, points_in,
-            detections_out, s["dropped"],
-            extra={"input_stamp": f"{header.stamp.sec}.{header.stamp.nanosec:09d}",
-                   "input_frame_id": header.frame_id,
-                   "points_used": points_used, "frames_received": s["received"],
-                   "frames_processed": s["processed"], "bad_input_frames": s["bad_input"]},
-        ))
+        self.pub_diagnostics.publish(
+            diagnostics_msg(
+                self.get_clock().now().to_msg(),
+                self._diag_name,
+                str(getattr(self.detector, "device", "")),
+                level,
+                message,
+                timings,
+                points_in,
+                detections_out,
+                s["dropped"],
+                extra={
+                    "input_stamp": f"{header.stamp.sec}.{header.stamp.nanosec:09d}",
+                    "input_frame_id": header.frame_id,
+                    "points_used": points_used,
+                    "frames_received": s["received"],
+                    "frames_processed": s["processed"],
+                    "bad_input_frames": s["bad_input"],
+                },
+            )
+        )
 
     def _publish_label_info(self) -> None:
         from sr3d_ros.ros.messages import label_info_msg
 
         header = Header()
         header.stamp = self.get_clock().now().to_msg()
-        self.pub_label_info.publish(label_info_msg(self.class_names, header, self.params.score_threshold))
+        self.pub_label_info.publish(
+            label_info_msg(self.class_names, header, self.params.score_threshold)
+        )
 
     # ---------------------------------------------------------------------------- shutdown
 
@@ -429,7 +474,7 @@ def main(args: Sequence[str] | None = None) -> int:
         if rclpy.ok():
             rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start: {exc}")
             rc = 1
-    except Exception:  # noqa: BLE001
+    except Exception:
         if rclpy.ok():  # a real failure, not one caused by a shutdown in the middle of start-up
             raise
     finally:

@@ -5,6 +5,7 @@ Data flow: metric points -> :func:`voxelize` -> :class:`SparseTensor` (coordinat
 :class:`SparseMaxPool3d`, ...) that share one :class:`CoordinateManager` and its cached kernel
 maps. CPU and CUDA run the same code; nothing needs compiling.
 """
+
 from .conv import SparseConv3d, SparseConvTranspose3d, SparseGenerativeConvTranspose3d
 from .coordinates import CoordinatePacker, check_coordinates, kernel_offsets, stride_coordinates
 from .functional import sparse_conv, sparse_max_pool

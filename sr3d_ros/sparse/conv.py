@@ -4,6 +4,7 @@ Weight layout (so ME state dicts load unchanged): ``kernel`` is ``(V, C_in, C_ou
 kernel volume in :func:`~sr3d_ros.sparse.coordinates.kernel_offsets` order (x fastest), or
 ``(C_in, C_out)`` for a 1x1x1 stride-1 kernel; ``bias`` is ``(1, C_out)``.
 """
+
 from __future__ import annotations
 
 import math
@@ -19,11 +20,23 @@ __all__ = ["SparseConv3d", "SparseConvTranspose3d", "SparseGenerativeConvTranspo
 
 class _SparseConvBase(nn.Module):
     def __init__(
-        self, in_channels: int, out_channels: int, kernel_size: int, stride: int, dilation: int, bias: bool, transposed: bool
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int,
+        dilation: int,
+        bias: bool,
+        transposed: bool,
     ) -> None:
         super().__init__()
-        for name, value in (("in_channels", in_channels), ("out_channels", out_channels),
-                            ("kernel_size", kernel_size), ("stride", stride), ("dilation", dilation)):
+        for name, value in (
+            ("in_channels", in_channels),
+            ("out_channels", out_channels),
+            ("kernel_size", kernel_size),
+            ("stride", stride),
+            ("dilation", dilation),
+        ):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
         self.in_channels = in_channels
@@ -68,8 +81,10 @@ class _SparseConvBase(nn.Module):
 
     def extra_repr(self) -> str:
         """Layer settings shown in ``repr(module)``."""
-        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-                f"stride={self.stride}, dilation={self.dilation}, bias={self.bias is not None}")
+        return (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+            f"stride={self.stride}, dilation={self.dilation}, bias={self.bias is not None}"
+        )
 
 
 class SparseConv3d(_SparseConvBase):
@@ -88,9 +103,18 @@ class SparseConv3d(_SparseConvBase):
     Shapes: ``(N, C_in)`` -> ``(N_out, C_out)``; ``tensor_stride`` multiplies by ``stride``.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
-                 dilation: int = 1, bias: bool = False) -> None:
-        super().__init__(in_channels, out_channels, kernel_size, stride, dilation, bias, transposed=False)
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int = 3,
+        stride: int = 1,
+        dilation: int = 1,
+        bias: bool = False,
+    ) -> None:
+        super().__init__(
+            in_channels, out_channels, kernel_size, stride, dilation, bias, transposed=False
+        )
 
     def forward(self, x: SparseTensor) -> SparseTensor:
         """Convolve ``x``.
@@ -127,9 +151,18 @@ class SparseGenerativeConvTranspose3d(_SparseConvBase):
     Raises (forward): ValueError if ``ts`` is not divisible by ``stride``.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 2, stride: int = 2,
-                 dilation: int = 1, bias: bool = False) -> None:
-        super().__init__(in_channels, out_channels, kernel_size, stride, dilation, bias, transposed=True)
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int = 2,
+        stride: int = 2,
+        dilation: int = 1,
+        bias: bool = False,
+    ) -> None:
+        super().__init__(
+            in_channels, out_channels, kernel_size, stride, dilation, bias, transposed=True
+        )
         if dilation != 1:
             raise ValueError("generative transposed convolution supports dilation 1 only")
 
@@ -164,9 +197,18 @@ class SparseConvTranspose3d(_SparseConvBase):
     Raises (forward): ValueError if ``target`` is from another manager or at the wrong stride.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 2, stride: int = 2,
-                 dilation: int = 1, bias: bool = False) -> None:
-        super().__init__(in_channels, out_channels, kernel_size, stride, dilation, bias, transposed=True)
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int = 2,
+        stride: int = 2,
+        dilation: int = 1,
+        bias: bool = False,
+    ) -> None:
+        super().__init__(
+            in_channels, out_channels, kernel_size, stride, dilation, bias, transposed=True
+        )
 
     def forward(self, x: SparseTensor, target: SparseTensor) -> SparseTensor:
         """Transposed convolution of ``x`` onto ``target``'s coordinates.
@@ -193,5 +235,7 @@ class SparseConvTranspose3d(_SparseConvBase):
             raise ValueError(
                 f"target tensor stride {target.tensor_stride} x {self.stride} != input stride {x.tensor_stride}"
             )
-        kmap = x.manager.transposed_kernel_map(x.set_id, target.set_id, self.kernel_size, self.dilation)
+        kmap = x.manager.transposed_kernel_map(
+            x.set_id, target.set_id, self.kernel_size, self.dilation
+        )
         return self._finish(sparse_conv(x.features, self._weight3d(), kmap), x, target.set_id)

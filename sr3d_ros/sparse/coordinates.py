@@ -9,6 +9,7 @@ plain torch ops (``torch.unique``, ``torch.searchsorted``) on CPU and CUDA alike
 mixed-radix over per-dimension ranges measured from the data plus a margin, so adding a kernel
 offset to a coordinate is adding a constant to its key (no carries while inside the margin).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -50,13 +51,19 @@ def check_coordinates(coordinates: torch.Tensor, name: str = "coordinates") -> t
     """
     if not isinstance(coordinates, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(coordinates).__name__}")
-    if coordinates.dtype.is_floating_point or coordinates.dtype.is_complex or coordinates.dtype == torch.bool:
+    if (
+        coordinates.dtype.is_floating_point
+        or coordinates.dtype.is_complex
+        or coordinates.dtype == torch.bool
+    ):
         raise TypeError(
             f"{name} must have an integer dtype (voxel indices), got {coordinates.dtype}; "
             "quantise metric points with sr3d_ros.sparse.voxelize()"
         )
     if coordinates.dim() != 2 or coordinates.shape[1] != 4:
-        raise ValueError(f"{name} must have shape (N, 4) = (batch, x, y, z), got {tuple(coordinates.shape)}")
+        raise ValueError(
+            f"{name} must have shape (N, 4) = (batch, x, y, z), got {tuple(coordinates.shape)}"
+        )
     if coordinates.numel() > 0:
         lo = int(coordinates.min())
         hi = int(coordinates.max())
@@ -129,7 +136,7 @@ class CoordinatePacker:
     num_batches: int
 
     @staticmethod
-    def fit(coordinates: torch.Tensor, margin: int = KEY_MARGIN) -> "CoordinatePacker":
+    def fit(coordinates: torch.Tensor, margin: int = KEY_MARGIN) -> CoordinatePacker:
         """Measure the extent of ``coordinates`` ``(N, 4)`` int32 and build a packer.
 
         Raises:
@@ -143,7 +150,10 @@ class CoordinatePacker:
         origin = tuple(int(lo[i]) - margin for i in (1, 2, 3))
         ranges = tuple(int(hi[i]) - int(lo[i]) + 1 + 2 * margin for i in (1, 2, 3))
         num_batches = int(hi[0]) + 1
-        bits = sum(max(int(r) - 1, 1).bit_length() for r in ranges) + max(num_batches - 1, 1).bit_length()
+        bits = (
+            sum(max(int(r) - 1, 1).bit_length() for r in ranges)
+            + max(num_batches - 1, 1).bit_length()
+        )
         if bits > _MAX_KEY_BITS:
             raise ValueError(
                 "coordinates too large for the key packing: extent "
@@ -186,9 +196,7 @@ class CoordinatePacker:
         rest = rest // ry
         x = rest % rx
         b = rest // rx
-        out = torch.stack(
-            (b, x + self.origin[0], y + self.origin[1], z + self.origin[2]), dim=1
-        )
+        out = torch.stack((b, x + self.origin[0], y + self.origin[1], z + self.origin[2]), dim=1)
         return out.to(torch.int32)
 
     def delta(self, offsets: torch.Tensor) -> torch.Tensor:
@@ -198,6 +206,8 @@ class CoordinatePacker:
             ValueError: if an offset exceeds :data:`KEY_MARGIN` (kernel reach too large).
         """
         if offsets.numel() and int(offsets.abs().max()) > KEY_MARGIN:
-            raise ValueError(f"kernel reach {int(offsets.abs().max())} exceeds KEY_MARGIN={KEY_MARGIN}")
+            raise ValueError(
+                f"kernel reach {int(offsets.abs().max())} exceeds KEY_MARGIN={KEY_MARGIN}"
+            )
         _, ry, rz = self.ranges
         return (offsets[:, 0] * ry + offsets[:, 1]) * rz + offsets[:, 2]

@@ -6,6 +6,7 @@ Within one offset the output rows are unique, so ``index_add_`` never collides a
 buffers hold only one offset's pairs (memory stays ~ one layer's features, as in
 MinkowskiEngine). Nothing leaves the device; CPU and CUDA run the same code.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -69,7 +70,9 @@ def _conv_forward(features: torch.Tensor, weight: torch.Tensor, kmap: KernelMap)
 
 class _SparseConvFunction(torch.autograd.Function):
     @staticmethod
-    def forward(ctx: Any, features: torch.Tensor, weight: torch.Tensor, kmap: KernelMap) -> torch.Tensor:  # type: ignore[override]
+    def forward(
+        ctx: Any, features: torch.Tensor, weight: torch.Tensor, kmap: KernelMap
+    ) -> torch.Tensor:  # type: ignore[override]
         """``(N_in, C_in)``, ``(V, C_in, C_out)`` -> ``(N_out, C_out)``; inputs checked by :func:`sparse_conv`."""
         ctx.save_for_backward(features, weight)
         ctx.kmap = kmap
@@ -113,7 +116,9 @@ class _SparseConvFunction(torch.autograd.Function):
         return grad_in, grad_w, None
 
 
-def check_operands(features: torch.Tensor, weight: torch.Tensor, index: torch.Tensor | None = None) -> None:
+def check_operands(
+    features: torch.Tensor, weight: torch.Tensor, index: torch.Tensor | None = None
+) -> None:
     """Check that ``features`` and ``weight`` are floating tensors of one dtype on one device
     (and on the device of the kernel-map ``index`` tensor, if given).
 
@@ -182,7 +187,9 @@ class _SparseMaxPoolFunction(torch.autograd.Function):
             better = cand > cur  # strict: the first offset wins ties
             out.index_copy_(0, out_idx, torch.where(better, cand, cur))
             cur_arg = arg.index_select(0, out_idx)
-            arg.index_copy_(0, out_idx, torch.where(better, in_idx.unsqueeze(1).expand_as(cur_arg), cur_arg))
+            arg.index_copy_(
+                0, out_idx, torch.where(better, in_idx.unsqueeze(1).expand_as(cur_arg), cur_arg)
+            )
         empty = arg < 0  # output rows without any input (cannot happen for ME's maps)
         if bool(empty.any()):
             out = out.masked_fill(empty, 0.0)
@@ -220,9 +227,13 @@ def sparse_max_pool(features: torch.Tensor, kmap: KernelMap) -> torch.Tensor:
             device than the kernel map.
     """
     if not isinstance(features, torch.Tensor) or not features.dtype.is_floating_point:
-        raise TypeError(f"features must be a floating-point torch.Tensor, got {getattr(features, 'dtype', type(features).__name__)}")
+        raise TypeError(
+            f"features must be a floating-point torch.Tensor, got {getattr(features, 'dtype', type(features).__name__)}"
+        )
     if features.device != kmap.in_idx.device:
-        raise ValueError(f"features on {features.device} but the kernel map on {kmap.in_idx.device}")
+        raise ValueError(
+            f"features on {features.device} but the kernel map on {kmap.in_idx.device}"
+        )
     if features.dim() != 2 or features.shape[0] != kmap.num_in:
         raise ValueError(f"features must be (N_in={kmap.num_in}, C), got {tuple(features.shape)}")
     return _SparseMaxPoolFunction.apply(features, kmap)

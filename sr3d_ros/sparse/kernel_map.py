@@ -1,4 +1,5 @@
 """Kernel maps: the (input row, output row) pairs of a sparse operation, grouped by kernel offset."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -63,6 +64,8 @@ class KernelMap:
         a, b = self._starts[k], self._starts[k + 1]
         return self.in_idx[a:b], self.out_idx[a:b]
 
-    def transposed(self) -> "KernelMap":
+    def transposed(self) -> KernelMap:
         """The same pairs with input and output swapped (the map of the transposed op)."""
-        return KernelMap(self.out_idx, self.in_idx, list(self.sizes), self.num_out, self.num_in, self.identity)
+        return KernelMap(
+            self.out_idx, self.in_idx, list(self.sizes), self.num_out, self.num_in, self.identity
+        )

@@ -5,6 +5,7 @@ Every sparse tensor derived from one input (strided, generated, pruned, ...) sha
 set, and the kernel map of every ``(input set, output set, kernel size, dilation, kind)`` so that
 all layers sharing them, and their backward passes, reuse one map (as MinkowskiEngine does).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ import torch
 from .coordinates import CoordinatePacker, check_coordinates, kernel_offsets, stride_coordinates
 from .kernel_map import KernelMap
 
-__all__ = ["CoordinateSet", "CoordinateManager"]
+__all__ = ["CoordinateManager", "CoordinateSet"]
 
 #: Kernel-map queries resolved per chunk (bounds the temporary memory of a map search).
 _QUERIES_PER_CHUNK = 1 << 19
@@ -70,7 +71,9 @@ class CoordinateManager:
 
     # ------------------------------------------------------------------ sets
     @classmethod
-    def from_coordinates(cls, coordinates: torch.Tensor, tensor_stride: int = 1) -> tuple["CoordinateManager", int]:
+    def from_coordinates(
+        cls, coordinates: torch.Tensor, tensor_stride: int = 1
+    ) -> tuple[CoordinateManager, int]:
         """Create a manager whose first set is ``coordinates`` ``(N, 4)`` (rows must be unique).
 
         Raises:
@@ -82,7 +85,9 @@ class CoordinateManager:
         manager = cls(CoordinatePacker.fit(coordinates), coordinates.device)
         return manager, manager.add(coordinates, tensor_stride)
 
-    def add(self, coordinates: torch.Tensor, tensor_stride: int, *, assume_unique_sorted: bool = False) -> int:
+    def add(
+        self, coordinates: torch.Tensor, tensor_stride: int, *, assume_unique_sorted: bool = False
+    ) -> int:
         """Register a coordinate set and return its id.
 
         Args:
@@ -101,7 +106,11 @@ class CoordinateManager:
         if assume_unique_sorted:
             sorted_keys, order = keys, None
         else:
-            if tensor_stride > 1 and coordinates.numel() and bool((coordinates[:, 1:] % tensor_stride != 0).any()):
+            if (
+                tensor_stride > 1
+                and coordinates.numel()
+                and bool((coordinates[:, 1:] % tensor_stride != 0).any())
+            ):
                 raise ValueError(f"coordinates are not multiples of tensor_stride={tensor_stride}")
             sorted_keys, order = torch.sort(keys)
             if sorted_keys.numel() > 1 and bool((sorted_keys[1:] == sorted_keys[:-1]).any()):
@@ -115,7 +124,9 @@ class CoordinateManager:
 
     def _add_keys(self, sorted_unique_keys: torch.Tensor, tensor_stride: int) -> int:
         coords = self.packer.unpack(sorted_unique_keys)
-        self._sets.append(CoordinateSet(coords, sorted_unique_keys, tensor_stride, sorted_unique_keys, None))
+        self._sets.append(
+            CoordinateSet(coords, sorted_unique_keys, tensor_stride, sorted_unique_keys, None)
+        )
         return len(self._sets) - 1
 
     def get(self, set_id: int) -> CoordinateSet:
@@ -163,7 +174,9 @@ class CoordinateManager:
         """
         strides = {self._sets[i].tensor_stride for i in set_ids}
         if len(strides) != 1:
-            raise ValueError(f"cannot combine sparse tensors at different tensor strides {sorted(strides)}")
+            raise ValueError(
+                f"cannot combine sparse tensors at different tensor strides {sorted(strides)}"
+            )
         cached = self._unions.get(tuple(set_ids))
         if cached is not None:
             return cached
@@ -188,7 +201,9 @@ class CoordinateManager:
         return result
 
     # ------------------------------------------------------------ kernel maps
-    def _search_map(self, lookup_id: int, center_id: int, offsets: torch.Tensor, symmetric: bool) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+    def _search_map(
+        self, lookup_id: int, center_id: int, offsets: torch.Tensor, symmetric: bool
+    ) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
         """Pairs (lookup row, centre row) with ``lookup = centre + offsets[k]``, grouped by k."""
         lookup = self._sets[lookup_id]
         center = self._sets[center_id]
@@ -210,8 +225,16 @@ class CoordinateManager:
             l_chunks.append(found[k_idx, c_idx_chunk])
             c_chunks.append(c_idx_chunk)
             del queries, found, hit, k_idx
-        l_idx = torch.cat(l_chunks) if l_chunks else torch.zeros(0, dtype=torch.int64, device=self.device)
-        c_idx = torch.cat(c_chunks) if c_chunks else torch.zeros(0, dtype=torch.int64, device=self.device)
+        l_idx = (
+            torch.cat(l_chunks)
+            if l_chunks
+            else torch.zeros(0, dtype=torch.int64, device=self.device)
+        )
+        c_idx = (
+            torch.cat(c_chunks)
+            if c_chunks
+            else torch.zeros(0, dtype=torch.int64, device=self.device)
+        )
         if not symmetric:
             return l_idx, c_idx, counts
         # Offsets k and V-1-k are opposite; with lookup == centre the pairs of V-1-k are those
@@ -224,7 +247,9 @@ class CoordinateManager:
         sizes = counts + [n_center] + list(reversed(counts))
         return torch.cat(lookup_parts), torch.cat(center_parts), sizes
 
-    def _search_map_stride2_k3(self, in_id: int, out_id: int, offsets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+    def _search_map_stride2_k3(
+        self, in_id: int, out_id: int, offsets: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
         """The pairs of a 3x3x3 convolution from set ``in_id`` (stride s) to its strided set
         ``out_id`` (stride 2s), searched from the inputs' side; same pairs, grouped and ordered
         exactly as :meth:`_search_map` gives them for the same ``offsets`` (``(27, 3)``
@@ -253,13 +278,19 @@ class CoordinateManager:
         rows = order[pos]
         found = dst.find(src.keys[rows] - deltas[k_of])
         hit = torch.nonzero(found >= 0).squeeze(1)
-        i, o, k_hit = rows.index_select(0, hit), found.index_select(0, hit), k_of.index_select(0, hit)
+        i, o, k_hit = (
+            rows.index_select(0, hit),
+            found.index_select(0, hit),
+            k_of.index_select(0, hit),
+        )
         # group by offset, output rows ascending within one (the order _search_map gives)
         perm = torch.argsort(k_hit * max(len(dst), 1) + o)
         counts = torch.bincount(k_hit, minlength=27).tolist()
         return i[perm], o[perm], counts
 
-    def conv_kernel_map(self, in_id: int, out_id: int, kernel_size: int, dilation: int = 1) -> KernelMap:
+    def conv_kernel_map(
+        self, in_id: int, out_id: int, kernel_size: int, dilation: int = 1
+    ) -> KernelMap:
         """Kernel map of a convolution from set ``in_id`` to set ``out_id`` (cached).
 
         Pair ``(i, o)`` belongs to offset ``k`` when
@@ -288,7 +319,9 @@ class CoordinateManager:
             self._kernel_maps[key] = kmap
         return kmap
 
-    def transposed_kernel_map(self, in_id: int, out_id: int, kernel_size: int, dilation: int = 1) -> KernelMap:
+    def transposed_kernel_map(
+        self, in_id: int, out_id: int, kernel_size: int, dilation: int = 1
+    ) -> KernelMap:
         """Kernel map of a transposed convolution from coarse ``in_id`` to existing fine
         ``out_id`` (cached): ``coord_out[o] = coord_in[i] + offset[k] * tensor_stride_out * dilation``.
         """
@@ -302,7 +335,9 @@ class CoordinateManager:
             self._kernel_maps[key] = kmap
         return kmap
 
-    def generative_transposed(self, in_id: int, kernel_size: int, stride: int) -> tuple[int, KernelMap]:
+    def generative_transposed(
+        self, in_id: int, kernel_size: int, stride: int
+    ) -> tuple[int, KernelMap]:
         """Generate the output set and kernel map of a generative transposed convolution (cached).
 
         Every input voxel ``c`` at tensor stride ``s`` emits outputs ``c + offset[k] * (s /
@@ -326,6 +361,14 @@ class CoordinateManager:
             out_id = self._add_keys(uniq, out_stride)
             n_in = len(src)
             in_idx = torch.arange(n_in, device=self.device).repeat(deltas.numel())
-            kmap = KernelMap(in_idx, inverse, [n_in] * deltas.numel(), n_in, int(uniq.numel()), None, dense_inputs=True)
+            kmap = KernelMap(
+                in_idx,
+                inverse,
+                [n_in] * deltas.numel(),
+                n_in,
+                int(uniq.numel()),
+                None,
+                dense_inputs=True,
+            )
             self._generated[cache_key] = (out_id, kmap)
         return self._generated[cache_key]

@@ -1,4 +1,5 @@
 """Feature-wise layers on sparse tensors: batch normalisation and activations."""
+
 from __future__ import annotations
 
 from torch import nn

@@ -1,4 +1,5 @@
 """Sparse pooling: local max pooling and global (per batch entry) average / max pooling."""
+
 from __future__ import annotations
 
 import torch
@@ -7,7 +8,7 @@ from torch import nn
 from .functional import sparse_max_pool
 from .tensor import SparseTensor, _require_sparse
 
-__all__ = ["SparseMaxPool3d", "SparseGlobalAvgPool", "SparseGlobalMaxPool", "global_pool"]
+__all__ = ["SparseGlobalAvgPool", "SparseGlobalMaxPool", "SparseMaxPool3d", "global_pool"]
 
 
 class SparseMaxPool3d(nn.Module):

@@ -1,4 +1,5 @@
 """Pruning: keep the voxels selected by a boolean mask (``MinkowskiPruning``)."""
+
 from __future__ import annotations
 
 import torch
@@ -6,7 +7,7 @@ from torch import nn
 
 from .tensor import SparseTensor, _require_sparse
 
-__all__ = ["prune", "SparsePruning"]
+__all__ = ["SparsePruning", "prune"]
 
 
 def prune(x: SparseTensor, keep: torch.Tensor) -> SparseTensor:

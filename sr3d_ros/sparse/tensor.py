@@ -1,4 +1,5 @@
 """The sparse tensor: unique integer coordinates + one feature row per coordinate."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -60,7 +61,9 @@ class SparseTensor:
                     f"feature count {features.shape[0]} != coordinate count {coordinates.shape[0]}"
                 )
             if coordinates.device != features.device:
-                raise ValueError(f"features on {features.device} but coordinates on {coordinates.device}")
+                raise ValueError(
+                    f"features on {features.device} but coordinates on {coordinates.device}"
+                )
             manager, set_id = CoordinateManager.from_coordinates(coordinates, tensor_stride)
         elif set_id is None:
             raise ValueError("set_id is required with manager")
@@ -85,12 +88,12 @@ class SparseTensor:
         return self.manager.get(self.set_id).tensor_stride
 
     @property
-    def F(self) -> torch.Tensor:  # noqa: N802 (ME-compatible alias)
+    def F(self) -> torch.Tensor:
         """Alias of :attr:`features` ``(N, C)`` (MinkowskiEngine naming)."""
         return self.features
 
     @property
-    def C(self) -> torch.Tensor:  # noqa: N802
+    def C(self) -> torch.Tensor:
         """Alias of :attr:`coordinates` ``(N, 4)`` int32 (MinkowskiEngine naming)."""
         return self.coordinates
 
@@ -119,7 +122,7 @@ class SparseTensor:
         )
 
     # --------------------------------------------------------------------- algebra
-    def replace_features(self, features: torch.Tensor) -> "SparseTensor":
+    def replace_features(self, features: torch.Tensor) -> SparseTensor:
         """Same coordinates, new ``(N, C')`` floating features.
 
         Raises:
@@ -127,7 +130,7 @@ class SparseTensor:
         """
         return SparseTensor(features, manager=self.manager, set_id=self.set_id)
 
-    def __add__(self, other: "SparseTensor") -> "SparseTensor":
+    def __add__(self, other: SparseTensor) -> SparseTensor:
         """Element-wise sum. Same coordinate set: features add. Different sets of one manager at
         the same tensor stride: the result lives on their union (missing rows count as 0), as
         in MinkowskiEngine.
@@ -140,7 +143,9 @@ class SparseTensor:
         if other.manager is not self.manager:
             raise ValueError("cannot add sparse tensors from different coordinate managers")
         if other.features.shape[1] != self.features.shape[1]:
-            raise ValueError(f"channel mismatch {self.features.shape[1]} vs {other.features.shape[1]}")
+            raise ValueError(
+                f"channel mismatch {self.features.shape[1]} vs {other.features.shape[1]}"
+            )
         if other.set_id == self.set_id:
             return self.replace_features(self.features + other.features)
         out_id, (rows_a, rows_b) = self.manager.union([self.set_id, other.set_id])
@@ -217,7 +222,9 @@ def sparse_collate(
         ValueError: on mismatched lengths or shapes, or an empty list.
     """
     if len(coordinates) != len(features):
-        raise ValueError(f"{len(coordinates)} coordinate tensors but {len(features)} feature tensors")
+        raise ValueError(
+            f"{len(coordinates)} coordinate tensors but {len(features)} feature tensors"
+        )
     if len(coordinates) == 0:
         raise ValueError("sparse_collate needs at least one sample")
     rows = []

@@ -1,4 +1,5 @@
 """Voxelization of metric points into sparse-tensor coordinates, and the inverse map back."""
+
 from __future__ import annotations
 
 import math
@@ -70,7 +71,9 @@ def voxelize(
     if points.dim() != 2 or points.shape[1] < 3:
         raise ValueError(f"points must have shape (N, 3 + C), got {tuple(points.shape)}")
     if not (isinstance(voxel_size, (int, float)) and math.isfinite(voxel_size) and voxel_size > 0):
-        raise ValueError(f"voxel_size must be a positive finite number of metres, got {voxel_size!r}")
+        raise ValueError(
+            f"voxel_size must be a positive finite number of metres, got {voxel_size!r}"
+        )
     if reduction not in ("mean", "first"):
         raise ValueError(f"unknown reduction {reduction!r}; use 'mean' or 'first'")
     xyz = points[:, :3]
@@ -97,7 +100,9 @@ def voxelize(
     batch = torch.as_tensor(batch_index, device=points.device).to(torch.int64).expand(n)
     coords = torch.cat([batch.unsqueeze(1), grid.to(torch.int64)], dim=1).to(torch.int32)
     packer = CoordinatePacker.fit(coords, margin=0)
-    keys, inverse, counts = torch.unique(packer.pack(coords), sorted=True, return_inverse=True, return_counts=True)
+    keys, inverse, counts = torch.unique(
+        packer.pack(coords), sorted=True, return_inverse=True, return_counts=True
+    )
     uniq = packer.unpack(keys)
     m = uniq.shape[0]
     if reduction == "mean":

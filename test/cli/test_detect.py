@@ -1,4 +1,5 @@
 """sr3d-detect on a real ScanNet scan with a random-init checkpoint: JSON + PNG, and its errors."""
+
 from __future__ import annotations
 
 import json
@@ -21,17 +22,45 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.manual_seed(0)
     cfg = DetectorConfig(model=ModelConfig(width=0.25), inference=InferenceConfig(nms_pre=100))
     path = tmp_path_factory.mktemp("ckpt") / "random_w025.pt"
-    save_checkpoint(path, TR3DDetector(cfg.model).state_dict(), cfg, provenance={"note": "random init for tests"})
+    save_checkpoint(
+        path,
+        TR3DDetector(cfg.model).state_dict(),
+        cfg,
+        provenance={"note": "random init for tests"},
+    )
     return path
 
 
-def test_detect_writes_json_and_png(tmp_path: Path, checkpoint: Path, data_root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_detect_writes_json_and_png(
+    tmp_path: Path, checkpoint: Path, data_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     pytest.importorskip("PIL")
     scans = data_root / "scannet" / "scannet_instance_data"
     out, png = tmp_path / "det.json", tmp_path / "det.png"
-    rc = main([str(scans / "scene0000_00_vert_all.npy"), "--checkpoint", str(checkpoint), "--out", str(out),
-               "--render", str(png), "--gt", str(scans / "scene0000_00_bbox.npy"), "--device", "cpu",
-               "--score-threshold", "0.0", "--max-detections", "20", "--render-min-score", "0", "--image-size", "640", "480"])
+    rc = main(
+        [
+            str(scans / "scene0000_00_vert_all.npy"),
+            "--checkpoint",
+            str(checkpoint),
+            "--out",
+            str(out),
+            "--render",
+            str(png),
+            "--gt",
+            str(scans / "scene0000_00_bbox.npy"),
+            "--device",
+            "cpu",
+            "--score-threshold",
+            "0.0",
+            "--max-detections",
+            "20",
+            "--render-min-score",
+            "0",
+            "--image-size",
+            "640",
+            "480",
+        ]
+    )
     assert rc == 0, capsys.readouterr().err
     assert "detections in 81369 points" in capsys.readouterr().out
     data = json.loads(out.read_text())
@@ -39,12 +68,25 @@ def test_detect_writes_json_and_png(tmp_path: Path, checkpoint: Path, data_root:
     assert data["checkpoint"]["provenance"] == {"note": "random init for tests"}
     assert data["checkpoint"]["config"]["model"]["width"] == 0.25
     assert data["checkpoint"]["config"]["inference"]["score_threshold"] == 0.0  # override recorded
-    assert data["device"] == "cpu" and set(data["timings_ms"]) == {"voxelize", "backbone", "neck", "head", "nms"}
+    assert data["device"] == "cpu" and set(data["timings_ms"]) == {
+        "voxelize",
+        "backbone",
+        "neck",
+        "head",
+        "nms",
+    }
     assert 0 < len(data["detections"]) <= 20
     d0 = data["detections"][0]
     assert set(d0) == {"label", "class_name", "score", "box"} and len(d0["box"]["center"]) == 3
-    assert all(np.isfinite(d["box"]["center"] + d["box"]["size"] + [d["box"]["yaw"]]).all() for d in data["detections"])
-    assert data["render"]["gt"] == {"path": str((scans / "scene0000_00_bbox.npy").resolve()), "format": "scannet", "num_boxes": 27}
+    assert all(
+        np.isfinite(d["box"]["center"] + d["box"]["size"] + [d["box"]["yaw"]]).all()
+        for d in data["detections"]
+    )
+    assert data["render"]["gt"] == {
+        "path": str((scans / "scene0000_00_bbox.npy").resolve()),
+        "format": "scannet",
+        "num_boxes": 27,
+    }
     render = data["render"]
     assert render["backend_requested"] == "auto" and render["backend"] in ("open3d", "bev")
     assert ("fallback_reason" in render) == (render["backend"] == "bev")  # a fallback says why
@@ -54,11 +96,14 @@ def test_detect_writes_json_and_png(tmp_path: Path, checkpoint: Path, data_root:
     assert png.stat().st_size > 50_000
     img = Image.open(png)
     assert img.size == (640, 480)
-    assert len(np.unique(np.asarray(img.convert("RGB")).reshape(-1, 3), axis=0)) > 500  # a real picture
+    assert (
+        len(np.unique(np.asarray(img.convert("RGB")).reshape(-1, 3), axis=0)) > 500
+    )  # a real picture
 
 
-def test_detect_renders_with_open3d_offscreen(tmp_path: Path, checkpoint: Path, data_root: Path,
-                                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_detect_renders_with_open3d_offscreen(
+    tmp_path: Path, checkpoint: Path, data_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """--render-backend open3d: the 3D offscreen view or an error, never a silent fallback; the
     JSON records the backend actually used."""
     PIL = pytest.importorskip("PIL.Image")
@@ -67,15 +112,40 @@ def test_detect_renders_with_open3d_offscreen(tmp_path: Path, checkpoint: Path, 
 
     scans = data_root / "scannet" / "scannet_instance_data"
     out, png = tmp_path / "det.json", tmp_path / "det.png"
-    rc = main([str(scans / "scene0000_02_vert_all.npy"), "--checkpoint", str(checkpoint), "--out", str(out),
-               "--render", str(png), "--gt", str(scans / "scene0000_02_bbox.npy"), "--device", "cpu",
-               "--score-threshold", "0.0", "--max-detections", "10", "--render-min-score", "0",
-               "--render-backend", "open3d", "--image-size", "640", "480"])
+    rc = main(
+        [
+            str(scans / "scene0000_02_vert_all.npy"),
+            "--checkpoint",
+            str(checkpoint),
+            "--out",
+            str(out),
+            "--render",
+            str(png),
+            "--gt",
+            str(scans / "scene0000_02_bbox.npy"),
+            "--device",
+            "cpu",
+            "--score-threshold",
+            "0.0",
+            "--max-detections",
+            "10",
+            "--render-min-score",
+            "0",
+            "--render-backend",
+            "open3d",
+            "--image-size",
+            "640",
+            "480",
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 0, f"open3d offscreen rendering failed (needs mesa-vulkan-drivers or EGL): {err}"
     data = json.loads(out.read_text())
     assert data["render"]["backend_requested"] == "open3d" and data["render"]["backend"] == "open3d"
-    assert "fallback_reason" not in data["render"] and data["render"]["num_drawn"] == len(data["detections"]) > 0
+    assert (
+        "fallback_reason" not in data["render"]
+        and data["render"]["num_drawn"] == len(data["detections"]) > 0
+    )
     assert png.stat().st_size > 100_000
     img = np.asarray(PIL.open(png).convert("RGB")).astype(int)
     assert img.shape == (480, 640, 3) and len(np.unique(img.reshape(-1, 3), axis=0)) > 5_000
@@ -88,21 +158,53 @@ def test_detect_renders_with_open3d_offscreen(tmp_path: Path, checkpoint: Path, 
         assert near(class_color(label)) > 100, data["detections"]
 
 
-def test_detect_errors(tmp_path: Path, checkpoint: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_detect_errors(
+    tmp_path: Path,
+    checkpoint: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     np.save(tmp_path / "c.npy", np.zeros((10, 3), np.float32))
     assert main([str(tmp_path / "missing.ply"), "--checkpoint", str(checkpoint)]) == 1
     assert "missing.ply" in capsys.readouterr().err
     (tmp_path / "bad.pt").write_bytes(b"junk")
-    assert main([str(tmp_path / "c.npy"), "--checkpoint", str(tmp_path / "bad.pt"), "--out", str(tmp_path / "o.json")]) == 1
+    assert (
+        main(
+            [
+                str(tmp_path / "c.npy"),
+                "--checkpoint",
+                str(tmp_path / "bad.pt"),
+                "--out",
+                str(tmp_path / "o.json"),
+            ]
+        )
+        == 1
+    )
     assert "bad.pt" in capsys.readouterr().err
-    monkeypatch.setattr(detect_mod, "default_checkpoint_path", lambda: tmp_path / "not_installed.pt")
+    monkeypatch.setattr(
+        detect_mod, "default_checkpoint_path", lambda: tmp_path / "not_installed.pt"
+    )
     assert main([str(tmp_path / "c.npy"), "--out", str(tmp_path / "o.json")]) == 1
     assert "embedded default model" in capsys.readouterr().err
-    assert main([str(tmp_path / "c.npy"), "--checkpoint", str(checkpoint), "--score-threshold", "2"]) == 1
+    assert (
+        main([str(tmp_path / "c.npy"), "--checkpoint", str(checkpoint), "--score-threshold", "2"])
+        == 1
+    )
     bad_rgb = np.zeros((10, 6), np.float32)
     bad_rgb[:, 3:] = 300.0
     np.save(tmp_path / "rgb.npy", bad_rgb)
-    assert main([str(tmp_path / "rgb.npy"), "--checkpoint", str(checkpoint), "--out", str(tmp_path / "o.json")]) == 1
+    assert (
+        main(
+            [
+                str(tmp_path / "rgb.npy"),
+                "--checkpoint",
+                str(checkpoint),
+                "--out",
+                str(tmp_path / "o.json"),
+            ]
+        )
+        == 1
+    )
     assert "rgb.npy" in (err := capsys.readouterr().err) and "0..255" in err and "300" in err
     assert not (tmp_path / "o.json").exists()
     with pytest.raises(SystemExit) as info:
@@ -111,8 +213,15 @@ def test_detect_errors(tmp_path: Path, checkpoint: Path, capsys: pytest.CaptureF
 
 
 def test_load_gt_boxes_formats(tmp_path: Path, data_root: Path) -> None:
-    boxes, labels, fmt = load_gt_boxes(data_root / "scannet" / "scannet_instance_data" / "scene0000_00_bbox.npy")
-    assert fmt == "scannet" and boxes.shape == (27, 7) and (boxes[:, 6] == 0).all() and labels is not None
+    boxes, labels, fmt = load_gt_boxes(
+        data_root / "scannet" / "scannet_instance_data" / "scene0000_00_bbox.npy"
+    )
+    assert (
+        fmt == "scannet"
+        and boxes.shape == (27, 7)
+        and (boxes[:, 6] == 0).all()
+        and labels is not None
+    )
     np.save(tmp_path / "b.npy", np.array([[0, 0, 0, 1, 2, 3, 0.5]], np.float32))
     boxes, labels, fmt = load_gt_boxes(tmp_path / "b.npy")
     assert fmt == "boxes" and labels is None and boxes[0, 6] == pytest.approx(0.5)

@@ -1,4 +1,5 @@
 """Box convention helpers: conversions, yaw wrapping, corners (order), volume, validation."""
+
 from __future__ import annotations
 
 import math
@@ -33,12 +34,18 @@ def test_bottom_center_round_trip_and_value():
 
 
 def test_limit_yaw():
-    yaw = torch.tensor([0.0, math.pi, -math.pi, 1.5 * math.pi, -1.5 * math.pi, 5 * math.pi + 0.1], dtype=F64)
+    yaw = torch.tensor(
+        [0.0, math.pi, -math.pi, 1.5 * math.pi, -1.5 * math.pi, 5 * math.pi + 0.1], dtype=F64
+    )
     out = limit_yaw(yaw)
-    expected = torch.tensor([0.0, -math.pi, -math.pi, -0.5 * math.pi, 0.5 * math.pi, -math.pi + 0.1], dtype=F64)
+    expected = torch.tensor(
+        [0.0, -math.pi, -math.pi, -0.5 * math.pi, 0.5 * math.pi, -math.pi + 0.1], dtype=F64
+    )
     assert torch.allclose(out, expected, atol=1e-12)
     assert bool(((out >= -math.pi) & (out < math.pi)).all())
-    half = limit_yaw(torch.tensor([1.5 * math.pi, -0.25 * math.pi], dtype=F64), offset=0.0, period=math.pi)
+    half = limit_yaw(
+        torch.tensor([1.5 * math.pi, -0.25 * math.pi], dtype=F64), offset=0.0, period=math.pi
+    )
     assert torch.allclose(half, torch.tensor([0.5 * math.pi, 0.75 * math.pi], dtype=F64))
     assert limit_yaw(4.0).item() == pytest.approx(4.0 - 2 * math.pi)
     with pytest.raises(ValueError):
@@ -51,8 +58,14 @@ def test_corner_order_axis_aligned_hand_case():
     b = torch.tensor([0.0, 0.0, 0.0, 2.0, 4.0, 6.0, 0.0], dtype=F64)
     expected = torch.tensor(
         [
-            [-1, -2, -3], [1, -2, -3], [1, 2, -3], [-1, 2, -3],
-            [-1, -2, 3], [1, -2, 3], [1, 2, 3], [-1, 2, 3],
+            [-1, -2, -3],
+            [1, -2, -3],
+            [1, 2, -3],
+            [-1, 2, -3],
+            [-1, -2, 3],
+            [1, -2, 3],
+            [1, 2, 3],
+            [-1, 2, 3],
         ],
         dtype=F64,
     )
@@ -65,8 +78,14 @@ def test_corner_order_rotated_hand_case():
     b = torch.tensor([[1.0, 2.0, 3.0, 2.0, 4.0, 6.0, math.pi / 2]], dtype=F64)
     expected = torch.tensor(
         [
-            [3, 1, 0], [3, 3, 0], [-1, 3, 0], [-1, 1, 0],
-            [3, 1, 6], [3, 3, 6], [-1, 3, 6], [-1, 1, 6],
+            [3, 1, 0],
+            [3, 3, 0],
+            [-1, 3, 0],
+            [-1, 1, 0],
+            [3, 1, 6],
+            [3, 3, 6],
+            [-1, 3, 6],
+            [-1, 1, 6],
         ],
         dtype=F64,
     )

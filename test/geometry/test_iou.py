@@ -1,4 +1,5 @@
 """IoU / GIoU / DIoU: hand-computed cases, shapely cross-check, gradients, bad input."""
+
 from __future__ import annotations
 
 import math
@@ -66,7 +67,9 @@ def test_hand_cases_axis_aligned(name):
         assert iou.item() == pytest.approx(expected, rel=1e-9, abs=1e-12)
     # pairwise, symmetric
     assert box_iou_3d(B(a), B(b)).item() == pytest.approx(expected, rel=1e-9, abs=1e-12)
-    assert box_iou_3d(B(b), B(a), rotated=True).item() == pytest.approx(expected, rel=1e-9, abs=1e-12)
+    assert box_iou_3d(B(b), B(a), rotated=True).item() == pytest.approx(
+        expected, rel=1e-9, abs=1e-12
+    )
 
 
 def test_intersection_volume_hand_case():
@@ -79,15 +82,21 @@ def test_rotated_90_equals_swapped_axis_aligned():
     rot = B([1.0, 2.0, 0.5, 3.0, 1.0, 2.0, math.pi / 2])
     swapped = B([1.0, 2.0, 0.5, 1.0, 3.0, 2.0, 0.0])
     assert box_iou_3d(rot, swapped).item() == pytest.approx(1.0, abs=1e-9)
-    assert box_iou_3d(rot, B([1.0, 2.0, 0.5, 3.0, 1.0, 2.0, 0.0])).item() == pytest.approx(1 / 5, abs=1e-9)
+    assert box_iou_3d(rot, B([1.0, 2.0, 0.5, 3.0, 1.0, 2.0, 0.0])).item() == pytest.approx(
+        1 / 5, abs=1e-9
+    )
     # against a third, shifted axis-aligned box: same IoU as the swapped box gets
     other = B([1.6, 2.9, 0.0, 2.0, 1.5, 1.0, 0.0])
-    assert box_iou_3d(rot, other).item() == pytest.approx(box_iou_3d(swapped, other).item(), abs=1e-9)
+    assert box_iou_3d(rot, other).item() == pytest.approx(
+        box_iou_3d(swapped, other).item(), abs=1e-9
+    )
     # yaw = -90 and 270 deg describe the same box
     for yaw in (-math.pi / 2, 1.5 * math.pi):
         r2 = rot.clone()
         r2[0, 6] = yaw
-        assert box_iou_3d(r2, other).item() == pytest.approx(box_iou_3d(swapped, other).item(), abs=1e-9)
+        assert box_iou_3d(r2, other).item() == pytest.approx(
+            box_iou_3d(swapped, other).item(), abs=1e-9
+        )
 
 
 def test_rotated_45_hand_case():
@@ -111,8 +120,12 @@ def test_rotated_identical_and_touching():
     boxes = torch.rand(50, 7, generator=g, dtype=F64) * 2
     boxes[:, 3:6] += 0.1
     boxes[:, 6] = (boxes[:, 6] - 1) * math.pi
-    assert torch.allclose(rotated_iou_3d(boxes, boxes, aligned=True), torch.ones(50, dtype=F64), atol=1e-12)
-    assert torch.allclose(torch.diagonal(box_iou_3d(boxes, boxes)), torch.ones(50, dtype=F64), atol=1e-12)
+    assert torch.allclose(
+        rotated_iou_3d(boxes, boxes, aligned=True), torch.ones(50, dtype=F64), atol=1e-12
+    )
+    assert torch.allclose(
+        torch.diagonal(box_iou_3d(boxes, boxes)), torch.ones(50, dtype=F64), atol=1e-12
+    )
     # shift each box by its own dx along its own x-axis: the boxes touch along a face
     touch = boxes.clone()
     touch[:, 0] += boxes[:, 3] * torch.cos(boxes[:, 6])
@@ -162,7 +175,9 @@ def test_pairwise_matches_aligned_and_broadcasting():
     for rotated in (False, True):
         pair = box_iou_3d(a, b, rotated=rotated)
         assert pair.shape == (9, 11)
-        ref = box_iou_3d(a[:, None, :].expand(9, 11, 7), b[None].expand(9, 11, 7), aligned=True, rotated=rotated)
+        ref = box_iou_3d(
+            a[:, None, :].expand(9, 11, 7), b[None].expand(9, 11, 7), aligned=True, rotated=rotated
+        )
         assert torch.allclose(pair, ref, atol=1e-12)
         # aligned broadcasting of leading dims
         bc = box_iou_3d(a[:, None, :], b[None], aligned=True, rotated=rotated)
@@ -334,9 +349,9 @@ def test_diou_hand_cases():
     assert diou_3d(a, r).item() == pytest.approx(1 / SQ2, rel=1e-12)
     batch = diou_loss(torch.cat([a, a]), torch.cat([far, b]), reduction="none")
     assert batch.shape == (2,)
-    assert diou_loss(torch.cat([a, a]), torch.cat([far, b]), reduction="sum").item() == pytest.approx(
-        batch.sum().item()
-    )
+    assert diou_loss(
+        torch.cat([a, a]), torch.cat([far, b]), reduction="sum"
+    ).item() == pytest.approx(batch.sum().item())
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
 """3D NMS: hand cases (suppression, classes, rotation, empty), order, bad input."""
+
 from __future__ import annotations
 
 import math
@@ -107,7 +108,10 @@ def test_empty_and_six_dof():
     assert out.shape == (0,) and out.dtype == torch.int64
     six = B([0, 0, 0, 1, 1, 1], [0, 0, 0.1, 1, 1, 1])
     assert nms_3d(six, torch.tensor([0.2, 0.7]), 0.5).tolist() == [1]
-    assert batched_nms_3d(six, torch.tensor([0.2, 0.7]), torch.tensor([0, 1]), 0.5).tolist() == [1, 0]
+    assert batched_nms_3d(six, torch.tensor([0.2, 0.7]), torch.tensor([0, 1]), 0.5).tolist() == [
+        1,
+        0,
+    ]
 
 
 def test_bad_input():

@@ -1,4 +1,5 @@
 """Normalized vertex distance (SPOTA cost, our formulation): hand cases, pairwise, gradients."""
+
 from __future__ import annotations
 
 import math
@@ -65,8 +66,12 @@ def test_empty_and_bad_input():
 
 
 def test_gradients():
-    a = B([0.1, 0.2, 0.3, 1.0, 2.0, 1.5, 0.4], [1.0, 0.0, 0.0, 0.5, 0.7, 0.9, -2.0]).requires_grad_()
-    b = B([0.4, -0.1, 0.2, 1.2, 1.5, 1.1, 0.1], [0.0, 1.0, 0.5, 0.6, 0.4, 0.8, 1.0]).requires_grad_()
+    a = B(
+        [0.1, 0.2, 0.3, 1.0, 2.0, 1.5, 0.4], [1.0, 0.0, 0.0, 0.5, 0.7, 0.9, -2.0]
+    ).requires_grad_()
+    b = B(
+        [0.4, -0.1, 0.2, 1.2, 1.5, 1.1, 0.1], [0.0, 1.0, 0.5, 0.6, 0.4, 0.8, 1.0]
+    ).requires_grad_()
     assert torch.autograd.gradcheck(normalized_vertex_distance, (a, b))
     assert torch.autograd.gradcheck(normalized_vertex_distance_pairwise, (a, b))
     # identical and degenerate (point) boxes: finite gradients

@@ -1,6 +1,7 @@
 """read_points on every format (round trips with open3d / numpy, real ScanNet and KITTI files),
 clear errors, and render_detections (open3d offscreen on a full real scan, the top-down backend
 and the fallback path)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -24,7 +25,7 @@ def scan(data_root: Path) -> np.ndarray:
     return np.ascontiguousarray(pts[::20])
 
 
-def _o3d_cloud(points: np.ndarray):  # noqa: ANN202
+def _o3d_cloud(points: np.ndarray):
     cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(points[:, :3].astype(np.float64)))
     if points.shape[1] == 6:
         cloud.colors = o3d.utility.Vector3dVector(points[:, 3:6].astype(np.float64) / 255.0)
@@ -62,7 +63,9 @@ def test_bin_kitti_four_columns_real_file(data_root: Path) -> None:
 def test_bin_round_trip_and_errors(tmp_path: Path, scan: np.ndarray) -> None:
     scan.astype("<f4").tofile(tmp_path / "a.bin")
     np.testing.assert_array_equal(read_points(tmp_path / "a.bin"), scan)
-    np.testing.assert_array_equal(read_points(tmp_path / "a.bin", bin_columns=3), scan.reshape(-1, 3))
+    np.testing.assert_array_equal(
+        read_points(tmp_path / "a.bin", bin_columns=3), scan.reshape(-1, 3)
+    )
     np.zeros(10, np.float32).tofile(tmp_path / "odd.bin")  # 10 values: not 6 or 4 per record
     with pytest.raises(ValueError, match=r"odd\.bin.*10 float32 values.*6 columns"):
         read_points(tmp_path / "odd.bin")
@@ -110,15 +113,30 @@ def _scannet_gt(data_root: Path) -> tuple[np.ndarray, np.ndarray]:
 def test_render_bev(tmp_path: Path, scan: np.ndarray, data_root: Path) -> None:
     PIL = pytest.importorskip("PIL.Image")
     gt, labels = _scannet_gt(data_root)
-    boxes = torch.tensor(np.concatenate([gt + 0.05, np.zeros((len(gt), 1))], axis=1), dtype=torch.float32)
-    det = Detections(boxes, torch.linspace(0.9, 0.1, len(gt)), torch.as_tensor(labels), SCANNET_CLASSES)
+    boxes = torch.tensor(
+        np.concatenate([gt + 0.05, np.zeros((len(gt), 1))], axis=1), dtype=torch.float32
+    )
+    det = Detections(
+        boxes, torch.linspace(0.9, 0.1, len(gt)), torch.as_tensor(labels), SCANNET_CLASSES
+    )
     info: dict = {}
-    out = render_detections(scan, det, tmp_path / "bev.png", gt_boxes=gt, gt_labels=labels, image_size=(640, 480), backend="bev", info=info)
+    out = render_detections(
+        scan,
+        det,
+        tmp_path / "bev.png",
+        gt_boxes=gt,
+        gt_labels=labels,
+        image_size=(640, 480),
+        backend="bev",
+        info=info,
+    )
     assert info["backend"] == "bev" and "fallback_reason" not in info
     img = PIL.open(out)
     assert img.size == (640, 480)
     arr = np.asarray(img.convert("RGB")).astype(int)
-    assert (np.abs(arr - np.array([38, 255, 64])).sum(axis=2) < 30).sum() > 200, "dashed green ground truth drawn"
+    assert (np.abs(arr - np.array([38, 255, 64])).sum(axis=2) < 30).sum() > 200, (
+        "dashed green ground truth drawn"
+    )
     assert out.stat().st_size > 20_000
 
 
@@ -126,19 +144,27 @@ def _near(img: np.ndarray, rgb01: tuple[float, float, float], tol: int = 30) -> 
     return np.abs(img - np.round(np.array(rgb01) * 255)).sum(axis=2) < tol
 
 
-def test_render_open3d_real_scene(tmp_path: Path, data_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_render_open3d_real_scene(
+    tmp_path: Path, data_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """backend="open3d" explicitly (no fallback) on the full scene0000_00: the 3D view a person
     judges. The raw open3d frame (before Pillow adds labels and the legend) is checked for the
     cloud, every drawn class's wireframe colour and the green ground truth."""
     PIL = pytest.importorskip("PIL.Image")
-    scan_full = np.load(data_root / "scannet" / "scannet_instance_data" / "scene0000_00_vert_all.npy")
+    scan_full = np.load(
+        data_root / "scannet" / "scannet_instance_data" / "scene0000_00_vert_all.npy"
+    )
     gt, labels = _scannet_gt(data_root)
-    boxes = torch.tensor(np.concatenate([gt + 0.05, np.zeros((len(gt), 1))], axis=1), dtype=torch.float32)
-    det = Detections(boxes, torch.linspace(0.9, 0.1, len(gt)), torch.as_tensor(labels), SCANNET_CLASSES)
+    boxes = torch.tensor(
+        np.concatenate([gt + 0.05, np.zeros((len(gt), 1))], axis=1), dtype=torch.float32
+    )
+    det = Detections(
+        boxes, torch.linspace(0.9, 0.1, len(gt)), torch.as_tensor(labels), SCANNET_CLASSES
+    )
     raw = tmp_path / "raw_open3d.png"
     real = render_mod._render_open3d
 
-    def keep_raw(payload, path, timeout_s):  # noqa: ANN001, ANN202
+    def keep_raw(payload, path, timeout_s):
         result = real(payload, path, timeout_s)
         if not isinstance(result, str):
             raw.write_bytes(Path(path).read_bytes())
@@ -147,11 +173,22 @@ def test_render_open3d_real_scene(tmp_path: Path, data_root: Path, monkeypatch: 
     monkeypatch.setattr(render_mod, "_render_open3d", keep_raw)
     info: dict = {}
     try:
-        out = render_detections(scan_full, det, tmp_path / "o3d.png", gt_boxes=gt, gt_labels=labels,
-                                image_size=(640, 480), min_score=0.0, backend="open3d", info=info)
+        out = render_detections(
+            scan_full,
+            det,
+            tmp_path / "o3d.png",
+            gt_boxes=gt,
+            gt_labels=labels,
+            image_size=(640, 480),
+            min_score=0.0,
+            backend="open3d",
+            info=info,
+        )
     except RuntimeError as exc:  # say why instead of a bare failure (no Vulkan / EGL driver?)
-        pytest.fail(f"open3d offscreen rendering does not work here ({exc}); on Debian install "
-                    "mesa-vulkan-drivers (Filament's Vulkan backend on llvmpipe) or an EGL driver")
+        pytest.fail(
+            f"open3d offscreen rendering does not work here ({exc}); on Debian install "
+            "mesa-vulkan-drivers (Filament's Vulkan backend on llvmpipe) or an EGL driver"
+        )
     assert info == {"backend": "open3d", "num_drawn": len(gt), "num_gt": len(gt)}
     assert out.stat().st_size > 100_000
     final = np.asarray(PIL.open(out).convert("RGB")).astype(int)
@@ -160,22 +197,37 @@ def test_render_open3d_real_scene(tmp_path: Path, data_root: Path, monkeypatch: 
     frame = np.asarray(PIL.open(raw).convert("RGB")).astype(int)
     assert frame.shape == (480, 640, 3)
     background = frame[0, 0]
-    assert 0.15 < (np.abs(frame - background).sum(axis=2) > 30).mean() < 0.8, "the cloud fills a good part of the view"
+    assert 0.15 < (np.abs(frame - background).sum(axis=2) > 30).mean() < 0.8, (
+        "the cloud fills a good part of the view"
+    )
     assert len(np.unique(frame.reshape(-1, 3), axis=0)) > 5_000, "the cloud's real colours"
     assert _near(frame, render_mod.GT_COLOR).sum() > 1_000, "dashed green ground truth drawn"
     for label in np.unique(labels):  # every class's wireframe, in its colour (unlit lines)
-        assert _near(frame, render_mod.class_color(int(label)), tol=10).sum() > 40, SCANNET_CLASSES[label]
+        assert _near(frame, render_mod.class_color(int(label)), tol=10).sum() > 40, SCANNET_CLASSES[
+            label
+        ]
     assert not np.array_equal(frame, final), "labels and legend drawn on top"
 
 
-def test_render_falls_back_with_warning(tmp_path: Path, scan: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_render_falls_back_with_warning(
+    tmp_path: Path, scan: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
     pytest.importorskip("PIL")
-    monkeypatch.setattr(render_mod, "_render_open3d", lambda payload, path, timeout_s: "no EGL display (simulated)")
+    monkeypatch.setattr(
+        render_mod, "_render_open3d", lambda payload, path, timeout_s: "no EGL display (simulated)"
+    )
     info: dict = {}
     with pytest.warns(RuntimeWarning, match="simulated.*top-down"):
-        out = render_detections(scan[:, :3], None, tmp_path / "f.png", image_size=(320, 240), info=info)
+        out = render_detections(
+            scan[:, :3], None, tmp_path / "f.png", image_size=(320, 240), info=info
+        )
     assert out.is_file()
-    assert info == {"backend": "bev", "fallback_reason": "no EGL display (simulated)", "num_drawn": 0, "num_gt": 0}
+    assert info == {
+        "backend": "bev",
+        "fallback_reason": "no EGL display (simulated)",
+        "num_drawn": 0,
+        "num_gt": 0,
+    }
     with pytest.raises(RuntimeError, match="simulated"):
         render_detections(scan, None, tmp_path / "g.png", backend="open3d")
     with pytest.raises(ValueError, match="backend"):

@@ -1,5 +1,6 @@
 """TR3DDetector: end to end on real ScanNet / SUN RGB-D samples (random init, CPU), width
 multipliers, box decoding on hand-computed cases, and post-processing on hand-built outputs."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -10,7 +11,14 @@ import numpy as np
 import pytest
 import torch
 
-from sr3d_ros.config import SCANNET_CLASSES, SUNRGBD_CLASSES, SUNRGBD_LABEL2LEVEL, DetectorConfig, InferenceConfig, ModelConfig
+from sr3d_ros.config import (
+    SCANNET_CLASSES,
+    SUNRGBD_CLASSES,
+    SUNRGBD_LABEL2LEVEL,
+    DetectorConfig,
+    InferenceConfig,
+    ModelConfig,
+)
 from sr3d_ros.detections import Detections
 from sr3d_ros.inference import PointCloudDetector
 from sr3d_ros.models import HeadOutputs, TR3DDetector, decode_boxes, points_to_sparse
@@ -32,7 +40,12 @@ def scannet_points(data_root: Path) -> np.ndarray:
 @pytest.fixture(scope="module")
 def sunrgbd_points(data_root: Path) -> np.ndarray:
     scipy_io = pytest.importorskip("scipy.io")
-    pts = np.asarray(scipy_io.loadmat(str(data_root / "sunrgbd" / "sunrgbd_trainval" / "depth" / "000001.mat"))["instance"], np.float32)
+    pts = np.asarray(
+        scipy_io.loadmat(str(data_root / "sunrgbd" / "sunrgbd_trainval" / "depth" / "000001.mat"))[
+            "instance"
+        ],
+        np.float32,
+    )
     # TR3D's SUN RGB-D test pipeline samples 100k points per frame; so do we (fixed seed).
     pts = pts[np.sort(np.random.default_rng(0).choice(len(pts), 100_000, replace=False))].copy()
     pts[:, 3:6] *= 255.0  # 0..1 -> 0..255
@@ -47,7 +60,9 @@ def scannet_result(scannet_points: np.ndarray) -> Detections:
 
 @pytest.fixture(scope="module")
 def sunrgbd_result(sunrgbd_points: np.ndarray) -> Detections:
-    cfg = ModelConfig(class_names=SUNRGBD_CLASSES, label2level=SUNRGBD_LABEL2LEVEL, width=0.25, num_reg_outs=8)
+    cfg = ModelConfig(
+        class_names=SUNRGBD_CLASSES, label2level=SUNRGBD_LABEL2LEVEL, width=0.25, num_reg_outs=8
+    )
     return _detector(cfg, seed=1, score_threshold=0.0, nms_pre=100)(sunrgbd_points)
 
 
@@ -82,7 +97,9 @@ def test_sunrgbd_end_to_end(sunrgbd_result: Detections, sunrgbd_points: np.ndarr
 
 def test_xyz_only_and_empty_input(scannet_points: np.ndarray) -> None:
     det = _detector(ModelConfig(width=0.25), seed=0, score_threshold=0.0, nms_pre=50)
-    crop = scannet_points[(np.abs(scannet_points[:, 0]) < 0.7) & (np.abs(scannet_points[:, 1]) < 0.7)]
+    crop = scannet_points[
+        (np.abs(scannet_points[:, 0]) < 0.7) & (np.abs(scannet_points[:, 1]) < 0.7)
+    ]
     assert len(det(crop[:, :3])) > 0  # no colour: mid grey features
     nan = np.full((10, 6), np.nan, np.float32)
     assert len(det(nan)) == 0
@@ -93,14 +110,21 @@ def test_xyz_only_and_empty_input(scannet_points: np.ndarray) -> None:
 # ---- width multipliers ---------------------------------------------------------------------
 def expected_parameters(width: float, n_classes: int = 18, n_reg: int = 6) -> int:
     """Parameter count of the TR3D layout at ``width``, written out from the architecture."""
+
     def ch(c: int) -> int:
         return max(8, int(round(min(c, 128) * width)))
 
-    stem, planes, neck = max(8, int(round(64 * width))), [ch(p) for p in (64, 128, 128, 128)], ch(128)
+    stem, planes, neck = (
+        max(8, int(round(64 * width))),
+        [ch(p) for p in (64, 128, 128, 128)],
+        ch(128),
+    )
     total = 27 * 3 * stem + 2 * stem  # stem conv (no bias) + BN
     cin = stem
     for p, n in zip(planes, (3, 4, 6, 3)):
-        total += 27 * cin * p + 2 * p + 27 * p * p + 2 * p + cin * p + 2 * p  # first block + downsample
+        total += (
+            27 * cin * p + 2 * p + 27 * p * p + 2 * p + cin * p + 2 * p
+        )  # first block + downsample
         total += (n - 1) * 2 * (27 * p * p + 2 * p)
         cin = p
     p1, p2, p3 = planes[1:]
@@ -129,28 +153,47 @@ def test_decode_six_outputs() -> None:
     pred = torch.tensor([[0.1, -0.2, 0.3, 2.0, 3.0, 4.0]])
     out = decode_boxes(loc, pred)
     assert torch.allclose(out, torch.tensor([[1.1, 1.8, 3.3, 2.0, 3.0, 4.0, 0.0]]))
-    assert torch.equal(decode_boxes(loc, pred, "tr3d"), out)  # parametrization irrelevant without yaw
+    assert torch.equal(
+        decode_boxes(loc, pred, "tr3d"), out
+    )  # parametrization irrelevant without yaw
 
 
 def test_decode_eight_outputs_sincos() -> None:
     loc = torch.zeros(2, 3)
-    pred = torch.tensor([[0.0, 0.0, 0.0, 2.0, 3.0, 4.0, 1.0, 0.0],
-                         [0.5, 0.0, 0.0, 1.0, 1.0, 1.0, -0.5 * math.sin(0.7), -0.5 * math.cos(0.7)]])
+    pred = torch.tensor(
+        [
+            [0.0, 0.0, 0.0, 2.0, 3.0, 4.0, 1.0, 0.0],
+            [0.5, 0.0, 0.0, 1.0, 1.0, 1.0, -0.5 * math.sin(0.7), -0.5 * math.cos(0.7)],
+        ]
+    )
     out = decode_boxes(loc, pred, "sincos")
     assert torch.allclose(out[0], torch.tensor([0.0, 0.0, 0.0, 2.0, 3.0, 4.0, math.pi / 2]))
     # atan2(-sin, -cos) = 0.7 - pi
-    assert torch.allclose(out[1], torch.tensor([0.5, 0.0, 0.0, 1.0, 1.0, 1.0, 0.7 - math.pi]), atol=1e-6)
+    assert torch.allclose(
+        out[1], torch.tensor([0.5, 0.0, 0.0, 1.0, 1.0, 1.0, 0.7 - math.pi]), atol=1e-6
+    )
 
 
 def test_decode_eight_outputs_tr3d() -> None:
     loc = torch.tensor([[1.0, 1.0, 1.0], [0.0, 0.0, 0.0]])
     a = 0.3
-    pred = torch.tensor([
-        # q = exp(ln 2) = 2, yaw = atan2(0, ln 2) / 2 = 0: dx = (2 + 3) / 3, dy = 2 dx, dz = 4 + 3
-        [0.0, 0.0, 0.0, 2.0, 3.0, 4.0, 0.0, math.log(2.0)],
-        # q = 3, yaw = a: (sin 2a ln q, cos 2a ln q); dx = (1 + 3) / 4 = 1, dy = 3, dz = 2 + 3
-        [0.1, 0.2, 0.3, 1.0, 3.0, 2.0, math.sin(2 * a) * math.log(3.0), math.cos(2 * a) * math.log(3.0)],
-    ])
+    pred = torch.tensor(
+        [
+            # q = exp(ln 2) = 2, yaw = atan2(0, ln 2) / 2 = 0: dx = (2 + 3) / 3, dy = 2 dx, dz = 4 + 3
+            [0.0, 0.0, 0.0, 2.0, 3.0, 4.0, 0.0, math.log(2.0)],
+            # q = 3, yaw = a: (sin 2a ln q, cos 2a ln q); dx = (1 + 3) / 4 = 1, dy = 3, dz = 2 + 3
+            [
+                0.1,
+                0.2,
+                0.3,
+                1.0,
+                3.0,
+                2.0,
+                math.sin(2 * a) * math.log(3.0),
+                math.cos(2 * a) * math.log(3.0),
+            ],
+        ]
+    )
     out = decode_boxes(loc, pred, "tr3d")
     assert torch.allclose(out[0], torch.tensor([1.0, 1.0, 1.0, 5 / 3, 10 / 3, 7.0, 0.0]), atol=1e-6)
     assert torch.allclose(out[1], torch.tensor([0.1, 0.2, 0.3, 1.0, 3.0, 5.0, a]), atol=1e-6)
@@ -185,43 +228,63 @@ def tiny_model() -> TR3DDetector:
 
 
 def test_postprocess_per_class_nms(tiny_model: TR3DDetector) -> None:
-    out = _outputs([
-        ([0.0, 0.0, 0.0], [0.9, 0.001, 0.001], 0),   # class a
-        ([0.1, 0.0, 0.0], [0.8, 0.001, 0.001], 0),   # class a, IoU 0.82 with the first: suppressed
-        ([0.05, 0.0, 0.0], [0.001, 0.7, 0.001], 0),  # class b overlapping: kept (other class)
-        ([5.0, 5.0, 5.0], [0.6, 0.001, 0.001], 0),   # class a far away: kept
-    ])
+    out = _outputs(
+        [
+            ([0.0, 0.0, 0.0], [0.9, 0.001, 0.001], 0),  # class a
+            (
+                [0.1, 0.0, 0.0],
+                [0.8, 0.001, 0.001],
+                0,
+            ),  # class a, IoU 0.82 with the first: suppressed
+            ([0.05, 0.0, 0.0], [0.001, 0.7, 0.001], 0),  # class b overlapping: kept (other class)
+            ([5.0, 5.0, 5.0], [0.6, 0.001, 0.001], 0),  # class a far away: kept
+        ]
+    )
     cfg = InferenceConfig(score_threshold=0.01, iou_threshold=0.5, nms_pre=1000)
     det = tiny_model.postprocess(out, 1, cfg)[0]
     assert det.labels.tolist() == [0, 1, 0]
     assert torch.allclose(det.scores, torch.tensor([0.9, 0.7, 0.6]))
-    assert torch.allclose(det.boxes[:, :3], torch.tensor([[0.0, 0.0, 0.0], [0.05, 0.0, 0.0], [5.0, 5.0, 5.0]]))
+    assert torch.allclose(
+        det.boxes[:, :3], torch.tensor([[0.0, 0.0, 0.0], [0.05, 0.0, 0.0], [5.0, 5.0, 5.0]])
+    )
     assert torch.allclose(det.boxes[:, 3:], torch.tensor([1.0, 1.0, 1.0, 0.0]).expand(3, 4))
 
 
 def test_postprocess_score_threshold_and_multilabel(tiny_model: TR3DDetector) -> None:
-    out = _outputs([
-        ([0.0, 0.0, 0.0], [0.6, 0.5, 0.05], 0),  # two classes above 0.1 at one location: both kept
-        ([3.0, 0.0, 0.0], [0.09, 0.02, 0.05], 0),  # everything below 0.1: dropped
-    ])
+    out = _outputs(
+        [
+            (
+                [0.0, 0.0, 0.0],
+                [0.6, 0.5, 0.05],
+                0,
+            ),  # two classes above 0.1 at one location: both kept
+            ([3.0, 0.0, 0.0], [0.09, 0.02, 0.05], 0),  # everything below 0.1: dropped
+        ]
+    )
     det = tiny_model.postprocess(out, 1, InferenceConfig(score_threshold=0.1))[0]
     assert det.labels.tolist() == [0, 1] and torch.allclose(det.scores, torch.tensor([0.6, 0.5]))
 
 
 def test_postprocess_nms_pre_and_max_detections(tiny_model: TR3DDetector) -> None:
-    rows = [([float(3 * i), 0.0, 0.0], [0.1 + 0.1 * i, 0.001, 0.001], 0) for i in range(5)]  # disjoint boxes
+    rows = [
+        ([float(3 * i), 0.0, 0.0], [0.1 + 0.1 * i, 0.001, 0.001], 0) for i in range(5)
+    ]  # disjoint boxes
     out = _outputs(rows)
     top2 = tiny_model.postprocess(out, 1, InferenceConfig(nms_pre=2, score_threshold=0.0))[0]
     # nms_pre keeps the 2 best locations (by max class score) before thresholding: classes b, c
     # of those two locations survive a 0.0 threshold as well.
     assert set(top2.boxes[:, 0].tolist()) == {9.0, 12.0}
     assert len(top2) == 6
-    capped = tiny_model.postprocess(out, 1, InferenceConfig(score_threshold=0.05, max_detections=3))[0]
+    capped = tiny_model.postprocess(
+        out, 1, InferenceConfig(score_threshold=0.05, max_detections=3)
+    )[0]
     assert torch.allclose(capped.scores, torch.tensor([0.5, 0.4, 0.3]))
 
 
 def test_postprocess_batches_are_separate(tiny_model: TR3DDetector) -> None:
-    out = _outputs([([0.0, 0.0, 0.0], [0.9, 0.001, 0.001], 0), ([0.0, 0.0, 0.0], [0.8, 0.001, 0.001], 1)])
+    out = _outputs(
+        [([0.0, 0.0, 0.0], [0.9, 0.001, 0.001], 0), ([0.0, 0.0, 0.0], [0.8, 0.001, 0.001], 1)]
+    )
     res = tiny_model.postprocess(out, 3, InferenceConfig())
     assert [len(r) for r in res] == [1, 1, 0]  # same box in two scenes: no cross-scene NMS
     assert res[1].scores.item() == pytest.approx(0.8)

@@ -1,6 +1,7 @@
 """PointCloudDetector input checks (dtype, colour range, non-finite rows) and the Detector
 protocol's checkpoint loading (``Detector.from_checkpoint`` / ``load_detector``), on a crop of a
 real ScanNet scan with a small random-init model (CPU)."""
+
 from __future__ import annotations
 
 import warnings
@@ -16,7 +17,9 @@ from sr3d_ros.detections import Detections
 from sr3d_ros.inference import Detector, PointCloudDetector, load_detector
 from sr3d_ros.models import TR3DDetector
 
-CFG = DetectorConfig(model=ModelConfig(width=0.25), inference=InferenceConfig(score_threshold=0.0, nms_pre=50))
+CFG = DetectorConfig(
+    model=ModelConfig(width=0.25), inference=InferenceConfig(score_threshold=0.0, nms_pre=50)
+)
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +37,11 @@ def det() -> PointCloudDetector:
 
 def _same(a: Detections, b: Detections) -> None:
     assert len(a) == len(b) > 0
-    assert torch.equal(a.boxes, b.boxes) and torch.equal(a.scores, b.scores) and torch.equal(a.labels, b.labels)
+    assert (
+        torch.equal(a.boxes, b.boxes)
+        and torch.equal(a.scores, b.scores)
+        and torch.equal(a.labels, b.labels)
+    )
 
 
 # ---- dtypes --------------------------------------------------------------------------------
@@ -46,14 +53,17 @@ def test_float64_and_integer_inputs_are_cast(det: PointCloudDetector, crop: np.n
     _same(det(rounded.astype(np.int32)), det(rounded))
 
 
-@pytest.mark.parametrize("bad", [
-    lambda c: c.astype(np.complex64),
-    lambda c: c.astype(object),
-    lambda c: c > 0,
-    lambda c: c.astype(str),
-    lambda c: torch.from_numpy(c) > 0,
-    lambda c: torch.from_numpy(c).to(torch.complex64),
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        lambda c: c.astype(np.complex64),
+        lambda c: c.astype(object),
+        lambda c: c > 0,
+        lambda c: c.astype(str),
+        lambda c: torch.from_numpy(c) > 0,
+        lambda c: torch.from_numpy(c).to(torch.complex64),
+    ],
+)
 def test_non_real_dtypes_are_value_errors(det: PointCloudDetector, crop: np.ndarray, bad) -> None:
     with pytest.raises(ValueError, match="real numeric dtype"):
         det(bad(crop[:100]))
@@ -65,7 +75,9 @@ def test_non_arrays_are_type_errors(det: PointCloudDetector, crop: np.ndarray) -
 
 
 # ---- colour range --------------------------------------------------------------------------
-def test_colours_outside_0_255_are_errors_naming_the_range(det: PointCloudDetector, crop: np.ndarray) -> None:
+def test_colours_outside_0_255_are_errors_naming_the_range(
+    det: PointCloudDetector, crop: np.ndarray
+) -> None:
     too_big = crop.copy()
     too_big[0, 3] = 300.0
     lo, hi = crop[:, 3:6].min(), crop[:, 3:6].max()
@@ -82,7 +94,9 @@ def test_colours_outside_0_255_are_errors_naming_the_range(det: PointCloudDetect
     assert len(det(edge)) > 0
 
 
-def test_unit_range_colours_warn_once_per_detector(det: PointCloudDetector, crop: np.ndarray) -> None:
+def test_unit_range_colours_warn_once_per_detector(
+    det: PointCloudDetector, crop: np.ndarray
+) -> None:
     unit = crop.copy()
     unit[:, 3:6] /= 255.0
     with pytest.warns(UserWarning, match="0..1 colour scale.*multiply the colours by 255"):
@@ -101,7 +115,9 @@ def test_unit_range_colours_warn_once_per_detector(det: PointCloudDetector, crop
         other(torch.from_numpy(unit))
 
 
-def test_colour_checks_ignore_dropped_non_finite_rows(det: PointCloudDetector, crop: np.ndarray) -> None:
+def test_colour_checks_ignore_dropped_non_finite_rows(
+    det: PointCloudDetector, crop: np.ndarray
+) -> None:
     pts = crop.copy()
     pts[0] = [np.nan, 0.0, 0.0, 1000.0, 1000.0, 1000.0]  # dropped row: its colour is not checked
     _same(det(pts), det(crop[1:]))
@@ -136,7 +152,9 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_detector_from_checkpoint_dispatches_on_kind(checkpoint: Path, crop: np.ndarray) -> None:
     via_protocol = Detector.from_checkpoint(checkpoint, device="cpu", max_detections=5)
     assert type(via_protocol) is PointCloudDetector and isinstance(via_protocol, Detector)
-    assert via_protocol.device == torch.device("cpu") and via_protocol.provenance == {"note": "test"}
+    assert via_protocol.device == torch.device("cpu") and via_protocol.provenance == {
+        "note": "test"
+    }
     assert via_protocol.inference_config.max_detections == 5
     via_factory = load_detector(checkpoint, device="cpu", max_detections=5)
     direct = PointCloudDetector.from_checkpoint(checkpoint, device="cpu", max_detections=5)
@@ -171,10 +189,10 @@ def test_protocol_is_structural() -> None:
         device = torch.device("cpu")
 
         @classmethod
-        def from_checkpoint(cls, path=None, device="auto", **kw):  # noqa: ANN001, ANN206
+        def from_checkpoint(cls, path=None, device="auto", **kw):
             return cls()
 
-        def __call__(self, inputs):  # noqa: ANN001, ANN204
+        def __call__(self, inputs):
             return Detections.empty(self.class_names)
 
     assert isinstance(Fake(), Detector)

@@ -3,6 +3,7 @@
 Bags hold real ScanNet scans (scene0000_00, scene0000_01; 81k points each) and a SUN RGB-D frame
 with their ground truth. Play/record run through rclpy (in-process and as separate processes).
 """
+
 from __future__ import annotations
 
 import json
@@ -99,9 +100,11 @@ def test_sunrgbd_bag_keeps_yaw(data_root, tmp_path):
     s = B.load_samples("sunrgbd", data_root, ["000001"])
     B.build_bag(tmp_path / "sun", s, rate_hz=1.0, frame_id="upright_depth", start_ns=START)
     (gt,) = [m for m in B.read_bag(tmp_path / "sun") if m.topic == "/ground_truth"]
-    boxes, _, names = detection3d_array_to_boxes(gt.msg)
+    boxes, _, _names = detection3d_array_to_boxes(gt.msg)
     np.testing.assert_allclose(boxes[:, :6], s[0].gt_boxes[:, :6], atol=1e-6)
-    np.testing.assert_allclose(np.angle(np.exp(1j * (boxes[:, 6] - s[0].gt_boxes[:, 6]))), 0, atol=1e-6)
+    np.testing.assert_allclose(
+        np.angle(np.exp(1j * (boxes[:, 6] - s[0].gt_boxes[:, 6]))), 0, atol=1e-6
+    )
 
 
 def test_build_errors(samples, tmp_path, data_root):
@@ -183,8 +186,12 @@ def same_cdr(got: bytes, orig: bytes) -> bool:
     """Equal CDR messages: same encapsulation kind and body; a sender may pad the body to a
     multiple of 4 bytes (Fast DDS does between processes, noting it in the options bytes)."""
     pad = len(got) - len(orig)
-    return (got[:2] == orig[:2] and 0 <= pad < 4 and got[4:len(orig)] == orig[4:]
-            and not any(got[len(orig):]))
+    return (
+        got[:2] == orig[:2]
+        and 0 <= pad < 4
+        and got[4 : len(orig)] == orig[4:]
+        and not any(got[len(orig) :])
+    )
 
 
 def assert_same_messages(got, orig):
@@ -203,8 +210,23 @@ def test_cli_build_info(tmp_path, data_root, capsys):
     from sr3d_ros.cli.bag import main
 
     out = tmp_path / "cli_bag"
-    assert main(["build", str(out), "--ids", "scene0000_02", "--data-root", str(data_root),
-                 "--rate", "2", "--frame-id", "cam"]) == 0
+    assert (
+        main(
+            [
+                "build",
+                str(out),
+                "--ids",
+                "scene0000_02",
+                "--data-root",
+                str(data_root),
+                "--rate",
+                "2",
+                "--frame-id",
+                "cam",
+            ]
+        )
+        == 0
+    )
     assert main(["info", str(out)]) == 0
     info = json.loads(capsys.readouterr().out.split("\n", 1)[1])
     assert info["topics"]["/points"]["count"] == 1
@@ -220,15 +242,38 @@ def test_cli_play_and_record_processes(ros, scan_bag, tmp_path):
     ns = f"/sr3d_bag_{uuid.uuid4().hex[:8]}"
     rec_node = rclpy.create_node("recorder_cli_test", context=ctx)
     ex.add_node(rec_node)
-    rec = B.BagRecorder(rec_node, tmp_path / "from_cli", [f"{ns}/points", f"{ns}/ground_truth"],
-                        types={f"{ns}/points": "sensor_msgs/msg/PointCloud2",
-                               f"{ns}/ground_truth": "vision_msgs/msg/Detection3DArray"})
+    rec = B.BagRecorder(
+        rec_node,
+        tmp_path / "from_cli",
+        [f"{ns}/points", f"{ns}/ground_truth"],
+        types={
+            f"{ns}/points": "sensor_msgs/msg/PointCloud2",
+            f"{ns}/ground_truth": "vision_msgs/msg/Detection3DArray",
+        },
+    )
     try:
         proc = subprocess.run(
-            [sys.executable, "-m", "sr3d_ros.cli.bag", "play", str(path), "--rate", "2",
-             "--remap", f"/points:={ns}/points", "--remap", f"/ground_truth:={ns}/ground_truth",
-             "--wait-subscribers", "20"],
-            env=_env(), capture_output=True, text=True, timeout=120, cwd=REPO)
+            [
+                sys.executable,
+                "-m",
+                "sr3d_ros.cli.bag",
+                "play",
+                str(path),
+                "--rate",
+                "2",
+                "--remap",
+                f"/points:={ns}/points",
+                "--remap",
+                f"/ground_truth:={ns}/ground_truth",
+                "--wait-subscribers",
+                "20",
+            ],
+            env=_env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=REPO,
+        )
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert "published 4 messages" in proc.stdout
         deadline = time.monotonic() + 10
@@ -238,8 +283,9 @@ def test_cli_play_and_record_processes(ros, scan_bag, tmp_path):
     finally:
         ex.remove_node(rec_node)
         rec_node.destroy_node()
-    got = _by_topic(tmp_path / "from_cli", {f"{ns}/points": "/points",
-                                            f"{ns}/ground_truth": "/ground_truth"})
+    got = _by_topic(
+        tmp_path / "from_cli", {f"{ns}/points": "/points", f"{ns}/ground_truth": "/ground_truth"}
+    )
     orig = _by_topic(path)
     assert_same_messages(got, orig)
 
@@ -247,15 +293,30 @@ def test_cli_play_and_record_processes(ros, scan_bag, tmp_path):
     out = tmp_path / "recorded_by_cli"
     ns2 = f"/sr3d_bag_{uuid.uuid4().hex[:8]}"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sr3d_ros.cli.bag", "record", str(out), f"{ns2}/points",
-         f"{ns2}/ground_truth"],
-        env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO)
+        [
+            sys.executable,
+            "-m",
+            "sr3d_ros.cli.bag",
+            "record",
+            str(out),
+            f"{ns2}/points",
+            f"{ns2}/ground_truth",
+        ],
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=REPO,
+    )
     pnode = rclpy.create_node("player_cli_test", context=ctx)
     ex.add_node(pnode)
     try:
-        player = B.BagPlayer(pnode, path, remap={"/points": f"{ns2}/points",
-                                                 "/ground_truth": f"{ns2}/ground_truth"})
-        assert player.wait_for_subscribers(30), proc.stdout.read() if proc.poll() is not None else ""
+        player = B.BagPlayer(
+            pnode, path, remap={"/points": f"{ns2}/points", "/ground_truth": f"{ns2}/ground_truth"}
+        )
+        assert player.wait_for_subscribers(30), (
+            proc.stdout.read() if proc.poll() is not None else ""
+        )
         time.sleep(0.3)
         player.play(rate=4.0)
         time.sleep(1.0)
@@ -286,13 +347,16 @@ def test_cli_play_clock_publishes_bag_time(ros, scan_bag):
     from sensor_msgs.msg import PointCloud2
 
     ctx, ex = ros
-    path, summary = scan_bag
+    path, _summary = scan_bag
     bag_stamps = sorted({m.timestamp_ns for m in B.read_bag(path, deserialize=False)})
     assert bag_stamps == [START, START + 250_000_000]
     ns = f"/sr3d_bag_{uuid.uuid4().hex[:8]}"
     node = rclpy.create_node(f"clock_test_{uuid.uuid4().hex[:6]}", context=ctx)
-    sim = rclpy.create_node(f"sim_time_{uuid.uuid4().hex[:6]}", context=ctx,
-                            parameter_overrides=[Parameter("use_sim_time", value=True)])
+    sim = rclpy.create_node(
+        f"sim_time_{uuid.uuid4().hex[:6]}",
+        context=ctx,
+        parameter_overrides=[Parameter("use_sim_time", value=True)],
+    )
     clocks, clouds = [], []
     qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
     node.create_subscription(Clock, "/clock", lambda m: clocks.append(_clock_ns(m)), qos)
@@ -301,13 +365,34 @@ def test_cli_play_clock_publishes_bag_time(ros, scan_bag):
     ex.add_node(sim)
     try:
         proc = subprocess.run(
-            [sys.executable, "-m", "sr3d_ros.cli.bag", "play", str(path), "--clock", "--rate", "0.5",
-             "--topics", "/points", "--remap", f"/points:={ns}/points", "--wait-subscribers", "20"],
-            env=_env(), capture_output=True, text=True, timeout=120, cwd=REPO)
+            [
+                sys.executable,
+                "-m",
+                "sr3d_ros.cli.bag",
+                "play",
+                str(path),
+                "--clock",
+                "--rate",
+                "0.5",
+                "--topics",
+                "/points",
+                "--remap",
+                f"/points:={ns}/points",
+                "--wait-subscribers",
+                "20",
+            ],
+            env=_env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=REPO,
+        )
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert "published 2 messages" in proc.stdout and "clock messages on /clock" in proc.stdout
         deadline = time.monotonic() + 10
-        while (len(clouds) < 2 or START + 250_000_000 not in clocks) and time.monotonic() < deadline:
+        while (
+            len(clouds) < 2 or START + 250_000_000 not in clocks
+        ) and time.monotonic() < deadline:
             time.sleep(0.02)
         assert len(clouds) == 2
         ours = [t for t in clocks if START <= t <= START + 250_000_000]  # ignore foreign clocks
@@ -337,13 +422,37 @@ def test_cli_play_loop_replays_until_stopped(ros, scan_bag):
     ns = f"/sr3d_bag_{uuid.uuid4().hex[:8]}"
     node = rclpy.create_node(f"loop_test_{uuid.uuid4().hex[:6]}", context=ctx)
     got = []
-    node.create_subscription(PointCloud2, f"{ns}/points", got.append,
-                             QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE), raw=True)
+    node.create_subscription(
+        PointCloud2,
+        f"{ns}/points",
+        got.append,
+        QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE),
+        raw=True,
+    )
     ex.add_node(node)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sr3d_ros.cli.bag", "play", str(path), "--loop", "--rate", "1",
-         "--topics", "/points", "--remap", f"/points:={ns}/points", "--wait-subscribers", "20"],
-        env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO)
+        [
+            sys.executable,
+            "-m",
+            "sr3d_ros.cli.bag",
+            "play",
+            str(path),
+            "--loop",
+            "--rate",
+            "1",
+            "--topics",
+            "/points",
+            "--remap",
+            f"/points:={ns}/points",
+            "--wait-subscribers",
+            "20",
+        ],
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=REPO,
+    )
     try:
         deadline = time.monotonic() + 60
         while len(got) < 2 * len(orig) + 1 and time.monotonic() < deadline:

@@ -5,6 +5,7 @@ failure exit when the node publishes nothing.
 Settings are the smallest that still exercise every step: 2 scans, bag at 10 Hz, one torch
 thread, the top-down PNG renderer (~20 s on 2 busy cores).
 """
+
 from __future__ import annotations
 
 import os
@@ -23,16 +24,39 @@ SCENES = ["scene0000_00", "scene0000_01"]
 
 
 def _demo_args(out: Path, data_root: Path) -> list[str]:
-    return ["--random-init", "--scenes", *SCENES, "--rate", "10", "--num-threads", "1",
-            "--device", "cpu", "--render-backend", "bev", "--data-root", str(data_root),
-            "--out", str(out), "--timeout", "60", "--startup-timeout", "60"]
+    return [
+        "--random-init",
+        "--scenes",
+        *SCENES,
+        "--rate",
+        "10",
+        "--num-threads",
+        "1",
+        "--device",
+        "cpu",
+        "--render-backend",
+        "bev",
+        "--data-root",
+        str(data_root),
+        "--out",
+        str(out),
+        "--timeout",
+        "60",
+        "--startup-timeout",
+        "60",
+    ]
 
 
 def _env() -> dict[str, str]:
     # conftest put ROS_LOG_DIR in a temporary folder of this session; the demo makes a fresh one
-    return dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
-                ROS_LOG_DIR=os.environ["ROS_LOG_DIR"], RMW_IMPLEMENTATION="rmw_fastrtps_cpp",
-                PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
+    return dict(
+        os.environ,
+        ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
+        ROS_LOG_DIR=os.environ["ROS_LOG_DIR"],
+        RMW_IMPLEMENTATION="rmw_fastrtps_cpp",
+        PYTHONUNBUFFERED="1",
+        OMP_NUM_THREADS="1",
+    )
 
 
 def _png_size(path: Path) -> tuple[int, int]:
@@ -61,17 +85,27 @@ def test_evaluable_skips_frames_the_recorder_missed():
 @pytest.mark.slow
 def test_demo_end_to_end_random_init(tmp_path, data_root):
     out = tmp_path / "demo"
-    proc = subprocess.run([sys.executable, "-m", "sr3d_ros.demo", *_demo_args(out, data_root)],
-                          env=_env(), capture_output=True, text=True, timeout=240, cwd=REPO)
+    proc = subprocess.run(
+        [sys.executable, "-m", "sr3d_ros.demo", *_demo_args(out, data_root)],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=REPO,
+    )
     text = proc.stdout + proc.stderr
     assert proc.returncode == 0, text
     assert "ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST" in proc.stdout
     # the per-frame table: header + one row per scan with a detection count and latencies
-    assert re.search(r"^\| frame \| scene +\| points \| gt boxes \| detections \| latency ms \|",
-                     proc.stdout, re.M), proc.stdout
+    assert re.search(
+        r"^\| frame \| scene +\| points \| gt boxes \| detections \| latency ms \|",
+        proc.stdout,
+        re.M,
+    ), proc.stdout
     for i, scene in enumerate(SCENES):
-        assert re.search(rf"^\| +{i} \| {scene} +\| +\d+ \| +\d+ \| +\d+ \| +\d+ \|",
-                         proc.stdout, re.M), proc.stdout
+        assert re.search(
+            rf"^\| +{i} \| {scene} +\| +\d+ \| +\d+ \| +\d+ \| +\d+ \|", proc.stdout, re.M
+        ), proc.stdout
     assert "WARNING" not in proc.stdout
     m = re.search(r"^mAP@0\.25 = (\d+\.\d{4}) +mAP@0\.5 = (\d+\.\d{4})$", proc.stdout, re.M)
     assert m, proc.stdout
@@ -120,7 +154,7 @@ def test_demo_exits_1_when_the_node_publishes_nothing(tmp_path, data_root, monke
     monkeypatch.setattr(demo.subprocess, "Popen", Popen)
     monkeypatch.setattr(B.BagPlayer, "wait_for_subscribers", wait_then_kill_node)
     args = _demo_args(tmp_path / "demo", data_root)
-    args[args.index("--scenes") + 1:args.index("--rate")] = SCENES[:1]
+    args[args.index("--scenes") + 1 : args.index("--rate")] = SCENES[:1]
     args[args.index("--timeout") + 1] = "3"
     try:
         rc = demo.main(args)
@@ -149,7 +183,9 @@ def test_training_scenes_come_from_the_checkpoint_provenance(tmp_path):
     cfg = DetectorConfig(ModelConfig(width=0.25))
     torch.manual_seed(0)
     weights = TR3DDetector(cfg.model).state_dict()
-    save_checkpoint(tmp_path / "a.pt", weights, cfg, {"train_ids": ["scene0000_00", "scene0000_01"]})
+    save_checkpoint(
+        tmp_path / "a.pt", weights, cfg, {"train_ids": ["scene0000_00", "scene0000_01"]}
+    )
     save_checkpoint(tmp_path / "b.pt", weights, cfg, {"note": "no record"})
     (tmp_path / "c.pt").write_bytes(b"not a checkpoint")
     assert _training_scenes(tmp_path / "a.pt") == {"scene0000_00", "scene0000_01"}

@@ -1,4 +1,5 @@
 """sr3d_ros.ros.env and the test session's own ROS environment (no rclpy needed)."""
+
 from __future__ import annotations
 
 import os

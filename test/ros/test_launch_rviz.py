@@ -4,6 +4,7 @@ launch / launch_ros are not installable from PyPI here, so the launch file is ex
 small stand-ins for them (enough for its OpaqueFunctions); the substitution itself is the pure
 :mod:`sr3d_ros.ros.rviz_config`. Needs no rclpy.
 """
+
 from __future__ import annotations
 
 import runpy
@@ -28,8 +29,10 @@ TEMPLATE = REPO / "rviz" / "sr3d.rviz"
 
 def test_template_defaults():
     assert rviz_settings(yaml.safe_load(TEMPLATE.read_text())) == {
-        "cloud_topic": "/points", "markers_topic": "/pointcloud_detector/output/markers",
-        "fixed_frame": "map"}
+        "cloud_topic": "/points",
+        "markers_topic": "/pointcloud_detector/output/markers",
+        "fixed_frame": "map",
+    }
 
 
 def test_resolve_and_markers_topic():
@@ -47,17 +50,34 @@ def test_resolve_and_markers_topic():
     assert markers_topic("/robot/front/") == "/robot/front/pointcloud_detector/output/markers"
 
 
-@pytest.mark.parametrize("topic,ns,frame,cloud,markers", [
-    ("/points", "", "map", "/points", "/pointcloud_detector/output/markers"),
-    ("/camera/depth/points", "front", "camera_depth_optical_frame", "/camera/depth/points",
-     "/front/pointcloud_detector/output/markers"),
-    ("points", "/robot", "/base_link", "/robot/points", "/robot/pointcloud_detector/output/markers"),
-])
+@pytest.mark.parametrize(
+    "topic,ns,frame,cloud,markers",
+    [
+        ("/points", "", "map", "/points", "/pointcloud_detector/output/markers"),
+        (
+            "/camera/depth/points",
+            "front",
+            "camera_depth_optical_frame",
+            "/camera/depth/points",
+            "/front/pointcloud_detector/output/markers",
+        ),
+        (
+            "points",
+            "/robot",
+            "/base_link",
+            "/robot/points",
+            "/robot/pointcloud_detector/output/markers",
+        ),
+    ],
+)
 def test_render_substitutes_topics_and_frame(topic, ns, frame, cloud, markers):
     text = render_rviz_config(TEMPLATE.read_text(), topic, ns, frame)
     cfg = yaml.safe_load(text)
-    assert rviz_settings(cfg) == {"cloud_topic": cloud, "markers_topic": markers,
-                                  "fixed_frame": frame.lstrip("/")}
+    assert rviz_settings(cfg) == {
+        "cloud_topic": cloud,
+        "markers_topic": markers,
+        "fixed_frame": frame.lstrip("/"),
+    }
     # everything else is the template's
     ref = yaml.safe_load(TEMPLATE.read_text())
     for c in (cfg, ref):
@@ -72,8 +92,10 @@ def test_render_errors():
     with pytest.raises(ValueError, match="fixed_frame"):
         render_rviz_config(TEMPLATE.read_text(), fixed_frame=" ")
     with pytest.raises(ValueError, match="MarkerArray"):
-        render_rviz_config("Visualization Manager:\n  Displays:\n"
-                           "    - Class: rviz_default_plugins/PointCloud2\n  Global Options: {}\n")
+        render_rviz_config(
+            "Visualization Manager:\n  Displays:\n"
+            "    - Class: rviz_default_plugins/PointCloud2\n  Global Options: {}\n"
+        )
 
 
 def test_write_makes_a_new_file_each_time(tmp_path):
@@ -110,8 +132,11 @@ def _fake_launch_modules(share: Path) -> dict[str, types.ModuleType]:
         mods[name] = m
 
     mod("launch", LaunchDescription=lambda actions: list(actions))
-    mod("launch.actions", DeclareLaunchArgument=type("DeclareLaunchArgument", (_Action,), {}),
-        OpaqueFunction=type("OpaqueFunction", (_Action,), {}))
+    mod(
+        "launch.actions",
+        DeclareLaunchArgument=type("DeclareLaunchArgument", (_Action,), {}),
+        OpaqueFunction=type("OpaqueFunction", (_Action,), {}),
+    )
     mod("launch.conditions", IfCondition=type("IfCondition", (_Action,), {}))
     mod("launch.substitutions", LaunchConfiguration=_LaunchConfiguration)
     mod("launch_ros")
@@ -135,23 +160,39 @@ def launch_file(monkeypatch, tmp_path):
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     g = runpy.run_path(str(REPO / "launch" / "sr3d.launch.py"))
     desc = g["generate_launch_description"]()
-    defaults = {a.args[0]: a.kwargs["default_value"] for a in desc
-                if type(a).__name__ == "DeclareLaunchArgument"}
+    defaults = {
+        a.args[0]: a.kwargs["default_value"]
+        for a in desc
+        if type(a).__name__ == "DeclareLaunchArgument"
+    }
     return g, tmp_path, desc, defaults
 
 
 def test_launch_declares_fixed_frame_and_rviz_follows_arguments(launch_file):
     g, tmp, desc, defaults = launch_file
     assert defaults["fixed_frame"] == "map" and defaults["rviz"] == "false"
-    assert {"input_topic", "params_file", "checkpoint", "device", "namespace", "use_sim_time",
-            "rviz", "fixed_frame"} <= set(defaults)
+    assert {
+        "input_topic",
+        "params_file",
+        "checkpoint",
+        "device",
+        "namespace",
+        "use_sim_time",
+        "rviz",
+        "fixed_frame",
+    } <= set(defaults)
     funcs = [a.kwargs["function"] for a in desc if type(a).__name__ == "OpaqueFunction"]
     assert g["_rviz"] in funcs and g["_detector"] in funcs
 
     ctx = dict(defaults)
     assert g["_rviz"](ctx) == []  # rviz:=false: nothing
-    ctx.update(rviz="true", input_topic="/camera/depth/points", namespace="front",
-               fixed_frame="camera_depth_optical_frame", use_sim_time="true")
+    ctx.update(
+        rviz="true",
+        input_topic="/camera/depth/points",
+        namespace="front",
+        fixed_frame="camera_depth_optical_frame",
+        use_sim_time="true",
+    )
     (node,) = g["_rviz"](ctx)
     assert node.kwargs["executable"] == "rviz2"
     assert node.kwargs["parameters"] == [{"use_sim_time": True}]
@@ -160,7 +201,8 @@ def test_launch_declares_fixed_frame_and_rviz_follows_arguments(launch_file):
     assert rviz_settings(yaml.safe_load(Path(path).read_text())) == {
         "cloud_topic": "/camera/depth/points",
         "markers_topic": "/front/pointcloud_detector/output/markers",
-        "fixed_frame": "camera_depth_optical_frame"}
+        "fixed_frame": "camera_depth_optical_frame",
+    }
 
     # the node that the markers topic refers to: name pointcloud_detector in that namespace
     (det,) = g["_detector"](ctx)

@@ -3,6 +3,7 @@
 Boxes under test are real ground truth: ScanNet scene0000_00 (axis-aligned) and SUN RGB-D frame
 000001 (with yaw), wrapped in :class:`Detections`.
 """
+
 from __future__ import annotations
 
 import math
@@ -35,8 +36,12 @@ def scannet_det(data_root):
 
     s = load_scannet_scene(data_root / "scannet/scannet_instance_data", "scene0000_00")
     scores = np.linspace(0.95, 0.05, len(s.gt_boxes)).astype(np.float32)
-    return Detections(torch.from_numpy(s.gt_boxes), torch.from_numpy(scores),
-                      torch.from_numpy(s.gt_labels), s.class_names)
+    return Detections(
+        torch.from_numpy(s.gt_boxes),
+        torch.from_numpy(scores),
+        torch.from_numpy(s.gt_labels),
+        s.class_names,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +51,12 @@ def sunrgbd_det(data_root):
     s = load_sunrgbd_frame(data_root / "sunrgbd/sunrgbd_trainval", 1)
     assert len(s.gt_boxes) and np.abs(s.gt_boxes[:, 6]).max() > 0.05  # real yaw
     scores = np.linspace(0.9, 0.3, len(s.gt_boxes)).astype(np.float32)
-    return Detections(torch.from_numpy(s.gt_boxes), torch.from_numpy(scores),
-                      torch.from_numpy(s.gt_labels), s.class_names)
+    return Detections(
+        torch.from_numpy(s.gt_boxes),
+        torch.from_numpy(scores),
+        torch.from_numpy(s.gt_labels),
+        s.class_names,
+    )
 
 
 def wrap(a):
@@ -134,12 +143,18 @@ def test_markers(which, request):
         np.testing.assert_allclose(lengths, np.sort(np.repeat(boxes[i, 3:6], 4)), atol=1e-5)
         # every vertex is a corner: its offset from the centre, in box axes, is +-size/2
         c, yaw = boxes[i, :3], boxes[i, 6]
-        rot = np.array([[math.cos(yaw), -math.sin(yaw), 0], [math.sin(yaw), math.cos(yaw), 0], [0, 0, 1]])
+        rot = np.array(
+            [[math.cos(yaw), -math.sin(yaw), 0], [math.sin(yaw), math.cos(yaw), 0], [0, 0, 1]]
+        )
         local = (pts - c) @ rot
-        np.testing.assert_allclose(np.abs(local), np.broadcast_to(boxes[i, 3:6] / 2, local.shape), atol=1e-5)
+        np.testing.assert_allclose(
+            np.abs(local), np.broadcast_to(boxes[i, 3:6] / 2, local.shape), atol=1e-5
+        )
         assert len({tuple(p) for p in np.round(pts, 6)}) == 8
         r, g, b = M.class_color(int(det.labels[i]))
-        assert (line.color.r, line.color.g, line.color.b, line.color.a) == pytest.approx((r, g, b, 1.0))
+        assert (line.color.r, line.color.g, line.color.b, line.color.a) == pytest.approx(
+            (r, g, b, 1.0)
+        )
         assert line.scale.x > 0
         assert text.type == Marker.TEXT_VIEW_FACING
         assert text.text == f"{det.names[i]} {float(det.scores[i]):.2f}"
@@ -182,8 +197,17 @@ def test_fast_builder_equals_generated_constructor():
     from vision_msgs.msg import Detection3D, Detection3DArray, ObjectHypothesisWithPose
     from visualization_msgs.msg import Marker, MarkerArray
 
-    for cls in (Marker, MarkerArray, Detection3D, Detection3DArray, ObjectHypothesisWithPose,
-                Pose, PoseWithCovariance, Point, Header):
+    for cls in (
+        Marker,
+        MarkerArray,
+        Detection3D,
+        Detection3DArray,
+        ObjectHypothesisWithPose,
+        Pose,
+        PoseWithCovariance,
+        Point,
+        Header,
+    ):
         fast = M._FastMsg.of(cls)()
         ref = cls()
         assert fast == ref, cls
@@ -219,15 +243,31 @@ def test_diagnostics():
     from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 
     stamp = Time(sec=10, nanosec=5)
-    msg = M.diagnostics_msg(stamp, "pointcloud_detector: detector", "cpu", "WARN", "slow",
-                            {"convert": 1.23456, "backbone": 500.0}, points_in=81369,
-                            detections_out=12, frames_dropped=3, extra={"gpu": False, "fps": 1.5})
+    msg = M.diagnostics_msg(
+        stamp,
+        "pointcloud_detector: detector",
+        "cpu",
+        "WARN",
+        "slow",
+        {"convert": 1.23456, "backbone": 500.0},
+        points_in=81369,
+        detections_out=12,
+        frames_dropped=3,
+        extra={"gpu": False, "fps": 1.5},
+    )
     assert isinstance(msg, DiagnosticArray) and msg.header.stamp == stamp
     (st,) = msg.status
     assert st.level == DiagnosticStatus.WARN and st.message == "slow" and st.hardware_id == "cpu"
     kv = {v.key: v.value for v in st.values}
-    assert kv == {"points_in": "81369", "detections_out": "12", "frames_dropped": "3",
-                  "convert_ms": "1.235", "backbone_ms": "500.000", "gpu": "false", "fps": "1.500"}
+    assert kv == {
+        "points_in": "81369",
+        "detections_out": "12",
+        "frames_dropped": "3",
+        "convert_ms": "1.235",
+        "backbone_ms": "500.000",
+        "gpu": "false",
+        "fps": "1.500",
+    }
     for lvl, code in (("OK", DiagnosticStatus.OK), (2, DiagnosticStatus.ERROR)):
         assert M.diagnostics_msg(stamp, "n", "h", lvl, "").status[0].level == code
     with pytest.raises(ValueError):

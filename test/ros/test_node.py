@@ -9,6 +9,7 @@ handling short on a loaded 2-core machine.
 
 Every test uses its own namespace, so tests (and other engineers' tests) never share topics.
 """
+
 from __future__ import annotations
 
 import array
@@ -81,8 +82,9 @@ def one_torch_thread():
 def detector(ckpt):
     from sr3d_ros.inference import PointCloudDetector
 
-    return PointCloudDetector.from_checkpoint(ckpt, device="cpu", score_threshold=0.01,
-                                             max_detections=MAX_DET)
+    return PointCloudDetector.from_checkpoint(
+        ckpt, device="cpu", score_threshold=0.01, max_detections=MAX_DET
+    )
 
 
 _EXPECTED: dict = {}
@@ -103,7 +105,9 @@ def _subsample(pts, n=N_POINTS, seed=0):
 
 @pytest.fixture(scope="module")
 def scannet(data_root):
-    return _subsample(np.load(data_root / "scannet/scannet_instance_data/scene0000_00_vert_all.npy"))
+    return _subsample(
+        np.load(data_root / "scannet/scannet_instance_data/scene0000_00_vert_all.npy")
+    )
 
 
 @pytest.fixture(scope="module")
@@ -148,15 +152,20 @@ class Client:
         base = f"{ns}/{node_name}"
         self.detections, self.markers, self.diagnostics = [], [], []
         qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
-        self.node.create_subscription(Detection3DArray, f"{base}/output/detections",
-                                      self.detections.append, qos)
-        self.node.create_subscription(MarkerArray, f"{base}/output/markers", self.markers.append, qos)
+        self.node.create_subscription(
+            Detection3DArray, f"{base}/output/detections", self.detections.append, qos
+        )
+        self.node.create_subscription(
+            MarkerArray, f"{base}/output/markers", self.markers.append, qos
+        )
         # each test node's /diagnostics is remapped into its namespace (see make_node): no
         # traffic from other processes on the shared /diagnostics topic reaches the tests
         self.node.create_subscription(DiagnosticArray, f"{ns}/diagnostics", self._diag, qos)
         # depth 1: the publisher itself must not hold a backlog (the burst test measures RSS)
-        pub_qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE if reliable
-                             else ReliabilityPolicy.BEST_EFFORT)
+        pub_qos = QoSProfile(
+            depth=1,
+            reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT,
+        )
         self.pub = self.node.create_publisher(PointCloud2, f"{base}/input/points", pub_qos)
         self.base = base
         ex.add_node(self.node)
@@ -175,14 +184,23 @@ class Client:
 
     def wait_matched(self, timeout=20.0):
         self.wait(lambda: self.pub.get_subscription_count() > 0, timeout, "the node's subscription")
-        self.wait(lambda: self.node.count_publishers(f"{self.base}/output/detections") > 0, timeout,
-                  "the node's publisher")
+        self.wait(
+            lambda: self.node.count_publishers(f"{self.base}/output/detections") > 0,
+            timeout,
+            "the node's publisher",
+        )
         time.sleep(0.2)  # let the reverse (publisher -> our subscription) match settle
 
     def result_for(self, sec, nanosec=0, timeout=60.0):
         def find():
-            return next((m for m in self.detections
-                         if m.header.stamp.sec == sec and m.header.stamp.nanosec == nanosec), None)
+            return next(
+                (
+                    m
+                    for m in self.detections
+                    if m.header.stamp.sec == sec and m.header.stamp.nanosec == nanosec
+                ),
+                None,
+            )
 
         self.wait(lambda: find() is not None, timeout, f"detections stamped {sec}.{nanosec}")
         return find()
@@ -193,13 +211,22 @@ class Client:
 
 
 def make_node(ctx, ex, ckpt, ns, **params):
-    values = {"checkpoint": str(ckpt), "device": "cpu", "score_threshold": 0.01, "max_points": 0,
-              "max_detections": MAX_DET, "qos_reliability": "reliable", "num_threads": 1}
+    values = {
+        "checkpoint": str(ckpt),
+        "device": "cpu",
+        "score_threshold": 0.01,
+        "max_points": 0,
+        "max_detections": MAX_DET,
+        "qos_reliability": "reliable",
+        "num_threads": 1,
+    }
     values.update(params)
     node = PointCloudDetectorNode(
-        context=ctx, namespace=ns,
+        context=ctx,
+        namespace=ns,
         parameter_overrides=[Parameter(k, value=v) for k, v in values.items()],
-        cli_args=["--ros-args", "-r", f"/diagnostics:={ns}/diagnostics"])
+        cli_args=["--ros-args", "-r", f"/diagnostics:={ns}/diagnostics"],
+    )
     ex.add_node(node)
     return node
 
@@ -222,7 +249,9 @@ def cloud(points, frame, sec, nanosec=0):
     from builtin_interfaces.msg import Time
     from std_msgs.msg import Header
 
-    return array_to_pointcloud2(points, Header(frame_id=frame, stamp=Time(sec=sec, nanosec=nanosec)))
+    return array_to_pointcloud2(
+        points, Header(frame_id=frame, stamp=Time(sec=sec, nanosec=nanosec))
+    )
 
 
 def assert_same_detections(msg, det, poses=None):
@@ -235,10 +264,23 @@ def assert_same_detections(msg, det, poses=None):
         np.testing.assert_allclose(boxes[:, :6], ref[:, :6], atol=1e-5)
         np.testing.assert_allclose(np.angle(np.exp(1j * (boxes[:, 6] - ref[:, 6]))), 0, atol=1e-5)
     else:
-        c = np.array([[d.bbox.center.position.x, d.bbox.center.position.y, d.bbox.center.position.z]
-                      for d in msg.detections])
-        q = np.array([[d.bbox.center.orientation.x, d.bbox.center.orientation.y,
-                       d.bbox.center.orientation.z, d.bbox.center.orientation.w] for d in msg.detections])
+        c = np.array(
+            [
+                [d.bbox.center.position.x, d.bbox.center.position.y, d.bbox.center.position.z]
+                for d in msg.detections
+            ]
+        )
+        q = np.array(
+            [
+                [
+                    d.bbox.center.orientation.x,
+                    d.bbox.center.orientation.y,
+                    d.bbox.center.orientation.z,
+                    d.bbox.center.orientation.w,
+                ]
+                for d in msg.detections
+            ]
+        )
         np.testing.assert_allclose(c, poses.centers, atol=1e-5)
         np.testing.assert_allclose(q, poses.quaternions, atol=1e-6)
 
@@ -313,7 +355,9 @@ def test_gravity_transform_about_z_real_unaligned_scan(ros, ckpt, detector, ns, 
         poses = boxes_from_gravity(det.boxes.numpy(), m)
         assert poses.upright
         assert_same_detections(msg, det, poses)
-        q = np.array([[d.bbox.center.orientation.x, d.bbox.center.orientation.y] for d in msg.detections])
+        q = np.array(
+            [[d.bbox.center.orientation.x, d.bbox.center.orientation.y] for d in msg.detections]
+        )
         np.testing.assert_allclose(q, 0.0, atol=1e-9)  # upright: rotation about z only
     finally:
         close_all(ex, cli, node)
@@ -347,8 +391,9 @@ def test_gravity_transform_rpy_translation(ros, ckpt, detector, ns, scannet):
     rpy, tr = [0.0, 0.0, 0.6], [1.5, -2.0, 0.3]
     t = transform_from_params(None, rpy, tr)
     inp = transform_points(scannet, np.linalg.inv(t))
-    node = make_node(ctx, ex, ckpt, ns, **{"gravity_transform.rpy": rpy,
-                                           "gravity_transform.translation": tr})
+    node = make_node(
+        ctx, ex, ckpt, ns, **{"gravity_transform.rpy": rpy, "gravity_transform.translation": tr}
+    )
     cli = Client(ctx, ex, ns)
     try:
         cli.wait_matched()
@@ -368,20 +413,24 @@ def test_label_info_is_latched_for_late_subscribers(ros, ckpt, ns):
     time.sleep(1.0)  # published long before anyone subscribes
     late = rclpy.create_node(f"late_{uuid.uuid4().hex[:6]}", context=ctx)
     got = []
-    qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                     durability=DurabilityPolicy.TRANSIENT_LOCAL)
-    late.create_subscription(LabelInfo, f"{ns}/pointcloud_detector/output/label_info", got.append, qos)
+    qos = QoSProfile(
+        depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
+    )
+    late.create_subscription(
+        LabelInfo, f"{ns}/pointcloud_detector/output/label_info", got.append, qos
+    )
     ex.add_node(late)
     try:
         deadline = time.monotonic() + 20
         while not got and time.monotonic() < deadline:
             time.sleep(0.02)
         assert len(got) == 1
-        assert [(c.class_id, c.class_name) for c in got[0].class_map] == list(enumerate(SCANNET_CLASSES))
+        assert [(c.class_id, c.class_name) for c in got[0].class_map] == list(
+            enumerate(SCANNET_CLASSES)
+        )
         assert got[0].threshold == pytest.approx(0.2)
     finally:
         close_all(ex, late, node)
-
 
 
 def test_label_info_follows_dynamic_score_threshold(ros, ckpt, ns):
@@ -389,8 +438,11 @@ def test_label_info_follows_dynamic_score_threshold(ros, ckpt, ns):
     new threshold); changing another parameter does not."""
     ctx, ex = ros
     node = make_node(ctx, ex, ckpt, ns, score_threshold=0.2)
-    qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE,
-                     durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    qos = QoSProfile(
+        depth=10,
+        reliability=ReliabilityPolicy.RELIABLE,
+        durability=DurabilityPolicy.TRANSIENT_LOCAL,
+    )
     topic = f"{ns}/pointcloud_detector/output/label_info"
     sub = rclpy.create_node(f"li_{uuid.uuid4().hex[:6]}", context=ctx)
     got = []
@@ -426,6 +478,7 @@ def test_label_info_follows_dynamic_score_threshold(ros, ckpt, ns):
     finally:
         close_all(ex, *(n for n in (late, sub, node) if n is not None))
 
+
 def _bad_clouds(good):
     """(name, PointCloud2) pairs the node must survive; stamps 100 + i."""
     from std_msgs.msg import Header
@@ -454,8 +507,10 @@ def _bad_clouds(good):
         m.is_dense = dense
         out.append((f"all NaN (is_dense={dense})", m))
     m = base(4)  # x as INT32
-    m.fields = [PointField(name=n, offset=4 * j, datatype=PointField.INT32, count=1)
-                for j, n in enumerate("xyz")]
+    m.fields = [
+        PointField(name=n, offset=4 * j, datatype=PointField.INT32, count=1)
+        for j, n in enumerate("xyz")
+    ]
     m.height, m.width, m.point_step, m.row_step = 1, 10, 12, 120
     m.data = array.array("B", bytes(120))
     out.append(("integer xyz", m))
@@ -468,8 +523,10 @@ def _bad_clouds(good):
     m.fields[3].offset = 100
     out.append(("field offset out of range", m))
     m = base(7)  # 5M points (xyz float32, 60 MB)
-    m.fields = [PointField(name=n, offset=4 * j, datatype=PointField.FLOAT32, count=1)
-                for j, n in enumerate("xyz")]
+    m.fields = [
+        PointField(name=n, offset=4 * j, datatype=PointField.FLOAT32, count=1)
+        for j, n in enumerate("xyz")
+    ]
     m.height, m.width, m.point_step, m.row_step = 1, 5_000_000, 12, 60_000_000
     m.data = array.array("B", bytes(60_000_000))
     out.append(("5M points", m))
@@ -494,14 +551,15 @@ def test_bad_input_publishes_empty_with_header_and_node_survives(ros, ckpt, ns, 
         assert len(warn) == len(cases) and all(s.level == b"\x01" for s in warn)
         # markers were cleared for bad frames
         cli.wait(lambda: len(cli.markers) >= len(cases), 10, "markers")
-        assert all(len(m.markers) == 1 and m.markers[0].action == Marker.DELETEALL
-                   for m in cli.markers[: len(cases)])
+        assert all(
+            len(m.markers) == 1 and m.markers[0].action == Marker.DELETEALL
+            for m in cli.markers[: len(cases)]
+        )
         # still alive and detecting
         cli.pub.publish(cloud(scannet, "map", 999))
         assert len(cli.result_for(999).detections) > 0
     finally:
         close_all(ex, cli, node)
-
 
 
 def test_bad_input_warning_is_throttled(ros, ckpt, ns, monkeypatch):
@@ -537,15 +595,22 @@ def test_bad_input_warning_is_throttled(ros, ckpt, ns, monkeypatch):
             assert len(cli.result_for(500 + k, timeout=30).detections) == 0
         elapsed = time.monotonic() - t0
         assert node.stats["bad_input"] == n
-        cli.wait(lambda: sum(d.status[0].message.startswith("bad input") for d in cli.diagnostics) == n,
-                 10, "diagnostics of every bad frame")
-        warnings = [m for s, nm, m in emitted
-                    if nm == node.get_logger().name and m.startswith("bad input cloud")]
+        cli.wait(
+            lambda: sum(d.status[0].message.startswith("bad input") for d in cli.diagnostics) == n,
+            10,
+            "diagnostics of every bad frame",
+        )
+        warnings = [
+            m
+            for s, nm, m in emitted
+            if nm == node.get_logger().name and m.startswith("bad input cloud")
+        ]
         assert 1 <= len(warnings) <= 1 + int(elapsed // PN._WARN_THROTTLE_S), (elapsed, warnings)
         if elapsed < PN._WARN_THROTTLE_S:
             assert len(warnings) == 1, warnings
     finally:
         close_all(ex, cli, node)
+
 
 def test_max_points_subsamples_and_warns(ros, ckpt, ns, scannet):
     ctx, ex = ros
@@ -628,9 +693,13 @@ def test_parameters_validated_and_dynamic(ros, ckpt, ns):
     try:
         r = node.set_parameters([Parameter("score_threshold", value=2.0)])[0]
         assert not r.successful and "score_threshold" in r.reason
-        r = node.set_parameters([Parameter("score_threshold", value=0.4),
-                                 Parameter("max_detections", value=7),
-                                 Parameter("classes_to_keep", value=["chair"])])
+        r = node.set_parameters(
+            [
+                Parameter("score_threshold", value=0.4),
+                Parameter("max_detections", value=7),
+                Parameter("classes_to_keep", value=["chair"]),
+            ]
+        )
         assert all(x.successful for x in r)
         inf = node.detector.config.inference
         assert inf.score_threshold == pytest.approx(0.4) and inf.max_detections == 7
@@ -677,11 +746,14 @@ def _proc_rss_mb(pid):
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-@pytest.mark.parametrize("sig,reliability", [(signal.SIGINT, "reliable"),
-                                             (signal.SIGTERM, "best_effort")],
-                         ids=["SIGINT-reliable-bursts", "SIGTERM-best_effort"])
-def test_node_process_detects_and_exits_zero(sig, reliability, ros, ckpt, ns, sunrgbd, detector,
-                                            data_root, tmp_path):
+@pytest.mark.parametrize(
+    "sig,reliability",
+    [(signal.SIGINT, "reliable"), (signal.SIGTERM, "best_effort")],
+    ids=["SIGINT-reliable-bursts", "SIGTERM-best_effort"],
+)
+def test_node_process_detects_and_exits_zero(
+    sig, reliability, ros, ckpt, ns, sunrgbd, detector, data_root, tmp_path
+):
     """``python -m sr3d_ros.ros.pointcloud_node`` in its own process: detections over DDS with the
     input header; with reliable input, two bursts of 50 full ScanNet frames (1.3 MB each) get at
     most a few results each, the last for the newest frame, and the node process's RSS does not
@@ -691,12 +763,34 @@ def test_node_process_detects_and_exits_zero(sig, reliability, ros, ckpt, ns, su
     log = tmp_path / "node.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "sr3d_ros.ros.pointcloud_node", "--ros-args",
-             "-r", f"__ns:={ns}", "-r", f"/diagnostics:={ns}/diagnostics",
-             "-p", f"checkpoint:={ckpt}", "-p", "device:=cpu",
-             "-p", "score_threshold:=0.01", "-p", f"max_points:={N_POINTS}", "-p", "num_threads:=1",
-             "-p", f"max_detections:={MAX_DET}", "-p", f"qos_reliability:={reliability}"],
-            env=_env(), stdout=out, stderr=subprocess.STDOUT, cwd=REPO,
+            [
+                sys.executable,
+                "-m",
+                "sr3d_ros.ros.pointcloud_node",
+                "--ros-args",
+                "-r",
+                f"__ns:={ns}",
+                "-r",
+                f"/diagnostics:={ns}/diagnostics",
+                "-p",
+                f"checkpoint:={ckpt}",
+                "-p",
+                "device:=cpu",
+                "-p",
+                "score_threshold:=0.01",
+                "-p",
+                f"max_points:={N_POINTS}",
+                "-p",
+                "num_threads:=1",
+                "-p",
+                f"max_detections:={MAX_DET}",
+                "-p",
+                f"qos_reliability:={reliability}",
+            ],
+            env=_env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
         )
     cli = Client(ctx, ex, ns, reliable=reliability == "reliable")
     try:
@@ -742,8 +836,10 @@ def test_node_process_detects_and_exits_zero(sig, reliability, ros, ckpt, ns, su
         except subprocess.TimeoutExpired:  # show where it hangs: faulthandler's thread dump
             proc.send_signal(signal.SIGABRT)
             proc.wait(timeout=10)
-            raise AssertionError(f"node did not exit within 30 s of {sig!r}; its log and thread "
-                                 "stacks:\n" + log.read_text()[-20000:]) from None
+            raise AssertionError(
+                f"node did not exit within 30 s of {sig!r}; its log and thread "
+                "stacks:\n" + log.read_text()[-20000:]
+            ) from None
         text = log.read_text()
         assert rc == 0, text
         assert "Traceback" not in text, text
@@ -756,9 +852,23 @@ def test_node_process_detects_and_exits_zero(sig, reliability, ros, ckpt, ns, su
 
 def test_node_process_bad_parameters_exit_1(ckpt, ns):
     proc = subprocess.run(
-        [sys.executable, "-m", "sr3d_ros.ros.pointcloud_node", "--ros-args", "-r", f"__ns:={ns}",
-         "-p", f"checkpoint:={ckpt}", "-p", "score_threshold:=3.0"],
-        env=_env(), capture_output=True, text=True, timeout=60, cwd=REPO,
+        [
+            sys.executable,
+            "-m",
+            "sr3d_ros.ros.pointcloud_node",
+            "--ros-args",
+            "-r",
+            f"__ns:={ns}",
+            "-p",
+            f"checkpoint:={ckpt}",
+            "-p",
+            "score_threshold:=3.0",
+        ],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
     )
     assert proc.returncode == 1
     assert "score_threshold" in proc.stdout + proc.stderr
@@ -790,17 +900,28 @@ def test_yaml_lists_every_parameter_with_its_default():
     text = (REPO / "config/pointcloud_detector.yaml").read_text()
     for p in P.PARAMS:  # every parameter is commented
         leaf = p.name.split(".")[-1]
-        line = next(i for i, ln in enumerate(text.splitlines()) if ln.strip().startswith(f"{leaf}:"))
+        line = next(
+            i for i, ln in enumerate(text.splitlines()) if ln.strip().startswith(f"{leaf}:")
+        )
         assert text.splitlines()[line - 1].strip().startswith("#"), p.name
 
 
 def test_yaml_loads_through_ros_params_file(ros, ckpt, ns):
     """The YAML file is accepted by rcl's parser and yields a valid node."""
-    ctx, ex = ros
+    ctx, _ex = ros
     node = PointCloudDetectorNode(
-        context=ctx, namespace=ns,
-        cli_args=["--ros-args", "--params-file", str(REPO / "config/pointcloud_detector.yaml"),
-                  "-p", f"checkpoint:={ckpt}", "-p", "device:=cpu"])
+        context=ctx,
+        namespace=ns,
+        cli_args=[
+            "--ros-args",
+            "--params-file",
+            str(REPO / "config/pointcloud_detector.yaml"),
+            "-p",
+            f"checkpoint:={ckpt}",
+            "-p",
+            "device:=cpu",
+        ],
+    )
     try:
         assert node.params == P.NodeParams(checkpoint=str(ckpt), device="cpu")
     finally:
@@ -813,10 +934,20 @@ def test_launch_file_compiles_and_declares_arguments():
     tree = ast.parse(path.read_text())
     declared = set()
     for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", "")) == "DeclareLaunchArgument":
+        if (
+            isinstance(node, ast.Call)
+            and getattr(node.func, "id", getattr(node.func, "attr", "")) == "DeclareLaunchArgument"
+        ):
             declared.add(node.args[0].value)
-    assert {"input_topic", "params_file", "checkpoint", "device", "namespace", "use_sim_time",
-            "rviz"} <= declared
+    assert {
+        "input_topic",
+        "params_file",
+        "checkpoint",
+        "device",
+        "namespace",
+        "use_sim_time",
+        "rviz",
+    } <= declared
     funcs = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
     assert "generate_launch_description" in funcs
     text = path.read_text()
@@ -841,5 +972,7 @@ def test_demo_reports_missing_inputs(tmp_path, capsys):
 
     assert demo.main(["--data-root", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o")]) == 2
     assert "ScanNet sample scans" in capsys.readouterr().err
-    assert demo.main(["--checkpoint", str(tmp_path / "missing.pt"), "--out", str(tmp_path / "o")]) == 2
+    assert (
+        demo.main(["--checkpoint", str(tmp_path / "missing.pt"), "--out", str(tmp_path / "o")]) == 2
+    )
     assert "missing.pt not found" in capsys.readouterr().err

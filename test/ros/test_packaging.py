@@ -1,4 +1,5 @@
 """package.xml / setup.py data files / interfaces/vision_msgs/COLCON_IGNORE (no ROS needed)."""
+
 from __future__ import annotations
 
 import ast
@@ -17,8 +18,12 @@ def _ros_imports() -> set[str]:
                 mods |= {a.name.split(".")[0] for a in node.names}
             elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
                 mods.add(node.module.split(".")[0])
-    return {m for m in mods if m.endswith(("_msgs", "_interfaces"))
-            or m in {"rclpy", "launch", "launch_ros", "ament_index_python"}}
+    return {
+        m
+        for m in mods
+        if m.endswith(("_msgs", "_interfaces"))
+        or m in {"rclpy", "launch", "launch_ros", "ament_index_python"}
+    }
 
 
 def test_package_xml_declares_every_ros_dependency():
@@ -43,5 +48,11 @@ def test_vision_msgs_interface_folder_is_colcon_ignored():
 
 def test_setup_py_installs_launch_rviz_and_config():
     text = (REPO / "setup.py").read_text()
-    for folder, pattern in (("launch", "launch/*.py"), ("rviz", "rviz/*.rviz"), ("config", "config/*.yaml")):
-        assert f'"share/{{PACKAGE}}/{folder}"' in text.replace("f\"", "\"") and pattern in text, folder
+    for folder, pattern in (
+        ("launch", "launch/*.py"),
+        ("rviz", "rviz/*.rviz"),
+        ("config", "config/*.yaml"),
+    ):
+        assert f'"share/{{PACKAGE}}/{folder}"' in text.replace('f"', '"') and pattern in text, (
+            folder
+        )

@@ -3,6 +3,7 @@
 The clouds under test are encoded here with numpy structured arrays / ``struct`` - not with the
 module's own encoder - so a convention bug (byte order, packed-colour layout) cannot cancel out.
 """
+
 from __future__ import annotations
 
 import array
@@ -45,8 +46,16 @@ def scan(data_root):
 # independent encoder for the tests
 # ---------------------------------------------------------------------------------------------
 
-_CODES = {INT8: "i1", UINT8: "u1", INT16: "i2", UINT16: "u2", INT32: "i4", UINT32: "u4",
-          FLOAT32: "f4", FLOAT64: "f8"}
+_CODES = {
+    INT8: "i1",
+    UINT8: "u1",
+    INT16: "i2",
+    UINT16: "u2",
+    INT32: "i4",
+    UINT32: "u4",
+    FLOAT32: "f4",
+    FLOAT64: "f8",
+}
 
 
 def encode(columns, fields, point_step, *, height=1, row_pad=0, bigendian=False):
@@ -58,12 +67,14 @@ def encode(columns, fields, point_step, *, height=1, row_pad=0, bigendian=False)
     assert n % height == 0
     width = n // height
     bo = ">" if bigendian else "<"
-    dtype = np.dtype({
-        "names": [f.name for f in fields],
-        "formats": [bo + _CODES[f.datatype] for f in fields],
-        "offsets": [f.offset for f in fields],
-        "itemsize": point_step,
-    })
+    dtype = np.dtype(
+        {
+            "names": [f.name for f in fields],
+            "formats": [bo + _CODES[f.datatype] for f in fields],
+            "offsets": [f.offset for f in fields],
+            "itemsize": point_step,
+        }
+    )
     rec = np.zeros(n, dtype=dtype)
     for f in fields:
         rec[f.name] = columns[f.name]
@@ -80,7 +91,11 @@ def packed(rgb, alpha=0):
 
 
 def xyz_cols(pts, dtype=np.float32):
-    return {"x": pts[:, 0].astype(dtype), "y": pts[:, 1].astype(dtype), "z": pts[:, 2].astype(dtype)}
+    return {
+        "x": pts[:, 0].astype(dtype),
+        "y": pts[:, 1].astype(dtype),
+        "z": pts[:, 2].astype(dtype),
+    }
 
 
 def assert_exact(out, pts, with_color=True):
@@ -101,13 +116,17 @@ XYZ_F32 = (Field("x", 0, FLOAT32), Field("y", 4, FLOAT32), Field("z", 8, FLOAT32
 def test_own_encoder_round_trip(scan):
     layout, data = points_to_cloud(scan)
     assert [(f.name, f.offset, f.datatype) for f in layout.fields] == [
-        ("x", 0, FLOAT32), ("y", 4, FLOAT32), ("z", 8, FLOAT32), ("rgb", 12, FLOAT32)]
+        ("x", 0, FLOAT32),
+        ("y", 4, FLOAT32),
+        ("z", 8, FLOAT32),
+        ("rgb", 12, FLOAT32),
+    ]
     assert layout.point_step == 16 and layout.row_step == 16 * len(scan) and layout.is_dense
     out, info = cloud_to_array(data, layout)
     assert_exact(out, scan)
     assert info.has_color and info.color_source == "rgb" and info.n_valid == len(scan)
     assert info.valid_mask is None and info.n_dropped == 0
-    xyz, info3 = cloud_to_array(data, layout, with_color=False)
+    xyz, _info3 = cloud_to_array(data, layout, with_color=False)
     assert_exact(xyz, scan, with_color=False)
     # Packed as PCL does: float32 whose bits are 0x00RRGGBB.
     words = np.frombuffer(data, "<u4").reshape(-1, 4)[:, 3]
@@ -120,59 +139,165 @@ def _layout_cases(pts):
     rgb_f = packed(rgb).view(np.float32)
     return {
         # PCL PointXYZRGB: x y z _pad rgb _pad[3] -> point_step 32.
-        "pcl_xyzrgb_padded": (dict(cols, rgb=rgb_f), XYZ_F32 + (Field("rgb", 16, FLOAT32),), 32, {}),
+        "pcl_xyzrgb_padded": (
+            dict(cols, rgb=rgb_f),
+            XYZ_F32 + (Field("rgb", 16, FLOAT32),),
+            32,
+            {},
+        ),
         "rgb_uint32": (dict(cols, rgb=packed(rgb)), XYZ_F32 + (Field("rgb", 12, UINT32),), 16, {}),
-        "rgb_int32": (dict(cols, rgb=packed(rgb).view(np.int32)),
-                      XYZ_F32 + (Field("rgb", 12, INT32),), 16, {}),
-        "rgba_uint32": (dict(cols, rgba=packed(rgb, alpha=200)),
-                        XYZ_F32 + (Field("rgba", 12, UINT32),), 16, {}),
-        "rgba_float32": (dict(cols, rgba=packed(rgb, alpha=255).view(np.float32)),
-                         XYZ_F32 + (Field("rgba", 16, FLOAT32),), 20, {}),
+        "rgb_int32": (
+            dict(cols, rgb=packed(rgb).view(np.int32)),
+            XYZ_F32 + (Field("rgb", 12, INT32),),
+            16,
+            {},
+        ),
+        "rgba_uint32": (
+            dict(cols, rgba=packed(rgb, alpha=200)),
+            XYZ_F32 + (Field("rgba", 12, UINT32),),
+            16,
+            {},
+        ),
+        "rgba_float32": (
+            dict(cols, rgba=packed(rgb, alpha=255).view(np.float32)),
+            XYZ_F32 + (Field("rgba", 16, FLOAT32),),
+            20,
+            {},
+        ),
         "split_rgb_uint8": (
-            dict(cols, r=rgb[:, 0].astype(np.uint8), g=rgb[:, 1].astype(np.uint8),
-                 b=rgb[:, 2].astype(np.uint8), intensity=pts[:, 2] * 2),
-            XYZ_F32 + (Field("intensity", 12, FLOAT32), Field("r", 16, UINT8),
-                       Field("g", 17, UINT8), Field("b", 18, UINT8)), 20, {}),
-        "float64_xyz": (dict(xyz_cols(pts, np.float64), rgb=rgb_f),
-                        (Field("x", 0, FLOAT64), Field("y", 8, FLOAT64), Field("z", 16, FLOAT64),
-                         Field("rgb", 24, FLOAT32)), 32, {}),
-        "big_endian": (dict(cols, rgb=rgb_f), XYZ_F32 + (Field("rgb", 12, FLOAT32),), 16,
-                       {"bigendian": True}),
+            dict(
+                cols,
+                r=rgb[:, 0].astype(np.uint8),
+                g=rgb[:, 1].astype(np.uint8),
+                b=rgb[:, 2].astype(np.uint8),
+                intensity=pts[:, 2] * 2,
+            ),
+            XYZ_F32
+            + (
+                Field("intensity", 12, FLOAT32),
+                Field("r", 16, UINT8),
+                Field("g", 17, UINT8),
+                Field("b", 18, UINT8),
+            ),
+            20,
+            {},
+        ),
+        "float64_xyz": (
+            dict(xyz_cols(pts, np.float64), rgb=rgb_f),
+            (
+                Field("x", 0, FLOAT64),
+                Field("y", 8, FLOAT64),
+                Field("z", 16, FLOAT64),
+                Field("rgb", 24, FLOAT32),
+            ),
+            32,
+            {},
+        ),
+        "big_endian": (
+            dict(cols, rgb=rgb_f),
+            XYZ_F32 + (Field("rgb", 12, FLOAT32),),
+            16,
+            {"bigendian": True},
+        ),
         "big_endian_float64_split_rgb": (
-            dict(xyz_cols(pts, np.float64), r=rgb[:, 0].astype(np.uint8),
-                 g=rgb[:, 1].astype(np.uint8), b=rgb[:, 2].astype(np.uint8)),
-            (Field("x", 0, FLOAT64), Field("y", 8, FLOAT64), Field("z", 16, FLOAT64),
-             Field("b", 24, UINT8), Field("g", 25, UINT8), Field("r", 26, UINT8)), 28,
-            {"bigendian": True}),
-        "big_endian_rgba_uint32": (dict(cols, rgba=packed(rgb, alpha=7)),
-                                   XYZ_F32 + (Field("rgba", 12, UINT32),), 16,
-                                   {"bigendian": True}),
+            dict(
+                xyz_cols(pts, np.float64),
+                r=rgb[:, 0].astype(np.uint8),
+                g=rgb[:, 1].astype(np.uint8),
+                b=rgb[:, 2].astype(np.uint8),
+            ),
+            (
+                Field("x", 0, FLOAT64),
+                Field("y", 8, FLOAT64),
+                Field("z", 16, FLOAT64),
+                Field("b", 24, UINT8),
+                Field("g", 25, UINT8),
+                Field("r", 26, UINT8),
+            ),
+            28,
+            {"bigendian": True},
+        ),
+        "big_endian_rgba_uint32": (
+            dict(cols, rgba=packed(rgb, alpha=7)),
+            XYZ_F32 + (Field("rgba", 12, UINT32),),
+            16,
+            {"bigendian": True},
+        ),
         # Fields out of order and not adjacent (no fast path), colour first.
-        "reordered": (dict(cols, rgb=rgb_f),
-                      (Field("rgb", 0, FLOAT32), Field("z", 4, FLOAT32), Field("x", 12, FLOAT32),
-                       Field("y", 8, FLOAT32)), 16, {}),
+        "reordered": (
+            dict(cols, rgb=rgb_f),
+            (
+                Field("rgb", 0, FLOAT32),
+                Field("z", 4, FLOAT32),
+                Field("x", 12, FLOAT32),
+                Field("y", 8, FLOAT32),
+            ),
+            16,
+            {},
+        ),
         # Odd point_step and unaligned offsets.
-        "unaligned": (dict(cols, rgb=rgb_f),
-                      (Field("x", 1, FLOAT32), Field("y", 5, FLOAT32), Field("z", 9, FLOAT32),
-                       Field("rgb", 13, FLOAT32)), 19, {}),
-        "row_padding": (dict(cols, rgb=rgb_f), XYZ_F32 + (Field("rgb", 12, FLOAT32),), 16,
-                        {"height": 3, "row_pad": 12}),
+        "unaligned": (
+            dict(cols, rgb=rgb_f),
+            (
+                Field("x", 1, FLOAT32),
+                Field("y", 5, FLOAT32),
+                Field("z", 9, FLOAT32),
+                Field("rgb", 13, FLOAT32),
+            ),
+            19,
+            {},
+        ),
+        "row_padding": (
+            dict(cols, rgb=rgb_f),
+            XYZ_F32 + (Field("rgb", 12, FLOAT32),),
+            16,
+            {"height": 3, "row_pad": 12},
+        ),
         # Extra channels of every other datatype around the used ones.
         "extra_fields": (
-            dict(cols, rgb=rgb_f, ring=np.arange(len(pts)) % 64, t=np.arange(len(pts)) % 100,
-                 flag=np.ones(len(pts)), label=np.arange(len(pts)) % 30000,
-                 idx=np.arange(len(pts)), time=np.linspace(0, 0.1, len(pts))),
-            (Field("flag", 0, INT8), Field("ring", 1, UINT16), Field("label", 3, INT16),
-             Field("x", 5, FLOAT32), Field("y", 9, FLOAT32), Field("z", 13, FLOAT32),
-             Field("t", 17, UINT8), Field("rgb", 18, FLOAT32), Field("idx", 22, INT32),
-             Field("time", 26, FLOAT64)), 40, {}),
+            dict(
+                cols,
+                rgb=rgb_f,
+                ring=np.arange(len(pts)) % 64,
+                t=np.arange(len(pts)) % 100,
+                flag=np.ones(len(pts)),
+                label=np.arange(len(pts)) % 30000,
+                idx=np.arange(len(pts)),
+                time=np.linspace(0, 0.1, len(pts)),
+            ),
+            (
+                Field("flag", 0, INT8),
+                Field("ring", 1, UINT16),
+                Field("label", 3, INT16),
+                Field("x", 5, FLOAT32),
+                Field("y", 9, FLOAT32),
+                Field("z", 13, FLOAT32),
+                Field("t", 17, UINT8),
+                Field("rgb", 18, FLOAT32),
+                Field("idx", 22, INT32),
+                Field("time", 26, FLOAT64),
+            ),
+            40,
+            {},
+        ),
     }
 
 
 CASES = [
-    "pcl_xyzrgb_padded", "rgb_uint32", "rgb_int32", "rgba_uint32", "rgba_float32",
-    "split_rgb_uint8", "float64_xyz", "big_endian", "big_endian_float64_split_rgb",
-    "big_endian_rgba_uint32", "reordered", "unaligned", "row_padding", "extra_fields",
+    "pcl_xyzrgb_padded",
+    "rgb_uint32",
+    "rgb_int32",
+    "rgba_uint32",
+    "rgba_float32",
+    "split_rgb_uint8",
+    "float64_xyz",
+    "big_endian",
+    "big_endian_float64_split_rgb",
+    "big_endian_rgba_uint32",
+    "reordered",
+    "unaligned",
+    "row_padding",
+    "extra_fields",
 ]
 
 
@@ -236,10 +361,10 @@ def _naive(data, layout):
     for i in range(layout.height):
         for j in range(layout.width):
             base = i * layout.row_step + j * layout.point_step
-            x, = struct.unpack_from(bo + "f", data, base + f["x"].offset)
-            y, = struct.unpack_from(bo + "f", data, base + f["y"].offset)
-            z, = struct.unpack_from(bo + "f", data, base + f["z"].offset)
-            v, = struct.unpack_from(bo + "I", data, base + f["rgb"].offset)
+            (x,) = struct.unpack_from(bo + "f", data, base + f["x"].offset)
+            (y,) = struct.unpack_from(bo + "f", data, base + f["y"].offset)
+            (z,) = struct.unpack_from(bo + "f", data, base + f["z"].offset)
+            (v,) = struct.unpack_from(bo + "I", data, base + f["rgb"].offset)
             res.append((x, y, z, (v >> 16) & 255, (v >> 8) & 255, v & 255))
     return np.array(res, dtype=np.float32)
 
@@ -275,10 +400,18 @@ def test_organized_cloud_with_nans(scan):
     h, w = 9, 9041  # 81,369 = 9 x 9,041
     assert h * w == len(pts)
     cols = dict(xyz_cols(pts), rgb=packed(pts[:, 3:]).view(np.float32))
-    layout, data = encode(cols, list(XYZ_F32 + (Field("rgb", 16, FLOAT32),)), 32,
-                          height=h, row_pad=24)
-    layout = CloudLayout(layout.height, layout.width, layout.point_step, layout.row_step,
-                         layout.fields, False, is_dense=False)
+    layout, data = encode(
+        cols, list(XYZ_F32 + (Field("rgb", 16, FLOAT32),)), 32, height=h, row_pad=24
+    )
+    layout = CloudLayout(
+        layout.height,
+        layout.width,
+        layout.point_step,
+        layout.row_step,
+        layout.fields,
+        False,
+        is_dense=False,
+    )
     out, info = cloud_to_array(data, layout)
     assert info.organized and (info.height, info.width) == (h, w)
     assert info.n_points == h * w and info.n_valid == good.sum() and info.n_dropped == (~good).sum()
@@ -293,8 +426,11 @@ def test_organized_cloud_with_nans(scan):
 
 def test_is_dense_true_is_trusted_unless_forced(scan):
     pts, good = _with_holes(scan[:5000], seed=1)
-    layout, data = encode(dict(xyz_cols(pts), rgb=packed(pts[:, 3:]).view(np.float32)),
-                          list(XYZ_F32 + (Field("rgb", 12, FLOAT32),)), 16)
+    layout, data = encode(
+        dict(xyz_cols(pts), rgb=packed(pts[:, 3:]).view(np.float32)),
+        list(XYZ_F32 + (Field("rgb", 12, FLOAT32),)),
+        16,
+    )
     assert layout.is_dense  # (a lying producer)
     out, info = cloud_to_array(data, layout)
     assert len(out) == len(pts) and info.valid_mask is None
@@ -326,8 +462,14 @@ def test_structured_view_is_zero_copy(scan):
 
 def test_accepts_all_buffer_kinds(scan):
     layout, data = points_to_cloud(scan[:1000])
-    for d in (data, bytearray(data), memoryview(data), array.array("B", data),
-              np.frombuffer(data, np.uint8), list(data)):
+    for d in (
+        data,
+        bytearray(data),
+        memoryview(data),
+        array.array("B", data),
+        np.frombuffer(data, np.uint8),
+        list(data),
+    ):
         out, _ = cloud_to_array(d, layout)
         assert_exact(out, scan[:1000])
 
@@ -344,9 +486,15 @@ def _good(n=10):
 
 
 def _replace(layout, **kw):
-    d = dict(height=layout.height, width=layout.width, point_step=layout.point_step,
-             row_step=layout.row_step, fields=layout.fields, is_bigendian=layout.is_bigendian,
-             is_dense=layout.is_dense)
+    d = {
+        "height": layout.height,
+        "width": layout.width,
+        "point_step": layout.point_step,
+        "row_step": layout.row_step,
+        "fields": layout.fields,
+        "is_bigendian": layout.is_bigendian,
+        "is_dense": layout.is_dense,
+    }
     d.update(kw)
     return CloudLayout(**d)
 
@@ -354,37 +502,46 @@ def _replace(layout, **kw):
 @pytest.mark.parametrize(
     "change, data_delta, match",
     [
-        (dict(fields=XYZ_F32[:2] + (Field("rgb", 12, FLOAT32),)), 0, "lacks field"),
-        (dict(fields=(Field("a", 0, FLOAT32),)), 0, "lacks field"),
-        (dict(fields=()), 0, "lacks field"),
-        (dict(fields=(Field("x", 0, INT32),) + XYZ_F32[1:]), 0, "must be FLOAT32 or FLOAT64"),
-        (dict(fields=(Field("x", 0, UINT8),) + XYZ_F32[1:]), 0, "must be FLOAT32 or FLOAT64"),
-        (dict(fields=(Field("x", 0, 0),) + XYZ_F32[1:]), 0, "unknown datatype"),
-        (dict(fields=(Field("x", 0, 9),) + XYZ_F32[1:]), 0, "unknown datatype"),
-        (dict(fields=XYZ_F32 + (Field("rgb", 12, UINT8),)), 0, "packed colour field"),
-        (dict(fields=XYZ_F32 + (Field("rgb", 12, FLOAT64),)), 0, "does not fit"),
-        (dict(fields=XYZ_F32 + (Field("rgb", 12, FLOAT32, 2),)), 0, "does not fit"),
-        (dict(fields=XYZ_F32 + (Field("r", 12, INT16), Field("g", 14, INT8), Field("b", 15, INT8))),
-         0, "colour field 'r'"),
-        (dict(fields=XYZ_F32 + (Field("rgb", 12, FLOAT32), Field("rgb", 12, FLOAT32))), 0,
-         "two fields"),
-        (dict(fields=XYZ_F32 + (Field("rgb", 12, FLOAT32, 0),)), 0, "count"),
-        (dict(fields=(Field("x", 1000, FLOAT32),) + XYZ_F32[1:]), 0, "does not fit"),
-        (dict(fields=(Field("x", -4, FLOAT32),) + XYZ_F32[1:]), 0, "does not fit"),
-        (dict(point_step=12), 0, "does not fit"),  # rgb at 12..16 > point_step
-        (dict(point_step=0), 0, "does not fit"),
-        (dict(row_step=16 * 10 - 1), -1, "row_step"),
+        ({"fields": XYZ_F32[:2] + (Field("rgb", 12, FLOAT32),)}, 0, "lacks field"),
+        ({"fields": (Field("a", 0, FLOAT32),)}, 0, "lacks field"),
+        ({"fields": ()}, 0, "lacks field"),
+        ({"fields": (Field("x", 0, INT32),) + XYZ_F32[1:]}, 0, "must be FLOAT32 or FLOAT64"),
+        ({"fields": (Field("x", 0, UINT8),) + XYZ_F32[1:]}, 0, "must be FLOAT32 or FLOAT64"),
+        ({"fields": (Field("x", 0, 0),) + XYZ_F32[1:]}, 0, "unknown datatype"),
+        ({"fields": (Field("x", 0, 9),) + XYZ_F32[1:]}, 0, "unknown datatype"),
+        ({"fields": XYZ_F32 + (Field("rgb", 12, UINT8),)}, 0, "packed colour field"),
+        ({"fields": XYZ_F32 + (Field("rgb", 12, FLOAT64),)}, 0, "does not fit"),
+        ({"fields": XYZ_F32 + (Field("rgb", 12, FLOAT32, 2),)}, 0, "does not fit"),
+        (
+            {
+                "fields": XYZ_F32
+                + (Field("r", 12, INT16), Field("g", 14, INT8), Field("b", 15, INT8))
+            },
+            0,
+            "colour field 'r'",
+        ),
+        (
+            {"fields": XYZ_F32 + (Field("rgb", 12, FLOAT32), Field("rgb", 12, FLOAT32))},
+            0,
+            "two fields",
+        ),
+        ({"fields": XYZ_F32 + (Field("rgb", 12, FLOAT32, 0),)}, 0, "count"),
+        ({"fields": (Field("x", 1000, FLOAT32),) + XYZ_F32[1:]}, 0, "does not fit"),
+        ({"fields": (Field("x", -4, FLOAT32),) + XYZ_F32[1:]}, 0, "does not fit"),
+        ({"point_step": 12}, 0, "does not fit"),  # rgb at 12..16 > point_step
+        ({"point_step": 0}, 0, "does not fit"),
+        ({"row_step": 16 * 10 - 1}, -1, "row_step"),
         ({}, -1, "data has 159 bytes"),
         ({}, +1, "data has 161 bytes"),
-        (dict(height=2), 0, "expected row_step 160 \\* height 2"),
-        (dict(width=11), 0, "row_step 160 < width 11"),
-        (dict(height=-1), 0, "height must be >= 0"),
+        ({"height": 2}, 0, "expected row_step 160 \\* height 2"),
+        ({"width": 11}, 0, "row_step 160 < width 11"),
+        ({"height": -1}, 0, "height must be >= 0"),
     ],
 )
 def test_malformed_raises(change, data_delta, match):
     layout, data = _good()
     layout = _replace(layout, **change)
-    data = data[:len(data) + data_delta] if data_delta < 0 else data + b"\0" * data_delta
+    data = data[: len(data) + data_delta] if data_delta < 0 else data + b"\0" * data_delta
     with pytest.raises(ValueError, match=match):
         cloud_to_array(data, layout)
 
@@ -399,10 +556,17 @@ def test_unknown_type_on_unused_field_is_tolerated(scan):
 def test_message_like_objects(scan):
     layout, data = points_to_cloud(scan[:500])
     msg = SimpleNamespace(
-        height=layout.height, width=layout.width, point_step=layout.point_step,
-        row_step=layout.row_step, is_bigendian=False, is_dense=True, data=np.frombuffer(data, np.uint8),
-        fields=[SimpleNamespace(name=f.name, offset=f.offset, datatype=f.datatype, count=f.count)
-                for f in layout.fields],
+        height=layout.height,
+        width=layout.width,
+        point_step=layout.point_step,
+        row_step=layout.row_step,
+        is_bigendian=False,
+        is_dense=True,
+        data=np.frombuffer(data, np.uint8),
+        fields=[
+            SimpleNamespace(name=f.name, offset=f.offset, datatype=f.datatype, count=f.count)
+            for f in layout.fields
+        ],
     )
     out, _ = pc2.pointcloud2_to_array(msg)
     assert_exact(out, scan[:500])
@@ -435,12 +599,20 @@ def test_array_to_pointcloud2_message_round_trip(scan):
     assert msg.header.frame_id == "camera"
     assert (msg.header.stamp.sec, msg.header.stamp.nanosec) == (12, 250_000_000)
     assert [(f.name, f.offset, f.datatype, f.count) for f in msg.fields] == [
-        ("x", 0, PointField.FLOAT32, 1), ("y", 4, PointField.FLOAT32, 1),
-        ("z", 8, PointField.FLOAT32, 1), ("rgb", 12, PointField.FLOAT32, 1)]
-    assert (msg.height, msg.width, msg.point_step, msg.row_step) == (1, len(scan), 16, 16 * len(scan))
+        ("x", 0, PointField.FLOAT32, 1),
+        ("y", 4, PointField.FLOAT32, 1),
+        ("z", 8, PointField.FLOAT32, 1),
+        ("rgb", 12, PointField.FLOAT32, 1),
+    ]
+    assert (msg.height, msg.width, msg.point_step, msg.row_step) == (
+        1,
+        len(scan),
+        16,
+        16 * len(scan),
+    )
     assert msg.is_dense and not msg.is_bigendian and len(msg.data) == 16 * len(scan)
 
-    out, info = pc2.pointcloud2_to_array(msg)
+    out, _info = pc2.pointcloud2_to_array(msg)
     assert_exact(out, scan)
     # Through the wire format (CDR) and back, as a subscriber would get it.
     msg2 = deserialize_message(serialize_message(msg), PointCloud2)
@@ -457,7 +629,9 @@ def test_array_to_pointcloud2_message_round_trip(scan):
 
 
 @pytest.mark.ros
-@pytest.mark.parametrize("case", ["pcl_xyzrgb_padded", "big_endian_float64_split_rgb", "row_padding"])
+@pytest.mark.parametrize(
+    "case", ["pcl_xyzrgb_padded", "big_endian_float64_split_rgb", "row_padding"]
+)
 def test_foreign_layout_in_real_message(scan, case):
     """A message whose layout came from elsewhere (a driver), carried by the real msg class."""
     from rclpy.serialization import deserialize_message, serialize_message
@@ -467,10 +641,16 @@ def test_foreign_layout_in_real_message(scan, case):
     columns, fields, step, kw = _layout_cases(pts)[case]
     layout, data = encode(columns, list(fields), step, **kw)
     msg = PointCloud2(
-        height=layout.height, width=layout.width, point_step=layout.point_step,
-        row_step=layout.row_step, is_bigendian=layout.is_bigendian, is_dense=True,
-        fields=[PointField(name=f.name, offset=f.offset, datatype=f.datatype, count=f.count)
-                for f in layout.fields],
+        height=layout.height,
+        width=layout.width,
+        point_step=layout.point_step,
+        row_step=layout.row_step,
+        is_bigendian=layout.is_bigendian,
+        is_dense=True,
+        fields=[
+            PointField(name=f.name, offset=f.offset, datatype=f.datatype, count=f.count)
+            for f in layout.fields
+        ],
     )
     msg.data = array.array("B", data)
     msg = deserialize_message(serialize_message(msg), PointCloud2)

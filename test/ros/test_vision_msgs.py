@@ -5,6 +5,7 @@ ROS 2 Iron and later (read from the ``*__description.c`` files rosidl_generator_
 upstream package). DDS matching and ``ros2 topic``/RViz type checks use these hashes, so equal
 hashes mean our publishers talk to upstream subscribers and vice versa.
 """
+
 from __future__ import annotations
 
 import json
@@ -39,33 +40,58 @@ UPSTREAM_RIHS01 = {
 # Upstream vision_msgs 4.x field lists (name -> rosidl type), the source of the hashes above.
 UPSTREAM_FIELDS = {
     "BoundingBox2D": {"center": "vision_msgs/Pose2D", "size_x": "double", "size_y": "double"},
-    "BoundingBox2DArray": {"header": "std_msgs/Header",
-                           "boxes": "sequence<vision_msgs/BoundingBox2D>"},
+    "BoundingBox2DArray": {
+        "header": "std_msgs/Header",
+        "boxes": "sequence<vision_msgs/BoundingBox2D>",
+    },
     "BoundingBox3D": {"center": "geometry_msgs/Pose", "size": "geometry_msgs/Vector3"},
-    "BoundingBox3DArray": {"header": "std_msgs/Header",
-                           "boxes": "sequence<vision_msgs/BoundingBox3D>"},
-    "Classification": {"header": "std_msgs/Header",
-                       "results": "sequence<vision_msgs/ObjectHypothesis>"},
-    "Detection2D": {"header": "std_msgs/Header",
-                    "results": "sequence<vision_msgs/ObjectHypothesisWithPose>",
-                    "bbox": "vision_msgs/BoundingBox2D", "id": "string"},
-    "Detection2DArray": {"header": "std_msgs/Header",
-                         "detections": "sequence<vision_msgs/Detection2D>"},
-    "Detection3D": {"header": "std_msgs/Header",
-                    "results": "sequence<vision_msgs/ObjectHypothesisWithPose>",
-                    "bbox": "vision_msgs/BoundingBox3D", "id": "string"},
-    "Detection3DArray": {"header": "std_msgs/Header",
-                         "detections": "sequence<vision_msgs/Detection3D>"},
-    "LabelInfo": {"header": "std_msgs/Header",
-                  "class_map": "sequence<vision_msgs/VisionClass>", "threshold": "float"},
+    "BoundingBox3DArray": {
+        "header": "std_msgs/Header",
+        "boxes": "sequence<vision_msgs/BoundingBox3D>",
+    },
+    "Classification": {
+        "header": "std_msgs/Header",
+        "results": "sequence<vision_msgs/ObjectHypothesis>",
+    },
+    "Detection2D": {
+        "header": "std_msgs/Header",
+        "results": "sequence<vision_msgs/ObjectHypothesisWithPose>",
+        "bbox": "vision_msgs/BoundingBox2D",
+        "id": "string",
+    },
+    "Detection2DArray": {
+        "header": "std_msgs/Header",
+        "detections": "sequence<vision_msgs/Detection2D>",
+    },
+    "Detection3D": {
+        "header": "std_msgs/Header",
+        "results": "sequence<vision_msgs/ObjectHypothesisWithPose>",
+        "bbox": "vision_msgs/BoundingBox3D",
+        "id": "string",
+    },
+    "Detection3DArray": {
+        "header": "std_msgs/Header",
+        "detections": "sequence<vision_msgs/Detection3D>",
+    },
+    "LabelInfo": {
+        "header": "std_msgs/Header",
+        "class_map": "sequence<vision_msgs/VisionClass>",
+        "threshold": "float",
+    },
     "ObjectHypothesis": {"class_id": "string", "score": "double"},
-    "ObjectHypothesisWithPose": {"hypothesis": "vision_msgs/ObjectHypothesis",
-                                 "pose": "geometry_msgs/PoseWithCovariance"},
+    "ObjectHypothesisWithPose": {
+        "hypothesis": "vision_msgs/ObjectHypothesis",
+        "pose": "geometry_msgs/PoseWithCovariance",
+    },
     "Point2D": {"x": "double", "y": "double"},
     "Pose2D": {"position": "vision_msgs/Point2D", "theta": "double"},
     "VisionClass": {"class_id": "uint16", "class_name": "string"},
-    "VisionInfo": {"header": "std_msgs/Header", "method": "string",
-                   "database_location": "string", "database_version": "int32"},
+    "VisionInfo": {
+        "header": "std_msgs/Header",
+        "method": "string",
+        "database_location": "string",
+        "database_version": "int32",
+    },
 }
 IFACE_DIR = Path(__file__).resolve().parents[2] / "interfaces" / "vision_msgs" / "msg"
 
@@ -231,11 +257,14 @@ def test_pub_sub_across_processes(ros_context):
     node.create_subscription(Detection3DArray, topic, got.append, 10)
     ex = SingleThreadedExecutor(context=ros_context)
     ex.add_node(node)
-    env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
-               ROS_LOG_DIR=os.environ["ROS_LOG_DIR"])  # the session's temporary folder (conftest)
+    env = dict(
+        os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", ROS_LOG_DIR=os.environ["ROS_LOG_DIR"]
+    )  # the session's temporary folder (conftest)
     proc = subprocess.Popen(
-        [sys.executable, "-c", PUBLISHER, topic, str(Path(__file__).parent)], env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        [sys.executable, "-c", PUBLISHER, topic, str(Path(__file__).parent)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     try:
         deadline = time.monotonic() + 30

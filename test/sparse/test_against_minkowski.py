@@ -4,10 +4,11 @@ Same output coordinates, same features and same gradients (float64: 1e-10, float
 relative), with ME's state dicts loaded into our layers (this pins the kernel-offset order).
 MinkowskiEngine is only a reference: ``scripts/build_minkowski.sh`` builds it (CI runs it).
 """
+
 from __future__ import annotations
 
 import warnings
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -32,13 +33,17 @@ def assert_matches(ours: torch.Tensor, theirs: torch.Tensor, msg: str = "") -> N
         torch.testing.assert_close(ours, theirs, rtol=1e-10, atol=1e-10, msg=msg or None)
     else:
         scale = float(theirs.abs().max()) if theirs.numel() else 1.0
-        torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5 * max(scale, 1e-30), msg=msg or None)
+        torch.testing.assert_close(
+            ours, theirs, rtol=1e-5, atol=1e-5 * max(scale, 1e-30), msg=msg or None
+        )
 
 
 @pytest.fixture(scope="module", params=[0.01, 0.02], ids=["1cm", "2cm"])
 def scene(request, data_root) -> dict:
     """Real ScanNet scan voxelized with our voxelize(); ME gets the very same coordinates."""
-    pts = torch.from_numpy(np.load(data_root / "scannet/scannet_instance_data/scene0000_00_vert_all.npy"))
+    pts = torch.from_numpy(
+        np.load(data_root / "scannet/scannet_instance_data/scene0000_00_vert_all.npy")
+    )
     vox = sp.voxelize(pts, request.param)
     g = torch.Generator().manual_seed(0)
     feats = torch.randn(len(vox.coordinates), CHANNELS_IN, generator=g, dtype=torch.float64)
@@ -48,12 +53,14 @@ def scene(request, data_root) -> dict:
 def align(ours: torch.Tensor, theirs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Permutations putting both (N, 4) coordinate lists in lexicographic order; asserts equality."""
     assert ours.shape == theirs.shape, f"{ours.shape} vs {theirs.shape}"
+
     def order(c: torch.Tensor) -> torch.Tensor:
         c = c.long()
         c = c - c.min(0).values
         span = c.max(0).values + 1
         key = ((c[:, 0] * span[1] + c[:, 1]) * span[2] + c[:, 2]) * span[3] + c[:, 3]
         return torch.argsort(key)
+
     po, pt = order(ours), order(theirs)
     assert torch.equal(ours[po], theirs[pt].to(ours.dtype)), "output coordinates differ"
     return po, pt
@@ -108,7 +115,14 @@ def test_convolution(scene, dtype, kernel_size, stride, bias) -> None:
     check_layer(
         scene,
         dtype,
-        lambda: ME.MinkowskiConvolution(CHANNELS_IN, CHANNELS_OUT, kernel_size=kernel_size, stride=stride, bias=bias, dimension=3),
+        lambda: ME.MinkowskiConvolution(
+            CHANNELS_IN,
+            CHANNELS_OUT,
+            kernel_size=kernel_size,
+            stride=stride,
+            bias=bias,
+            dimension=3,
+        ),
         lambda: sp.SparseConv3d(CHANNELS_IN, CHANNELS_OUT, kernel_size, stride, bias=bias),
     )
 
@@ -120,11 +134,16 @@ def test_generative_transposed_convolution(scene, dtype, kernel_size) -> None:
     check_layer(
         scene,
         dtype,
-        lambda: ME.MinkowskiGenerativeConvolutionTranspose(CHANNELS_IN, CHANNELS_OUT, kernel_size=kernel_size, stride=2, bias=True, dimension=3),
-        lambda: sp.SparseGenerativeConvTranspose3d(CHANNELS_IN, CHANNELS_OUT, kernel_size, 2, bias=True),
+        lambda: ME.MinkowskiGenerativeConvolutionTranspose(
+            CHANNELS_IN, CHANNELS_OUT, kernel_size=kernel_size, stride=2, bias=True, dimension=3
+        ),
+        lambda: sp.SparseGenerativeConvTranspose3d(
+            CHANNELS_IN, CHANNELS_OUT, kernel_size, 2, bias=True
+        ),
         prepare=(
             lambda x: ME.MinkowskiMaxPooling(kernel_size=2, stride=2, dimension=3)(
-                ME.MinkowskiMaxPooling(kernel_size=2, stride=2, dimension=3)(x)),
+                ME.MinkowskiMaxPooling(kernel_size=2, stride=2, dimension=3)(x)
+            ),
             lambda x: sp.SparseMaxPool3d(2, 2)(sp.SparseMaxPool3d(2, 2)(x)),
         ),
     )
@@ -150,7 +169,12 @@ def test_batchnorm_relu(scene, dtype) -> None:
             m[0].bn.bias.uniform_(-0.5, 0.5)
         return m
 
-    check_layer(scene, dtype, me, lambda: torch.nn.Sequential(sp.SparseBatchNorm(CHANNELS_IN), sp.SparseReLU()))
+    check_layer(
+        scene,
+        dtype,
+        me,
+        lambda: torch.nn.Sequential(sp.SparseBatchNorm(CHANNELS_IN), sp.SparseReLU()),
+    )
 
 
 def test_global_avg_pooling(scene) -> None:
@@ -162,7 +186,9 @@ def test_global_max_pooling(scene) -> None:
     wrong rows (not the arg-max; seen on this very scene), so the gradient is checked against
     the definition instead: d max / d x = 1 at the arg-max row of each channel, 0 elsewhere."""
     feats = scene["feats"].clone().requires_grad_(True)
-    y_me = ME.MinkowskiGlobalMaxPooling()(ME.SparseTensor(scene["feats"], coordinates=scene["coords"]))
+    y_me = ME.MinkowskiGlobalMaxPooling()(
+        ME.SparseTensor(scene["feats"], coordinates=scene["coords"])
+    )
     y = sp.SparseGlobalMaxPool()(sp.SparseTensor(feats, scene["coords"]))
     assert y.coordinates.tolist() == y_me.C.tolist() == [[0, 0, 0, 0]]
     torch.testing.assert_close(y.features, y_me.F, rtol=1e-10, atol=1e-10)
@@ -173,7 +199,7 @@ def test_global_max_pooling(scene) -> None:
 
 
 def test_pruning(scene) -> None:
-    keep = (scene["coords"][:, 3] % 3 != 0)  # a real, irregular subset
+    keep = scene["coords"][:, 3] % 3 != 0  # a real, irregular subset
 
     class MePrune(torch.nn.Module):
         def forward(self, x):  # type: ignore[no-untyped-def]
@@ -192,7 +218,8 @@ def test_small_network_end_to_end(scene) -> None:
     def me_net() -> torch.nn.Module:
         return torch.nn.Sequential(
             ME.MinkowskiConvolution(CHANNELS_IN, 8, kernel_size=3, stride=2, dimension=3),
-            ME.MinkowskiBatchNorm(8), ME.MinkowskiReLU(),
+            ME.MinkowskiBatchNorm(8),
+            ME.MinkowskiReLU(),
             ME.MinkowskiMaxPooling(kernel_size=2, stride=2, dimension=3),
             ME.MinkowskiConvolution(8, 8, kernel_size=3, dimension=3),
             ME.MinkowskiGenerativeConvolutionTranspose(8, 8, kernel_size=2, stride=2, dimension=3),
@@ -201,9 +228,13 @@ def test_small_network_end_to_end(scene) -> None:
 
     def our_net() -> torch.nn.Module:
         return torch.nn.Sequential(
-            sp.SparseConv3d(CHANNELS_IN, 8, 3, 2), sp.SparseBatchNorm(8), sp.SparseReLU(),
-            sp.SparseMaxPool3d(2, 2), sp.SparseConv3d(8, 8, 3),
-            sp.SparseGenerativeConvTranspose3d(8, 8, 2, 2), sp.SparseConv3d(8, CHANNELS_OUT, 3, bias=True),
+            sp.SparseConv3d(CHANNELS_IN, 8, 3, 2),
+            sp.SparseBatchNorm(8),
+            sp.SparseReLU(),
+            sp.SparseMaxPool3d(2, 2),
+            sp.SparseConv3d(8, 8, 3),
+            sp.SparseGenerativeConvTranspose3d(8, 8, 2, 2),
+            sp.SparseConv3d(8, CHANNELS_OUT, 3, bias=True),
         )
 
     check_layer(scene, torch.float64, me_net, our_net)
@@ -214,10 +245,14 @@ def test_float32_weight_gradient_as_accurate_as_minkowski(scene) -> None:
     ME's own float32 result (the tolerance used for the float32 comparisons above)."""
     grads = {}
     for dtype in (torch.float64, torch.float32):
-        me = ME.MinkowskiConvolution(CHANNELS_IN, CHANNELS_OUT, kernel_size=3, dimension=3).to(dtype)
+        me = ME.MinkowskiConvolution(CHANNELS_IN, CHANNELS_OUT, kernel_size=3, dimension=3).to(
+            dtype
+        )
         ours = sp.SparseConv3d(CHANNELS_IN, CHANNELS_OUT, 3).to(dtype)
         ours.load_state_dict(me.state_dict())
-        me(ME.SparseTensor(scene["feats"].to(dtype), coordinates=scene["coords"])).F.sum().backward()
+        me(
+            ME.SparseTensor(scene["feats"].to(dtype), coordinates=scene["coords"])
+        ).F.sum().backward()
         ours(sp.SparseTensor(scene["feats"].to(dtype), scene["coords"])).features.sum().backward()
         grads[dtype] = (me.kernel.grad.double(), ours.kernel.grad.double())
     truth = grads[torch.float64][0]

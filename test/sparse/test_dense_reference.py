@@ -1,4 +1,5 @@
 """Our sparse ops against dense torch.nn.functional references on small random grids (float64)."""
+
 from __future__ import annotations
 
 import pytest
@@ -16,7 +17,7 @@ from sr3d_ros.sparse import (
 
 LO, HI = -4, 4  # grid coordinates in [LO, HI): negative coordinates exercise floor rounding
 SIZE = HI - LO
-TOL = dict(rtol=1e-10, atol=1e-10)
+TOL = {"rtol": 1e-10, "atol": 1e-10}
 
 
 def random_sparse(seed: int, channels: int, density: float = 0.3, stride: int = 1) -> SparseTensor:
@@ -39,7 +40,9 @@ def to_dense(x: SparseTensor, stride: int = 1) -> torch.Tensor:
     return dense
 
 
-def sample_dense(dense: torch.Tensor, coords: torch.Tensor, stride: int, origin: int = LO) -> torch.Tensor:
+def sample_dense(
+    dense: torch.Tensor, coords: torch.Tensor, stride: int, origin: int = LO
+) -> torch.Tensor:
     idx = (coords[:, 1:].long() - origin) // stride
     return dense[0, :, idx[:, 0], idx[:, 1], idx[:, 2]].t()
 
@@ -50,7 +53,9 @@ def dense_weight(kernel: torch.Tensor, k: int, transposed: bool = False) -> torc
     offs = kernel_offsets(k)
     shift = k // 2 if k % 2 == 1 else 0
     cin, cout = kernel.shape[1:]
-    w = torch.zeros((cin, cout, k, k, k) if transposed else (cout, cin, k, k, k), dtype=kernel.dtype)
+    w = torch.zeros(
+        (cin, cout, k, k, k) if transposed else (cout, cin, k, k, k), dtype=kernel.dtype
+    )
     for v, (ox, oy, oz) in enumerate(offs.tolist()):
         w[..., ox + shift, oy + shift, oz + shift] = kernel[v] if transposed else kernel[v].t()
     return w
@@ -75,9 +80,13 @@ def test_conv_matches_dense_conv3d(kernel_size: int, stride: int, dilation: int)
         # stride 1 every input voxel (up to HI - 1) has an output; index j <-> LO + stride * j.
         pad = 0
         dense = F.pad(dense, (0, dilation * (kernel_size - 1)) * 3)
-    ref = F.conv3d(dense, dense_weight(conv.kernel, kernel_size), conv.bias[0], stride, pad, dilation)
+    ref = F.conv3d(
+        dense, dense_weight(conv.kernel, kernel_size), conv.bias[0], stride, pad, dilation
+    )
     # output coordinates: stride 1 keeps the input; stride s quantises with floor
-    expected = torch.unique(torch.div(x.coordinates[:, 1:], stride, rounding_mode="floor") * stride, dim=0)
+    expected = torch.unique(
+        torch.div(x.coordinates[:, 1:], stride, rounding_mode="floor") * stride, dim=0
+    )
     got = torch.unique(y.coordinates[:, 1:], dim=0)
     assert torch.equal(expected, got)
     assert y.tensor_stride == stride
@@ -105,7 +114,9 @@ def test_generative_transpose_matches_conv_transpose3d() -> None:
     children = (x.coordinates[:, None, 1:] + kernel_offsets(2)[None].int()).reshape(-1, 3)
     assert torch.equal(torch.unique(children, dim=0), torch.unique(y.coordinates[:, 1:], dim=0))
     assert len(y) == 8 * len(x)
-    ref = F.conv_transpose3d(to_dense(x, 2), dense_weight(up.kernel, 2, transposed=True), up.bias[0], stride=2)
+    ref = F.conv_transpose3d(
+        to_dense(x, 2), dense_weight(up.kernel, 2, transposed=True), up.bias[0], stride=2
+    )
     torch.testing.assert_close(y.features, sample_dense(ref, y.coordinates, 1), **TOL)
 
 
@@ -116,7 +127,9 @@ def test_transpose_onto_existing_coordinates() -> None:
     up = SparseConvTranspose3d(4, 3, kernel_size=2, stride=2).double()
     y = up(coarse, x)
     assert torch.equal(y.coordinates, x.coordinates)
-    ref = F.conv_transpose3d(to_dense(coarse, 2), dense_weight(up.kernel, 2, transposed=True), None, stride=2)
+    ref = F.conv_transpose3d(
+        to_dense(coarse, 2), dense_weight(up.kernel, 2, transposed=True), None, stride=2
+    )
     torch.testing.assert_close(y.features, sample_dense(ref, y.coordinates, 1), **TOL)
 
 
@@ -143,7 +156,7 @@ def test_gradcheck_conv_and_transpose() -> None:
     out_id = x.manager.stride(x.set_id, 2)
     kmap = x.manager.conv_kernel_map(x.set_id, out_id, 3)
     assert torch.autograd.gradcheck(lambda fe, w: sparse_conv(fe, w, kmap), (feats, weight))
-    up_id, up_map = x.manager.generative_transposed(out_id, 2, 2)
+    _up_id, up_map = x.manager.generative_transposed(out_id, 2, 2)
     coarse = torch.randn(up_map.num_in, 2, dtype=torch.float64, requires_grad=True)
     w2 = torch.randn(8, 2, 3, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda fe, w: sparse_conv(fe, w, up_map), (coarse, w2))
@@ -151,7 +164,9 @@ def test_gradcheck_conv_and_transpose() -> None:
     assert sym.identity == 13
     w3 = torch.randn(27, 2, 2, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda fe, w: sparse_conv(fe, w, sym), (feats, w3))
-    even = x.manager.conv_kernel_map(x.set_id, x.set_id, 2)  # kernel 2, stride 1: offset 0 is i -> i
+    even = x.manager.conv_kernel_map(
+        x.set_id, x.set_id, 2
+    )  # kernel 2, stride 1: offset 0 is i -> i
     assert even.identity == 0
     in0, out0 = even.pairs(0)
     assert torch.equal(in0, torch.arange(len(x))) and torch.equal(out0, torch.arange(len(x)))

@@ -1,4 +1,5 @@
 """Sparse tensor construction, validation, batching, lookups, voxelization and empty inputs."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -51,9 +52,14 @@ def test_bad_inputs_raise_clear_errors() -> None:
     with pytest.raises(ValueError, match="batch"):
         SparseTensor(torch.zeros(1, 2), torch.tensor([[-1, 0, 0, 0]], dtype=torch.int32))
     with pytest.raises(ValueError, match="too large for the key packing"):
-        SparseTensor(torch.zeros(2, 1), torch.tensor([[0, -(2**30), 0, 0], [0, 2**30, 2**30, 2**30]], dtype=torch.int32))
+        SparseTensor(
+            torch.zeros(2, 1),
+            torch.tensor([[0, -(2**30), 0, 0], [0, 2**30, 2**30, 2**30]], dtype=torch.int32),
+        )
     with pytest.raises(ValueError, match="multiples of tensor_stride"):
-        SparseTensor(torch.zeros(1, 1), torch.tensor([[0, 1, 0, 0]], dtype=torch.int32), tensor_stride=2)
+        SparseTensor(
+            torch.zeros(1, 1), torch.tensor([[0, 1, 0, 0]], dtype=torch.int32), tensor_stride=2
+        )
     with pytest.raises(ValueError, match="voxel_size"):
         voxelize(torch.zeros(4, 3), -0.1)
     with pytest.raises(ValueError, match="voxel_size"):
@@ -68,7 +74,10 @@ def test_bad_inputs_raise_clear_errors() -> None:
 
 
 def test_dtype_device_and_type_errors() -> None:
-    x = SparseTensor(torch.randn(3, 2), torch.tensor([[0, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0]], dtype=torch.int32))
+    x = SparseTensor(
+        torch.randn(3, 2),
+        torch.tensor([[0, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0]], dtype=torch.int32),
+    )
     kmap = x.manager.conv_kernel_map(x.set_id, x.set_id, 3)
     # functional sparse_conv: dtype and device checked before any matmul
     with pytest.raises(TypeError, match="dtype"):
@@ -93,8 +102,14 @@ def test_dtype_device_and_type_errors() -> None:
     with pytest.raises(TypeError, match="target must be a SparseTensor"):
         SparseConvTranspose3d(2, 2, 2, 2)(SparseConv3d(2, 2, 2, 2)(x), x.features)
     # every module type-checks its input
-    for module in (SparseMaxPool3d(2, 2), SparseGlobalAvgPool(), SparseGlobalMaxPool(),
-                   SparseBatchNorm(2), SparseReLU(), SparseConv3d(2, 2)):
+    for module in (
+        SparseMaxPool3d(2, 2),
+        SparseGlobalAvgPool(),
+        SparseGlobalMaxPool(),
+        SparseBatchNorm(2),
+        SparseReLU(),
+        SparseConv3d(2, 2),
+    ):
         with pytest.raises(TypeError, match="expects a SparseTensor"):
             module(x.features)
     with pytest.raises(TypeError, match="expects a SparseTensor"):
@@ -111,7 +126,10 @@ def test_dtype_device_and_type_errors() -> None:
         voxelize(pts, 0.1, features=torch.ones(5, 2, device="meta"))
     with pytest.raises(TypeError, match="floating"):
         voxelize(pts.long(), 0.1)
-    assert voxelize(pts, 0.1, features=torch.ones(5, 2, dtype=torch.float64)).features.dtype == torch.float64
+    assert (
+        voxelize(pts, 0.1, features=torch.ones(5, 2, dtype=torch.float64)).features.dtype
+        == torch.float64
+    )
 
 
 def test_empty_tensor_flows_through_every_op() -> None:
@@ -159,18 +177,27 @@ def test_empty_tensor_through_remaining_ops() -> None:
     f, found = x.features_at(none)
     assert f.shape == (0, 4) and found.shape == (0,) and found.dtype == torch.bool
     assert x.lookup(torch.tensor([[0, 1, 2, 3]], dtype=torch.int32)).tolist() == [-1]
-    y = SparseTensor(torch.ones(2, 2), torch.tensor([[0, 0, 0, 0], [0, 1, 0, 0]], dtype=torch.int32))
+    y = SparseTensor(
+        torch.ones(2, 2), torch.tensor([[0, 0, 0, 0], [0, 1, 0, 0]], dtype=torch.int32)
+    )
     assert y.lookup(none).shape == (0,)
     f, found = y.features_at(none)
     assert f.shape == (0, 2) and found.shape == (0,)
     # backward through all of it
-    (gmax.features.sum() + (p + up).features.sum() + gen.features.sum() + u.features.sum()).backward()
+    (
+        gmax.features.sum() + (p + up).features.sum() + gen.features.sum() + u.features.sum()
+    ).backward()
     assert feats.grad is not None and feats.grad.shape == (0, 4)
 
 
 def test_voxelize_floor_mean_first_and_inverse() -> None:
     pts = torch.tensor(
-        [[0.01, 0.01, 0.01, 1.0], [0.04, 0.02, 0.00, 3.0], [-0.01, 0.0, 0.0, 5.0], [0.06, 0.0, 0.0, 7.0]]
+        [
+            [0.01, 0.01, 0.01, 1.0],
+            [0.04, 0.02, 0.00, 3.0],
+            [-0.01, 0.0, 0.0, 5.0],
+            [0.06, 0.0, 0.0, 7.0],
+        ]
     )
     v = voxelize(pts, 0.05)
     # floor, not truncation: -0.01 / 0.05 -> -1
@@ -184,7 +211,9 @@ def test_voxelize_floor_mean_first_and_inverse() -> None:
 
 
 def test_voxelize_real_scannet(data_root) -> None:
-    pts = torch.from_numpy(np.load(data_root / "scannet/scannet_instance_data/scene0000_00_vert_all.npy"))
+    pts = torch.from_numpy(
+        np.load(data_root / "scannet/scannet_instance_data/scene0000_00_vert_all.npy")
+    )
     v = voxelize(pts, 0.02)
     expected = np.unique(np.floor(pts[:, :3].numpy() / np.float32(0.02)).astype(np.int64), axis=0)
     assert v.coordinates.shape[0] == expected.shape[0]
@@ -202,7 +231,10 @@ def test_collate_decompose_lookup_and_features_at() -> None:
     assert x.batch_size == 2
     parts = x.decompose()
     assert parts[0][0].tolist() == [[0, 0, 0], [1, 2, 3]] and parts[1][1].tolist() == [[3.0]]
-    q = torch.tensor([[1, 5, 5, 5], [0, 5, 5, 5], [0, 1, 2, 3], [7, 0, 0, 0], [0, 10**6, 0, 0]], dtype=torch.int32)
+    q = torch.tensor(
+        [[1, 5, 5, 5], [0, 5, 5, 5], [0, 1, 2, 3], [7, 0, 0, 0], [0, 10**6, 0, 0]],
+        dtype=torch.int32,
+    )
     assert x.lookup(q).tolist() == [2, -1, 1, -1, -1]
     feats, found = x.features_at(q)
     assert found.tolist() == [True, False, True, False, False]
@@ -226,7 +258,10 @@ def test_union_add_prune_and_global_pooling() -> None:
 def test_kernel_maps_are_cached_and_shared() -> None:
     g = torch.Generator().manual_seed(0)
     xyz = torch.unique(torch.randint(0, 20, (500, 3), generator=g), dim=0)
-    x = SparseTensor(torch.randn(len(xyz), 4, generator=g), torch.cat([torch.zeros(len(xyz), 1, dtype=torch.int64), xyz], 1).int())
+    x = SparseTensor(
+        torch.randn(len(xyz), 4, generator=g),
+        torch.cat([torch.zeros(len(xyz), 1, dtype=torch.int64), xyz], 1).int(),
+    )
     c1, c2 = SparseConv3d(4, 4), SparseConv3d(4, 4)
     y = c2(c1(x))
     assert y.set_id == x.set_id
@@ -250,11 +285,15 @@ def test_packer_roundtrip_and_offsets() -> None:
 
 
 @pytest.mark.parametrize("voxel_size", [0.01, 0.05])
-def test_stride2_k3_map_from_the_inputs_side_equals_the_general_search(data_root, voxel_size) -> None:
+def test_stride2_k3_map_from_the_inputs_side_equals_the_general_search(
+    data_root, voxel_size
+) -> None:
     """The 3x3x3 stride-2 kernel map built from the inputs' side holds exactly the pairs, the
     per-offset grouping and the pair order of the general output-side search, on a real scan
     (negative coordinates, two batch entries) at input strides 1, 2, 4, and for N = 0."""
-    pts = torch.from_numpy(np.load(data_root / "scannet/scannet_instance_data/scene0000_00_vert_all.npy"))
+    pts = torch.from_numpy(
+        np.load(data_root / "scannet/scannet_instance_data/scene0000_00_vert_all.npy")
+    )
     coords = voxelize(pts[:, :3], voxel_size).coordinates
     assert bool((coords[:, 1:] < 0).any())
     second = coords[::3].clone()

@@ -1,4 +1,5 @@
 """Label assigners (sr3d_training.assigners): TR3D exact indices, SPOTA behaviour, configs."""
+
 from __future__ import annotations
 
 import math
@@ -37,8 +38,9 @@ def two_level_scene(n0: int = 12, s0: float = 0.1) -> tuple[torch.Tensor, torch.
     l0 = grid(n0, s0)
     l1 = grid(n0 // 2, 2 * s0)
     locs = torch.cat([l0, l1])
-    levels = torch.cat([torch.zeros(len(l0), dtype=torch.long),
-                        torch.ones(len(l1), dtype=torch.long)])
+    levels = torch.cat(
+        [torch.zeros(len(l0), dtype=torch.long), torch.ones(len(l1), dtype=torch.long)]
+    )
     return locs, levels
 
 
@@ -71,17 +73,28 @@ def reference_tr3d(locs, levels, boxes, labels, label2level, k=6):  # type: igno
 # ----------------------------------------------------------------------------------------------
 def test_tr3d_hand_built_two_level_line_exact_indices() -> None:
     # level 0: x = 0.0 .. 0.9 step 0.1 (indices 0..9); level 1: x = 0.05 .. 0.85 step 0.2 (10..14)
-    l0 = torch.stack([torch.arange(10, dtype=F64) * 0.1, torch.zeros(10, dtype=F64),
-                      torch.zeros(10, dtype=F64)], 1)
-    l1 = torch.stack([torch.arange(5, dtype=F64) * 0.2 + 0.05, torch.zeros(5, dtype=F64),
-                      torch.zeros(5, dtype=F64)], 1)
+    l0 = torch.stack(
+        [torch.arange(10, dtype=F64) * 0.1, torch.zeros(10, dtype=F64), torch.zeros(10, dtype=F64)],
+        1,
+    )
+    l1 = torch.stack(
+        [
+            torch.arange(5, dtype=F64) * 0.2 + 0.05,
+            torch.zeros(5, dtype=F64),
+            torch.zeros(5, dtype=F64),
+        ],
+        1,
+    )
     locs = torch.cat([l0, l1])
     levels = torch.tensor([0] * 10 + [1] * 5)
-    boxes = torch.tensor([
-        [0.32, 0.0, 0.0, 0.2, 0.2, 0.2, 0.0],  # class 0 -> level 0: 6 nearest = 3,4,2,5,1,6
-        [0.71, 0.0, 0.0, 0.2, 0.2, 0.2, 0.0],  # class 0 -> level 0: 6 nearest = 7,8,6,9,5,4
-        [0.50, 0.0, 0.0, 0.9, 0.9, 0.9, 0.0],  # class 1 -> level 1: only 5 candidates -> all
-    ], dtype=F64)
+    boxes = torch.tensor(
+        [
+            [0.32, 0.0, 0.0, 0.2, 0.2, 0.2, 0.0],  # class 0 -> level 0: 6 nearest = 3,4,2,5,1,6
+            [0.71, 0.0, 0.0, 0.2, 0.2, 0.2, 0.0],  # class 0 -> level 0: 6 nearest = 7,8,6,9,5,4
+            [0.50, 0.0, 0.0, 0.9, 0.9, 0.9, 0.0],  # class 1 -> level 1: only 5 candidates -> all
+        ],
+        dtype=F64,
+    )
     labels = torch.tensor([0, 0, 1])
     res = TR3DAssigner([0, 1], top_k=6).assign(locs, levels, boxes, labels)
     # 4: d0 = .08^2 < d1 = .31^2 -> 0; 5: .18^2 < .21^2 -> 0; 6: .28^2 > .11^2 -> 1
@@ -94,8 +107,10 @@ def test_tr3d_hand_built_two_level_line_exact_indices() -> None:
 
 def test_tr3d_hand_built_grid_exact_indices() -> None:
     locs, levels = two_level_scene(n0=6, s0=0.1)  # level 0: 216 locations, level 1: 27
-    boxes = torch.tensor([[0.212, 0.234, 0.176, 0.3, 0.3, 0.3, 0.0],
-                          [0.41, 0.37, 0.33, 0.8, 0.8, 0.8, 0.0]], dtype=F64)
+    boxes = torch.tensor(
+        [[0.212, 0.234, 0.176, 0.3, 0.3, 0.3, 0.0], [0.41, 0.37, 0.33, 0.8, 0.8, 0.8, 0.0]],
+        dtype=F64,
+    )
     labels = torch.tensor([0, 1])
     res = TR3DAssigner([0, 1]).assign(locs, levels, boxes, labels)
     # box 0 on the 0.1 m grid, squared distances by hand (grid cell (i, j, k) = 0.1 * (i, j, k)):
@@ -103,12 +118,24 @@ def test_tr3d_hand_built_grid_exact_indices() -> None:
     # (3,3,2) .012676  | 7th: (1,2,2) .014276
     idx0 = lambda i, j, k: i * 36 + j * 6 + k  # noqa: E731
     assert set((res.gt_index == 0).nonzero().flatten().tolist()) == {
-        idx0(2, 2, 2), idx0(2, 3, 2), idx0(2, 2, 1), idx0(3, 2, 2), idx0(2, 3, 1), idx0(3, 3, 2)}
+        idx0(2, 2, 2),
+        idx0(2, 3, 2),
+        idx0(2, 2, 1),
+        idx0(3, 2, 2),
+        idx0(2, 3, 1),
+        idx0(3, 3, 2),
+    }
     # box 1 on the 0.2 m grid (indices 216..242): (2,2,2) .0059 (2,2,1) .0179 (2,1,2) .0339
     # (2,1,1) .0459 (1,2,2) .0499 (1,2,1) .0619 | 7th: (1,1,2) .0779
     idx1 = lambda i, j, k: 216 + i * 9 + j * 3 + k  # noqa: E731
     assert set((res.gt_index == 1).nonzero().flatten().tolist()) == {
-        idx1(2, 2, 2), idx1(2, 2, 1), idx1(2, 1, 2), idx1(2, 1, 1), idx1(1, 2, 2), idx1(1, 2, 1)}
+        idx1(2, 2, 2),
+        idx1(2, 2, 1),
+        idx1(2, 1, 2),
+        idx1(2, 1, 1),
+        idx1(1, 2, 2),
+        idx1(1, 2, 1),
+    }
     assert res.num_pos == 12
 
 
@@ -119,9 +146,14 @@ def test_tr3d_matches_reference_on_random_scenes() -> None:
         n, k = 150, 7
         locs = torch.rand(n, 3, generator=g, dtype=F64) * 3
         levels = torch.randint(0, 2, (n,), generator=g)
-        boxes = torch.cat([torch.rand(k, 3, generator=g, dtype=F64) * 3,
-                           torch.rand(k, 3, generator=g, dtype=F64) + 0.1,
-                           torch.zeros(k, 1, dtype=F64)], 1)
+        boxes = torch.cat(
+            [
+                torch.rand(k, 3, generator=g, dtype=F64) * 3,
+                torch.rand(k, 3, generator=g, dtype=F64) + 0.1,
+                torch.zeros(k, 1, dtype=F64),
+            ],
+            1,
+        )
         labels = torch.randint(0, 4, (k,), generator=g)
         res = TR3DAssigner(l2l).assign(locs, levels, boxes, labels)
         assert res.gt_index.tolist() == reference_tr3d(locs, levels, boxes, labels, l2l)
@@ -190,8 +222,14 @@ def test_spota_cost_matches_formula() -> None:
     boxes = torch.tensor([[0.23, 0.26, 0.31, 0.4, 0.3, 0.5, 0.0]], dtype=F64)
     labels = torch.tensor([0])
     for use_vd, beta, mu in ((True, 1.0, 1.0), (False, 1.0, 1.0), (True, 2.0, 3.0)):
-        a = SPOTAAssigner([0, 1], beta=beta, mu=mu, use_vertex_distance=use_vd,
-                          max_candidates=None, keep_cost=True)
+        a = SPOTAAssigner(
+            [0, 1],
+            beta=beta,
+            mu=mu,
+            use_vertex_distance=use_vd,
+            max_candidates=None,
+            keep_cost=True,
+        )
         res = a.assign(locs, levels, boxes, labels, pred)
         on = levels == 0
         b = boxes.expand(int(on.sum()), 7)
@@ -207,8 +245,9 @@ def test_spota_cost_matches_formula() -> None:
 def test_spota_random_weights_picks_locations_near_the_centre() -> None:
     locs, levels = two_level_scene(n0=12, s0=0.1)
     pred = init_like_predictions(locs)
-    boxes = torch.tensor([[0.43, 0.52, 0.47, 0.5, 0.6, 0.4, 0.0],
-                          [0.85, 0.31, 0.66, 1.0, 0.8, 0.9, 0.0]], dtype=F64)
+    boxes = torch.tensor(
+        [[0.43, 0.52, 0.47, 0.5, 0.6, 0.4, 0.0], [0.85, 0.31, 0.66, 1.0, 0.8, 0.9, 0.0]], dtype=F64
+    )
     labels = torch.tensor([0, 1])
     d2 = squared_center_distance(boxes[:, :3], locs)  # (K, L)
     for decision in ("max_mass", "top_mass"):
@@ -223,8 +262,9 @@ def test_spota_random_weights_picks_locations_near_the_centre() -> None:
             mean_cand = float(d2[g, cand].sqrt().mean())
             assert mean_pos < 0.25 * mean_cand
             # compare with the expected nearest set: positives are among the 8 nearest
-            nearest = set(torch.topk(torch.where(cand, d2[g], math.inf), 8, largest=False)
-                          .indices.tolist())
+            nearest = set(
+                torch.topk(torch.where(cand, d2[g], math.inf), 8, largest=False).indices.tolist()
+            )
             assert set(pos.nonzero().flatten().tolist()) <= nearest
         if decision == "top_mass":
             assert res.counts().tolist() == [6, 6]
@@ -235,9 +275,14 @@ def test_spota_perfect_predictions_win() -> None:
     g = torch.Generator().manual_seed(3)
     n = len(locs)
     # poor predictions everywhere: small random boxes far off
-    pred = torch.cat([locs + 0.3 * torch.randn(n, 3, generator=g, dtype=F64),
-                      0.05 + 0.1 * torch.rand(n, 3, generator=g, dtype=F64),
-                      torch.zeros(n, 1, dtype=F64)], 1)
+    pred = torch.cat(
+        [
+            locs + 0.3 * torch.randn(n, 3, generator=g, dtype=F64),
+            0.05 + 0.1 * torch.rand(n, 3, generator=g, dtype=F64),
+            torch.zeros(n, 1, dtype=F64),
+        ],
+        1,
+    )
     box = torch.tensor([[0.55, 0.45, 0.52, 0.6, 0.5, 0.4, 0.0]], dtype=F64)
     d2 = squared_center_distance(box[:, :3], locs)[0]
     d2 = torch.where(levels == 0, d2, math.inf)
@@ -246,10 +291,12 @@ def test_spota_perfect_predictions_win() -> None:
     pred[good] = box
     for decision in ("max_mass", "top_mass"):
         res = SPOTAAssigner([0, 1], ot_decision=decision).assign(
-            locs, levels, box, torch.tensor([0]), pred)
+            locs, levels, box, torch.tensor([0]), pred
+        )
         assert set(good.tolist()) <= set((res.gt_index == 0).nonzero().flatten().tolist())
     res = SPOTAAssigner([0, 1], use_ot=False, top_k=3).assign(
-        locs, levels, box, torch.tensor([0]), pred)
+        locs, levels, box, torch.tensor([0]), pred
+    )
     assert set((res.gt_index == 0).nonzero().flatten().tolist()) == set(good.tolist())
 
 
@@ -258,13 +305,23 @@ def test_spota_every_gt_gets_a_positive_and_levels_are_respected() -> None:
     pred = init_like_predictions(locs, size=0.3)
     g = torch.Generator().manual_seed(5)
     k = 12  # crowded: 12 boxes in a 0.3 m cube
-    boxes = torch.cat([0.3 + 0.3 * torch.rand(k, 3, generator=g, dtype=F64),
-                       0.2 + 0.2 * torch.rand(k, 3, generator=g, dtype=F64),
-                       torch.zeros(k, 1, dtype=F64)], 1)
+    boxes = torch.cat(
+        [
+            0.3 + 0.3 * torch.rand(k, 3, generator=g, dtype=F64),
+            0.2 + 0.2 * torch.rand(k, 3, generator=g, dtype=F64),
+            torch.zeros(k, 1, dtype=F64),
+        ],
+        1,
+    )
     labels = torch.randint(0, 3, (k,), generator=g)
     l2l = [0, 1, 0]
-    for kw in ({}, {"ot_decision": "top_mass"}, {"use_ot": False}, {"max_candidates": None},
-               {"sinkhorn_eps": 1.0}):
+    for kw in (
+        {},
+        {"ot_decision": "top_mass"},
+        {"use_ot": False},
+        {"max_candidates": None},
+        {"sinkhorn_eps": 1.0},
+    ):
         res = SPOTAAssigner(l2l, **kw).assign(locs, levels, boxes, labels, pred)
         assert bool((res.counts() >= 1).all()), kw
         pos = res.pos_mask
@@ -300,10 +357,12 @@ def test_spota_duplicate_gts_k0_l0_and_missing_level() -> None:
 def test_spota_background_cost_does_not_change_the_plan() -> None:
     locs, levels = two_level_scene(n0=8)
     pred = init_like_predictions(locs, size=0.4, seed=2)
-    pred[:, :3] += 0.05 * torch.randn(len(locs), 3, generator=torch.Generator().manual_seed(0),
-                                      dtype=F64)
-    boxes = torch.tensor([[0.33, 0.36, 0.41, 0.4, 0.4, 0.4, 0.0],
-                          [0.55, 0.5, 0.45, 0.3, 0.5, 0.4, 0.0]], dtype=F64)
+    pred[:, :3] += 0.05 * torch.randn(
+        len(locs), 3, generator=torch.Generator().manual_seed(0), dtype=F64
+    )
+    boxes = torch.tensor(
+        [[0.33, 0.36, 0.41, 0.4, 0.4, 0.4, 0.0], [0.55, 0.5, 0.45, 0.3, 0.5, 0.4, 0.0]], dtype=F64
+    )
     labels = torch.tensor([0, 0])
     r1 = SPOTAAssigner([0], keep_cost=True, bg_cost=3.0).assign(locs, levels, boxes, labels, pred)
     r2 = SPOTAAssigner([0], keep_cost=True, bg_cost=40.0).assign(locs, levels, boxes, labels, pred)
@@ -311,8 +370,7 @@ def test_spota_background_cost_does_not_change_the_plan() -> None:
     torch.testing.assert_close(r1.plan, r2.plan)
     assert torch.equal(r1.gt_index, r2.gt_index)
     # the GT rows of the plan carry k = 6 units each
-    torch.testing.assert_close(r1.plan.sum(0), torch.full((2,), 6.0, dtype=F64), atol=1e-3,
-                               rtol=0)
+    torch.testing.assert_close(r1.plan.sum(0), torch.full((2,), 6.0, dtype=F64), atol=1e-3, rtol=0)
 
 
 def test_spota_rotated_boxes_and_float32() -> None:
@@ -322,7 +380,8 @@ def test_spota_rotated_boxes_and_float32() -> None:
     pred[:, 6] = 0.3
     boxes = torch.tensor([[0.45, 0.42, 0.38, 0.8, 0.4, 0.5, 0.7]])
     res = SPOTAAssigner([0, 1], ot_decision="top_mass").assign(
-        locs32, levels, boxes, torch.tensor([0]), pred)
+        locs32, levels, boxes, torch.tensor([0]), pred
+    )
     d = (locs32[res.pos_mask] - boxes[:, :3]).norm(dim=1)
     assert res.counts().tolist() == [6] and float(d.max()) < 0.2
 
@@ -347,10 +406,12 @@ def test_spota_use_ot_false_is_topk_lowest_cost() -> None:
     g = torch.Generator().manual_seed(7)
     pred = init_like_predictions(locs, size=0.4)
     pred[:, :3] += 0.1 * torch.randn(len(locs), 3, generator=g, dtype=F64)
-    boxes = torch.tensor([[0.33, 0.36, 0.41, 0.4, 0.4, 0.4, 0.0],
-                          [0.45, 0.4, 0.45, 0.3, 0.5, 0.4, 0.0]], dtype=F64)
+    boxes = torch.tensor(
+        [[0.33, 0.36, 0.41, 0.4, 0.4, 0.4, 0.0], [0.45, 0.4, 0.45, 0.3, 0.5, 0.4, 0.0]], dtype=F64
+    )
     res = SPOTAAssigner([0], use_ot=False, keep_cost=True, max_candidates=None).assign(
-        locs, levels, boxes, torch.tensor([0, 0]), pred)
+        locs, levels, boxes, torch.tensor([0, 0]), pred
+    )
     assert res.cost is not None
     cost = res.cost.T  # (K, L)
     expected = torch.full((len(locs),), -1)
@@ -372,8 +433,14 @@ def test_spota_does_not_track_gradients_and_validates() -> None:
         SPOTAAssigner([0, 1]).assign(locs, levels, box, torch.tensor([0]))
     with pytest.raises(ValueError, match="pred_boxes"):
         SPOTAAssigner([0, 1]).assign(locs, levels, box, torch.tensor([0]), pred[:3])
-    for bad in ({"sinkhorn_eps": 0.0}, {"top_k": 0}, {"max_candidates": 3}, {"mu": -1.0},
-                {"ot_decision": "argmax"}, {"sinkhorn_iters": 0}):
+    for bad in (
+        {"sinkhorn_eps": 0.0},
+        {"top_k": 0},
+        {"max_candidates": 3},
+        {"mu": -1.0},
+        {"ot_decision": "argmax"},
+        {"sinkhorn_iters": 0},
+    ):
         with pytest.raises(ValueError):
             SPOTAAssigner([0, 1], **bad)  # type: ignore[arg-type]
 
@@ -390,8 +457,9 @@ def test_sinkhorn_marginals_and_small_eps_limit() -> None:
     assert float(plan[0, 2]) == 0.0
     # eps -> 0: the plan becomes the exact (integral) optimum, here checked by brute force
     c = cost[:2, :3]  # row 0 sends 1 unit, row 1 sends 2; c[0, 2] is forbidden
-    plan = sinkhorn_log(c, torch.tensor([1.0, 2.0], dtype=F64), torch.ones(3, dtype=F64),
-                        eps=0.002, iters=2000).exp()
+    plan = sinkhorn_log(
+        c, torch.tensor([1.0, 2.0], dtype=F64), torch.ones(3, dtype=F64), eps=0.002, iters=2000
+    ).exp()
     total = {i: float(c[0, i] + c[1].sum() - c[1, i]) for i in range(2)}
     best = min(total, key=total.__getitem__)
     assert int(plan[0].argmax()) == best and float(plan[0].max()) > 0.99
@@ -431,13 +499,21 @@ def test_spota_assign_batch_equals_per_scene() -> None:
     g = torch.Generator().manual_seed(8)
     scenes = []
     for n0, k, seed in ((8, 4, 0), (6, 0, 1), (7, 3, 2), (0, 2, 3)):
-        locs, levels = two_level_scene(n0=n0) if n0 else (torch.zeros(0, 3, dtype=F64),
-                                                          torch.zeros(0, dtype=torch.long))
+        locs, levels = (
+            two_level_scene(n0=n0)
+            if n0
+            else (torch.zeros(0, 3, dtype=F64), torch.zeros(0, dtype=torch.long))
+        )
         pred = init_like_predictions(locs, seed=seed, size=0.4)
         pred[:, :3] += 0.05 * torch.randn(len(locs), 3, generator=g, dtype=F64)
-        boxes = torch.cat([0.2 + 0.4 * torch.rand(k, 3, generator=g, dtype=F64),
-                           0.2 + 0.3 * torch.rand(k, 3, generator=g, dtype=F64),
-                           torch.zeros(k, 1, dtype=F64)], 1)
+        boxes = torch.cat(
+            [
+                0.2 + 0.4 * torch.rand(k, 3, generator=g, dtype=F64),
+                0.2 + 0.3 * torch.rand(k, 3, generator=g, dtype=F64),
+                torch.zeros(k, 1, dtype=F64),
+            ],
+            1,
+        )
         labels = torch.randint(0, 2, (k,), generator=g)
         scenes.append((locs, levels, boxes, labels, pred))
     for kw in ({}, {"ot_decision": "top_mass"}, {"use_ot": False}):
@@ -466,10 +542,14 @@ def test_spota_ensure_one_rule() -> None:
     # nothing to do -> unchanged; GT without candidates -> ignored
     cost2 = torch.tensor([[0.1, 0.2, inf], [inf, inf, inf]])
     assert SPOTAAssigner._ensure_one(torch.tensor([0, -1, -1]), cost2, cols[:2]).tolist() == [
-        0, -1, -1]
+        0,
+        -1,
+        -1,
+    ]
     # a single shared candidate: the empty GT takes it (fallback), the other one loses it
-    out = SPOTAAssigner._ensure_one(torch.tensor([0]), torch.tensor([[0.1], [0.2]]),
-                                    torch.tensor([[0], [0]]))
+    out = SPOTAAssigner._ensure_one(
+        torch.tensor([0]), torch.tensor([[0.1], [0.2]]), torch.tensor([[0], [0]])
+    )
     assert out.tolist() == [1]
 
 
@@ -490,7 +570,11 @@ def test_assigner_config_and_builder() -> None:
     assert cfg.kind == "tr3d" and cfg.top_k == 6 and cfg.label2level == TR3D_LABEL2LEVEL_SCANNET
     assert (cfg.mu, cfg.beta, cfg.sinkhorn_eps, cfg.sinkhorn_iters) == (1.0, 1.0, 0.1, 50)
     assert (cfg.max_candidates, cfg.use_ot, cfg.use_vertex_distance, cfg.use_cls_cost) == (
-        64, True, True, False)
+        64,
+        True,
+        True,
+        False,
+    )
     assert isinstance(build_assigner(), TR3DAssigner)
     a = build_assigner({"kind": "spota", "label2level": [0, 1], "use_ot": False, "beta": 0.5})
     assert isinstance(a, SPOTAAssigner) and not a.use_ot and a.beta == 0.5
@@ -523,9 +607,13 @@ def test_assign_batch_and_result_helpers() -> None:
     pred = init_like_predictions(locs, size=0.4)
     box = torch.tensor([[0.3, 0.3, 0.3, 0.4, 0.4, 0.4, 0.0]], dtype=F64)
     for a in (TR3DAssigner([0, 1]), SPOTAAssigner([0, 1])):
-        out = a.assign_batch([locs, locs[:10]], [levels, levels[:10]], [box, box[:0]],
-                             [torch.tensor([0]), torch.zeros(0, dtype=torch.long)],
-                             [pred, pred[:10]])
+        out = a.assign_batch(
+            [locs, locs[:10]],
+            [levels, levels[:10]],
+            [box, box[:0]],
+            [torch.tensor([0]), torch.zeros(0, dtype=torch.long)],
+            [pred, pred[:10]],
+        )
         assert len(out) == 2 and isinstance(out[0], AssignResult)
         assert out[0].num_pos >= 1 and out[1].num_pos == 0
         assert torch.equal(a(locs, levels, box, torch.tensor([0]), pred).gt_index, out[0].gt_index)

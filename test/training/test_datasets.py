@@ -1,4 +1,5 @@
 """Dataset loaders on the real ScanNet / SUN RGB-D samples, incl. the SUN RGB-D yaw/size proof."""
+
 from __future__ import annotations
 
 import math
@@ -37,8 +38,9 @@ def points_in_box(points: np.ndarray, box: np.ndarray) -> int:
     d = points[:, :3].astype(np.float64) - b[:3]
     c, s = math.cos(b[6]), math.sin(b[6])
     lx, ly = d[:, 0] * c + d[:, 1] * s, -d[:, 0] * s + d[:, 1] * c
-    return int(((np.abs(lx) <= b[3] / 2) & (np.abs(ly) <= b[4] / 2)
-                & (np.abs(d[:, 2]) <= b[5] / 2)).sum())
+    return int(
+        ((np.abs(lx) <= b[3] / 2) & (np.abs(ly) <= b[4] / 2) & (np.abs(d[:, 2]) <= b[5] / 2)).sum()
+    )
 
 
 def negate_yaw(b: np.ndarray) -> np.ndarray:
@@ -72,7 +74,7 @@ def test_scannet_export_split_and_sample_types(scannet):
     assert s.gt_boxes.dtype == np.float32 and s.gt_boxes.shape == (27, 7)
     assert s.gt_labels.dtype == np.int64 and s.class_names == SCANNET_CLASSES
     assert (s.gt_boxes[:, 6] == 0).all()
-    assert 0 <= s.points[:, 3:].min() and s.points[:, 3:].max() <= 255
+    assert s.points[:, 3:].min() >= 0 and s.points[:, 3:].max() <= 255
     raw = np.load(scannet / "scannet_instance_data" / "scene0000_00_bbox.npy")
     np.testing.assert_allclose(s.gt_boxes[:, :6], raw[:, :6], rtol=1e-6)
     assert ScanNetDataset(scannet, "val").scene_ids == ["scene0000_02"]
@@ -94,8 +96,15 @@ def test_scannet_boxes_contain_their_objects(scannet):
 def test_scannet_nyu40_mapping_drops_other_classes(tmp_path, scannet):
     src = scannet / "scannet_instance_data"
     np.save(tmp_path / "sceneX_vert_all.npy", np.load(src / "scene0000_00_vert_all.npy")[:100])
-    boxes = np.array([[0, 0, 0, 1, 1, 1, 5], [1, 1, 1, 1, 1, 1, 1], [2, 2, 2, 1, 1, 1, 39],
-                      [3, 3, 3, 1, 1, 1, 40]], np.float32)  # chair, wall, garbagebin, otherprop
+    boxes = np.array(
+        [
+            [0, 0, 0, 1, 1, 1, 5],
+            [1, 1, 1, 1, 1, 1, 1],
+            [2, 2, 2, 1, 1, 1, 39],
+            [3, 3, 3, 1, 1, 1, 40],
+        ],
+        np.float32,
+    )  # chair, wall, garbagebin, otherprop
     np.save(tmp_path / "sceneX_bbox.npy", boxes)
     s = load_scannet_scene(tmp_path, "sceneX")
     assert [s.class_names[i] for i in s.gt_labels] == ["chair", "garbagebin"]
@@ -105,8 +114,9 @@ def test_scannet_nyu40_mapping_drops_other_classes(tmp_path, scannet):
 def test_scannet_info_v0_matches_export(scannet):
     export = ScanNetDataset(scannet, scene_ids=["scene0000_00", "scene0000_02"])
     for split, ref in (("train", export[0]), ("val", export[1])):
-        ds = ScanNetInfoDataset(scannet / f"scannet_infos_{split}.pkl",
-                                export_dir=scannet / "scannet_instance_data")
+        ds = ScanNetInfoDataset(
+            scannet / f"scannet_infos_{split}.pkl", export_dir=scannet / "scannet_instance_data"
+        )
         s = ds[0]
         assert s.sample_id == ref.sample_id and s.meta["info_version"] == "v0"
         np.testing.assert_allclose(s.gt_boxes, ref.gt_boxes, atol=1e-6)
@@ -122,13 +132,21 @@ def test_scannet_info_v1_with_category_remap(tmp_path, scannet):
     v0 = load_pickle_strict(scannet / "raw" / "scene0000_00_infos_with_axis_align.pkl")[0]
     # v1.x file whose categories are listed in REVERSED order: labels must be remapped by name
     rev = list(reversed(SCANNET_CLASSES))
-    instances = [{"bbox_3d": b.tolist(), "bbox_label_3d": rev.index(SCANNET_CLASSES[c])}
-                 for b, c in zip(v0["annos"]["gt_boxes_upright_depth"], v0["annos"]["class"])]
+    instances = [
+        {"bbox_3d": b.tolist(), "bbox_label_3d": rev.index(SCANNET_CLASSES[c])}
+        for b, c in zip(v0["annos"]["gt_boxes_upright_depth"], v0["annos"]["class"])
+    ]
     instances.append({"bbox_3d": [0, 0, 0, 1, 1, 1], "bbox_label_3d": -1})  # ignored
-    info = {"metainfo": {"categories": {c: i for i, c in enumerate(rev)}, "info_version": "1.1"},
-            "data_list": [{"lidar_points": {"num_pts_feats": 6, "lidar_path": "scene0000_00.bin"},
-                           "instances": instances,
-                           "axis_align_matrix": v0["annos"]["axis_align_matrix"].tolist()}]}
+    info = {
+        "metainfo": {"categories": {c: i for i, c in enumerate(rev)}, "info_version": "1.1"},
+        "data_list": [
+            {
+                "lidar_points": {"num_pts_feats": 6, "lidar_path": "scene0000_00.bin"},
+                "instances": instances,
+                "axis_align_matrix": v0["annos"]["axis_align_matrix"].tolist(),
+            }
+        ],
+    }
     with open(tmp_path / "scannet_infos_v1.pkl", "wb") as f:
         pickle.dump(info, f)
     ds = ScanNetInfoDataset(tmp_path / "scannet_infos_v1.pkl", tmp_path)
@@ -141,8 +159,10 @@ def test_scannet_info_v1_with_category_remap(tmp_path, scannet):
 
 def test_scannet_raw_unaligned_scan_is_aligned_by_matrix(scannet):
     ref = ScanNetDataset(scannet, "train")[0]
-    s = load_scannet_raw_scan(scannet / "raw" / "scene0000_00_unaligned.bin",
-                              scannet / "raw" / "scene0000_00_infos_with_axis_align.pkl")
+    s = load_scannet_raw_scan(
+        scannet / "raw" / "scene0000_00_unaligned.bin",
+        scannet / "raw" / "scene0000_00_infos_with_axis_align.pkl",
+    )
     assert s.meta["axis_align_matrix"].shape == (4, 4)
     np.testing.assert_allclose(s.points, ref.points, atol=1e-5)
     np.testing.assert_allclose(s.gt_boxes, ref.gt_boxes, atol=1e-6)
@@ -158,8 +178,10 @@ def test_scannet_mmdet3d_export_layout_applies_matrix(tmp_path, scannet):
     m = load_pickle_strict(scannet / "raw" / "scene0000_00_infos_with_axis_align.pkl")[0]
     np.save(tmp_path / "scene0000_00_vert.npy", raw)
     np.save(tmp_path / "scene0000_00_axis_align_matrix.npy", m["annos"]["axis_align_matrix"])
-    np.save(tmp_path / "scene0000_00_aligned_bbox.npy",
-            np.load(scannet / "scannet_instance_data" / "scene0000_00_bbox.npy"))
+    np.save(
+        tmp_path / "scene0000_00_aligned_bbox.npy",
+        np.load(scannet / "scannet_instance_data" / "scene0000_00_bbox.npy"),
+    )
     s = load_scannet_scene(tmp_path, "scene0000_00")
     ref = np.load(scannet / "scannet_instance_data" / "scene0000_00_vert_all.npy")
     np.testing.assert_allclose(s.points, ref, atol=1e-5)
@@ -170,7 +192,8 @@ def test_align_points_and_axis_alignment_txt(tmp_path):
     m[:3, 3] = [1, 2, 3]
     m[:2, :2] = [[0, -1], [1, 0]]
     (tmp_path / "scene.txt").write_text(
-        "colorHeight = 968\naxisAlignment = " + " ".join(map(str, m.ravel())) + "\n")
+        "colorHeight = 968\naxisAlignment = " + " ".join(map(str, m.ravel())) + "\n"
+    )
     np.testing.assert_array_equal(read_axis_alignment_txt(tmp_path / "scene.txt"), m)
     (tmp_path / "none.txt").write_text("colorHeight = 968\n")
     np.testing.assert_array_equal(read_axis_alignment_txt(tmp_path / "none.txt"), np.eye(4))
@@ -228,8 +251,11 @@ def test_strict_pickle_rejects_code(tmp_path, capsys):
     # numpy arrays of every common protocol round-trip
     for proto in (2, 3, 4, 5):
         good = tmp_path / f"good{proto}.pkl"
-        good.write_bytes(pickle.dumps({"a": np.arange(6.0).reshape(2, 3), "b": [np.int64(3)],
-                                       "c": b"raw"}, protocol=proto))
+        good.write_bytes(
+            pickle.dumps(
+                {"a": np.arange(6.0).reshape(2, 3), "b": [np.int64(3)], "c": b"raw"}, protocol=proto
+            )
+        )
         out = load_pickle_strict(good)
         np.testing.assert_array_equal(out["a"], np.arange(6.0).reshape(2, 3))
         assert out["b"][0] == 3 and out["c"] == b"raw"
@@ -287,8 +313,11 @@ def test_sunrgbd_label_convention_on_real_frames(sunrgbd):
     n = 0
     for pts, obj in _all_label_boxes(sunrgbd / "sunrgbd_trainval"):
         b = obj.box3d
-        c = {"ours": points_in_box(pts, b), "neg": points_in_box(pts, negate_yaw(b)),
-             "swap": points_in_box(pts, swap_sizes(b))}
+        c = {
+            "ours": points_in_box(pts, b),
+            "neg": points_in_box(pts, negate_yaw(b)),
+            "swap": points_in_box(pts, swap_sizes(b)),
+        }
         for k in totals:
             totals[k] += c[k]
         wins_swap += c["ours"] > c["swap"]
@@ -322,8 +351,9 @@ def test_sunrgbd_v1_info_demo_frame(sunrgbd):
     floor = float(np.median(z[: len(z) // 10]))
     for b in s.gt_boxes:
         assert abs((b[2] - b[5] / 2) - floor) < 0.06
-    bottom = SunRGBDInfoDataset(sunrgbd / "demo" / "sunrgbd_000017_infos.pkl",
-                                bbox_z_origin="bottom")[0]
+    bottom = SunRGBDInfoDataset(
+        sunrgbd / "demo" / "sunrgbd_000017_infos.pkl", bbox_z_origin="bottom"
+    )[0]
     assert (bottom.gt_boxes[:, 2] - bottom.gt_boxes[:, 5] / 2 - floor > 0.3).all()
     assert points_in_box(s.points, bed) > 2 * points_in_box(bottom.points, bottom.gt_boxes[1])
 
@@ -350,17 +380,27 @@ def test_sunrgbd_v0_info_negates_yaw(tmp_path, sunrgbd):
     pts = ref.points.copy()
     pts[:, 3:] /= 255.0
     pts.tofile(tmp_path / "points" / "000001.bin")
-    info = [{"point_cloud": {"num_features": 6, "lidar_idx": 1}, "pts_path": "points/000001.bin",
-             "annos": {"gt_num": len(stored), "name": np.array(["bed", "night_stand", "dresser"]),
-                       "gt_boxes_upright_depth": stored, "class": ref.gt_labels.copy()}}]
+    info = [
+        {
+            "point_cloud": {"num_features": 6, "lidar_idx": 1},
+            "pts_path": "points/000001.bin",
+            "annos": {
+                "gt_num": len(stored),
+                "name": np.array(["bed", "night_stand", "dresser"]),
+                "gt_boxes_upright_depth": stored,
+                "class": ref.gt_labels.copy(),
+            },
+        }
+    ]
     with open(tmp_path / "sunrgbd_infos_v0.pkl", "wb") as f:
         pickle.dump(info, f, protocol=2)
     s = SunRGBDInfoDataset(tmp_path / "sunrgbd_infos_v0.pkl", tmp_path)[0]
     assert s.meta["info_version"] == "v0" and s.sample_id == "000001"
     np.testing.assert_allclose(s.gt_boxes, ref.gt_boxes, atol=1e-6)
     np.testing.assert_allclose(s.points, ref.points, atol=1e-3)
-    np.testing.assert_allclose(sunrgbd_info_boxes_to_ours(stored, "v1")[:, 6], -ref.gt_boxes[:, 6],
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        sunrgbd_info_boxes_to_ours(stored, "v1")[:, 6], -ref.gt_boxes[:, 6], atol=1e-6
+    )
 
 
 def test_sunrgbd_errors_name_the_file(tmp_path, sunrgbd):
@@ -380,8 +420,10 @@ def test_sunrgbd_errors_name_the_file(tmp_path, sunrgbd):
         SunRGBDInfoDataset(sunrgbd / "demo" / "sunrgbd_000017_infos.pkl", tmp_path)[0]
     (tmp_path / "odd.bin").write_bytes(np.zeros(7, np.float32).tobytes())
     with pytest.raises(ValueError, match="odd.bin"):
-        SunRGBDInfoDataset(sunrgbd / "demo" / "sunrgbd_000017_infos.pkl",
-                           point_files={"000017": tmp_path / "odd.bin"})[0]
+        SunRGBDInfoDataset(
+            sunrgbd / "demo" / "sunrgbd_000017_infos.pkl",
+            point_files={"000017": tmp_path / "odd.bin"},
+        )[0]
 
 
 def test_sample_validation():

@@ -1,4 +1,5 @@
 """Dataset prediction, the IoU-oracle scores and the sr3d-eval CLI."""
+
 from __future__ import annotations
 
 import json
@@ -32,7 +33,9 @@ def test_oracle_replaces_scores_by_best_same_class_iou() -> None:
     o = oracle_scores(r)
     # IoU of a unit cube shifted by 0.5 with the original: 0.5 / 1.5 = 1/3
     expected = {(0.5, 0): 1 / 3, (0.0, 0): 1.0, (10.0, 1): 1.0, (0.0, 1): 0.0}
-    got = {(b[0], lab): s for b, lab, s in zip(o.boxes.tolist(), o.labels.tolist(), o.scores.tolist())}
+    got = {
+        (b[0], lab): s for b, lab, s in zip(o.boxes.tolist(), o.labels.tolist(), o.scores.tolist())
+    }
     for k, v in expected.items():
         assert abs(got[k] - v) < 1e-6, (k, got[k], v)
     assert o.scores.tolist() == sorted(o.scores.tolist(), reverse=True)
@@ -45,17 +48,45 @@ def test_oracle_replaces_scores_by_best_same_class_iou() -> None:
 
 
 def test_sr3d_eval_cli_with_oracle(data_root: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
-    cfg = DetectorConfig(ModelConfig(voxel_size=0.04, width=0.25), InferenceConfig(score_threshold=0.05))
+    cfg = DetectorConfig(
+        ModelConfig(voxel_size=0.04, width=0.25), InferenceConfig(score_threshold=0.05)
+    )
     torch.manual_seed(0)
     ckpt = tmp_path / "m.pt"
     save_checkpoint(ckpt, TR3DDetector(cfg.model).state_dict(), cfg)
     out = tmp_path / "eval.json"
-    rc = eval_main(["--checkpoint", str(ckpt), "--data", str(data_root / "scannet"), "--ids", "scene0000_02",
-                    "--device", "cpu", "--oracle-scores", "iou", "--out", str(out)])
+    rc = eval_main(
+        [
+            "--checkpoint",
+            str(ckpt),
+            "--data",
+            str(data_root / "scannet"),
+            "--ids",
+            "scene0000_02",
+            "--device",
+            "cpu",
+            "--oracle-scores",
+            "iou",
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 0
     printed = capsys.readouterr().out
     assert "oracle mAP" in printed
     result = json.loads(out.read_text())
     assert result["samples"] == ["scene0000_02"]
     assert "oracle" in result and "result" in result
-    assert eval_main(["--checkpoint", str(tmp_path / "missing.pt"), "--data", str(data_root / "scannet"), "--ids", "x"]) == 2
+    assert (
+        eval_main(
+            [
+                "--checkpoint",
+                str(tmp_path / "missing.pt"),
+                "--data",
+                str(data_root / "scannet"),
+                "--ids",
+                "x",
+            ]
+        )
+        == 2
+    )

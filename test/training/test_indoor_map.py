@@ -1,4 +1,5 @@
 """Indoor mAP (sr3d_training.evaluation.indoor_map) on hand-built cases with exactly known AP."""
+
 from __future__ import annotations
 
 import json
@@ -23,8 +24,9 @@ def aa_iou(b1: torch.Tensor, b2: torch.Tensor) -> torch.Tensor:
     return inter / (v1 + v2 - inter)
 
 
-def box(x: float, y: float = 0.0, z: float = 0.0, dx: float = 1.0, dy: float = 1.0,
-        dz: float = 1.0) -> list[float]:
+def box(
+    x: float, y: float = 0.0, z: float = 0.0, dx: float = 1.0, dy: float = 1.0, dz: float = 1.0
+) -> list[float]:
     return [x, y, z, dx, dy, dz, 0.0]
 
 
@@ -110,8 +112,10 @@ def test_duplicate_does_not_fall_back_to_second_best_gt():
     # never found: recall 0.5, AP 0.5.
     gts = [scene([box(0), box(0.6)], [0, 0])]
     preds = [scene([box(0), box(0.2)], [0, 0], [0.9, 0.8])]
-    iou = aa_iou(torch.tensor([box(0.2)], dtype=torch.float64),
-                 torch.tensor([box(0), box(0.6)], dtype=torch.float64))[0]
+    iou = aa_iou(
+        torch.tensor([box(0.2)], dtype=torch.float64),
+        torch.tensor([box(0), box(0.6)], dtype=torch.float64),
+    )[0]
     assert iou[0] > iou[1] > 0.25
     res = run(preds, gts, iou_thresholds=(0.25,))
     assert res.recall[0.25][0] == 0.5
@@ -170,8 +174,13 @@ def test_equal_scores_keep_input_order():
 
 def test_accepts_torch_and_six_column_boxes():
     gts = [{"boxes": torch.tensor([box(0)[:6]]), "labels": torch.tensor([1])}]
-    preds = [{"boxes": torch.tensor([box(0)]), "scores": torch.tensor([0.3]),
-              "labels": torch.tensor([1])}]
+    preds = [
+        {
+            "boxes": torch.tensor([box(0)]),
+            "scores": torch.tensor([0.3]),
+            "labels": torch.tensor([1]),
+        }
+    ]
     res = run(preds, gts)
     assert res.ap[0.5][1] == 1.0
 

@@ -1,4 +1,5 @@
 """Losses (sr3d_training.losses): hand-computed values, gradients, RAS safety, selector."""
+
 from __future__ import annotations
 
 import math
@@ -55,9 +56,11 @@ def test_focal_loss_hand_values() -> None:
     # reductions
     full = sigmoid_focal_loss(logits, targets)
     assert float(sigmoid_focal_loss(logits, targets, reduction="sum")) == pytest.approx(
-        float(full.sum()))
+        float(full.sum())
+    )
     assert float(sigmoid_focal_loss(logits, targets, reduction="mean")) == pytest.approx(
-        float(full.mean()))
+        float(full.mean())
+    )
     assert float(sigmoid_focal_loss(logits[:0], targets[:0], reduction="mean")) == 0.0
     with pytest.raises(ValueError, match="reduction"):
         sigmoid_focal_loss(logits, targets, reduction="avg")  # type: ignore[arg-type]
@@ -104,7 +107,7 @@ def test_varifocal_loss_hand_values() -> None:
         p = sig(x)
         if t > 0:
             return -t * (t * math.log(p) + (1 - t) * math.log(1 - p))
-        return -alpha * p ** gamma * math.log(1 - p)
+        return -alpha * p**gamma * math.log(1 - p)
 
     assert got[0] == pytest.approx(0.6 * math.log(2), rel=1e-12)
     assert got == pytest.approx([vfl(0.0, 0.6), vfl(1.0, 0.0), vfl(2.5, 0.9)], rel=1e-12)
@@ -217,13 +220,15 @@ def test_ras_n1_n0_safety() -> None:
         (g,) = torch.autograd.grad(loss, logits)
         assert bool(torch.isfinite(g).all())
     # L = 0
-    empty = ras_loss(torch.zeros(0, 3), torch.zeros(0, dtype=torch.long), torch.tensor([0]),
-                     torch.zeros(0))
+    empty = ras_loss(
+        torch.zeros(0, 3), torch.zeros(0, dtype=torch.long), torch.tensor([0]), torch.zeros(0)
+    )
     assert float(empty) == 0.0
     # identical IoUs / scores, IoU 0 and 1: no NaN
     logits = torch.zeros(4, 2, requires_grad=True)
-    loss = ras_loss(logits, torch.tensor([0, 0, 1, 1]), torch.tensor([0, 1]),
-                    torch.tensor([1.0, 1.0, 0.0, 0.0]))
+    loss = ras_loss(
+        logits, torch.tensor([0, 0, 1, 1]), torch.tensor([0, 1]), torch.tensor([1.0, 1.0, 0.0, 0.0])
+    )
     (g,) = torch.autograd.grad(loss, logits)
     assert math.isfinite(float(loss.detach())) and bool(torch.isfinite(g).all())
 
@@ -259,7 +264,8 @@ def test_ras_gradients_flow_only_through_the_scores() -> None:
     xp = x[pos, lab]
     sp = torch.sigmoid(xp)
     rdl = (t - sp).abs() ** 2 * torch.nn.functional.binary_cross_entropy_with_logits(
-        xp, t, reduction="none")
+        xp, t, reduction="none"
+    )
     ref = focal.sum() - focal[pos, lab].sum() + ((1 - w) * focal[pos, lab] + w * rdl).sum()
     ref.backward()
     assert float(loss.detach()) == pytest.approx(float(ref.detach()), rel=1e-12)
@@ -278,7 +284,8 @@ def test_ras_gradcheck_with_frozen_weights() -> None:
     ious = t64(0.8, 0.0, 0.4, 0.0, 0.6, 0.0)
     scenes = torch.tensor([0, 0, 1, 1, 2, 2])
     assert torch.autograd.gradcheck(
-        lambda z: ras_loss(z, gi, labels, ious, scene_ids=scenes), (logits,))
+        lambda z: ras_loss(z, gi, labels, ious, scene_ids=scenes), (logits,)
+    )
 
 
 def test_ras_batch_equals_sum_of_scenes() -> None:
@@ -294,15 +301,20 @@ def test_ras_batch_equals_sum_of_scenes() -> None:
         fn = ClassificationLoss(kind)
         per_scene = sum(float(fn(lo, gi, la, io)) for lo, gi, la, io in scenes)
         gi_b, labels_b, sid = collate_assignments([s[1] for s in scenes], [s[2] for s in scenes])
-        batch = fn(torch.cat([s[0] for s in scenes]), gi_b, labels_b,
-                   torch.cat([s[3] for s in scenes]), scene_ids=sid)
+        batch = fn(
+            torch.cat([s[0] for s in scenes]),
+            gi_b,
+            labels_b,
+            torch.cat([s[3] for s in scenes]),
+            scene_ids=sid,
+        )
         assert float(batch) == pytest.approx(per_scene, rel=1e-10), kind
     assert sid.tolist() == [0] * 12 + [1] * 9 + [2] * 7
     # without scene ids RAS ranks across scenes: a different value
     ras = ClassificationLoss("ras")
-    assert float(ras(torch.cat([s[0] for s in scenes]), gi_b, labels_b,
-                     torch.cat([s[3] for s in scenes]))) != pytest.approx(
-        sum(float(ras(*s)) for s in scenes), rel=1e-10)
+    assert float(
+        ras(torch.cat([s[0] for s in scenes]), gi_b, labels_b, torch.cat([s[3] for s in scenes]))
+    ) != pytest.approx(sum(float(ras(*s)) for s in scenes), rel=1e-10)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -329,21 +341,29 @@ def test_classification_loss_selector_matches_functions() -> None:
         assert fn.kind == kind
         torch.testing.assert_close(fn(logits, gi, labels, ious), want)
     assert float(ClassificationLoss("focal")(logits, gi, labels)) == pytest.approx(
-        float(cases["focal"]))
+        float(cases["focal"])
+    )
     # parameters reach the function
     fn = ClassificationLoss("ras", ras_tau=0.3, ras_beta=1.0)
-    torch.testing.assert_close(fn(logits, gi, labels, ious),
-                               ras_loss(logits, gi, labels, ious, tau=0.3, beta=1.0))
+    torch.testing.assert_close(
+        fn(logits, gi, labels, ious), ras_loss(logits, gi, labels, ious, tau=0.3, beta=1.0)
+    )
     fn = build_classification_loss(ClassificationLossConfig(kind="vfl"), vfl_alpha=0.5)
-    torch.testing.assert_close(fn(logits, gi, labels, ious),
-                               varifocal_loss(logits, soft, alpha=0.5, reduction="sum"))
+    torch.testing.assert_close(
+        fn(logits, gi, labels, ious), varifocal_loss(logits, soft, alpha=0.5, reduction="sum")
+    )
 
 
 def test_classification_loss_config_and_errors() -> None:
     cfg = ClassificationLossConfig()
     assert cfg.kind == "focal" and (cfg.focal_gamma, cfg.focal_alpha) == (2.0, 0.25)
     assert (cfg.qfl_beta, cfg.vfl_alpha, cfg.vfl_gamma, cfg.ras_tau, cfg.ras_beta) == (
-        2.0, 0.75, 2.0, 0.1, 2.0)
+        2.0,
+        0.75,
+        2.0,
+        0.1,
+        2.0,
+    )
     assert ClassificationLossConfig.from_dict(cfg.to_dict()) == cfg
     with pytest.raises(ValueError, match="unknown"):
         build_classification_loss({"kind": "ras", "tau": 0.1})
@@ -370,15 +390,21 @@ def test_classification_loss_config_and_errors() -> None:
 # ----------------------------------------------------------------------------------------------
 def test_box_diou_loss_wraps_geometry() -> None:
     g = torch.Generator().manual_seed(5)
-    pred = torch.cat([torch.rand(5, 3, generator=g, dtype=F64), 0.5 + torch.rand(5, 3, generator=g,
-                      dtype=F64), torch.rand(5, 1, generator=g, dtype=F64)], 1)
+    pred = torch.cat(
+        [
+            torch.rand(5, 3, generator=g, dtype=F64),
+            0.5 + torch.rand(5, 3, generator=g, dtype=F64),
+            torch.rand(5, 1, generator=g, dtype=F64),
+        ],
+        1,
+    )
     target = pred + 0.1 * torch.rand(5, 7, generator=g, dtype=F64)
     torch.testing.assert_close(box_diou_loss(pred, target), 1 - diou_3d(pred, target))
     assert float(box_diou_loss(target, target, reduction="sum")) == pytest.approx(0.0, abs=1e-9)
     # hand case: two unit cubes shifted by 0.5 along x: IoU = 1/3, enclosing diag^2 = 1.5^2+1+1
     a = t64(0, 0, 0, 1, 1, 1, 0)[None]
     b = t64(0.5, 0, 0, 1, 1, 1, 0)[None]
-    want = 1 - (1 / 3 - 0.25 / (1.5 ** 2 + 2))
+    want = 1 - (1 / 3 - 0.25 / (1.5**2 + 2))
     assert float(box_diou_loss(a, b)) == pytest.approx(want, rel=1e-12)
     assert float(box_diou_loss(a[:0], b[:0], reduction="mean")) == 0.0
     p = pred.clone().requires_grad_(True)

@@ -1,4 +1,5 @@
 """Training pipeline on real ScanNet scans: overfit, resume, non-finite guard, 2-process DDP."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -23,15 +24,17 @@ REPO = Path(__file__).resolve().parents[2]
 
 def tiny_config(data_root: Path, out: Path, **kw) -> TrainConfig:
     """A small, fast configuration on real scans (4 cm voxels, width 0.25)."""
-    base = dict(
-        model=ModelConfig(voxel_size=0.04, width=0.25),
-        data=DataConfig(root=str(data_root / "scannet"), train_ids=("scene0000_00", "scene0000_01"), repeat=1),
-        augmentation=AugmentationConfig(point_ratio=0.5, normalize_colors=False),
-        optim=OptimConfig(warmup_steps=2, epochs=2, milestones=(1,)),
-        batch_size=1,
-        output_dir=str(out),
-        log_every=1,
-    )
+    base = {
+        "model": ModelConfig(voxel_size=0.04, width=0.25),
+        "data": DataConfig(
+            root=str(data_root / "scannet"), train_ids=("scene0000_00", "scene0000_01"), repeat=1
+        ),
+        "augmentation": AugmentationConfig(point_ratio=0.5, normalize_colors=False),
+        "optim": OptimConfig(warmup_steps=2, epochs=2, milestones=(1,)),
+        "batch_size": 1,
+        "output_dir": str(out),
+        "log_every": 1,
+    }
     base.update(kw)
     return TrainConfig(**base)
 
@@ -42,9 +45,20 @@ def test_overfit_one_real_scan(data_root: Path, tmp_path: Path) -> None:
     cfg = TrainConfig(
         model=ModelConfig(voxel_size=0.02, width=0.5),
         inference=InferenceConfig(),
-        data=DataConfig(root=str(data_root / "scannet"), train_ids=("scene0000_00",), val_ids=("scene0000_00",), repeat=100),
-        augmentation=AugmentationConfig(point_ratio=None, flip_x_prob=0, flip_y_prob=0, rotation_range=0,
-                                        scale_range=(1.0, 1.0), normalize_colors=False),
+        data=DataConfig(
+            root=str(data_root / "scannet"),
+            train_ids=("scene0000_00",),
+            val_ids=("scene0000_00",),
+            repeat=100,
+        ),
+        augmentation=AugmentationConfig(
+            point_ratio=None,
+            flip_x_prob=0,
+            flip_y_prob=0,
+            rotation_range=0,
+            scale_range=(1.0, 1.0),
+            normalize_colors=False,
+        ),
         optim=OptimConfig(warmup_steps=5, epochs=1, milestones=(), max_steps=90),
         batch_size=1,
         output_dir=str(tmp_path),
@@ -59,23 +73,36 @@ def test_overfit_one_real_scan(data_root: Path, tmp_path: Path) -> None:
 def test_resume_reproduces_uninterrupted_training(data_root: Path, tmp_path: Path) -> None:
     straight = Trainer(tiny_config(data_root, tmp_path / "a"), device="cpu", progress=False)
     straight.fit()
-    first = Trainer(tiny_config(data_root, tmp_path / "b", optim=OptimConfig(warmup_steps=2, epochs=1, milestones=(1,))),
-                    device="cpu", progress=False)
+    first = Trainer(
+        tiny_config(
+            data_root, tmp_path / "b", optim=OptimConfig(warmup_steps=2, epochs=1, milestones=(1,))
+        ),
+        device="cpu",
+        progress=False,
+    )
     first.fit()
     assert first.step == 2 and (tmp_path / "b" / "last.pt").is_file()
-    resumed = Trainer(tiny_config(data_root, tmp_path / "b"), device="cpu", resume=True, progress=False)
+    resumed = Trainer(
+        tiny_config(data_root, tmp_path / "b"), device="cpu", resume=True, progress=False
+    )
     assert (resumed.step, resumed.epoch) == (2, 1)
     resumed.fit()
     assert resumed.step == straight.step == 4
-    for (name, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
+    for (name, a), b in zip(
+        straight.model.state_dict().items(), resumed.model.state_dict().values()
+    ):
         torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
     # optimizer state continued too
     sa, sb = straight.optimizer.state_dict()["state"], resumed.optimizer.state_dict()["state"]
     torch.testing.assert_close(sa[0]["exp_avg"], sb[0]["exp_avg"], rtol=0, atol=0)
 
 
-def test_nonfinite_losses_are_skipped_then_stop(data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    trainer = Trainer(tiny_config(data_root, tmp_path, max_nonfinite_steps=3), device="cpu", progress=False)
+def test_nonfinite_losses_are_skipped_then_stop(
+    data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    trainer = Trainer(
+        tiny_config(data_root, tmp_path, max_nonfinite_steps=3), device="cpu", progress=False
+    )
     before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
     real = trainer.criterion.__call__
 
@@ -95,7 +122,9 @@ def test_nonfinite_losses_are_skipped_then_stop(data_root: Path, tmp_path: Path,
         trainer.train_step(batch)
 
 
-def test_ctrl_c_saves_a_resumable_checkpoint(data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ctrl_c_saves_a_resumable_checkpoint(
+    data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     trainer = Trainer(tiny_config(data_root, tmp_path), device="cpu", progress=False)
     real_step = trainer.train_step
 
@@ -112,8 +141,9 @@ def test_ctrl_c_saves_a_resumable_checkpoint(data_root: Path, tmp_path: Path, mo
     assert not list(tmp_path.glob(".last.pt.*"))  # atomic: no temporary left behind
 
 
-def test_resume_after_ctrl_c_mid_epoch_reproduces_uninterrupted_training(data_root: Path, tmp_path: Path,
-                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_resume_after_ctrl_c_mid_epoch_reproduces_uninterrupted_training(
+    data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     straight = Trainer(tiny_config(data_root, tmp_path / "a"), device="cpu", progress=False)
     straight.fit()
     trainer = Trainer(tiny_config(data_root, tmp_path / "b"), device="cpu", progress=False)
@@ -129,10 +159,14 @@ def test_resume_after_ctrl_c_mid_epoch_reproduces_uninterrupted_training(data_ro
         trainer.fit()
     state = load_checkpoint(tmp_path / "b" / "last.pt")["training_state"]
     assert (state["step"], state["epoch"], state["batch_in_epoch"]) == (1, 0, 1)
-    resumed = Trainer(tiny_config(data_root, tmp_path / "b"), device="cpu", resume=True, progress=False)
+    resumed = Trainer(
+        tiny_config(data_root, tmp_path / "b"), device="cpu", resume=True, progress=False
+    )
     resumed.fit()
     assert resumed.step == straight.step == 4 and resumed.epoch == straight.epoch == 2
-    for (name, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
+    for (name, a), b in zip(
+        straight.model.state_dict().items(), resumed.model.state_dict().values()
+    ):
         torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
 
 
@@ -142,9 +176,13 @@ def test_sr3d_spota_ras_training_steps_on_real_scans(data_root: Path, tmp_path: 
     from sr3d_training.assigners import AssignerConfig
     from sr3d_training.losses import ClassificationLossConfig
 
-    cfg = tiny_config(data_root, tmp_path, assigner=AssignerConfig(kind="spota"),
-                      cls_loss=ClassificationLossConfig(kind="ras"),
-                      optim=OptimConfig(warmup_steps=1, epochs=1, max_steps=2))
+    cfg = tiny_config(
+        data_root,
+        tmp_path,
+        assigner=AssignerConfig(kind="spota"),
+        cls_loss=ClassificationLossConfig(kind="ras"),
+        optim=OptimConfig(warmup_steps=1, epochs=1, max_steps=2),
+    )
     trainer = Trainer(cfg, device="cpu", progress=False)
     before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
     batch = next(iter(trainer._loader()))
@@ -153,23 +191,34 @@ def test_sr3d_spota_ras_training_steps_on_real_scans(data_root: Path, tmp_path: 
     n_gt = sum(len(b) for b in batch["gt_boxes"])
     assert scalars["num_pos"] >= n_gt > 0
     assert 0.0 <= scalars["pos_iou"] <= 1.0
-    moved = [k for k, v in trainer.model.state_dict().items()
-             if v.dtype.is_floating_point and not torch.equal(v, before[k])]
-    assert any(k.startswith("head.") for k in moved) and any(k.startswith("backbone.") for k in moved)
+    moved = [
+        k
+        for k, v in trainer.model.state_dict().items()
+        if v.dtype.is_floating_point and not torch.equal(v, before[k])
+    ]
+    assert any(k.startswith("head.") for k in moved) and any(
+        k.startswith("backbone.") for k in moved
+    )
     # training-only: the saved model has the baseline's architecture and keys
     baseline = Trainer(tiny_config(data_root, tmp_path / "base"), device="cpu", progress=False)
-    assert {k: v.shape for k, v in trainer.model.state_dict().items()} == \
-        {k: v.shape for k, v in baseline.model.state_dict().items()}
+    assert {k: v.shape for k, v in trainer.model.state_dict().items()} == {
+        k: v.shape for k, v in baseline.model.state_dict().items()
+    }
 
 
 def test_example_configs_load() -> None:
-    for name in ("train_scannet_default.yaml", "train_scannet_default_sr3d.yaml",
-                 "train_scannet_default_sr3d_topmass.yaml"):
+    for name in (
+        "train_scannet_default.yaml",
+        "train_scannet_default_sr3d.yaml",
+        "train_scannet_default_sr3d_topmass.yaml",
+    ):
         cfg = load_train_config(REPO / "config" / name)
         assert cfg.model.width == 0.5 and cfg.data.train_ids == ("scene0000_00", "scene0000_01")
         assert Path(cfg.data.root).is_absolute()
     with pytest.raises(Exception, match="unknown key"):
-        load_train_config(REPO / "config" / "train_scannet_default.yaml", {"optim": {"learning_rate": 1.0}})
+        load_train_config(
+            REPO / "config" / "train_scannet_default.yaml", {"optim": {"learning_rate": 1.0}}
+        )
 
 
 def _free_port() -> int:
@@ -181,7 +230,8 @@ def _free_port() -> int:
 @pytest.mark.slow
 def test_ddp_two_processes_gloo_keep_equal_weights(data_root: Path, tmp_path: Path) -> None:
     script = tmp_path / "ddp_worker.py"
-    script.write_text(textwrap.dedent(f"""
+    script.write_text(
+        textwrap.dedent(f"""
         import os, torch, torch.distributed as dist
         from pathlib import Path
         from sr3d_ros.config import ModelConfig
@@ -190,22 +240,33 @@ def test_ddp_two_processes_gloo_keep_equal_weights(data_root: Path, tmp_path: Pa
         from sr3d_training.transforms import AugmentationConfig
         torch.set_num_threads(1)
         cfg = TrainConfig(model=ModelConfig(voxel_size=0.04, width=0.25),
-                          data=DataConfig(root={str(data_root / 'scannet')!r}, train_ids=("scene0000_00", "scene0000_01"), repeat=2),
+                          data=DataConfig(root={str(data_root / "scannet")!r}, train_ids=("scene0000_00", "scene0000_01"), repeat=2),
                           augmentation=AugmentationConfig(point_ratio=0.5, normalize_colors=False),
                           optim=OptimConfig(warmup_steps=1, epochs=1, max_steps=2), batch_size=1,
-                          output_dir={str(tmp_path / 'run')!r})
+                          output_dir={str(tmp_path / "run")!r})
         t = Trainer(cfg, device="cpu", progress=False)
         init = {{k: v.clone() for k, v in t.model.state_dict().items()}}
         t.fit()
         rank = dist.get_rank()
         torch.save({{"init": init, "final": t.model.state_dict(), "world": dist.get_world_size()}}, Path({str(tmp_path)!r}) / f"rank{{rank}}.pt")
         dist.destroy_process_group()
-    """))
+    """)
+    )
     env = dict(os.environ, MASTER_ADDR="127.0.0.1", GLOO_SOCKET_IFNAME="lo", OMP_NUM_THREADS="1")
     proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
-         f"--master_port={_free_port()}", str(script)],
-        env=env, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node=2",
+            "--master_addr=127.0.0.1",
+            f"--master_port={_free_port()}",
+            str(script),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
     r0 = torch.load(tmp_path / "rank0.pt", weights_only=True)

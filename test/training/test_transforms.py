@@ -1,4 +1,5 @@
 """Augmentations (sr3d_training.transforms): points/boxes stay consistent, seeding, parameters."""
+
 from __future__ import annotations
 
 import math
@@ -50,14 +51,25 @@ def synthetic_sample(rng: np.random.Generator, yaw: bool, n_boxes: int = 6) -> S
         for q in (loc, out):
             q = q * b[3:6] / 2
             c, s = math.cos(b[6]), math.sin(b[6])
-            xyz = np.stack([b[0] + c * q[:, 0] - s * q[:, 1], b[1] + s * q[:, 0] + c * q[:, 1],
-                            b[2] + q[:, 2]], 1)
+            xyz = np.stack(
+                [
+                    b[0] + c * q[:, 0] - s * q[:, 1],
+                    b[1] + s * q[:, 0] + c * q[:, 1],
+                    b[2] + q[:, 2],
+                ],
+                1,
+            )
             pts.append(xyz)
     xyz = np.concatenate(pts)
     rgb = rng.uniform(0, 255, (len(xyz), 3))
-    return Sample(points=np.concatenate([xyz, rgb], 1), gt_boxes=boxes,
-                  gt_labels=np.arange(n_boxes) % 3, class_names=("a", "b", "c"),
-                  sample_id="synthetic", source="test")
+    return Sample(
+        points=np.concatenate([xyz, rgb], 1),
+        gt_boxes=boxes,
+        gt_labels=np.arange(n_boxes) % 3,
+        class_names=("a", "b", "c"),
+        sample_id="synthetic",
+        source="test",
+    )
 
 
 @pytest.mark.parametrize("seed", range(12))
@@ -122,8 +134,9 @@ def test_flip_yaw_rules_follow_heading_vector():
 
 def test_rotation_axis_aligned_rejects_yaw_boxes():
     with pytest.raises(ValueError, match="yaw"):
-        rotate_points_boxes(np.zeros((1, 6)), np.array([[0, 0, 0, 1, 1, 1, 0.1]]), 0.1,
-                            axis_aligned=True)
+        rotate_points_boxes(
+            np.zeros((1, 6)), np.array([[0, 0, 0, 1, 1, 1, 0.1]]), 0.1, axis_aligned=True
+        )
     s = synthetic_sample(np.random.default_rng(0), yaw=True)
     with pytest.raises(ValueError, match="yaw"):
         IndoorAugmentation(AugmentationConfig.scannet())(s, generator=0)
@@ -151,7 +164,7 @@ def test_seeding_reproducible_and_parameters_in_range():
         assert len(m.point_indices) == round(0.66 * s.num_points)
         assert np.all(np.diff(m.point_indices) > 0)
     assert max(abs(v) for v in angles) <= math.radians(30) and max(angles) > math.radians(20)
-    assert 0.6 <= min(scales) and max(scales) <= 1.4 and max(scales) - min(scales) > 0.6
+    assert min(scales) >= 0.6 and max(scales) <= 1.4 and max(scales) - min(scales) > 0.6
     fx = np.mean([f[0] for f in flips])
     assert 0.35 < fx < 0.65 and not any(f[1] for f in flips)  # SUN RGB-D: no y flip
     assert as_numpy_rng(None) is not None

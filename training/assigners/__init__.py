@@ -10,6 +10,8 @@ Select one from a config with :func:`build_assigner` / :class:`AssignerConfig` (
 levels (L,), gt_boxes (K, 7), gt_labels (K,), pred_boxes (L, 7) | None, cls_logits (L, C) | None)
 -> AssignResult`` with ``gt_index (L,)`` int64, ``-1`` = background.
 """
+
+from ._ops import best_per_group, level_candidates
 from .base import Assigner, AssignResult, check_assign_inputs
 from .config import ASSIGNER_KINDS, AssignerConfig, build_assigner
 from .spota import (
@@ -19,7 +21,6 @@ from .spota import (
     sinkhorn_log,
     sinkhorn_log_sparse,
 )
-from ._ops import best_per_group, level_candidates
 from .tr3d import (
     TR3D_LABEL2LEVEL_S3DIS,
     TR3D_LABEL2LEVEL_SCANNET,
@@ -33,20 +34,20 @@ from .tr3d import (
 __all__ = [
     "ASSIGNER_KINDS",
     "OT_DECISIONS",
+    "TR3D_LABEL2LEVEL_S3DIS",
+    "TR3D_LABEL2LEVEL_SCANNET",
+    "TR3D_LABEL2LEVEL_SUNRGBD",
     "AssignResult",
     "Assigner",
     "AssignerConfig",
     "SPOTAAssigner",
     "TR3DAssigner",
-    "TR3D_LABEL2LEVEL_S3DIS",
-    "TR3D_LABEL2LEVEL_SCANNET",
-    "TR3D_LABEL2LEVEL_SUNRGBD",
     "best_per_group",
     "build_assigner",
-    "level_candidates",
     "check_assign_inputs",
     "check_label2level",
     "focal_matching_cost",
+    "level_candidates",
     "sinkhorn_log",
     "sinkhorn_log_sparse",
     "squared_center_distance",

@@ -1,12 +1,16 @@
 """Small vectorised building blocks shared by the assigners (deterministic, device-agnostic)."""
+
 from __future__ import annotations
 
 import torch
 from torch import Tensor
 
 __all__ = [
-    "squared_center_distance", "best_per_group", "topk_then_resolve", "level_candidates",
+    "best_per_group",
+    "level_candidates",
     "pad_groups",
+    "squared_center_distance",
+    "topk_then_resolve",
 ]
 
 
@@ -53,7 +57,10 @@ def best_per_group(values: Tensor, groups: Tensor, num_groups: int, largest: boo
 
 
 def topk_then_resolve(
-    score: Tensor, k: int, largest: bool, columns: Tensor | None = None,
+    score: Tensor,
+    k: int,
+    largest: bool,
+    columns: Tensor | None = None,
     num_columns: int | None = None,
 ) -> Tensor:
     """Each row (a GT) picks its ``k`` best entries; a column (a location) picked by several rows

@@ -15,6 +15,7 @@ over its output levels:
 The output is an :class:`AssignResult` whose ``gt_index`` is ``(L,)`` int64, ``-1`` for
 background. Batching is a loop over scenes (:meth:`Assigner.assign_batch`), or the caller's own.
 """
+
 from __future__ import annotations
 
 import abc
@@ -106,8 +107,12 @@ def check_assign_inputs(
         ValueError: wrong shapes, tensors on different devices, labels outside
             ``[0, num_classes)`` (one host sync), negative levels.
     """
-    for name, t in (("locations", locations), ("levels", levels), ("gt_boxes", gt_boxes),
-                    ("gt_labels", gt_labels)):
+    for name, t in (
+        ("locations", locations),
+        ("levels", levels),
+        ("gt_boxes", gt_boxes),
+        ("gt_labels", gt_labels),
+    ):
         if not isinstance(t, Tensor):
             raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
     if not locations.is_floating_point():
@@ -180,7 +185,7 @@ class Assigner(abc.ABC):
             TypeError / ValueError: invalid inputs (see :func:`check_assign_inputs`).
         """
 
-    def __call__(self, *args, **kwargs) -> AssignResult:  # noqa: D102 - alias of assign
+    def __call__(self, *args, **kwargs) -> AssignResult:
         return self.assign(*args, **kwargs)
 
     def assign_batch(
@@ -212,7 +217,10 @@ class Assigner(abc.ABC):
             raise ValueError("all per-scene sequences must have the same length")
         return [
             self.assign(
-                locations[i], levels[i], gt_boxes[i], gt_labels[i],
+                locations[i],
+                levels[i],
+                gt_boxes[i],
+                gt_labels[i],
                 None if pred_boxes is None else pred_boxes[i],
                 None if cls_logits is None else cls_logits[i],
             )

@@ -1,4 +1,5 @@
 """Configuration of the label assigners: :class:`AssignerConfig` and :func:`build_assigner`."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -11,7 +12,7 @@ from .base import Assigner
 from .spota import SPOTAAssigner
 from .tr3d import TR3D_LABEL2LEVEL_SCANNET, TR3DAssigner, check_label2level
 
-__all__ = ["AssignerConfig", "build_assigner", "ASSIGNER_KINDS"]
+__all__ = ["ASSIGNER_KINDS", "AssignerConfig", "build_assigner"]
 
 AssignerKind = Literal["tr3d", "spota"]
 ASSIGNER_KINDS: tuple[str, ...] = ("tr3d", "spota")
@@ -79,8 +80,7 @@ class AssignerConfig:
                 raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
         if self.rotated is not None and not isinstance(self.rotated, bool):
             raise TypeError(f"rotated must be None or a bool, got {self.rotated!r}")
-        for name in ("mu", "beta", "sinkhorn_eps", "cls_cost_weight", "focal_alpha",
-                     "focal_gamma"):
+        for name in ("mu", "beta", "sinkhorn_eps", "cls_cost_weight", "focal_alpha", "focal_gamma"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
                 raise TypeError(f"{name} must be a finite number, got {v!r}")
@@ -88,7 +88,7 @@ class AssignerConfig:
         self.build()
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "AssignerConfig":
+    def from_dict(cls, data: Mapping[str, Any]) -> AssignerConfig:
         """Build from a mapping (e.g. parsed YAML); unknown keys raise.
 
         Raises:

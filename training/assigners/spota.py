@@ -70,6 +70,7 @@ GT, each location going to its lowest-cost GT (TR3D's rule with SPOTA's cost);
 ``use_vertex_distance=False`` drops ``R_VD``; ``use_cls_cost=True`` adds the classification term
 (needs ``cls_logits``).
 """
+
 from __future__ import annotations
 
 import math
@@ -203,8 +204,9 @@ def sinkhorn_log_sparse(
     f_bg = cost.new_zeros(b)
     for _ in range(iters):
         f = torch.where(active, log_a - torch.logsumexp(log_k + g[columns], dim=1), _NEG_INF)
-        f_bg = torch.where(bg_on, log_bg - torch.logsumexp(torch.cat([g, neg1])[members], dim=1),
-                           _NEG_INF)
+        f_bg = torch.where(
+            bg_on, log_bg - torch.logsumexp(torch.cat([g, neg1])[members], dim=1), _NEG_INF
+        )
         v = torch.cat([(log_k + f[:, None]).reshape(-1), neg1])[col_entries]  # (U, D)
         v_bg = (log_k_bg + f_bg)[column_group]  # (U,)
         g = -torch.logsumexp(torch.cat([v, v_bg[:, None]], dim=1), dim=1)
@@ -290,9 +292,14 @@ class SPOTAAssigner(Assigner):
             raise ValueError(f"top_k must be an int >= 1, got {top_k!r}")
         if max_candidates is not None and (not _is_int(max_candidates) or max_candidates < top_k):
             raise ValueError(
-                f"max_candidates must be None or an int >= top_k, got {max_candidates!r}")
-        for name, v in (("mu", mu), ("beta", beta), ("cls_cost_weight", cls_cost_weight),
-                        ("focal_gamma", focal_gamma)):
+                f"max_candidates must be None or an int >= top_k, got {max_candidates!r}"
+            )
+        for name, v in (
+            ("mu", mu),
+            ("beta", beta),
+            ("cls_cost_weight", cls_cost_weight),
+            ("focal_gamma", focal_gamma),
+        ):
             if not (math.isfinite(v) and v >= 0):
                 raise ValueError(f"{name} must be finite and >= 0, got {v}")
         if not (math.isfinite(sinkhorn_eps) and sinkhorn_eps > 0):
@@ -332,8 +339,15 @@ class SPOTAAssigner(Assigner):
         )
 
     # ------------------------------------------------------------------------------------------
-    def _pair_cost(self, cand: Tensor, d2: Tensor, preds: Tensor, gts: Tensor,
-                   labels: Tensor, logits: Tensor | None) -> Tensor:
+    def _pair_cost(
+        self,
+        cand: Tensor,
+        d2: Tensor,
+        preds: Tensor,
+        gts: Tensor,
+        labels: Tensor,
+        logits: Tensor | None,
+    ) -> Tensor:
         """Cost ``(R, M)`` of each GT row with its ``M`` candidates (finite everywhere)."""
         r, m = cand.shape
         pb = preds[cand]  # (R, M, 7)
@@ -345,7 +359,8 @@ class SPOTAAssigner(Assigner):
         if logits is not None:
             logit = logits[cand, labels[:, None].expand(r, m)].to(cost.dtype)
             cost = cost + self.cls_cost_weight * focal_matching_cost(
-                logit, self.focal_alpha, self.focal_gamma)
+                logit, self.focal_alpha, self.focal_gamma
+            )
         return cost
 
     @staticmethod
@@ -385,8 +400,9 @@ class SPOTAAssigner(Assigner):
             keep[win[win >= 0]] = True
             prev = assigned[locs]
             steal = keep & (prev >= 0)
-            per_owner = best_per_group(torch.where(steal, vals, float("inf")),
-                                       prev.clamp_min(0), k, largest=False)
+            per_owner = best_per_group(
+                torch.where(steal, vals, float("inf")), prev.clamp_min(0), k, largest=False
+            )
             one_per_owner = torch.zeros_like(keep)
             one_per_owner[per_owner[per_owner >= 0]] = True
             keep &= (prev < 0) | (steal & one_per_owner)
@@ -438,9 +454,14 @@ class SPOTAAssigner(Assigner):
                 ``pred_boxes``, missing / mis-shaped ``cls_logits`` with ``use_cls_cost``,
                 negative / NaN predicted sizes (from the geometry module).
         """
-        return self.assign_batch([locations], [levels], [gt_boxes], [gt_labels],
-                                 [pred_boxes],  # type: ignore[list-item]
-                                 None if cls_logits is None else [cls_logits])[0]
+        return self.assign_batch(
+            [locations],
+            [levels],
+            [gt_boxes],
+            [gt_labels],
+            [pred_boxes],  # type: ignore[list-item]
+            None if cls_logits is None else [cls_logits],
+        )[0]
 
     @torch.no_grad()
     def assign_batch(
@@ -481,15 +502,17 @@ class SPOTAAssigner(Assigner):
         for i in range(nb):
             if pred_boxes[i] is None:
                 raise ValueError("SPOTA needs pred_boxes (L, 7): the decoded predicted boxes")
-            check_assign_inputs(locations[i], levels[i], gt_boxes[i], gt_labels[i],
-                                pred_boxes[i], c)
+            check_assign_inputs(
+                locations[i], levels[i], gt_boxes[i], gt_labels[i], pred_boxes[i], c
+            )
             if self.use_cls_cost:
                 lg = None if cls_logits is None else cls_logits[i]
                 n_i = locations[i].shape[0]
                 if not isinstance(lg, Tensor) or lg.shape != (n_i, c):
                     got = None if not isinstance(lg, Tensor) else tuple(lg.shape)
                     raise ValueError(
-                        f"use_cls_cost needs cls_logits of shape ({n_i}, {c}), got {got}")
+                        f"use_cls_cost needs cls_logits of shape ({n_i}, {c}), got {got}"
+                    )
         if nb == 0:
             return []
         device = locations[0].device
@@ -506,9 +529,13 @@ class SPOTAAssigner(Assigner):
         # candidates per scene (level blocks), in global location ids
         cands, d2s, loc_off = [], [], 0
         for i in range(nb):
-            cand, d2 = level_candidates(locations[i].detach().to(dtype), levels[i],
-                                        gt_boxes[i][:, :3].detach().to(dtype),
-                                        table[gt_labels[i]], m)
+            cand, d2 = level_candidates(
+                locations[i].detach().to(dtype),
+                levels[i],
+                gt_boxes[i][:, :3].detach().to(dtype),
+                table[gt_labels[i]],
+                m,
+            )
             cands.append(cand + loc_off)
             d2s.append(d2)
             loc_off += n_s[i]
@@ -539,8 +566,9 @@ class SPOTAAssigner(Assigner):
             if self.use_ot:
                 assigned, log_plan = self._transport(cost, valid, columns, u, uniq, n_s, k_s)
             else:
-                assigned = topk_then_resolve(cost, self.top_k, largest=False,
-                                             columns=columns, num_columns=u)
+                assigned = topk_then_resolve(
+                    cost, self.top_k, largest=False, columns=columns, num_columns=u
+                )
             assigned = self._ensure_one(assigned, cost, columns)
 
         # back to per-scene results (GT rows -> local GT indices)
@@ -548,27 +576,47 @@ class SPOTAAssigner(Assigner):
         gt_all[uniq] = assigned
         out, lo, go = [], 0, 0
         for i in range(nb):
-            gi = gt_all[lo:lo + n_s[i]]
+            gi = gt_all[lo : lo + n_s[i]]
             gi = torch.where(gi >= 0, gi - go, gi)
-            out.append(self._result(gi, k_s[i], n_s[i], lo, dtype, device,
-                                    cand[go:go + k_s[i]], valid[go:go + k_s[i]],
-                                    cost[go:go + k_s[i]],
-                                    None if log_plan is None else log_plan[go:go + k_s[i]]))
+            out.append(
+                self._result(
+                    gi,
+                    k_s[i],
+                    n_s[i],
+                    lo,
+                    dtype,
+                    device,
+                    cand[go : go + k_s[i]],
+                    valid[go : go + k_s[i]],
+                    cost[go : go + k_s[i]],
+                    None if log_plan is None else log_plan[go : go + k_s[i]],
+                )
+            )
             lo += n_s[i]
             go += k_s[i]
         return out
 
-    def _transport(self, cost: Tensor, valid: Tensor, columns: Tensor, u: int, uniq: Tensor,
-                   n_s: list[int], k_s: list[int]) -> tuple[Tensor, Tensor]:
+    def _transport(
+        self,
+        cost: Tensor,
+        valid: Tensor,
+        columns: Tensor,
+        u: int,
+        uniq: Tensor,
+        n_s: list[int],
+        k_s: list[int],
+    ) -> tuple[Tensor, Tensor]:
         """Supplies, one batched Sinkhorn, and the decision; returns (assigned (U,), log_plan)."""
         device, dtype = cost.device, cost.dtype
         r, m = cost.shape
         nb = len(n_s)
         scene_of_loc = torch.repeat_interleave(
-            torch.arange(nb, device=device), torch.as_tensor(n_s, device=device))
+            torch.arange(nb, device=device), torch.as_tensor(n_s, device=device)
+        )
         col_scene = scene_of_loc[uniq]  # (U,)
         row_scene = torch.repeat_interleave(
-            torch.arange(nb, device=device), torch.as_tensor(k_s, device=device))
+            torch.arange(nb, device=device), torch.as_tensor(k_s, device=device)
+        )
         u_s = torch.bincount(col_scene, minlength=nb).to(dtype)  # candidate locations / scene
         supply = valid.sum(dim=1).to(dtype).clamp(max=float(self.top_k))
         s_s = torch.zeros(nb, dtype=dtype, device=device).index_add_(0, row_scene, supply)
@@ -576,13 +624,21 @@ class SPOTAAssigner(Assigner):
         supply = supply * scale[row_scene]
         bg = (u_s - s_s * scale).clamp_min(0.0)
         log_plan, log_plan_bg = sinkhorn_log_sparse(
-            cost, columns, u, supply, col_scene, bg, self.bg_cost, self.sinkhorn_eps,
+            cost,
+            columns,
+            u,
+            supply,
+            col_scene,
+            bg,
+            self.bg_cost,
+            self.sinkhorn_eps,
             self.sinkhorn_iters,
         )
         log_plan = torch.where(valid, log_plan, _NEG_INF)
         if self.ot_decision == "top_mass":
-            return topk_then_resolve(log_plan, self.top_k, largest=True, columns=columns,
-                                     num_columns=u), log_plan
+            return topk_then_resolve(
+                log_plan, self.top_k, largest=True, columns=columns, num_columns=u
+            ), log_plan
         flat = valid.reshape(-1)
         rows = torch.arange(r, device=device)[:, None].expand(r, m).reshape(-1)[flat]
         vals = log_plan.reshape(-1)[flat]
@@ -590,9 +646,19 @@ class SPOTAAssigner(Assigner):
         gt_wins = vals[best] >= log_plan_bg  # ties -> the GT (GT rows before background)
         return torch.where(gt_wins, rows[best], torch.full_like(best, -1)), log_plan
 
-    def _result(self, gt_index: Tensor, k: int, n: int, loc_offset: int, dtype: torch.dtype,
-                device: torch.device, cand: Tensor, valid: Tensor, cost: Tensor,
-                log_plan: Tensor | None) -> AssignResult:
+    def _result(
+        self,
+        gt_index: Tensor,
+        k: int,
+        n: int,
+        loc_offset: int,
+        dtype: torch.dtype,
+        device: torch.device,
+        cand: Tensor,
+        valid: Tensor,
+        cost: Tensor,
+        log_plan: Tensor | None,
+    ) -> AssignResult:
         """Wrap ``gt_index``; with ``keep_cost`` scatter the compact cost / plan to ``(L, K)``."""
         if not self.keep_cost:
             return AssignResult(gt_index, k)

@@ -17,6 +17,7 @@ locations are chosen per box (the published threshold test ``d < d_(k+1)`` keeps
 locations in total). Exact distance ties between locations at the k-th place are broken by
 ``torch.topk`` (unspecified order); ties between boxes go to the lower box index.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -28,10 +29,10 @@ from ._ops import level_candidates, squared_center_distance, topk_then_resolve
 from .base import Assigner, AssignResult, check_assign_inputs
 
 __all__ = [
-    "TR3DAssigner",
+    "TR3D_LABEL2LEVEL_S3DIS",
     "TR3D_LABEL2LEVEL_SCANNET",
     "TR3D_LABEL2LEVEL_SUNRGBD",
-    "TR3D_LABEL2LEVEL_S3DIS",
+    "TR3DAssigner",
     "check_label2level",
     "squared_center_distance",
     "topk_then_resolve",
@@ -128,8 +129,9 @@ class TR3DAssigner(Assigner):
         Raises:
             TypeError / ValueError: invalid inputs (:func:`check_assign_inputs`).
         """
-        check_assign_inputs(locations, levels, gt_boxes, gt_labels, pred_boxes,
-                            len(self.label2level))
+        check_assign_inputs(
+            locations, levels, gt_boxes, gt_labels, pred_boxes, len(self.label2level)
+        )
         n, k = locations.shape[0], gt_boxes.shape[0]
         device = locations.device
         background = torch.full((n,), -1, dtype=torch.long, device=device)

@@ -5,6 +5,7 @@ ground truth), prints a per-class table and writes JSON. ``--oracle-scores iou``
 same boxes with each score replaced by the box's IoU with its best-matching ground truth, and
 prints both mAPs side by side (the ranking gap SR3D targets).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,16 +21,24 @@ from ..evaluate import evaluate_predictions, predict_dataset
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="sr3d-eval", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", default=None, help="our checkpoint (default: the embedded default model)")
-    p.add_argument("--data", required=True, help="dataset root (ScanNet export or SUN RGB-D trainval)")
+    p = argparse.ArgumentParser(
+        prog="sr3d-eval", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--checkpoint", default=None, help="our checkpoint (default: the embedded default model)"
+    )
+    p.add_argument(
+        "--data", required=True, help="dataset root (ScanNet export or SUN RGB-D trainval)"
+    )
     p.add_argument("--dataset", choices=("scannet", "sunrgbd"), default="scannet")
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--ids", nargs="+", help="scene ids / frame ids to evaluate")
     g.add_argument("--split", help="split name (uses the split file)")
     p.add_argument("--device", default="auto")
     p.add_argument("--score-threshold", type=float, default=None)
-    p.add_argument("--oracle-scores", choices=("iou",), default=None, help="also report the IoU-oracle mAP")
+    p.add_argument(
+        "--oracle-scores", choices=("iou",), default=None, help="also report the IoU-oracle mAP"
+    )
     p.add_argument("--out", type=Path, default=Path("eval.json"), help="JSON results file")
     return p
 
@@ -51,7 +60,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     ev = evaluate_predictions(results, det.class_names)
     print(ev.format_table())
-    out = {"checkpoint": str(args.checkpoint or "default"), "samples": [r.sample_id for r in results], "result": ev.to_dict()}
+    out = {
+        "checkpoint": str(args.checkpoint or "default"),
+        "samples": [r.sample_id for r in results],
+        "result": ev.to_dict(),
+    }
     if args.oracle_scores == "iou":
         oracle = evaluate_predictions(results, det.class_names, oracle=True)
         print("\nIoU-oracle scores (each score replaced by its IoU with the best-matching GT):")

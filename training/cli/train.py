@@ -1,4 +1,5 @@
 """``sr3d-train --config config/<name>.yaml [--resume]``: train a detector (DDP via torchrun)."""
+
 from __future__ import annotations
 
 import argparse
@@ -38,15 +39,23 @@ def main(argv: list[str] | None = None) -> int:
         overrides["seed"] = args.seed
     try:
         cfg = load_train_config(args.config, overrides)
-        trainer = Trainer(cfg, device=args.device, resume=args.resume, progress=not args.no_progress,
-                          extra_provenance={"argv": sys.argv, "config_file": args.config})
+        trainer = Trainer(
+            cfg,
+            device=args.device,
+            resume=args.resume,
+            progress=not args.no_progress,
+            extra_provenance={"argv": sys.argv, "config_file": args.config},
+        )
     except (FileNotFoundError, ConfigError, ValueError) as exc:
         print(f"sr3d-train: error: {exc}", file=sys.stderr)
         return 2
     try:
         summary = trainer.fit()
     except KeyboardInterrupt:
-        print(f"sr3d-train: interrupted; state saved to {trainer.checkpoint_path()} (resume with --resume)", file=sys.stderr)
+        print(
+            f"sr3d-train: interrupted; state saved to {trainer.checkpoint_path()} (resume with --resume)",
+            file=sys.stderr,
+        )
         return 130
     except NonFiniteLossError as exc:
         print(f"sr3d-train: error: {exc}", file=sys.stderr)

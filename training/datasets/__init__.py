@@ -5,6 +5,7 @@ r, g, b 0..255) and boxes ``float32 (K, 7)`` = ``(x, y, z, dx, dy, dz, yaw)`` wi
 the geometric centre and ``yaw`` counter-clockwise about +z (box x-axis ``(cos yaw, sin yaw)``).
 Broken or missing files raise :class:`FileNotFoundError` / :class:`ValueError` naming the file.
 """
+
 from .sample import (
     InfoRecord,
     Sample,
@@ -40,11 +41,11 @@ from .sunrgbd import (
 )
 
 __all__ = [
-    "InfoRecord",
     "NYU40_TO_LABEL",
     "SCANNET_CLASSES",
     "SCANNET_NYU40_IDS",
     "SUNRGBD_CLASSES",
+    "InfoRecord",
     "Sample",
     "ScanNetDataset",
     "ScanNetInfoDataset",

@@ -13,6 +13,7 @@ The I/O helpers are deliberately strict:
 * every loader raises :class:`FileNotFoundError` or :class:`ValueError` whose message names the
   offending file.
 """
+
 from __future__ import annotations
 
 import codecs
@@ -31,12 +32,12 @@ import numpy as np
 __all__ = [
     "ColorScale",
     "InfoRecord",
+    "PathLike",
     "Sample",
     "load_npy",
     "load_pickle_strict",
     "load_points_bin",
     "parse_mmdet3d_infos",
-    "PathLike",
 ]
 
 PathLike = str | os.PathLike[str]
@@ -134,6 +135,7 @@ class Sample:
 # ------------------------------------------------------------------------------------------------
 # strict pickle loading
 
+
 def _numpy_module(*candidates: str) -> Any:
     for name in candidates:
         try:
@@ -176,7 +178,7 @@ def _allowed_globals() -> dict[tuple[str, str], Any]:
 class _StrictUnpickler(pickle.Unpickler):
     _ALLOWED = _allowed_globals()
 
-    def find_class(self, module: str, name: str) -> Any:  # noqa: D102 - pickle API
+    def find_class(self, module: str, name: str) -> Any:
         try:
             return self._ALLOWED[(module, name)]
         except KeyError:
@@ -184,12 +186,25 @@ class _StrictUnpickler(pickle.Unpickler):
                 f"global {module}.{name} is not allowed (only dict/list/numpy data)"
             ) from None
 
-    def persistent_load(self, pid: Any) -> Any:  # noqa: D102 - pickle API
+    def persistent_load(self, pid: Any) -> Any:
         raise pickle.UnpicklingError("persistent ids are not allowed")
 
 
-_PLAIN = (dict, list, tuple, str, bytes, int, float, bool, complex, type(None), np.ndarray,
-          np.generic, np.dtype)
+_PLAIN = (
+    dict,
+    list,
+    tuple,
+    str,
+    bytes,
+    int,
+    float,
+    bool,
+    complex,
+    type(None),
+    np.ndarray,
+    np.generic,
+    np.dtype,
+)
 
 
 def _check_plain(obj: Any, where: str, depth: int = 0) -> None:
@@ -234,8 +249,16 @@ def load_pickle_strict(path: PathLike) -> Any:
     data = p.read_bytes()
     try:
         obj = _StrictUnpickler(io.BytesIO(data), encoding="latin1").load()
-    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, IndexError,
-            TypeError, ValueError, KeyError) as exc:
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        AttributeError,
+        ImportError,
+        IndexError,
+        TypeError,
+        ValueError,
+        KeyError,
+    ) as exc:
         raise ValueError(f"{p}: not a plain-data pickle ({type(exc).__name__}: {exc})") from exc
     _check_plain(obj, str(p))
     return obj
@@ -244,8 +267,14 @@ def load_pickle_strict(path: PathLike) -> Any:
 # ------------------------------------------------------------------------------------------------
 # arrays
 
-def load_npy(path: PathLike, *, ndim: int | None = None, columns: int | None = None,
-             min_columns: int | None = None) -> np.ndarray:
+
+def load_npy(
+    path: PathLike,
+    *,
+    ndim: int | None = None,
+    columns: int | None = None,
+    min_columns: int | None = None,
+) -> np.ndarray:
     """Load a ``.npy`` array (``allow_pickle=False``) and check its shape.
 
     Args:
@@ -307,6 +336,7 @@ def load_points_bin(path: PathLike, num_features: int = 6) -> np.ndarray:
 
 # ------------------------------------------------------------------------------------------------
 # mmdetection3d info files (v0.x list-of-dicts and v1.x {"metainfo", "data_list"})
+
 
 @dataclass
 class InfoRecord:
@@ -414,12 +444,19 @@ def parse_mmdet3d_infos(path: PathLike, class_names: Sequence[str]) -> list[Info
             if boxes.shape[1] not in (6, 7) or len(boxes) != len(labels):
                 raise ValueError(f"{where}: boxes {boxes.shape} / labels {labels.shape} mismatch")
             keep = (labels >= 0) & (labels < n_cls)
-            records.append(InfoRecord(
-                sample_id=sid, boxes=boxes[keep], labels=labels[keep],
-                points_path=info.get("pts_path"),
-                axis_align_matrix=_as_matrix(
-                    annos.get("axis_align_matrix") if isinstance(annos, dict) else None, where),
-                version="v0", raw=info))
+            records.append(
+                InfoRecord(
+                    sample_id=sid,
+                    boxes=boxes[keep],
+                    labels=labels[keep],
+                    points_path=info.get("pts_path"),
+                    axis_align_matrix=_as_matrix(
+                        annos.get("axis_align_matrix") if isinstance(annos, dict) else None, where
+                    ),
+                    version="v0",
+                    raw=info,
+                )
+            )
         return records
     if isinstance(obj, dict) and "data_list" in obj:
         metainfo = obj.get("metainfo") or {}
@@ -453,11 +490,17 @@ def parse_mmdet3d_infos(path: PathLike, class_names: Sequence[str]) -> list[Info
             boxes = np.zeros((len(rows), width), np.float64)
             for k, r in enumerate(rows):
                 boxes[k, : len(r)] = r
-            records.append(InfoRecord(
-                sample_id=str(sid), boxes=boxes, labels=np.asarray(labs, np.int64),
-                points_path=str(lidar_path) if lidar_path else None,
-                axis_align_matrix=_as_matrix(info.get("axis_align_matrix"), where),
-                version="v1", raw=info))
+            records.append(
+                InfoRecord(
+                    sample_id=str(sid),
+                    boxes=boxes,
+                    labels=np.asarray(labs, np.int64),
+                    points_path=str(lidar_path) if lidar_path else None,
+                    axis_align_matrix=_as_matrix(info.get("axis_align_matrix"), where),
+                    version="v1",
+                    raw=info,
+                )
+            )
         return records
     raise ValueError(
         f"{p}: not an mmdetection3d info file (expected a list (v0.x) or a dict with "

@@ -29,6 +29,7 @@ Supported layouts
 (c) A raw, unaligned scan + its axis-alignment matrix: aligned ``[x y z 1] @ M.T``
     (:func:`align_points`; :func:`load_scannet_raw_scan`).
 """
+
 from __future__ import annotations
 
 import re
@@ -47,9 +48,9 @@ from .sample import (
 )
 
 __all__ = [
+    "NYU40_TO_LABEL",
     "SCANNET_CLASSES",
     "SCANNET_NYU40_IDS",
-    "NYU40_TO_LABEL",
     "ScanNetDataset",
     "ScanNetInfoDataset",
     "align_points",
@@ -62,13 +63,45 @@ __all__ = [
 
 #: The 18 ScanNet detection classes in the standard (VoteNet / mmdetection3d) label order.
 SCANNET_CLASSES: tuple[str, ...] = (
-    "cabinet", "bed", "chair", "sofa", "table", "door", "window", "bookshelf", "picture",
-    "counter", "desk", "curtain", "refrigerator", "showercurtrain", "toilet", "sink", "bathtub",
+    "cabinet",
+    "bed",
+    "chair",
+    "sofa",
+    "table",
+    "door",
+    "window",
+    "bookshelf",
+    "picture",
+    "counter",
+    "desk",
+    "curtain",
+    "refrigerator",
+    "showercurtrain",
+    "toilet",
+    "sink",
+    "bathtub",
     "garbagebin",
 )
 #: nyu40 id of each class of :data:`SCANNET_CLASSES` (same order).
 SCANNET_NYU40_IDS: tuple[int, ...] = (
-    3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 14, 16, 24, 28, 33, 34, 36, 39,
+    3,
+    4,
+    5,
+    6,
+    7,
+    8,
+    9,
+    10,
+    11,
+    12,
+    14,
+    16,
+    24,
+    28,
+    33,
+    34,
+    36,
+    39,
 )
 #: nyu40 id -> label index into :data:`SCANNET_CLASSES`.
 NYU40_TO_LABEL: dict[int, int] = {nyu: i for i, nyu in enumerate(SCANNET_NYU40_IDS)}
@@ -218,8 +251,9 @@ def load_scannet_scene(
         ValueError: unreadable / mis-shaped file (names it), or non-standard ``class_names``.
     """
     if tuple(class_names) != SCANNET_CLASSES:
-        raise ValueError("ScanNet export labels come from nyu40 ids; class_names must be "
-                         "SCANNET_CLASSES")
+        raise ValueError(
+            "ScanNet export labels come from nyu40 ids; class_names must be SCANNET_CLASSES"
+        )
     d = Path(data_dir)
     pts, meta = _load_export_points(d, scene_id)
     bfile = _find(d, scene_id, _BOX_SUFFIXES, "boxes")
@@ -228,8 +262,15 @@ def load_scannet_scene(
         raise ValueError(f"{bfile}: expected (K, 7) boxes, got {bbox.shape}")
     boxes, labels = nyu40_boxes_to_labels(bbox)
     meta["boxes_file"] = str(bfile)
-    return Sample(points=pts, gt_boxes=boxes, gt_labels=labels, class_names=SCANNET_CLASSES,
-                  sample_id=scene_id, source="scannet", meta=meta)
+    return Sample(
+        points=pts,
+        gt_boxes=boxes,
+        gt_labels=labels,
+        class_names=SCANNET_CLASSES,
+        sample_id=scene_id,
+        source="scannet",
+        meta=meta,
+    )
 
 
 def _split_file(root: Path, split: str) -> Path:
@@ -283,7 +324,8 @@ class ScanNetDataset:
             self.data_dir = self.root
         self.split = split
         self.scene_ids: list[str] = (
-            read_split_file(_split_file(self.root, split)) if split is not None
+            read_split_file(_split_file(self.root, split))
+            if split is not None
             else [str(s) for s in scene_ids]  # type: ignore[union-attr]
         )
         self.transform = transform
@@ -378,20 +420,29 @@ class ScanNetInfoDataset:
             except FileNotFoundError as exc:
                 tried.append(str(exc))
         what = "; ".join(tried) or "nothing (give data_root, export_dir or point_files)"
-        raise FileNotFoundError(f"{self.info_path}: no point file for {rec.sample_id}; tried: {what}")
+        raise FileNotFoundError(
+            f"{self.info_path}: no point file for {rec.sample_id}; tried: {what}"
+        )
 
     def __getitem__(self, index: int) -> Sample:
         rec = self.records[index]
         pts, meta = self._points(rec)
         meta["info_version"] = rec.version
-        sample = Sample(points=pts, gt_boxes=_record_boxes(rec), gt_labels=rec.labels,
-                        class_names=SCANNET_CLASSES, sample_id=rec.sample_id,
-                        source=f"scannet-info-{rec.version}", meta=meta)
+        sample = Sample(
+            points=pts,
+            gt_boxes=_record_boxes(rec),
+            gt_labels=rec.labels,
+            class_names=SCANNET_CLASSES,
+            sample_id=rec.sample_id,
+            source=f"scannet-info-{rec.version}",
+            meta=meta,
+        )
         return self.transform(sample) if self.transform is not None else sample
 
 
-def load_scannet_raw_scan(bin_path: PathLike, info_path: PathLike,
-                          scene_id: str | None = None) -> Sample:
+def load_scannet_raw_scan(
+    bin_path: PathLike, info_path: PathLike, scene_id: str | None = None
+) -> Sample:
     """Load a raw, UNALIGNED ScanNet scan and align it with the matrix from its info file.
 
     This is the live-sensor situation: the scan is not axis-aligned; ``axis_align_matrix`` (4x4,
@@ -415,8 +466,9 @@ def load_scannet_raw_scan(bin_path: PathLike, info_path: PathLike,
     if scene_id is not None:
         recs = [r for r in recs if r.sample_id == scene_id]
     if len(recs) != 1:
-        raise ValueError(f"{info_path}: expected one record for scene {scene_id!r}, "
-                         f"found {len(recs)}")
+        raise ValueError(
+            f"{info_path}: expected one record for scene {scene_id!r}, found {len(recs)}"
+        )
     rec = recs[0]
     if rec.axis_align_matrix is None:
         raise ValueError(f"{info_path}: record {rec.sample_id} has no axis_align_matrix")

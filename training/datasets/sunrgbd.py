@@ -35,6 +35,7 @@ How each source maps to it (verified on the real frames by ``test/training/test_
   (``-atan2``, used with a clockwise rotation), sizes ``(2 b, 2 a, 2 c)``, geometric centre;
   converted with ``yaw = -stored``.
 """
+
 from __future__ import annotations
 
 import math
@@ -68,15 +69,31 @@ __all__ = [
 
 #: The 10 evaluated SUN RGB-D classes, standard (VoteNet / mmdetection3d) label order.
 SUNRGBD_CLASSES: tuple[str, ...] = (
-    "bed", "table", "sofa", "chair", "toilet", "desk", "dresser", "night_stand", "bookshelf",
+    "bed",
+    "table",
+    "sofa",
+    "chair",
+    "toilet",
+    "desk",
+    "dresser",
+    "night_stand",
+    "bookshelf",
     "bathtub",
 )
 
 Transform = Callable[[Sample], Sample]
 
 
-def label_to_box(cx: float, cy: float, cz: float, half_w: float, half_l: float, half_h: float,
-                 ox: float, oy: float) -> np.ndarray:
+def label_to_box(
+    cx: float,
+    cy: float,
+    cz: float,
+    half_w: float,
+    half_l: float,
+    half_h: float,
+    ox: float,
+    oy: float,
+) -> np.ndarray:
     """Convert the 3D part of an export label line to our box (see the module docstring).
 
     Args:
@@ -94,8 +111,9 @@ def label_to_box(cx: float, cy: float, cz: float, half_w: float, half_l: float, 
         raise ValueError("heading vector (ox, oy) is zero")
     if min(half_w, half_l, half_h) < 0:
         raise ValueError(f"negative half size ({half_w}, {half_l}, {half_h})")
-    return np.array([cx, cy, cz, 2 * half_l, 2 * half_w, 2 * half_h, math.atan2(oy, ox)],
-                    np.float64)
+    return np.array(
+        [cx, cy, cz, 2 * half_l, 2 * half_w, 2 * half_h, math.atan2(oy, ox)], np.float64
+    )
 
 
 @dataclass(frozen=True)
@@ -198,9 +216,13 @@ def _frame_name(frame_id: int | str) -> str:
     return f"{int(s):06d}" if s.isdigit() else s
 
 
-def load_sunrgbd_frame(root: PathLike, frame_id: int | str, *,
-                       class_names: Sequence[str] = SUNRGBD_CLASSES,
-                       with_calib: bool = False) -> Sample:
+def load_sunrgbd_frame(
+    root: PathLike,
+    frame_id: int | str,
+    *,
+    class_names: Sequence[str] = SUNRGBD_CLASSES,
+    with_calib: bool = False,
+) -> Sample:
     """Load one export frame: ``root/depth/<id>.mat`` + ``root/label/<id>.txt``.
 
     Args:
@@ -227,8 +249,15 @@ def load_sunrgbd_frame(root: PathLike, frame_id: int | str, *,
     meta: dict = {"boxes_2d": np.array([o.box2d for o in kept], np.float32).reshape(-1, 4)}
     if with_calib:
         meta["Rtilt"], meta["K"] = read_sunrgbd_calib(r / "calib" / f"{name}.txt")
-    return Sample(points=pts, gt_boxes=boxes, gt_labels=labels, class_names=tuple(class_names),
-                  sample_id=name, source="sunrgbd", meta=meta)
+    return Sample(
+        points=pts,
+        gt_boxes=boxes,
+        gt_labels=labels,
+        class_names=tuple(class_names),
+        sample_id=name,
+        source="sunrgbd",
+        meta=meta,
+    )
 
 
 class SunRGBDDataset:
@@ -277,13 +306,20 @@ class SunRGBDDataset:
         return len(self.frame_ids)
 
     def __getitem__(self, index: int) -> Sample:
-        s = load_sunrgbd_frame(self.root, self.frame_ids[index], class_names=self.class_names,
-                               with_calib=self.with_calib)
+        s = load_sunrgbd_frame(
+            self.root,
+            self.frame_ids[index],
+            class_names=self.class_names,
+            with_calib=self.with_calib,
+        )
         return self.transform(s) if self.transform is not None else s
 
 
-def sunrgbd_info_boxes_to_ours(boxes: np.ndarray, version: Literal["v0", "v1"],
-                               bbox_z_origin: Literal["center", "bottom"] = "center") -> np.ndarray:
+def sunrgbd_info_boxes_to_ours(
+    boxes: np.ndarray,
+    version: Literal["v0", "v1"],
+    bbox_z_origin: Literal["center", "bottom"] = "center",
+) -> np.ndarray:
     """Convert SUN RGB-D mmdetection3d info boxes to ours (see the module docstring).
 
     Args:
@@ -371,8 +407,10 @@ class SunRGBDInfoDataset:
             if key in self.point_files:
                 cands.append(self.point_files[key])
         if rec.points_path:
-            cands += [self.data_root / rec.points_path,
-                      self.data_root / "points" / Path(rec.points_path).name]
+            cands += [
+                self.data_root / rec.points_path,
+                self.data_root / "points" / Path(rec.points_path).name,
+            ]
         path = next((c for c in cands if c.is_file()), None)
         if path is None:
             raise FileNotFoundError(
@@ -382,7 +420,13 @@ class SunRGBDInfoDataset:
         pts = load_points_bin(path, 6)
         pts[:, 3:6] *= 255.0
         boxes = sunrgbd_info_boxes_to_ours(rec.boxes, rec.version, self.bbox_z_origin)
-        s = Sample(points=pts, gt_boxes=boxes, gt_labels=rec.labels, class_names=SUNRGBD_CLASSES,
-                   sample_id=frame, source=f"sunrgbd-info-{rec.version}",
-                   meta={"points_file": str(path), "info_version": rec.version})
+        s = Sample(
+            points=pts,
+            gt_boxes=boxes,
+            gt_labels=rec.labels,
+            class_names=SUNRGBD_CLASSES,
+            sample_id=frame,
+            source=f"sunrgbd-info-{rec.version}",
+            meta={"points_file": str(path), "info_version": rec.version},
+        )
         return self.transform(s) if self.transform is not None else s

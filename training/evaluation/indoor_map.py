@@ -26,6 +26,7 @@ Boxes: ``(x, y, z, dx, dy, dz, yaw)`` (geometric centre, metres, yaw radians abo
 :mod:`sr3d_ros.geometry`). The default IoU is :func:`sr3d_ros.geometry.box_iou_3d` (rotated 3D IoU
 when any yaw is non-zero, axis-aligned otherwise).
 """
+
 from __future__ import annotations
 
 import math
@@ -120,12 +121,12 @@ class IndoorEvalResult:
         return self.num_gt > 0
 
     @property
-    def mAP(self) -> dict[float, float]:  # noqa: N802 - conventional name
+    def mAP(self) -> dict[float, float]:
         """``{threshold: mean AP over classes with GT}`` (NaN when no class has GT)."""
         return {t: self._mean(v) for t, v in self.ap.items()}
 
     @property
-    def mAR(self) -> dict[float, float]:  # noqa: N802 - conventional name
+    def mAR(self) -> dict[float, float]:
         """``{threshold: mean final recall over classes with GT}``."""
         return {t: self._mean(v) for t, v in self.recall.items()}
 
@@ -187,9 +188,13 @@ class IndoorEvalResult:
         widths = [max(len(r[j]) for r in [head, *rows, overall]) for j in range(len(head))]
 
         def line(r: Sequence[str]) -> str:
-            return "| " + " | ".join(
-                c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(r, widths))
-            ) + " |"
+            return (
+                "| "
+                + " | ".join(
+                    c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(r, widths))
+                )
+                + " |"
+            )
 
         sep = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
         return "\n".join([sep, line(head), sep, *map(line, rows), sep, line(overall), sep])
@@ -253,8 +258,9 @@ def evaluate_indoor(
             )
         for arr, what in ((gl, f"ground_truths[{s}]"), (pl, f"predictions[{s}]")):
             if len(arr) and (arr.min() < 0 or arr.max() >= n_cls):
-                raise ValueError(f"{what}: labels must be in [0, {n_cls}), got "
-                                 f"[{arr.min()}, {arr.max()}]")
+                raise ValueError(
+                    f"{what}: labels must be in [0, {n_cls}), got [{arr.min()}, {arr.max()}]"
+                )
         if not np.isfinite(ps).all():
             raise ValueError(f"predictions[{s}]: non-finite scores")
         gts.append((gb, gl))
@@ -280,8 +286,9 @@ def evaluate_indoor(
             if len(g):
                 iou = _to_numpy(fn(torch.from_numpy(p), torch.from_numpy(g)), np.float64)
                 if iou.shape != (len(p), len(g)):
-                    raise ValueError(f"iou_fn returned shape {iou.shape}, expected "
-                                     f"{(len(p), len(g))}")
+                    raise ValueError(
+                        f"iou_fn returned shape {iou.shape}, expected {(len(p), len(g))}"
+                    )
                 j = np.argmax(iou, axis=1)  # first index among equal maxima
                 best_iou.append(iou[np.arange(len(p)), j])
                 best_gt.append(j)
@@ -321,5 +328,11 @@ def evaluate_indoor(
             ap[t][c] = voc_ap(recall, precision)
             rec[t][c] = float(recall[-1])
 
-    return IndoorEvalResult(class_names=names, iou_thresholds=thresholds, ap=ap, recall=rec,
-                            num_gt=num_gt, num_pred=num_pred)
+    return IndoorEvalResult(
+        class_names=names,
+        iou_thresholds=thresholds,
+        ap=ap,
+        recall=rec,
+        num_gt=num_gt,
+        num_pred=num_pred,
+    )

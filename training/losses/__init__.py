@@ -4,6 +4,7 @@ All classification losses take ``(L, C)`` logits; the summed losses are normalis
 of positives in the caller. :class:`ClassificationLoss` / :func:`build_classification_loss`
 select one from a :class:`ClassificationLossConfig`.
 """
+
 from .classification import (
     CLASSIFICATION_LOSS_KINDS,
     ClassificationLoss,

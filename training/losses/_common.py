@@ -1,4 +1,5 @@
 """Shared helpers of the classification losses: input checks and reductions."""
+
 from __future__ import annotations
 
 from typing import Literal
@@ -44,5 +45,6 @@ def check_logits_targets(logits: Tensor, targets: Tensor) -> None:
             f"{tuple(targets.shape)}"
         )
     if logits.device != targets.device:
-        raise ValueError(f"logits and targets are on different devices ({logits.device}, "
-                         f"{targets.device})")
+        raise ValueError(
+            f"logits and targets are on different devices ({logits.device}, {targets.device})"
+        )

@@ -10,6 +10,7 @@ and calls it with the assignment of a scene or of a whole batch::
 Targets: focal uses one-hot labels; QFL / VFL use ``IoU`` at the true class (0 elsewhere) as
 soft targets; RAS see :mod:`sr3d_training.losses.ras`. ``ious`` is always detached.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -80,12 +81,13 @@ class ClassificationLossConfig:
                 raise ValueError(f"{f.name} must be >= 0, got {v}")
         if self.focal_alpha > 1:
             raise ValueError(
-                f"focal_alpha must be <= 1 (or < 0 to disable), got {self.focal_alpha}")
+                f"focal_alpha must be <= 1 (or < 0 to disable), got {self.focal_alpha}"
+            )
         if not self.ras_tau > 0:
             raise ValueError(f"ras_tau must be > 0, got {self.ras_tau}")
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "ClassificationLossConfig":
+    def from_dict(cls, data: Mapping[str, Any]) -> ClassificationLossConfig:
         """Build from a mapping (e.g. parsed YAML); unknown keys raise ``ValueError``.
 
         Raises:
@@ -107,9 +109,7 @@ class ClassificationLossConfig:
         return dataclasses.asdict(self)
 
 
-def iou_targets(
-    cls_logits: Tensor, gt_index: Tensor, gt_labels: Tensor, ious: Tensor
-) -> Tensor:
+def iou_targets(cls_logits: Tensor, gt_index: Tensor, gt_labels: Tensor, ious: Tensor) -> Tensor:
     """Soft ``(L, C)`` targets: the (detached, clamped to ``[0, 1]``) IoU at each positive's
     class, 0 elsewhere (GFL / VarifocalNet targets). Dtype / device of ``cls_logits``."""
     targets = torch.zeros_like(cls_logits)
@@ -136,7 +136,7 @@ class ClassificationLoss:
         self.config = ClassificationLossConfig.from_dict({"kind": kind, **params})
 
     @classmethod
-    def from_config(cls, cfg: ClassificationLossConfig) -> "ClassificationLoss":
+    def from_config(cls, cfg: ClassificationLossConfig) -> ClassificationLoss:
         """Build from a :class:`ClassificationLossConfig`."""
         return cls(**cfg.to_dict())
 
@@ -187,17 +187,28 @@ class ClassificationLoss:
         cfg = self.config
         if self.needs_ious and ious is None:
             raise ValueError(f"classification loss {cfg.kind!r} needs ious (L,)")
-        check_assignment_inputs(cls_logits, gt_index, gt_labels,
-                                ious if self.needs_ious else None, scene_ids)
+        check_assignment_inputs(
+            cls_logits, gt_index, gt_labels, ious if self.needs_ious else None, scene_ids
+        )
         if cfg.kind == "focal":
             onehot, _, _ = _onehot_targets(cls_logits, gt_index, gt_labels)
-            return sigmoid_focal_loss(cls_logits, onehot, cfg.focal_gamma, cfg.focal_alpha,
-                                      reduction="sum")
+            return sigmoid_focal_loss(
+                cls_logits, onehot, cfg.focal_gamma, cfg.focal_alpha, reduction="sum"
+            )
         assert ious is not None
         if cfg.kind == "ras":
-            return ras_loss(cls_logits, gt_index, gt_labels, ious, tau=cfg.ras_tau,
-                            beta=cfg.ras_beta, focal_gamma=cfg.focal_gamma,
-                            focal_alpha=cfg.focal_alpha, scene_ids=scene_ids, reduction="sum")
+            return ras_loss(
+                cls_logits,
+                gt_index,
+                gt_labels,
+                ious,
+                tau=cfg.ras_tau,
+                beta=cfg.ras_beta,
+                focal_gamma=cfg.focal_gamma,
+                focal_alpha=cfg.focal_alpha,
+                scene_ids=scene_ids,
+                reduction="sum",
+            )
         targets = iou_targets(cls_logits, gt_index, gt_labels, ious)
         if cfg.kind == "qfl":
             return quality_focal_loss(cls_logits, targets, cfg.qfl_beta, reduction="sum")

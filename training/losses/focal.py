@@ -1,5 +1,6 @@
 """Sigmoid focal loss (Lin, Goyal, Girshick, He, Dollar, "Focal Loss for Dense Object Detection",
 ICCV 2017, Sec. 3.1-3.2, eq. 5 with the alpha balance of Sec. 3.2)."""
+
 from __future__ import annotations
 
 import torch

@@ -5,6 +5,7 @@ Regression", AAAI 2020, lifted to 3D in :func:`sr3d_ros.geometry.diou_3d` (full 
 distance over the squared diagonal of the enclosing world-axis-aligned box); TR3D (Rukhovich et
 al., 2023) trains its regression with this DIoU loss (rotated IoU for yaw datasets).
 """
+
 from __future__ import annotations
 
 from torch import Tensor

@@ -1,5 +1,6 @@
 """Quality Focal Loss (Li et al., "Generalized Focal Loss: Learning Qualified and Distributed
 Bounding Boxes for Dense Object Detection", NeurIPS 2020, Sec. 3, eq. 5)."""
+
 from __future__ import annotations
 
 import torch

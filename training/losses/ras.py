@@ -30,6 +30,7 @@ Gradients flow through the logits only: ``q``, ``r``, ``t`` and ``w`` are detach
 summed; normalising by the number of positives (summed over the batch / GPUs) is the caller's
 job, as for the focal loss.
 """
+
 from __future__ import annotations
 
 import torch
@@ -39,7 +40,7 @@ from torch import Tensor
 from ._common import Reduction, reduce_loss
 from .focal import sigmoid_focal_loss
 
-__all__ = ["soft_rank", "ras_targets", "ras_loss", "check_assignment_inputs"]
+__all__ = ["check_assignment_inputs", "ras_loss", "ras_targets", "soft_rank"]
 
 # Row-chunk size of the pairwise rank matrix (bounds peak memory to ~chunk * N floats).
 _RANK_CHUNK_ELEMS = 1 << 22
@@ -79,17 +80,20 @@ def soft_rank(values: Tensor, tau: float = 0.1, groups: Tensor | None = None) ->
     chunk = max(1, _RANK_CHUNK_ELEMS // n)
     sums, counts = [], []
     for a in range(0, n, chunk):
-        vi = values[a:a + chunk]
+        vi = values[a : a + chunk]
         s = torch.sigmoid((values[None, :] - vi[:, None]) / tau)  # (chunk, N): row i, col j
         if groups is None:
             sums.append(s.sum(dim=1) - 0.5)  # the j = i term is sigmoid(0) = 0.5
         else:
-            same = groups[a:a + chunk][:, None] == groups[None, :]
+            same = groups[a : a + chunk][:, None] == groups[None, :]
             sums.append((s * same).sum(dim=1) - 0.5)
             counts.append(same.sum(dim=1))
     total = torch.cat(sums)
-    others = (torch.cat(counts) - 1) if groups is not None else torch.full_like(
-        total, n - 1, dtype=torch.long)
+    others = (
+        (torch.cat(counts) - 1)
+        if groups is not None
+        else torch.full_like(total, n - 1, dtype=torch.long)
+    )
     safe = others.clamp_min(1).to(values.dtype)
     return torch.where(others > 0, 1 - total / safe, torch.ones_like(total))
 
@@ -121,7 +125,10 @@ def ras_targets(
 
 
 def check_assignment_inputs(
-    cls_logits: Tensor, gt_index: Tensor, gt_labels: Tensor, ious: Tensor | None,
+    cls_logits: Tensor,
+    gt_index: Tensor,
+    gt_labels: Tensor,
+    ious: Tensor | None,
     scene_ids: Tensor | None,
 ) -> None:
     """Validate the classification-loss inputs (shapes, dtypes, index / label ranges).
@@ -153,10 +160,12 @@ def check_assignment_inputs(
     if ious is not None:
         if not isinstance(ious, Tensor) or not ious.is_floating_point() or ious.shape != (n,):
             raise ValueError(f"ious must be a floating ({n},) tensor")
-    if scene_ids is not None:
-        if (not isinstance(scene_ids, Tensor) or scene_ids.shape != (n,)
-                or scene_ids.is_floating_point()):
-            raise ValueError(f"scene_ids must be an integer ({n},) tensor")
+    if scene_ids is not None and (
+        not isinstance(scene_ids, Tensor)
+        or scene_ids.shape != (n,)
+        or scene_ids.is_floating_point()
+    ):
+        raise ValueError(f"scene_ids must be an integer ({n},) tensor")
     bad = torch.zeros((), dtype=torch.bool, device=gt_index.device)
     if n:
         bad = bad | ((gt_index < -1) | (gt_index >= k)).any()

@@ -1,5 +1,6 @@
 """Varifocal Loss (Zhang, Wang, Dayoub, Sunderhauf, "VarifocalNet: An IoU-aware Dense Object
 Detector", CVPR 2021, Sec. 3.2, eq. 2)."""
+
 from __future__ import annotations
 
 import torch
