@@ -4,9 +4,10 @@
 Per frame the ``pointcloud_detector`` node builds a ``vision_msgs/Detection3DArray``, a
 ``visualization_msgs/MarkerArray`` (DELETEALL, then per box a LINE_LIST of its 12 edges = 24
 points and a TEXT_VIEW_FACING label) and a ``diagnostic_msgs/DiagnosticArray``.
-:mod:`sr3d_ros.ros.messages` builds the first two with ``_FastMsg`` (a slot-filling builder
-generated once per message class with ``exec``, skipping the rosidl constructor's checks) while
-Python's cyclic garbage collector is paused. The reference here builds exactly the same messages
+:mod:`sr3d_ros.ros.messages` builds the first two with
+:func:`sr3d_ros.ros.fast_msg.fast_builder` (a slot-filling builder generated once per message
+class with ``exec``, skipping the rosidl constructor's checks) while Python's cyclic garbage
+collector is paused. The reference here builds exactly the same messages
 (asserted equal, field by field, before timing) the way any ROS user writes them: the rosidl
 constructors with keyword arguments and attribute assignment, collector on. A third variant,
 ours with the collector on, separates the two tricks. The DiagnosticArray is built plainly in
@@ -58,6 +59,7 @@ from sr3d_ros.detections import Detections  # noqa: E402
 from sr3d_ros.frames import BoxPoses, box_corners  # noqa: E402
 from sr3d_ros.palette import class_color  # noqa: E402
 from sr3d_ros.ros import messages as M  # noqa: E402
+from sr3d_ros.ros.status_messages import diagnostics_msg  # noqa: E402
 
 MIN_SPEEDUP = 1.5
 MIN_SAVED_MS = 1.0
@@ -206,7 +208,7 @@ def frame_diagnostics(header: Any, n_points: int, n_boxes: int) -> Any:
     timings = dict.fromkeys(
         ("wait", "convert", "voxelize", "backbone", "neck", "head", "nms", "inference"), 1.0
     )
-    return M.diagnostics_msg(
+    return diagnostics_msg(
         header.stamp,
         "pointcloud_detector: detector",
         "cpu",
@@ -339,7 +341,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     keep = decide["ratio"] >= MIN_SPEEDUP and decide["saved_ms"] >= MIN_SAVED_MS
 
     print(
-        f"node per-frame message building: ours (_FastMsg, GC paused) vs plain rosidl "
+        f"node per-frame message building: ours (fast_builder, GC paused) vs plain rosidl "
         f"construction; {'the default model loaded' if model is not None else 'no model'}, "
         f"{tracked} objects tracked by the GC"
     )

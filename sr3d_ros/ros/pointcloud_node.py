@@ -396,7 +396,7 @@ class PointCloudDetectorNode(Node):
         detections_out: int,
         points_used: int = 0,
     ) -> None:
-        from sr3d_ros.ros.messages import diagnostics_msg
+        from sr3d_ros.ros.status_messages import diagnostics_msg
 
         s = self.stats
         self.pub_diagnostics.publish(
@@ -422,7 +422,7 @@ class PointCloudDetectorNode(Node):
         )
 
     def _publish_label_info(self) -> None:
-        from sr3d_ros.ros.messages import label_info_msg
+        from sr3d_ros.ros.status_messages import label_info_msg
 
         header = Header()
         header.stamp = self.get_clock().now().to_msg()
