@@ -14,8 +14,9 @@ ours with the collector on, separates the two tricks. The DiagnosticArray is bui
 both (one status, ~20 key-values).
 
 Boxes: 10, 50 and 500 real ground-truth boxes (ScanNet scene0000_00..02 + SUN RGB-D frames 1-4,
-with yaw; 94 real boxes repeated cyclically). The process holds the embedded default model, as
-the node does (~170k objects tracked by the collector), so collections cost what they cost there.
+with yaw; 94 real boxes repeated cyclically). Like the node, the process has imported torch and
+holds the embedded default model (~170k objects tracked by the collector, nearly all from
+importing torch), so collections cost what they cost there.
 The variants alternate frame by frame; per size and variant the median and the mean over
 ``--repeats`` frames are reported (the mean includes the occasional full collection, which the
 median hides).
@@ -36,30 +37,23 @@ import os
 import platform
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-# Any rclpy/DDS use stays on this machine (project rule); building messages starts no DDS.
-os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-os.environ["ROS_LOG_DIR"] = tempfile.mkdtemp(prefix="sr3d_ros_log_")  # always our own
-
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(HERE))
-import bench_pointcloud2 as bp  # noqa: E402  (SCENES, data_root, write_json)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+# first: keeps any DDS use on this machine and puts the repository on sys.path
+import bench_pointcloud2 as bp
 
-from sr3d_ros.detections import Detections  # noqa: E402
-from sr3d_ros.frames import BoxPoses, box_corners  # noqa: E402
-from sr3d_ros.palette import class_color  # noqa: E402
-from sr3d_ros.ros import messages as M  # noqa: E402
-from sr3d_ros.ros.status_messages import diagnostics_msg  # noqa: E402
+from sr3d_ros.detections import Detections
+from sr3d_ros.frames import BoxPoses, box_corners
+from sr3d_ros.palette import class_color
+from sr3d_ros.ros import messages as M
+from sr3d_ros.ros.status_messages import diagnostics_msg
 
 MIN_SPEEDUP = 1.5
 MIN_SAVED_MS = 1.0
@@ -121,23 +115,15 @@ def plain_detections_to_msg(det: Any, header: Any, poses: BoxPoses | None = None
         ObjectHypothesisWithPose,
     )
 
-    boxes, scores, labels, names = M._det_arrays(det)
-    p = M._poses(boxes, poses)
+    rows = M._detection_rows(det, poses)  # the same inputs: only the construction differs
     hdr = _plain_header(header)
     out = Detection3DArray(header=_plain_header(header))
-    rows = zip(
-        p.centers.tolist(),
-        p.sizes.tolist(),
-        p.quaternions.tolist(),
-        scores.tolist(),
-        labels.tolist(),
-    )
-    for (cx, cy, cz), (sx, sy, sz), (qx, qy, qz, qw), score, label in rows:
+    for (cx, cy, cz), (sx, sy, sz), (qx, qy, qz, qw), score, name in rows:
         pose = Pose(
             position=Point(x=cx, y=cy, z=cz), orientation=Quaternion(x=qx, y=qy, z=qz, w=qw)
         )
         hyp = ObjectHypothesisWithPose()
-        hyp.hypothesis = ObjectHypothesis(class_id=names[label], score=score)
+        hyp.hypothesis = ObjectHypothesis(class_id=name, score=score)
         hyp.pose = PoseWithCovariance(pose=pose)
         d = Detection3D(header=hdr)
         d.bbox = BoundingBox3D(center=pose, size=Vector3(x=sx, y=sy, z=sz))
@@ -385,10 +371,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "repeats": args.repeats,
                 "model_loaded": model is not None,
                 "gc_tracked_objects": tracked,
-                "numpy": np.__version__,
-                "python": platform.python_version(),
-                "machine": platform.machine(),
-                "cpu_count": os.cpu_count(),
+                **bp.platform_info(),
                 "results": rows,
                 "decision": {
                     "boxes": args.decide_at,

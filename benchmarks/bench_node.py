@@ -27,32 +27,25 @@ import argparse
 import os
 import platform
 import sys
-import tempfile
 from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-# Any rclpy/DDS use stays on this machine (project rule); building messages starts no DDS.
-os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-os.environ["ROS_LOG_DIR"] = tempfile.mkdtemp(prefix="sr3d_ros_log_")  # always our own
-
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(HERE))
-import bench_pointcloud2 as bp  # noqa: E402  (load_points, make_msg, naive_decode, timeit)
-from bench_messages import (  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+# first: keeps any DDS use on this machine and puts the repository on sys.path
+import bench_pointcloud2 as bp
+from bench_messages import (
     build_frame,
     plain_detections_to_markers,
     plain_detections_to_msg,
     real_boxes,
 )
 
-from sr3d_ros.ros import pointcloud2 as pc2  # noqa: E402
-from sr3d_ros.ros.messages import detections_to_markers, detections_to_msg  # noqa: E402
+from sr3d_ros.ros import pointcloud2 as pc2
+from sr3d_ros.ros.messages import detections_to_markers, detections_to_msg
 
 CONVERSION_MAX_MS = 2.0
 CONVERSION_MIN_SPEEDUP = 20.0
@@ -216,10 +209,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "repeats": args.repeats,
                 "naive_repeats": args.naive_repeats,
                 "message_class": msg_kind,
-                "numpy": np.__version__,
-                "python": platform.python_version(),
-                "machine": platform.machine(),
-                "cpu_count": os.cpu_count(),
+                **bp.platform_info(),
                 "results": rows,
                 "targets": {
                     "conversion_max_ms": CONVERSION_MAX_MS,

@@ -27,6 +27,7 @@ from types import SimpleNamespace
 from typing import Any
 
 # Any rclpy/DDS use stays on this machine (project rule); importing the messages starts no DDS.
+# (bench_node.py and bench_messages.py import this module first, for this and for sys.path.)
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 os.environ["ROS_LOG_DIR"] = tempfile.mkdtemp(prefix="sr3d_ros_log_")  # always our own
 
@@ -41,6 +42,16 @@ TARGET_SPEEDUP = 20.0
 SCENES = ("scene0000_00", "scene0000_01", "scene0000_02")
 
 
+def platform_info() -> dict[str, Any]:
+    """numpy and Python versions, machine and CPU count, for the JSON results."""
+    return {
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+    }
+
+
 def data_root() -> Path:
     """The shared data root: ``$SR3D_DATA`` or ``../shared/data`` beside the repository."""
     return Path(os.environ.get("SR3D_DATA", REPO.parent / "shared" / "data"))
@@ -53,6 +64,9 @@ def write_json(path: Path, payload: dict[str, Any]) -> None:
     try:
         with os.fdopen(fd, "w") as f:
             f.write(json.dumps(payload, indent=2) + "\n")
+        umask = os.umask(0)  # mkstemp makes 0600: give the file a plain open()'s permissions
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -72,7 +86,7 @@ def load_points(n: int) -> np.ndarray:
 def make_msg(layout: pc2.CloudLayout, data: bytes) -> tuple[Any, str]:
     """A real sensor_msgs/PointCloud2 when the ROS wheels are installed, else a stand-in."""
     try:
-        from sensor_msgs.msg import PointCloud2, PointField
+        import sensor_msgs.msg  # noqa: F401  (the ROS wheels)
     except ImportError:
         fields = [
             SimpleNamespace(name=f.name, offset=f.offset, datatype=f.datatype, count=f.count)
@@ -88,19 +102,7 @@ def make_msg(layout: pc2.CloudLayout, data: bytes) -> tuple[Any, str]:
             data=array.array("B", data),
             is_dense=layout.is_dense,
         ), "SimpleNamespace (no ROS wheels)"
-    msg = PointCloud2(
-        height=layout.height,
-        width=layout.width,
-        point_step=layout.point_step,
-        row_step=layout.row_step,
-        is_bigendian=layout.is_bigendian,
-        is_dense=layout.is_dense,
-        fields=[
-            PointField(name=f.name, offset=f.offset, datatype=f.datatype, count=f.count)
-            for f in layout.fields
-        ],
-    )
-    msg.data = array.array("B", data)
+    msg = pc2.cloud_to_pointcloud2(layout, data)
     return msg, "sensor_msgs/msg/PointCloud2"
 
 
@@ -254,10 +256,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "repeats": args.repeats,
                 "naive_repeats": args.naive_repeats,
                 "message_class": msg_kind,
-                "numpy": np.__version__,
-                "python": platform.python_version(),
-                "machine": platform.machine(),
-                "cpu_count": os.cpu_count(),
+                **platform_info(),
                 "results": results,
                 "encode_median_ms": round(enc_med, 4),
                 "targets": {"ours_max_ms": TARGET_MS, "min_speedup": TARGET_SPEEDUP, "met": ok},

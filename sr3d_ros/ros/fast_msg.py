@@ -126,9 +126,9 @@ def gc_paused() -> Iterator[None]:
     decorator).
 
     A 100-box MarkerArray creates ~5,000 objects, which triggers several collections; in a
-    process holding a model (~170k tracked objects) the occasional full collection costs tens of
-    ms. Message trees contain no reference cycles, so nothing can accumulate while the
-    collector is paused (reference counting frees them as usual).
+    process that imported torch (~170k tracked objects, as in the node) the occasional full
+    collection costs tens of ms. Message trees contain no reference cycles, so nothing can
+    accumulate while the collector is paused (reference counting frees them as usual).
     """
     was_enabled = gc.isenabled()
     if was_enabled:

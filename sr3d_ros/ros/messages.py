@@ -130,6 +130,27 @@ def _poses(boxes: NDArray[np.float64], poses: BoxPoses | None) -> BoxPoses:
     return poses
 
 
+def _detection_rows(
+    det: DetectionsLike, poses: BoxPoses | None
+) -> list[tuple[list[float], list[float], list[float], float, str]]:
+    """Per detection: (centre xyz, size xyz, quaternion xyzw, score, class name), Python floats.
+
+    Raises:
+        ValueError: inconsistent detection arrays or poses.
+    """
+    boxes, scores, labels, names = _det_arrays(det)
+    p = _poses(boxes, poses)
+    return list(
+        zip(
+            p.centers.tolist(),
+            p.sizes.tolist(),
+            p.quaternions.tolist(),
+            scores.tolist(),
+            [names[k] for k in labels.tolist()],
+        )
+    )
+
+
 # ---------------------------------------------------------------------------------------------
 # Detection3DArray
 
@@ -168,26 +189,18 @@ def detections_to_msg(det: DetectionsLike, header: Any, poses: BoxPoses | None =
         ObjectHypothesisWithPose,
     )
 
-    boxes, scores, labels, names = _det_arrays(det)
-    p = _poses(boxes, poses)
+    rows = _detection_rows(det, poses)
     f_det, f_bbox, f_pose = map(fast_builder, (Detection3D, BoundingBox3D, Pose))
     f_point, f_quat, f_vec = fast_builder(Point), fast_builder(Quaternion), fast_builder(Vector3)
     f_hyp, f_ohwp = fast_builder(ObjectHypothesis), fast_builder(ObjectHypothesisWithPose)
     f_pwc = fast_builder(PoseWithCovariance)
     hdr = copy_header(header)
     dets = []
-    rows = zip(
-        p.centers.tolist(),
-        p.sizes.tolist(),
-        p.quaternions.tolist(),
-        scores.tolist(),
-        labels.tolist(),
-    )
-    for (cx, cy, cz), (sx, sy, sz), (qx, qy, qz, qw), score, label in rows:
+    for (cx, cy, cz), (sx, sy, sz), (qx, qy, qz, qw), score, name in rows:
         pose = f_pose(
             position=f_point(x=cx, y=cy, z=cz), orientation=f_quat(x=qx, y=qy, z=qz, w=qw)
         )
-        hyp = f_ohwp(hypothesis=f_hyp(class_id=names[label], score=score), pose=f_pwc(pose=pose))
+        hyp = f_ohwp(hypothesis=f_hyp(class_id=name, score=score), pose=f_pwc(pose=pose))
         dets.append(
             f_det(header=hdr, results=[hyp], bbox=f_bbox(center=pose, size=f_vec(x=sx, y=sy, z=sz)))
         )

@@ -60,6 +60,7 @@ __all__ = [
     "Field",
     "array_to_pointcloud2",
     "cloud_to_array",
+    "cloud_to_pointcloud2",
     "cloud_to_structured",
     "layout_from_msg",
     "pointcloud2_to_array",
@@ -542,6 +543,34 @@ def _make_stamp(stamp: Any) -> Any:
     return Time(sec=whole, nanosec=min(int(round((sec - whole) * 1e9)), 999_999_999))
 
 
+def cloud_to_pointcloud2(layout: CloudLayout, data: bytes, header: Any = None) -> Any:
+    """A ``sensor_msgs/PointCloud2`` holding ``data`` laid out as ``layout`` (any layout, e.g.
+    one a driver produced; :func:`points_to_cloud` makes ours).
+
+    ``header`` (a ``std_msgs/Header``) is referenced as it is; default: an empty one.
+
+    Raises:
+        ImportError: the ROS message packages are not installed.
+    """
+    from sensor_msgs.msg import PointCloud2, PointField
+    from std_msgs.msg import Header
+
+    msg = PointCloud2()
+    msg.header = header if header is not None else Header()
+    msg.height = layout.height
+    msg.width = layout.width
+    msg.fields = [
+        PointField(name=f.name, offset=f.offset, datatype=f.datatype, count=f.count)
+        for f in layout.fields
+    ]
+    msg.is_bigendian = layout.is_bigendian
+    msg.point_step = layout.point_step
+    msg.row_step = layout.row_step
+    msg.data = array.array("B", data)  # array.array skips rclpy's per-element check
+    msg.is_dense = layout.is_dense
+    return msg
+
+
 def array_to_pointcloud2(
     points: np.ndarray,
     header: Any = None,
@@ -559,23 +588,9 @@ def array_to_pointcloud2(
     Raises:
         ValueError: bad ``points`` shape or ``height`` (see :func:`points_to_cloud`).
     """
-    from sensor_msgs.msg import PointCloud2, PointField
     from std_msgs.msg import Header
 
     layout, data = points_to_cloud(points, height=height)
-    msg = PointCloud2()
-    msg.header = (
-        header if header is not None else Header(frame_id=frame_id, stamp=_make_stamp(stamp))
-    )
-    msg.height = layout.height
-    msg.width = layout.width
-    msg.fields = [
-        PointField(name=f.name, offset=f.offset, datatype=f.datatype, count=f.count)
-        for f in layout.fields
-    ]
-    msg.is_bigendian = layout.is_bigendian
-    msg.point_step = layout.point_step
-    msg.row_step = layout.row_step
-    msg.data = array.array("B", data)  # array.array skips rclpy's per-element check
-    msg.is_dense = layout.is_dense
-    return msg
+    if header is None:
+        header = Header(frame_id=frame_id, stamp=_make_stamp(stamp))
+    return cloud_to_pointcloud2(layout, data, header)
