@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
@@ -88,20 +89,10 @@ def make_msg(layout: pc2.CloudLayout, data: bytes) -> tuple[Any, str]:
     try:
         import sensor_msgs.msg  # noqa: F401  (the ROS wheels)
     except ImportError:
-        fields = [
-            SimpleNamespace(name=f.name, offset=f.offset, datatype=f.datatype, count=f.count)
-            for f in layout.fields
-        ]
-        return SimpleNamespace(
-            height=layout.height,
-            width=layout.width,
-            fields=fields,
-            is_bigendian=layout.is_bigendian,
-            point_step=layout.point_step,
-            row_step=layout.row_step,
-            data=array.array("B", data),
-            is_dense=layout.is_dense,
-        ), "SimpleNamespace (no ROS wheels)"
+        kw = asdict(layout)  # the PointCloud2 attributes but header and data
+        kw["fields"] = [SimpleNamespace(**f) for f in kw["fields"]]
+        msg = SimpleNamespace(data=array.array("B", data), **kw)
+        return msg, "SimpleNamespace (no ROS wheels)"
     msg = pc2.cloud_to_pointcloud2(layout, data)
     return msg, "sensor_msgs/msg/PointCloud2"
 

@@ -190,6 +190,11 @@ def _env():
     return env
 
 
+def _points_only(ns):
+    """sr3d-bag play arguments: only /points, published as ``<ns>/points`` once subscribed."""
+    return ("--topics", "/points", "--remap", f"/points:={ns}/points", "--wait-subscribers", "20")
+
+
 def _bag_cmd(*args):
     return [sys.executable, "-m", "sr3d_ros.cli.bag", *args]
 
@@ -352,12 +357,7 @@ def test_cli_play_clock_publishes_bag_time(ros, scan_bag):
             "--clock",
             "--rate",
             "0.5",
-            "--topics",
-            "/points",
-            "--remap",
-            f"/points:={ns}/points",
-            "--wait-subscribers",
-            "20",
+            *_points_only(ns),
         )
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert "published 2 messages" in proc.stdout and "clock messages on /clock" in proc.stdout
@@ -408,12 +408,7 @@ def test_cli_play_loop_replays_until_stopped(ros, scan_bag):
         "--loop",
         "--rate",
         "1",
-        "--topics",
-        "/points",
-        "--remap",
-        f"/points:={ns}/points",
-        "--wait-subscribers",
-        "20",
+        *_points_only(ns),
     )
     try:
         deadline = time.monotonic() + 60

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -48,30 +48,9 @@ def _pointcloud2(ts: Typestore, header: Any, points: NDArray[np.float32]) -> Any
     from sr3d_ros.ros.pointcloud2 import points_to_cloud
 
     layout, data = points_to_cloud(points)
-    fields = [
-        new_msg(
-            ts,
-            "sensor_msgs/msg/PointField",
-            name=f.name,
-            offset=f.offset,
-            datatype=f.datatype,
-            count=f.count,
-        )
-        for f in layout.fields
-    ]
-    return new_msg(
-        ts,
-        POINTCLOUD2,
-        header=header,
-        height=layout.height,
-        width=layout.width,
-        fields=fields,
-        is_bigendian=layout.is_bigendian,
-        point_step=layout.point_step,
-        row_step=layout.row_step,
-        data=np.frombuffer(data, np.uint8),
-        is_dense=layout.is_dense,
-    )
+    kw = asdict(layout)  # height, width, point_step, row_step, fields, is_bigendian, is_dense
+    kw["fields"] = [new_msg(ts, "sensor_msgs/msg/PointField", **f) for f in kw["fields"]]
+    return new_msg(ts, POINTCLOUD2, header=header, data=np.frombuffer(data, np.uint8), **kw)
 
 
 def _pose(ts: Typestore, xyz: Sequence[float], xyzw: Sequence[float]) -> Any:
