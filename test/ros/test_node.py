@@ -326,70 +326,60 @@ def test_best_effort_default_qos(ros, ckpt, ns, scannet):
         close_all(ex, cli, node)
 
 
-def test_gravity_transform_about_z_real_unaligned_scan(ros, ckpt, detector, ns, scannet_raw):
-    """Raw ScanNet scan + its axis-alignment matrix: the node detects in the aligned frame and
-    publishes upright boxes in the raw frame (yaw rotated back)."""
+def gravity_case(ros, ckpt, detector, ns, points, frame_id, stamp, transform, **params):
+    """Publish ``points`` (frame ``frame_id``) to a node with the gravity ``params``.
+
+    Returns (the node's Detection3DArray, the detector's own detections of the points moved by
+    ``transform`` into the gravity frame, their poses moved back into the input frame)."""
     ctx, ex = ros
-    raw, m = scannet_raw
-    node = make_node(ctx, ex, ckpt, ns, **{"gravity_transform.matrix": m.ravel().tolist()})
+    node = make_node(ctx, ex, ckpt, ns, **params)
     cli = Client(ctx, ex, ns)
     try:
         cli.wait_matched()
-        cli.pub.publish(cloud(raw, "scannet_raw_mesh", 5))
-        msg = cli.result_for(5)
-        assert msg.header.frame_id == "scannet_raw_mesh"
-        det = detector(transform_points(raw, m))
-        poses = boxes_from_gravity(det.boxes.numpy(), m)
-        assert poses.upright
-        assert_same_detections(msg, det, poses)
-        q = np.array(
-            [[d.bbox.center.orientation.x, d.bbox.center.orientation.y] for d in msg.detections]
-        )
-        np.testing.assert_allclose(q, 0.0, atol=1e-9)  # upright: rotation about z only
+        cli.pub.publish(cloud(points, frame_id, stamp))
+        msg = cli.result_for(stamp)
     finally:
         close_all(ex, cli, node)
+    assert msg.header.frame_id == frame_id
+    det = detector(transform_points(points, transform))
+    return msg, det, boxes_from_gravity(det.boxes.numpy(), transform)
+
+
+def test_gravity_transform_about_z_real_unaligned_scan(ros, ckpt, detector, ns, scannet_raw):
+    """Raw ScanNet scan + its axis-alignment matrix: the node detects in the aligned frame and
+    publishes upright boxes in the raw frame (yaw rotated back)."""
+    raw, m = scannet_raw
+    params = {"gravity_transform.matrix": m.ravel().tolist()}
+    msg, det, poses = gravity_case(ros, ckpt, detector, ns, raw, "scannet_raw_mesh", 5, m, **params)
+    assert poses.upright
+    assert_same_detections(msg, det, poses)
+    q = np.array(
+        [[d.bbox.center.orientation.x, d.bbox.center.orientation.y] for d in msg.detections]
+    )
+    np.testing.assert_allclose(q, 0.0, atol=1e-9)  # upright: rotation about z only
 
 
 def test_gravity_transform_tilted_camera_real_sunrgbd(ros, ckpt, detector, ns, sunrgbd):
     """SUN RGB-D frame in its tilted camera frame with Rtilt as rpy-free 4x4: boxes come back as
     full-rotation quaternions in the camera frame."""
-    ctx, ex = ros
     upright, rtilt = sunrgbd
     t = make_transform(rtilt, [0.0, 0.0, 0.0])  # camera (tilted) -> upright: p_u = Rtilt p_c
     cam = transform_points(upright, np.linalg.inv(t))
-    node = make_node(ctx, ex, ckpt, ns, **{"gravity_transform.matrix": t.ravel().tolist()})
-    cli = Client(ctx, ex, ns)
-    try:
-        cli.wait_matched()
-        cli.pub.publish(cloud(cam, "camera_tilted", 6))
-        msg = cli.result_for(6)
-        det = detector(transform_points(cam, t))
-        poses = boxes_from_gravity(det.boxes.numpy(), t)
-        assert not poses.upright
-        assert_same_detections(msg, det, poses)
-    finally:
-        close_all(ex, cli, node)
+    params = {"gravity_transform.matrix": t.ravel().tolist()}
+    msg, det, poses = gravity_case(ros, ckpt, detector, ns, cam, "camera_tilted", 6, t, **params)
+    assert not poses.upright
+    assert_same_detections(msg, det, poses)
 
 
 def test_gravity_transform_rpy_translation(ros, ckpt, detector, ns, scannet):
-    ctx, ex = ros
     from sr3d_ros.frames import transform_from_params
 
     rpy, tr = [0.0, 0.0, 0.6], [1.5, -2.0, 0.3]
     t = transform_from_params(None, rpy, tr)
     inp = transform_points(scannet, np.linalg.inv(t))
-    node = make_node(
-        ctx, ex, ckpt, ns, **{"gravity_transform.rpy": rpy, "gravity_transform.translation": tr}
-    )
-    cli = Client(ctx, ex, ns)
-    try:
-        cli.wait_matched()
-        cli.pub.publish(cloud(inp, "base_link", 8))
-        msg = cli.result_for(8)
-        det = detector(transform_points(inp, t))
-        assert_same_detections(msg, det, boxes_from_gravity(det.boxes.numpy(), t))
-    finally:
-        close_all(ex, cli, node)
+    params = {"gravity_transform.rpy": rpy, "gravity_transform.translation": tr}
+    msg, det, poses = gravity_case(ros, ckpt, detector, ns, inp, "base_link", 8, t, **params)
+    assert_same_detections(msg, det, poses)
 
 
 def test_label_info_is_latched_for_late_subscribers(ros, ckpt, ns):
