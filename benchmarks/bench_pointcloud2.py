@@ -20,10 +20,15 @@ import struct
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 # Any rclpy/DDS use stays on this machine (project rule); importing the messages starts no DDS.
+# (bench_node.py and bench_messages.py import this module first, for this and for sys.path.)
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 os.environ["ROS_LOG_DIR"] = tempfile.mkdtemp(prefix="sr3d_ros_log_")  # always our own
 
@@ -38,9 +43,40 @@ TARGET_SPEEDUP = 20.0
 SCENES = ("scene0000_00", "scene0000_01", "scene0000_02")
 
 
+def platform_info() -> dict[str, Any]:
+    """numpy and Python versions, machine and CPU count, for the JSON results."""
+    return {
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+    }
+
+
+def data_root() -> Path:
+    """The shared data root: ``$SR3D_DATA`` or ``../shared/data`` beside the repository."""
+    return Path(os.environ.get("SR3D_DATA", REPO.parent / "shared" / "data"))
+
+
+def write_json(path: Path, payload: dict[str, Any]) -> None:
+    """Write ``payload`` as indented JSON atomically (temporary file in the folder, rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps(payload, indent=2) + "\n")
+        umask = os.umask(0)  # mkstemp makes 0600: give the file a plain open()'s permissions
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def load_points(n: int) -> np.ndarray:
-    root = Path(os.environ.get("SR3D_DATA", REPO.parent / "shared" / "data"))
-    d = root / "scannet" / "scannet_instance_data"
+    """The first ``n`` real ScanNet points (scene0000_00..02), float32 (n, 6) xyz + rgb 0..255."""
+    d = data_root() / "scannet" / "scannet_instance_data"
     parts = [np.load(d / f"{s}_vert_all.npy") for s in SCENES]
     pts = np.concatenate(parts)[:n]
     if len(pts) < n:
@@ -48,42 +84,20 @@ def load_points(n: int) -> np.ndarray:
     return np.ascontiguousarray(pts, dtype=np.float32)
 
 
-def make_msg(layout: pc2.CloudLayout, data: bytes):
+def make_msg(layout: pc2.CloudLayout, data: bytes) -> tuple[Any, str]:
     """A real sensor_msgs/PointCloud2 when the ROS wheels are installed, else a stand-in."""
     try:
-        from sensor_msgs.msg import PointCloud2, PointField
+        import sensor_msgs.msg  # noqa: F401  (the ROS wheels)
     except ImportError:
-        fields = [
-            SimpleNamespace(name=f.name, offset=f.offset, datatype=f.datatype, count=f.count)
-            for f in layout.fields
-        ]
-        return SimpleNamespace(
-            height=layout.height,
-            width=layout.width,
-            fields=fields,
-            is_bigendian=layout.is_bigendian,
-            point_step=layout.point_step,
-            row_step=layout.row_step,
-            data=array.array("B", data),
-            is_dense=layout.is_dense,
-        ), "SimpleNamespace (no ROS wheels)"
-    msg = PointCloud2(
-        height=layout.height,
-        width=layout.width,
-        point_step=layout.point_step,
-        row_step=layout.row_step,
-        is_bigendian=layout.is_bigendian,
-        is_dense=layout.is_dense,
-        fields=[
-            PointField(name=f.name, offset=f.offset, datatype=f.datatype, count=f.count)
-            for f in layout.fields
-        ],
-    )
-    msg.data = array.array("B", data)
+        kw = asdict(layout)  # the PointCloud2 attributes but header and data
+        kw["fields"] = [SimpleNamespace(**f) for f in kw["fields"]]
+        msg = SimpleNamespace(data=array.array("B", data), **kw)
+        return msg, "SimpleNamespace (no ROS wheels)"
+    msg = pc2.cloud_to_pointcloud2(layout, data)
     return msg, "sensor_msgs/msg/PointCloud2"
 
 
-def pcl_padded(points: np.ndarray):
+def pcl_padded(points: np.ndarray) -> tuple[pc2.CloudLayout, bytes]:
     """PCL PointXYZRGB layout: x y z _ rgb _ _ _ (point_step 32), packed float rgb."""
     n = len(points)
     rec = np.zeros((n, 8), dtype="<f4")
@@ -99,7 +113,9 @@ def pcl_padded(points: np.ndarray):
     return pc2.CloudLayout(1, n, 32, 32 * n, fields, False, True), rec.tobytes()
 
 
-def organized_with_holes(points: np.ndarray, height: int = 100):
+def organized_with_holes(
+    points: np.ndarray, height: int = 100
+) -> tuple[pc2.CloudLayout, bytes, np.ndarray]:
     """Organised (height rows) compact cloud with 5% NaN points and is_dense = False."""
     pts = points.copy()
     rng = np.random.default_rng(0)
@@ -109,7 +125,7 @@ def organized_with_holes(points: np.ndarray, height: int = 100):
     return layout, data, pts[np.isfinite(pts[:, :3]).all(1)]
 
 
-def naive_decode(msg) -> np.ndarray:
+def naive_decode(msg: Any) -> np.ndarray:
     """Per-point reference: struct.unpack_from for x, y, z and the packed rgb of every point."""
     f = {fl.name: fl for fl in msg.fields}
     bo = ">" if msg.is_bigendian else "<"
@@ -133,7 +149,8 @@ def naive_decode(msg) -> np.ndarray:
     return np.array(out, dtype=np.float32)
 
 
-def timeit(fn, repeats: int, warmup: int = 2):
+def timeit(fn: Callable[[], object], repeats: int, warmup: int = 2) -> tuple[float, float]:
+    """(median, min) wall time of ``fn`` in ms over ``repeats`` runs after ``warmup`` runs."""
     for _ in range(warmup):
         fn()
     ts = []
@@ -144,7 +161,7 @@ def timeit(fn, repeats: int, warmup: int = 2):
     return statistics.median(ts), min(ts)
 
 
-def main(argv=None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=100_000, help="points per cloud (default 100000)")
     ap.add_argument("--repeats", type=int, default=30, help="timed runs per method (>= 20)")
@@ -173,8 +190,8 @@ def main(argv=None) -> int:
         # Both must be exact before their times mean anything.
         assert np.array_equal(ours_out, expected), name
         assert np.array_equal(naive_out, expected), name
-        ours_med, ours_min = timeit(lambda: pc2.pointcloud2_to_array(msg), args.repeats)
-        naive_med, naive_min = timeit(lambda: naive_decode(msg), args.naive_repeats, warmup=1)
+        ours_med, ours_min = timeit(partial(pc2.pointcloud2_to_array, msg), args.repeats)
+        naive_med, naive_min = timeit(partial(naive_decode, msg), args.naive_repeats, warmup=1)
         results.append(
             {
                 "layout": name,
@@ -221,27 +238,20 @@ def main(argv=None) -> int:
     )
 
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(
-            json.dumps(
-                {
-                    "benchmark": "pointcloud2_to_array",
-                    "data": "ScanNet scene0000_00..02 vert_all (real points)",
-                    "n_points": args.n,
-                    "repeats": args.repeats,
-                    "naive_repeats": args.naive_repeats,
-                    "message_class": msg_kind,
-                    "numpy": np.__version__,
-                    "python": platform.python_version(),
-                    "machine": platform.machine(),
-                    "cpu_count": os.cpu_count(),
-                    "results": results,
-                    "encode_median_ms": round(enc_med, 4),
-                    "targets": {"ours_max_ms": TARGET_MS, "min_speedup": TARGET_SPEEDUP, "met": ok},
-                },
-                indent=2,
-            )
-            + "\n"
+        write_json(
+            args.json,
+            {
+                "benchmark": "pointcloud2_to_array",
+                "data": "ScanNet scene0000_00..02 vert_all (real points)",
+                "n_points": args.n,
+                "repeats": args.repeats,
+                "naive_repeats": args.naive_repeats,
+                "message_class": msg_kind,
+                **platform_info(),
+                "results": results,
+                "encode_median_ms": round(enc_med, 4),
+                "targets": {"ours_max_ms": TARGET_MS, "min_speedup": TARGET_SPEEDUP, "met": ok},
+            },
         )
         print(f"wrote {args.json}")
     return 0 if (ok or not args.check) else 1

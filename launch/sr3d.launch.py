@@ -119,7 +119,8 @@ def generate_launch_description():
             DeclareLaunchArgument(
                 "use_sim_time",
                 default_value="false",
-                description="use the /clock topic (e.g. when replaying with `sr3d-bag play BAG --clock`)",
+                description="use the /clock topic "
+                "(e.g. when replaying with `sr3d-bag play BAG --clock`)",
             ),
             DeclareLaunchArgument(
                 "rviz",

@@ -10,20 +10,24 @@
 ``ROS_AUTOMATIC_DISCOVERY_RANGE`` is set explicitly (see :mod:`sr3d_ros.ros.env`). Both stop
 cleanly on Ctrl-C / SIGTERM (``record`` finishes the bag first) and exit 0.
 
-``play --clock`` also publishes ``rosgraph_msgs/Clock`` on ``/clock`` with the bag time, for nodes
-started with ``use_sim_time:=true`` (e.g. ``ros2 launch sr3d_ros sr3d.launch.py use_sim_time:=true``).
+``play --clock`` also publishes ``rosgraph_msgs/Clock`` on ``/clock`` with the bag time, for
+nodes started with ``use_sim_time:=true``
+(e.g. ``ros2 launch sr3d_ros sr3d.launch.py use_sim_time:=true``).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 __all__ = ["main"]
 
@@ -58,9 +62,10 @@ def _cmd_info(a: argparse.Namespace) -> int:
     return 0
 
 
-def _ros_session(name: str):
-    """(rclpy, node, executor, spin thread) with the safe environment. The caller shuts the
-    executor down, joins the thread, destroys the node and shuts rclpy down."""
+@contextlib.contextmanager
+def _ros_session(name: str) -> Iterator[Any]:
+    """An rclpy node (``Any``: rclpy is untyped) spun by a background executor, in the safe
+    environment; on exit the executor stops, the node is destroyed and rclpy shut down."""
     from sr3d_ros.ros.env import ensure_safe_ros_env
 
     ensure_safe_ros_env()
@@ -73,25 +78,33 @@ def _ros_session(name: str):
     ex.add_node(node)
     th = threading.Thread(target=ex.spin, daemon=True)
     th.start()
-    return rclpy, node, ex, th
+    try:
+        yield node
+    finally:
+        ex.shutdown(timeout_sec=1.0)
+        th.join(timeout=5.0)  # a spin thread still running at exit aborts the process
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+def _stop_on_signals(event: threading.Event) -> None:
+    """Ctrl-C / SIGTERM set ``event`` (the command then stops cleanly) instead of raising."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: event.set())
 
 
 def _cmd_play(a: argparse.Namespace) -> int:
-    import signal
-
     from sr3d_ros.ros.bag import BagPlayer
 
-    rclpy, node, ex, th = _ros_session("sr3d_bag_player")
+    remap = {}
+    for spec in a.remap or []:
+        src, sep, dst = spec.partition(":=")
+        if not sep or not src or not dst:
+            raise ValueError(f"--remap wants FROM:=TO, got {spec!r}")
+        remap[src] = dst
     stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):  # stop between messages, then clean up
-        signal.signal(sig, lambda *_: stop.set())
-    try:
-        remap = {}
-        for spec in a.remap or []:
-            src, sep, dst = spec.partition(":=")
-            if not sep or not src or not dst:
-                raise ValueError(f"--remap wants FROM:=TO, got {spec!r}")
-            remap[src] = dst
+    with _ros_session("sr3d_bag_player") as node:
+        _stop_on_signals(stop)  # stop between messages, then clean up
         player = BagPlayer(node, a.bag, topics=a.topics, remap=remap, clock=a.clock)
         if a.wait_subscribers > 0 and not player.wait_for_subscribers(a.wait_subscribers):
             node.get_logger().warning("not every topic has a subscriber; playing anyway")
@@ -100,53 +113,37 @@ def _cmd_play(a: argparse.Namespace) -> int:
         if not player.wait_for_all_acked(5.0):
             node.get_logger().warning("not every subscriber acknowledged the last messages")
         time.sleep(0.05)
-        print(
-            f"published {n} messages from {a.bag}"
-            + (
-                f" and {player.clock_published} clock messages on "
-                f"{player.clock_publisher.topic_name}"
-                if a.clock
-                else ""
-            )
+        clock = (  # the topic name is read while the node lives
+            f" and {player.clock_published} clock messages on {player.clock_publisher.topic_name}"
+            if a.clock
+            else ""
         )
-    finally:
-        ex.shutdown(timeout_sec=1.0)
-        th.join(timeout=5.0)  # a spin thread still running at exit aborts the process
-        node.destroy_node()
-        rclpy.try_shutdown()
+    print(f"published {n} messages from {a.bag}{clock}")
     return 0
 
 
 def _cmd_record(a: argparse.Namespace) -> int:
-    import signal
-
     from sr3d_ros.ros.bag import BagRecorder
 
     types = {}
     for spec in a.type or []:
         topic, _, msgtype = spec.partition("=")
         if not msgtype:
-            raise SystemExit(f"--type wants TOPIC=pkg/msg/Type, got {spec!r}")
+            raise ValueError(f"--type wants TOPIC=pkg/msg/Type, got {spec!r}")
         types[topic] = msgtype
-    rclpy, node, ex, th = _ros_session("sr3d_bag_recorder")
     done = threading.Event()
-    # Ctrl-C / SIGTERM end the recording; the bag is finished below either way.
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: done.set())
-    rec = None
-    try:
+    counts: dict[str, int] = {}
+    with _ros_session("sr3d_bag_recorder") as node:
+        _stop_on_signals(done)  # the bag is finished below either way
         rec = BagRecorder(node, a.out, a.topics, types=types)
-        deadline = time.monotonic() + a.duration if a.duration else None
-        while not done.is_set() and (deadline is None or time.monotonic() < deadline):
-            done.wait(0.1)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        counts = rec.close() if rec is not None else {}
-        ex.shutdown(timeout_sec=1.0)
-        th.join(timeout=5.0)  # a spin thread still running at exit aborts the process
-        node.destroy_node()
-        rclpy.try_shutdown()
+        try:
+            deadline = time.monotonic() + a.duration if a.duration else None
+            while not done.is_set() and (deadline is None or time.monotonic() < deadline):
+                done.wait(0.1)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            counts = rec.close()
     print(f"wrote {a.out}: " + ", ".join(f"{t} {n}" for t, n in counts.items()))
     return 0
 

@@ -1,5 +1,8 @@
 """sensor_msgs/PointCloud2 <-> numpy, vectorised and zero-copy where possible.
 
+(Over ~400 lines on purpose: one job, the PointCloud2 codec, whose layout checks, strided views,
+decoder and encoder share private helpers; a tenth of it is this documentation.)
+
 A PointCloud2 holds ``height`` rows of ``width`` points. Point ``j`` of row ``i`` starts at byte
 ``i * row_step + j * point_step`` of ``data``; every ``PointField`` gives the ``offset`` of one
 value inside a point, its ``datatype`` (INT8 .. FLOAT64) and a ``count``. ``is_bigendian`` gives
@@ -57,6 +60,7 @@ __all__ = [
     "Field",
     "array_to_pointcloud2",
     "cloud_to_array",
+    "cloud_to_pointcloud2",
     "cloud_to_structured",
     "layout_from_msg",
     "pointcloud2_to_array",
@@ -100,7 +104,11 @@ def _type_name(datatype: int) -> str:
 
 
 def pointfield_dtype(datatype: int, bigendian: bool = False) -> np.dtype:
-    """numpy dtype of a PointField datatype code, in the given byte order."""
+    """numpy dtype of a PointField datatype code, in the given byte order.
+
+    Raises:
+        ValueError: unknown datatype code (valid: 1..8, INT8..FLOAT64).
+    """
     try:
         char = _TYPE_CHARS[int(datatype)]
     except (KeyError, TypeError, ValueError):
@@ -121,6 +129,7 @@ class Field:
 
     @property
     def nbytes(self) -> int:
+        """Bytes the field takes inside a point (ValueError for an unknown datatype)."""
         return pointfield_dtype(self.datatype).itemsize * self.count
 
 
@@ -138,9 +147,11 @@ class CloudLayout:
 
     @property
     def n_points(self) -> int:
+        """Points in the cloud, ``height * width``."""
         return self.height * self.width
 
     def field(self, name: str) -> Field | None:
+        """The field called ``name``, or None."""
         for f in self.fields:
             if f.name == name:
                 return f
@@ -165,6 +176,7 @@ class CloudInfo:
 
     @property
     def organized(self) -> bool:
+        """True for an organised (image-like, ``height > 1``) cloud."""
         return self.height > 1
 
 
@@ -176,9 +188,10 @@ class CloudInfo:
 def _as_u8(data: Any) -> np.ndarray:
     """A 1-D uint8 view of a bytes-like / array.array / numpy buffer (no copy if possible)."""
     if isinstance(data, np.ndarray):
-        if data.dtype != np.uint8 or data.ndim != 1 or not data.flags.c_contiguous:
-            data = np.ascontiguousarray(data).reshape(-1).view(np.uint8)
-        return data
+        arr: np.ndarray = data
+        if arr.dtype != np.uint8 or arr.ndim != 1 or not arr.flags.c_contiguous:
+            arr = np.ascontiguousarray(arr).reshape(-1).view(np.uint8)
+        return arr
     try:
         return np.frombuffer(data, dtype=np.uint8)
     except TypeError:  # a list of ints, say
@@ -246,7 +259,9 @@ def _validate(layout: CloudLayout, nbytes: int) -> dict[str, Field]:
     return by_name
 
 
-def _view(buf: np.ndarray, layout: CloudLayout, offset: int, dtype: np.dtype, *inner):
+def _view(
+    buf: np.ndarray, layout: CloudLayout, offset: int, dtype: np.dtype, *inner: tuple[int, int]
+) -> np.ndarray:
     """Strided (height, width, *inner) view of ``dtype`` values at byte ``offset`` of each point.
 
     ``inner`` is a sequence of (length, stride) pairs for extra axes inside a point.
@@ -256,7 +271,9 @@ def _view(buf: np.ndarray, layout: CloudLayout, offset: int, dtype: np.dtype, *i
     return np.ndarray(shape=shape, dtype=dtype, buffer=buf, offset=offset, strides=strides)
 
 
-def _fill_xyz(out: np.ndarray, buf: np.ndarray, layout: CloudLayout, fields: dict[str, Field]):
+def _fill_xyz(
+    out: np.ndarray, buf: np.ndarray, layout: CloudLayout, fields: dict[str, Field]
+) -> None:
     # One strided 1-D copy (with byte swap / float64 -> float32 cast as needed) per coordinate:
     # measured faster than a single (H, W, 3) copy, whose inner loop would be only 3 long.
     big = bool(layout.is_bigendian)
@@ -318,6 +335,10 @@ def cloud_to_array(
 
     ``data`` may be ``bytes``, ``bytearray``, ``memoryview``, ``array.array('B')`` (rclpy) or a
     uint8 numpy array (rosbags). See the module docstring for the output convention.
+
+    Raises:
+        ValueError: sizes, fields or datatypes that do not describe ``data`` (the message says
+        which).
     """
     buf = _as_u8(data)
     fields = _validate(layout, buf.nbytes)
@@ -378,6 +399,9 @@ def cloud_to_structured(data: Any, layout: CloudLayout) -> np.ndarray:
 
     Fields with ``count > 1`` become sub-arrays. Useful for extra channels (intensity, ring,
     time, ...). The view is read-only when the underlying buffer is.
+
+    Raises:
+        ValueError: sizes or fields that do not describe ``data``.
     """
     buf = _as_u8(data)
     fields = _validate(layout, buf.nbytes)
@@ -407,7 +431,8 @@ def _pack_rgb(rgb: np.ndarray) -> np.ndarray:
     """(N, 3) colour in 0..255 -> uint32 0x00RRGGBB (rounded, clipped, NaN -> 0)."""
     c = np.clip(np.rint(np.nan_to_num(rgb, nan=0.0, posinf=255.0, neginf=0.0)), 0, 255)
     c = c.astype(np.uint32)
-    return (c[:, 0] << 16) | (c[:, 1] << 8) | c[:, 2]
+    packed: np.ndarray = (c[:, 0] << 16) | (c[:, 1] << 8) | c[:, 2]
+    return packed
 
 
 def points_to_cloud(points: np.ndarray, height: int = 1) -> tuple[CloudLayout, bytes]:
@@ -417,6 +442,9 @@ def points_to_cloud(points: np.ndarray, height: int = 1) -> tuple[CloudLayout, b
     ``rgb`` at 12 holding the packed 0x00RRGGBB bits (PCL/RViz convention); point_step 12 or 16,
     no padding. ``height > 1`` makes an organised cloud of ``N / height`` columns.
     ``is_dense`` is True iff every x, y, z is finite.
+
+    Raises:
+        ValueError: ``points`` is not (N, 3) / (N, 6), or N is not a multiple of ``height``.
     """
     pts = np.asarray(points)
     if pts.ndim != 2 or pts.shape[1] not in (3, 6):
@@ -455,7 +483,11 @@ def points_to_cloud(points: np.ndarray, height: int = 1) -> tuple[CloudLayout, b
 
 
 def layout_from_msg(msg: Any) -> CloudLayout:
-    """The :class:`CloudLayout` of a PointCloud2-like message object."""
+    """The :class:`CloudLayout` of a PointCloud2-like message object (rclpy, rosbags, ...).
+
+    Raises:
+        ValueError: not a PointCloud2 (missing attributes) or malformed header fields.
+    """
     try:
         fields = tuple(
             Field(str(f.name), int(f.offset), int(f.datatype), int(f.count)) for f in msg.fields
@@ -481,16 +513,23 @@ def pointcloud2_to_array(
     """sensor_msgs/PointCloud2 -> (``float32`` (N, 6) xyz + rgb 0..255 [or (N, 3)], info).
 
     See the module docstring for colour, NaN and error handling.
+
+    Raises:
+        ValueError: malformed or unsupported cloud (the message says why).
     """
     return cloud_to_array(msg.data, layout_from_msg(msg), with_color, drop_invalid)
 
 
 def pointcloud2_to_structured(msg: Any) -> np.ndarray:
-    """Zero-copy structured (height, width) view of all fields of a PointCloud2."""
+    """Zero-copy structured (height, width) view of all fields of a PointCloud2.
+
+    Raises:
+        ValueError: malformed cloud (the message says why).
+    """
     return cloud_to_structured(msg.data, layout_from_msg(msg))
 
 
-def _make_stamp(stamp: Any):
+def _make_stamp(stamp: Any) -> Any:
     from builtin_interfaces.msg import Time
 
     if stamp is None:
@@ -504,28 +543,20 @@ def _make_stamp(stamp: Any):
     return Time(sec=whole, nanosec=min(int(round((sec - whole) * 1e9)), 999_999_999))
 
 
-def array_to_pointcloud2(
-    points: np.ndarray,
-    header: Any = None,
-    *,
-    frame_id: str = "",
-    stamp: Any = None,
-    height: int = 1,
-):
-    """(N, 3|6) float points (xyz [+ rgb 0..255]) -> sensor_msgs/PointCloud2.
+def cloud_to_pointcloud2(layout: CloudLayout, data: bytes, header: Any = None) -> Any:
+    """A ``sensor_msgs/PointCloud2`` holding ``data`` laid out as ``layout`` (any layout, e.g.
+    one a driver produced; :func:`points_to_cloud` makes ours).
 
-    ``header`` (a std_msgs/Header) wins over ``frame_id`` / ``stamp``; ``stamp`` may be a
-    builtin_interfaces/Time, an rclpy Time or seconds as a float. The layout is the one of
-    :func:`points_to_cloud` (packed FLOAT32 ``rgb``, the PCL/RViz convention).
+    ``header`` (a ``std_msgs/Header``) is referenced as it is; default: an empty one.
+
+    Raises:
+        ImportError: the ROS message packages are not installed.
     """
     from sensor_msgs.msg import PointCloud2, PointField
     from std_msgs.msg import Header
 
-    layout, data = points_to_cloud(points, height=height)
     msg = PointCloud2()
-    msg.header = (
-        header if header is not None else Header(frame_id=frame_id, stamp=_make_stamp(stamp))
-    )
+    msg.header = header if header is not None else Header()
     msg.height = layout.height
     msg.width = layout.width
     msg.fields = [
@@ -538,3 +569,28 @@ def array_to_pointcloud2(
     msg.data = array.array("B", data)  # array.array skips rclpy's per-element check
     msg.is_dense = layout.is_dense
     return msg
+
+
+def array_to_pointcloud2(
+    points: np.ndarray,
+    header: Any = None,
+    *,
+    frame_id: str = "",
+    stamp: Any = None,
+    height: int = 1,
+) -> Any:
+    """(N, 3|6) float points (xyz [+ rgb 0..255]) -> sensor_msgs/PointCloud2.
+
+    ``header`` (a std_msgs/Header) wins over ``frame_id`` / ``stamp``; ``stamp`` may be a
+    builtin_interfaces/Time, an rclpy Time or seconds as a float. The layout is the one of
+    :func:`points_to_cloud` (packed FLOAT32 ``rgb``, the PCL/RViz convention).
+
+    Raises:
+        ValueError: bad ``points`` shape or ``height`` (see :func:`points_to_cloud`).
+    """
+    from std_msgs.msg import Header
+
+    layout, data = points_to_cloud(points, height=height)
+    if header is None:
+        header = Header(frame_id=frame_id, stamp=_make_stamp(stamp))
+    return cloud_to_pointcloud2(layout, data, header)

@@ -1,5 +1,8 @@
 """ROS 2 node ``pointcloud_detector``: PointCloud2 in, vision_msgs/Detection3DArray out.
 
+(Over ~400 lines on purpose: one class, the node, and its user-facing documentation of topics,
+diagnostics and behaviour; the parameters, conversions and message builders live elsewhere.)
+
 Topics (relative names, remap them or set a namespace):
 
 * ``~/input/points`` (sensor_msgs/PointCloud2, subscribed): xyz (FLOAT32/FLOAT64) + optional
@@ -47,7 +50,7 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import rclpy
@@ -64,6 +67,11 @@ from visualization_msgs.msg import MarkerArray
 
 from sr3d_ros.ros import params as P
 from sr3d_ros.ros.env import ensure_safe_ros_env
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
+    from sr3d_ros.inference import PointCloudDetector
 
 __all__ = ["NODE_NAME", "PointCloudDetectorNode", "main"]
 
@@ -91,7 +99,11 @@ class PointCloudDetectorNode(Node):
     """
 
     def __init__(
-        self, node_name: str = NODE_NAME, *, detector: Any = None, **node_kwargs: Any
+        self,
+        node_name: str = NODE_NAME,
+        *,
+        detector: PointCloudDetector | None = None,
+        **node_kwargs: Any,
     ) -> None:
         super().__init__(node_name, **node_kwargs)
         try:
@@ -100,10 +112,11 @@ class PointCloudDetectorNode(Node):
             super().destroy_node()  # release the half-built node before the error propagates
             raise
 
-    def _setup(self, node_name: str, detector: Any) -> None:
+    def _setup(self, node_name: str, detector: PointCloudDetector | None) -> None:
         self._declare_parameters()
         raw = self._raw_params()
-        self.params = P.validate_params(raw)  # structure first, classes once the model is loaded
+        # structure first, classes once the model is loaded
+        self.params: P.NodeParams = P.validate_params(raw)
         self.detector = detector if detector is not None else self._load_detector(self.params)
         self.class_names: tuple[str, ...] = tuple(self.detector.class_names)
         self._base_inference = self.detector.config.inference
@@ -117,7 +130,7 @@ class PointCloudDetectorNode(Node):
 
         # mailbox + worker
         self._cv = threading.Condition()
-        self._pending: Any = None
+        self._pending: Any = None  # the newest PointCloud2 not yet taken by the worker
         self._pending_t = 0.0
         self._stop = False
         self._stats = {"received": 0, "processed": 0, "dropped": 0, "bad_input": 0, "errors": 0}
@@ -171,7 +184,7 @@ class PointCloudDetectorNode(Node):
                 value = list(spec.default) if isinstance(spec.default, tuple) else spec.default
                 self.declare_parameter(spec.name, value if value != [] else None, desc)
 
-    def _raw_params(self, changes: Sequence[Any] = ()) -> dict[str, Any]:
+    def _raw_params(self, changes: Sequence[Parameter[Any]] = ()) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for spec in P.PARAMS:
             try:
@@ -184,7 +197,7 @@ class PointCloudDetectorNode(Node):
             out[p.name] = None if p.type_ == Parameter.Type.NOT_SET else p.value
         return out
 
-    def _on_set_parameters(self, changes: list[Any]) -> Any:
+    def _on_set_parameters(self, changes: list[Parameter[Any]]) -> SetParametersResult:
         try:
             new = P.validate_params(self._raw_params(changes), self.class_names)
         except P.ParamError as exc:
@@ -196,9 +209,7 @@ class PointCloudDetectorNode(Node):
         self.get_logger().info("parameters updated: " + ", ".join(p.name for p in changes))
         return SetParametersResult(successful=True)
 
-    def _apply_inference_params(self, p: Any) -> None:
-        if not hasattr(self.detector, "config"):
-            return
+    def _apply_inference_params(self, p: P.NodeParams) -> None:
         inf = dataclasses.replace(
             self._base_inference,
             score_threshold=p.score_threshold,
@@ -207,7 +218,7 @@ class PointCloudDetectorNode(Node):
         )
         self.detector.config = dataclasses.replace(self.detector.config, inference=inf)
 
-    def _load_detector(self, p: Any) -> Any:
+    def _load_detector(self, p: P.NodeParams) -> PointCloudDetector:
         from sr3d_ros.inference import PointCloudDetector, default_checkpoint_path
 
         path = p.checkpoint or None
@@ -269,7 +280,7 @@ class PointCloudDetectorNode(Node):
 
     # ---------------------------------------------------------------------------- process
 
-    def _decode(self, msg: Any, warnings: list[str]) -> tuple[np.ndarray, int]:
+    def _decode(self, msg: Any, warnings: list[str]) -> tuple[NDArray[np.float32], int]:
         """PointCloud2 -> (float32 (N, 6) valid points, points in the message) or BadInput."""
         from sr3d_ros.frames import random_subsample
         from sr3d_ros.ros.pointcloud2 import pointcloud2_to_array
@@ -315,14 +326,11 @@ class PointCloudDetectorNode(Node):
         try:
             points, n_in = self._decode(msg, warnings)
         except BadInput as exc:
-            with self._cv:
-                self._stats["bad_input"] += 1
             self.get_logger().warning(
                 f"bad input cloud ({exc}); publishing no detections",
                 throttle_duration_sec=_WARN_THROTTLE_S,
             )
-            self._publish_empty(header, p)
-            self._publish_diagnostics("WARN", f"bad input: {exc}", header, timings, 0, 0)
+            self._publish_failure("bad_input", "WARN", f"bad input: {exc}", header, timings, 0)
             return
         n_used = len(points)
         t1 = time.perf_counter()
@@ -332,22 +340,23 @@ class PointCloudDetectorNode(Node):
         try:
             det = self.detector(points)
         except Exception as exc:
-            with self._cv:
-                self._stats["errors"] += 1
             self.get_logger().error(
                 f"inference failed: {type(exc).__name__}: {exc}",
                 throttle_duration_sec=_WARN_THROTTLE_S,
             )
-            self._publish_empty(header, p)
-            self._publish_diagnostics("ERROR", f"inference failed: {exc}", header, timings, n_in, 0)
+            self._publish_failure(
+                "errors", "ERROR", f"inference failed: {exc}", header, timings, n_in
+            )
             return
         t2 = time.perf_counter()
         timings.update(det.timings_ms)
         timings["inference"] = (t2 - t1) * 1e3
         if p.classes_to_keep and len(det):
-            keep_ids = {self.class_names.index(c) for c in p.classes_to_keep}
-            mask = np.isin(det.labels.cpu().numpy(), sorted(keep_ids))
-            det = det.filter(np.flatnonzero(mask))
+            import torch
+
+            keep_ids = sorted({self.class_names.index(c) for c in p.classes_to_keep})
+            keep = torch.isin(det.labels, torch.tensor(keep_ids, device=det.labels.device))
+            det = det.filter(keep)  # on the detector's device
         boxes = det.boxes.detach().cpu().numpy()
         poses = boxes_from_gravity(boxes, self._gravity) if self._gravity is not None else None
         self.pub_detections.publish(detections_to_msg(det, header, poses))
@@ -375,16 +384,29 @@ class PointCloudDetectorNode(Node):
             level, message, header, timings, n_in, len(det), points_used=n_used
         )
 
-    def _publish_empty(self, header: Any, p: Any) -> None:
+    def _publish_failure(
+        self,
+        counter: str,
+        level: str,
+        message: str,
+        header: Any,
+        timings: dict[str, float],
+        points_in: int,
+    ) -> None:
+        """A frame without a result: count it, publish no detections (and clear the markers)
+        with the input header, then its diagnostics."""
         from sr3d_ros.detections import Detections
         from sr3d_ros.ros.messages import detections_to_markers, detections_to_msg
 
+        with self._cv:
+            self._stats[counter] += 1
         empty = Detections.empty(self.class_names)
         self.pub_detections.publish(detections_to_msg(empty, header))
-        if p.publish_markers:
+        if self.params.publish_markers:
             self.pub_markers.publish(detections_to_markers(empty, header))
         with self._cv:
             self._stats["processed"] += 1
+        self._publish_diagnostics(level, message, header, timings, points_in, 0)
 
     def _publish_diagnostics(
         self,
@@ -396,7 +418,7 @@ class PointCloudDetectorNode(Node):
         detections_out: int,
         points_used: int = 0,
     ) -> None:
-        from sr3d_ros.ros.messages import diagnostics_msg
+        from sr3d_ros.ros.status_messages import diagnostics_msg
 
         s = self.stats
         self.pub_diagnostics.publish(
@@ -422,7 +444,7 @@ class PointCloudDetectorNode(Node):
         )
 
     def _publish_label_info(self) -> None:
-        from sr3d_ros.ros.messages import label_info_msg
+        from sr3d_ros.ros.status_messages import label_info_msg
 
         header = Header()
         header.stamp = self.get_clock().now().to_msg()

@@ -11,7 +11,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -22,7 +21,6 @@ import pytest
 pytestmark = pytest.mark.ros
 
 import rclpy  # noqa: E402
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.serialization import deserialize_message  # noqa: E402
 
 from sr3d_ros.ros import bag as B  # noqa: E402
@@ -125,20 +123,6 @@ def test_build_errors(samples, tmp_path, data_root):
 # rclpy
 
 
-@pytest.fixture
-def ros():
-    assert os.environ.get("ROS_AUTOMATIC_DISCOVERY_RANGE") == "LOCALHOST"
-    ctx = rclpy.Context()
-    rclpy.init(context=ctx)
-    ex = SingleThreadedExecutor(context=ctx)
-    th = threading.Thread(target=ex.spin, daemon=True)
-    th.start()
-    yield ctx, ex
-    ex.shutdown(timeout_sec=2.0)
-    th.join(timeout=5.0)  # a spin thread left running aborts the interpreter at exit
-    ctx.try_shutdown()
-
-
 def _by_topic(path, rename=None):
     out = {}
     for m in B.read_bag(path, deserialize=False):
@@ -206,6 +190,34 @@ def _env():
     return env
 
 
+def _points_only(ns):
+    """sr3d-bag play arguments: only /points, published as ``<ns>/points`` once subscribed."""
+    return ("--topics", "/points", "--remap", f"/points:={ns}/points", "--wait-subscribers", "20")
+
+
+def _bag_cmd(*args):
+    return [sys.executable, "-m", "sr3d_ros.cli.bag", *args]
+
+
+def _run_bag(*args):
+    """``sr3d-bag ARGS`` in a child process, run to the end (output captured as text)."""
+    return subprocess.run(
+        _bag_cmd(*args), env=_env(), capture_output=True, text=True, timeout=120, cwd=REPO
+    )
+
+
+def _start_bag(*args):
+    """``sr3d-bag ARGS`` started in a child process (stdout + stderr piped, as text)."""
+    return subprocess.Popen(
+        _bag_cmd(*args),
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=REPO,
+    )
+
+
 def test_cli_build_info(tmp_path, data_root, capsys):
     from sr3d_ros.cli.bag import main
 
@@ -252,27 +264,17 @@ def test_cli_play_and_record_processes(ros, scan_bag, tmp_path):
         },
     )
     try:
-        proc = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "sr3d_ros.cli.bag",
-                "play",
-                str(path),
-                "--rate",
-                "2",
-                "--remap",
-                f"/points:={ns}/points",
-                "--remap",
-                f"/ground_truth:={ns}/ground_truth",
-                "--wait-subscribers",
-                "20",
-            ],
-            env=_env(),
-            capture_output=True,
-            text=True,
-            timeout=120,
-            cwd=REPO,
+        proc = _run_bag(
+            "play",
+            str(path),
+            "--rate",
+            "2",
+            "--remap",
+            f"/points:={ns}/points",
+            "--remap",
+            f"/ground_truth:={ns}/ground_truth",
+            "--wait-subscribers",
+            "20",
         )
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert "published 4 messages" in proc.stdout
@@ -292,22 +294,7 @@ def test_cli_play_and_record_processes(ros, scan_bag, tmp_path):
     # record in a separate process
     out = tmp_path / "recorded_by_cli"
     ns2 = f"/sr3d_bag_{uuid.uuid4().hex[:8]}"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "sr3d_ros.cli.bag",
-            "record",
-            str(out),
-            f"{ns2}/points",
-            f"{ns2}/ground_truth",
-        ],
-        env=_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        cwd=REPO,
-    )
+    proc = _start_bag("record", str(out), f"{ns2}/points", f"{ns2}/ground_truth")
     pnode = rclpy.create_node("player_cli_test", context=ctx)
     ex.add_node(pnode)
     try:
@@ -364,28 +351,13 @@ def test_cli_play_clock_publishes_bag_time(ros, scan_bag):
     ex.add_node(node)
     ex.add_node(sim)
     try:
-        proc = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "sr3d_ros.cli.bag",
-                "play",
-                str(path),
-                "--clock",
-                "--rate",
-                "0.5",
-                "--topics",
-                "/points",
-                "--remap",
-                f"/points:={ns}/points",
-                "--wait-subscribers",
-                "20",
-            ],
-            env=_env(),
-            capture_output=True,
-            text=True,
-            timeout=120,
-            cwd=REPO,
+        proc = _run_bag(
+            "play",
+            str(path),
+            "--clock",
+            "--rate",
+            "0.5",
+            *_points_only(ns),
         )
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert "published 2 messages" in proc.stdout and "clock messages on /clock" in proc.stdout
@@ -430,28 +402,13 @@ def test_cli_play_loop_replays_until_stopped(ros, scan_bag):
         raw=True,
     )
     ex.add_node(node)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "sr3d_ros.cli.bag",
-            "play",
-            str(path),
-            "--loop",
-            "--rate",
-            "1",
-            "--topics",
-            "/points",
-            "--remap",
-            f"/points:={ns}/points",
-            "--wait-subscribers",
-            "20",
-        ],
-        env=_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        cwd=REPO,
+    proc = _start_bag(
+        "play",
+        str(path),
+        "--loop",
+        "--rate",
+        "1",
+        *_points_only(ns),
     )
     try:
         deadline = time.monotonic() + 60

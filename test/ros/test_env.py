@@ -9,10 +9,14 @@ from pathlib import Path
 from sr3d_ros.ros.env import ensure_safe_ros_env
 
 
-def test_session_uses_its_own_temporary_log_dir():
-    """conftest always makes its own ROS_LOG_DIR, whatever the caller exported."""
-    import conftest
-
+def test_session_uses_its_own_temporary_log_dir(request):
+    """test/conftest.py always makes its own ROS_LOG_DIR, whatever the caller exported."""
+    root_conftest = Path(__file__).resolve().parents[1] / "conftest.py"
+    (conftest,) = (  # the registered module (``import conftest`` may find test/ros/conftest.py)
+        m
+        for m in request.config.pluginmanager.get_plugins()
+        if Path(getattr(m, "__file__", None) or "/").resolve() == root_conftest
+    )
     assert os.environ["ROS_LOG_DIR"] == conftest.ROS_LOG_DIR
     d = Path(conftest.ROS_LOG_DIR)
     assert d.is_dir() and d.name.startswith("sr3d_ros_log_")

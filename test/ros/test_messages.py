@@ -1,4 +1,5 @@
-"""sr3d_ros.ros.messages: Detection3DArray / MarkerArray / LabelInfo / DiagnosticArray builders.
+"""sr3d_ros.ros.messages, fast_msg, status_messages: Detection3DArray / MarkerArray / LabelInfo /
+DiagnosticArray builders.
 
 Boxes under test are real ground truth: ScanNet scene0000_00 (axis-aligned) and SUN RGB-D frame
 000001 (with yaw), wrapped in :class:`Detections`.
@@ -20,6 +21,8 @@ from std_msgs.msg import Header  # noqa: E402
 from sr3d_ros.detections import Detections  # noqa: E402
 from sr3d_ros.frames import BoxPoses, boxes_from_gravity, transform_from_params  # noqa: E402
 from sr3d_ros.ros import messages as M  # noqa: E402
+from sr3d_ros.ros.fast_msg import fast_builder, point_list_builder  # noqa: E402
+from sr3d_ros.ros.status_messages import diagnostics_msg, label_info_msg  # noqa: E402
 
 
 def make_header(frame="camera_depth_optical_frame", sec=1_700_000_123, nsec=456_789_000):
@@ -30,18 +33,23 @@ def make_header(frame="camera_depth_optical_frame", sec=1_700_000_123, nsec=456_
     return h
 
 
+def as_detections(sample, top: float, bottom: float) -> Detections:
+    """A sample's ground truth as Detections, scores evenly from ``top`` down to ``bottom``."""
+    scores = np.linspace(top, bottom, len(sample.gt_boxes)).astype(np.float32)
+    return Detections(
+        torch.from_numpy(sample.gt_boxes),
+        torch.from_numpy(scores),
+        torch.from_numpy(sample.gt_labels),
+        sample.class_names,
+    )
+
+
 @pytest.fixture(scope="module")
 def scannet_det(data_root):
     from sr3d_training.datasets import load_scannet_scene
 
     s = load_scannet_scene(data_root / "scannet/scannet_instance_data", "scene0000_00")
-    scores = np.linspace(0.95, 0.05, len(s.gt_boxes)).astype(np.float32)
-    return Detections(
-        torch.from_numpy(s.gt_boxes),
-        torch.from_numpy(scores),
-        torch.from_numpy(s.gt_labels),
-        s.class_names,
-    )
+    return as_detections(s, 0.95, 0.05)
 
 
 @pytest.fixture(scope="module")
@@ -50,13 +58,7 @@ def sunrgbd_det(data_root):
 
     s = load_sunrgbd_frame(data_root / "sunrgbd/sunrgbd_trainval", 1)
     assert len(s.gt_boxes) and np.abs(s.gt_boxes[:, 6]).max() > 0.05  # real yaw
-    scores = np.linspace(0.9, 0.3, len(s.gt_boxes)).astype(np.float32)
-    return Detections(
-        torch.from_numpy(s.gt_boxes),
-        torch.from_numpy(scores),
-        torch.from_numpy(s.gt_labels),
-        s.class_names,
-    )
+    return as_detections(s, 0.9, 0.3)
 
 
 def wrap(a):
@@ -192,7 +194,7 @@ def test_tilted_poses_are_published_as_full_rotations(sunrgbd_det):
 
 
 def test_fast_builder_equals_generated_constructor():
-    """_FastMsg must give exactly what the rosidl constructor gives (defaults and values)."""
+    """fast_builder must give exactly what the rosidl constructor gives (defaults and values)."""
     from geometry_msgs.msg import Point, Pose, PoseWithCovariance
     from vision_msgs.msg import Detection3D, Detection3DArray, ObjectHypothesisWithPose
     from visualization_msgs.msg import Marker, MarkerArray
@@ -208,7 +210,7 @@ def test_fast_builder_equals_generated_constructor():
         Point,
         Header,
     ):
-        fast = M._FastMsg.of(cls)()
+        fast = fast_builder(cls)()
         ref = cls()
         assert fast == ref, cls
         # (byte comparison would be flaky: CDR alignment padding is not zeroed by the serialiser)
@@ -216,12 +218,12 @@ def test_fast_builder_equals_generated_constructor():
         for slot in cls.__slots__:  # no mutable default shared with another instance
             v = getattr(fast, slot)
             if isinstance(v, (list, np.ndarray)) or hasattr(v, "get_fields_and_field_types"):
-                assert v is not getattr(M._FastMsg.of(cls)(), slot)
-    m = M._FastMsg.of(Marker)(id=7, ns="x", text="hello", type=Marker.CUBE)
+                assert v is not getattr(fast_builder(cls)(), slot)
+    m = fast_builder(Marker)(id=7, ns="x", text="hello", type=Marker.CUBE)
     assert m == Marker(id=7, ns="x", text="hello", type=Marker.CUBE)
     with pytest.raises(TypeError):
-        M._FastMsg.of(Point)(w=1.0)
-    pts = M._point_factory()([0.0, 0.0, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0], 1, 2)
+        fast_builder(Point)(w=1.0)
+    pts = point_list_builder()([0.0, 0.0, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0], 1, 2)
     assert pts == [Point(x=1.0, y=2.0, z=3.0), Point(x=4.0, y=5.0, z=6.0)]
 
 
@@ -231,7 +233,7 @@ def test_label_info():
     from sr3d_ros.config import SCANNET_CLASSES
 
     h = make_header("")
-    msg = M.label_info_msg(SCANNET_CLASSES, h, threshold=0.25)
+    msg = label_info_msg(SCANNET_CLASSES, h, threshold=0.25)
     assert isinstance(msg, LabelInfo) and msg.header == h
     assert [(c.class_id, c.class_name) for c in msg.class_map] == list(enumerate(SCANNET_CLASSES))
     assert msg.threshold == pytest.approx(0.25)
@@ -243,7 +245,7 @@ def test_diagnostics():
     from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 
     stamp = Time(sec=10, nanosec=5)
-    msg = M.diagnostics_msg(
+    msg = diagnostics_msg(
         stamp,
         "pointcloud_detector: detector",
         "cpu",
@@ -269,9 +271,9 @@ def test_diagnostics():
         "fps": "1.500",
     }
     for lvl, code in (("OK", DiagnosticStatus.OK), (2, DiagnosticStatus.ERROR)):
-        assert M.diagnostics_msg(stamp, "n", "h", lvl, "").status[0].level == code
+        assert diagnostics_msg(stamp, "n", "h", lvl, "").status[0].level == code
     with pytest.raises(ValueError):
-        M.diagnostics_msg(stamp, "n", "h", "BAD", "")
+        diagnostics_msg(stamp, "n", "h", "BAD", "")
     assert deserialize_message(serialize_message(msg), DiagnosticArray) == msg
 
 

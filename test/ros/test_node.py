@@ -13,14 +13,11 @@ Every test uses its own namespace, so tests (and other engineers' tests) never s
 from __future__ import annotations
 
 import array
-import ast
 import gc
 import os
-import py_compile
 import signal
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -33,7 +30,6 @@ pytestmark = pytest.mark.ros
 
 import rclpy  # noqa: E402
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import PointCloud2, PointField  # noqa: E402
@@ -129,18 +125,9 @@ def sunrgbd(data_root):
 
 
 @pytest.fixture(scope="module")
-def ros():
-    """A private rclpy context with an executor spinning in a background thread."""
-    assert os.environ.get("ROS_AUTOMATIC_DISCOVERY_RANGE") == "LOCALHOST"
-    ctx = rclpy.Context()
-    rclpy.init(context=ctx)
-    ex = SingleThreadedExecutor(context=ctx)
-    th = threading.Thread(target=ex.spin, daemon=True)
-    th.start()
-    yield ctx, ex
-    ex.shutdown(timeout_sec=2.0)
-    th.join(timeout=5.0)  # a spin thread left running aborts the interpreter at exit
-    ctx.try_shutdown()
+def ros(ros_module):
+    """This module's tests share one rclpy context (its nodes are slow to start)."""
+    return ros_module
 
 
 class Client:
@@ -339,70 +326,60 @@ def test_best_effort_default_qos(ros, ckpt, ns, scannet):
         close_all(ex, cli, node)
 
 
-def test_gravity_transform_about_z_real_unaligned_scan(ros, ckpt, detector, ns, scannet_raw):
-    """Raw ScanNet scan + its axis-alignment matrix: the node detects in the aligned frame and
-    publishes upright boxes in the raw frame (yaw rotated back)."""
+def gravity_case(ros, ckpt, detector, ns, points, frame_id, stamp, transform, **params):
+    """Publish ``points`` (frame ``frame_id``) to a node with the gravity ``params``.
+
+    Returns (the node's Detection3DArray, the detector's own detections of the points moved by
+    ``transform`` into the gravity frame, their poses moved back into the input frame)."""
     ctx, ex = ros
-    raw, m = scannet_raw
-    node = make_node(ctx, ex, ckpt, ns, **{"gravity_transform.matrix": m.ravel().tolist()})
+    node = make_node(ctx, ex, ckpt, ns, **params)
     cli = Client(ctx, ex, ns)
     try:
         cli.wait_matched()
-        cli.pub.publish(cloud(raw, "scannet_raw_mesh", 5))
-        msg = cli.result_for(5)
-        assert msg.header.frame_id == "scannet_raw_mesh"
-        det = detector(transform_points(raw, m))
-        poses = boxes_from_gravity(det.boxes.numpy(), m)
-        assert poses.upright
-        assert_same_detections(msg, det, poses)
-        q = np.array(
-            [[d.bbox.center.orientation.x, d.bbox.center.orientation.y] for d in msg.detections]
-        )
-        np.testing.assert_allclose(q, 0.0, atol=1e-9)  # upright: rotation about z only
+        cli.pub.publish(cloud(points, frame_id, stamp))
+        msg = cli.result_for(stamp)
     finally:
         close_all(ex, cli, node)
+    assert msg.header.frame_id == frame_id
+    det = detector(transform_points(points, transform))
+    return msg, det, boxes_from_gravity(det.boxes.numpy(), transform)
+
+
+def test_gravity_transform_about_z_real_unaligned_scan(ros, ckpt, detector, ns, scannet_raw):
+    """Raw ScanNet scan + its axis-alignment matrix: the node detects in the aligned frame and
+    publishes upright boxes in the raw frame (yaw rotated back)."""
+    raw, m = scannet_raw
+    params = {"gravity_transform.matrix": m.ravel().tolist()}
+    msg, det, poses = gravity_case(ros, ckpt, detector, ns, raw, "scannet_raw_mesh", 5, m, **params)
+    assert poses.upright
+    assert_same_detections(msg, det, poses)
+    q = np.array(
+        [[d.bbox.center.orientation.x, d.bbox.center.orientation.y] for d in msg.detections]
+    )
+    np.testing.assert_allclose(q, 0.0, atol=1e-9)  # upright: rotation about z only
 
 
 def test_gravity_transform_tilted_camera_real_sunrgbd(ros, ckpt, detector, ns, sunrgbd):
     """SUN RGB-D frame in its tilted camera frame with Rtilt as rpy-free 4x4: boxes come back as
     full-rotation quaternions in the camera frame."""
-    ctx, ex = ros
     upright, rtilt = sunrgbd
     t = make_transform(rtilt, [0.0, 0.0, 0.0])  # camera (tilted) -> upright: p_u = Rtilt p_c
     cam = transform_points(upright, np.linalg.inv(t))
-    node = make_node(ctx, ex, ckpt, ns, **{"gravity_transform.matrix": t.ravel().tolist()})
-    cli = Client(ctx, ex, ns)
-    try:
-        cli.wait_matched()
-        cli.pub.publish(cloud(cam, "camera_tilted", 6))
-        msg = cli.result_for(6)
-        det = detector(transform_points(cam, t))
-        poses = boxes_from_gravity(det.boxes.numpy(), t)
-        assert not poses.upright
-        assert_same_detections(msg, det, poses)
-    finally:
-        close_all(ex, cli, node)
+    params = {"gravity_transform.matrix": t.ravel().tolist()}
+    msg, det, poses = gravity_case(ros, ckpt, detector, ns, cam, "camera_tilted", 6, t, **params)
+    assert not poses.upright
+    assert_same_detections(msg, det, poses)
 
 
 def test_gravity_transform_rpy_translation(ros, ckpt, detector, ns, scannet):
-    ctx, ex = ros
     from sr3d_ros.frames import transform_from_params
 
     rpy, tr = [0.0, 0.0, 0.6], [1.5, -2.0, 0.3]
     t = transform_from_params(None, rpy, tr)
     inp = transform_points(scannet, np.linalg.inv(t))
-    node = make_node(
-        ctx, ex, ckpt, ns, **{"gravity_transform.rpy": rpy, "gravity_transform.translation": tr}
-    )
-    cli = Client(ctx, ex, ns)
-    try:
-        cli.wait_matched()
-        cli.pub.publish(cloud(inp, "base_link", 8))
-        msg = cli.result_for(8)
-        det = detector(transform_points(inp, t))
-        assert_same_detections(msg, det, boxes_from_gravity(det.boxes.numpy(), t))
-    finally:
-        close_all(ex, cli, node)
+    params = {"gravity_transform.rpy": rpy, "gravity_transform.translation": tr}
+    msg, det, poses = gravity_case(ros, ckpt, detector, ns, inp, "base_link", 8, t, **params)
+    assert_same_detections(msg, det, poses)
 
 
 def test_label_info_is_latched_for_late_subscribers(ros, ckpt, ns):
@@ -479,6 +456,14 @@ def test_label_info_follows_dynamic_score_threshold(ros, ckpt, ns):
         close_all(ex, *(n for n in (late, sub, node) if n is not None))
 
 
+def xyz_fields(datatype: int) -> list[PointField]:
+    """PointFields x, y, z of ``datatype`` (4-byte types) at offsets 0, 4, 8."""
+    return [
+        PointField(name=name, offset=4 * j, datatype=datatype, count=1)
+        for j, name in enumerate("xyz")
+    ]
+
+
 def _bad_clouds(good):
     """(name, PointCloud2) pairs the node must survive; stamps 100 + i."""
     from std_msgs.msg import Header
@@ -507,10 +492,7 @@ def _bad_clouds(good):
         m.is_dense = dense
         out.append((f"all NaN (is_dense={dense})", m))
     m = base(4)  # x as INT32
-    m.fields = [
-        PointField(name=n, offset=4 * j, datatype=PointField.INT32, count=1)
-        for j, n in enumerate("xyz")
-    ]
+    m.fields = xyz_fields(PointField.INT32)
     m.height, m.width, m.point_step, m.row_step = 1, 10, 12, 120
     m.data = array.array("B", bytes(120))
     out.append(("integer xyz", m))
@@ -523,10 +505,7 @@ def _bad_clouds(good):
     m.fields[3].offset = 100
     out.append(("field offset out of range", m))
     m = base(7)  # 5M points (xyz float32, 60 MB)
-    m.fields = [
-        PointField(name=n, offset=4 * j, datatype=PointField.FLOAT32, count=1)
-        for j, n in enumerate("xyz")
-    ]
+    m.fields = xyz_fields(PointField.FLOAT32)
     m.height, m.width, m.point_step, m.row_step = 1, 5_000_000, 12, 60_000_000
     m.data = array.array("B", bytes(60_000_000))
     out.append(("5M points", m))
@@ -926,43 +905,6 @@ def test_yaml_loads_through_ros_params_file(ros, ckpt, ns):
         assert node.params == P.NodeParams(checkpoint=str(ckpt), device="cpu")
     finally:
         node.destroy_node()
-
-
-def test_launch_file_compiles_and_declares_arguments():
-    path = REPO / "launch/sr3d.launch.py"
-    py_compile.compile(str(path), doraise=True)
-    tree = ast.parse(path.read_text())
-    declared = set()
-    for node in ast.walk(tree):
-        if (
-            isinstance(node, ast.Call)
-            and getattr(node.func, "id", getattr(node.func, "attr", "")) == "DeclareLaunchArgument"
-        ):
-            declared.add(node.args[0].value)
-    assert {
-        "input_topic",
-        "params_file",
-        "checkpoint",
-        "device",
-        "namespace",
-        "use_sim_time",
-        "rviz",
-    } <= declared
-    funcs = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
-    assert "generate_launch_description" in funcs
-    text = path.read_text()
-    assert "pointcloud_detector" in text and "rviz2" in text and "sr3d.rviz" in text
-
-
-def test_rviz_config_shows_cloud_and_markers():
-    import yaml
-
-    cfg = yaml.safe_load((REPO / "rviz/sr3d.rviz").read_text())
-    displays = cfg["Visualization Manager"]["Displays"]
-    classes = {d["Class"]: d for d in displays}
-    assert "rviz_default_plugins/PointCloud2" in classes
-    assert "rviz_default_plugins/MarkerArray" in classes
-    assert classes["rviz_default_plugins/MarkerArray"]["Topic"]["Value"].endswith("output/markers")
 
 
 def test_demo_reports_missing_inputs(tmp_path, capsys):

@@ -222,7 +222,9 @@ PUBLISHER = textwrap.dedent(
     import os, sys, tempfile, time
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
     # the parent test passes its temporary ROS_LOG_DIR (conftest); a private one otherwise
-    os.environ["ROS_LOG_DIR"] = os.environ.get("ROS_LOG_DIR") or tempfile.mkdtemp(prefix="sr3d_ros_log_")
+    os.environ["ROS_LOG_DIR"] = (
+        os.environ.get("ROS_LOG_DIR") or tempfile.mkdtemp(prefix="sr3d_ros_log_")
+    )
     sys.path.insert(0, sys.argv[2])
     import rclpy
     from vision_msgs.msg import Detection3DArray
