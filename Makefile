@@ -42,6 +42,7 @@ demo: setup       ## the main job: node + bag replay on real ScanNet scans, tabl
 bench: setup minkowski  ## benchmark tables (ours vs reference); run on a quiet machine
 	$(PY) benchmarks/bench_sparse.py
 	$(PY) benchmarks/bench_pointcloud2.py
+	$(PY) benchmarks/bench_messages.py
 	$(PY) benchmarks/bench_node.py
 	$(PY) benchmarks/bench_detector.py
 	$(PY) benchmarks/bench_assign_loss.py
