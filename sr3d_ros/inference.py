@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -98,7 +99,10 @@ class Detector(Protocol):
         """
         return load_detector(path, device, **inference_overrides)
 
-    def __call__(self, inputs: Any) -> Detections: ...
+    def __call__(self, inputs: Any, /) -> Detections:
+        """Detect objects in one input (its type depends on the kind: points, image + camera
+        info); returns :class:`Detections` in the input frame."""
+        ...
 
 
 def load_detector(
@@ -114,12 +118,13 @@ def load_detector(
     dev = resolve_device(device)
     ckpt = load_checkpoint(path, map_location="cpu")
     kind = ckpt.get("kind", "pointcloud")
-    impl = _DETECTOR_KINDS.get(kind)
-    if impl is None:
+    factory = _DETECTOR_KINDS.get(kind) if isinstance(kind, str) else None
+    if factory is None:
         raise CheckpointError(
-            f"{path}: a {kind!r} checkpoint; this version has detectors for {sorted(_DETECTOR_KINDS)} only"
+            f"{path}: a {kind!r} checkpoint; this version has detectors for "
+            f"{sorted(_DETECTOR_KINDS)} only"
         )
-    return impl._from_loaded(ckpt, path, dev, inference_overrides)
+    return factory(ckpt, path, dev, inference_overrides)
 
 
 class PointCloudDetector:
@@ -194,8 +199,9 @@ class PointCloudDetector:
         det.provenance = dict(ckpt.get("provenance", {}))
         return det
 
-    def _validate(self, points: Any) -> torch.Tensor:
+    def _validate(self, inputs: object) -> torch.Tensor:
         """Checked ``(N', 3|6)`` float32 tensor on ``self.device``, non-finite rows dropped."""
+        points = inputs
         if isinstance(points, np.ndarray):
             if points.dtype.kind not in "fiu":
                 raise ValueError(
@@ -288,5 +294,9 @@ class PointCloudDetector:
         return det
 
 
-#: Checkpoint ``kind`` -> implementation (the monocular detector registers ``"mono"`` later).
-_DETECTOR_KINDS: dict[str, Any] = {"pointcloud": PointCloudDetector}
+#: Builds a detector from a loaded checkpoint: ``(checkpoint dict, its path, device,
+#: inference overrides) -> detector``.
+DetectorFactory = Callable[[dict[str, Any], Path, torch.device, dict[str, Any]], Detector]
+
+#: Checkpoint ``kind`` -> its factory (the monocular detector registers ``"mono"`` later).
+_DETECTOR_KINDS: dict[str, DetectorFactory] = {"pointcloud": PointCloudDetector._from_loaded}

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-import sr3d_ros.checkpoints as ckpt_mod
+import sr3d_ros.checkpoints.format as ckpt_mod
 from sr3d_ros.checkpoints import (
     CHECKPOINT_FORMAT,
     CheckpointError,
