@@ -224,7 +224,7 @@ def from_dict(cls: type[T], data: dict[str, Any], path: str = "") -> T:
         for name, value in data.items()
     }
     try:
-        return cls(**kwargs)  # type: ignore[return-value]
+        return cls(**kwargs)
     except ConfigError:
         raise
     except (TypeError, ValueError) as exc:
