@@ -166,6 +166,10 @@ def test_invalid_files(tmp_path: Path, small_model: TR3DDetector) -> None:
     torch.save(bad, tmp_path / "badcfg.pt")
     with pytest.raises(CheckpointError, match="widht"):
         config_from_checkpoint(load_checkpoint(tmp_path / "badcfg.pt"))
+    for field, value in (("state_dict", [1, 2]), ("class_names", "chair"), ("version", "1")):
+        torch.save(dict(ckpt, **{field: value}), tmp_path / "typed.pt")
+        with pytest.raises(CheckpointError, match=rf"typed\.pt: .*{field}"):
+            load_checkpoint(tmp_path / "typed.pt")
     torch.save(dict(ckpt, kind="mono"), tmp_path / "mono.pt")
     with pytest.raises(CheckpointError, match="mono"):
         PointCloudDetector.from_checkpoint(tmp_path / "mono.pt", device="cpu")
