@@ -71,8 +71,12 @@ def test_inference_overrides(tmp_path: Path, small_model: TR3DDetector) -> None:
         path, device="cpu", score_threshold=0.4, max_detections=5
     )
     assert det.config.inference.score_threshold == 0.4 and det.config.inference.max_detections == 5
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="no_such_option"):
         PointCloudDetector.from_checkpoint(path, device="cpu", no_such_option=1)
+    with pytest.raises(ValueError, match=r"inference\.nms_pre: expected an integer"):
+        PointCloudDetector.from_checkpoint(path, device="cpu", nms_pre=2.5)
+    with pytest.raises(ValueError, match="score_threshold must be in"):
+        PointCloudDetector.from_checkpoint(path, device="cpu", score_threshold=2)
 
 
 def test_atomic_save_leaves_nothing_on_failure(

@@ -240,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         from ..io.render import render_detections
 
         gt_boxes, gt_labels = (gt[0], gt[1]) if gt is not None else (None, None)
-        info: dict[str, Any] = {}
+        info: dict[str, str | int] = {}
         try:
             render_detections(
                 points,

@@ -14,10 +14,13 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .node import NodeProcess
 from .prepare import DemoError, ScanSample
+
+if TYPE_CHECKING:
+    from sr3d_ros.ros.bag import BagPlayer, BagRecorder
 
 __all__ = ["FrameRow", "Replay", "ResultCollector", "replay", "stamp_ns"]
 
@@ -104,7 +107,9 @@ class ResultCollector:
             return self.diagnostics.get(key, {})
 
 
-def _wait_for_node(node: NodeProcess, player: Any, recorder: Any, timeout_s: float) -> None:
+def _wait_for_node(
+    node: NodeProcess, player: BagPlayer, recorder: BagRecorder, timeout_s: float
+) -> None:
     """Until the node subscribes to its input and the recorder to the node's detections.
 
     Raises:
@@ -128,7 +133,7 @@ def _wait_for_node(node: NodeProcess, player: Any, recorder: Any, timeout_s: flo
 
 
 def _play_lock_step(
-    player: Any,
+    player: BagPlayer,
     results: ResultCollector,
     samples: Sequence[ScanSample],
     scenes: Sequence[str],

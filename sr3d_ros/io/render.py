@@ -20,7 +20,7 @@ import tempfile
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -88,7 +88,7 @@ def render_detections(
     azimuth_deg: float = 225.0,
     max_points: int = 600_000,
     timeout_s: float = 120.0,
-    info: dict[str, Any] | None = None,
+    info: dict[str, str | int] | None = None,
 ) -> Path:
     """Render the cloud with detections (solid, per-class colour) and ground truth (dashed green).
 
