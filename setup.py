@@ -20,7 +20,7 @@ setup(
     version="0.1.0",
     packages=core + training,
     package_dir={"sr3d_training": "training"},
-    package_data={PACKAGE: ["models/weights/*.pt", "models/weights/*.md"]},
+    package_data={PACKAGE: ["py.typed", "models/weights/*.pt", "models/weights/*.md"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),

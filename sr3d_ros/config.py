@@ -15,6 +15,8 @@ from typing import Any, TypeVar, Union, get_args, get_origin
 
 import yaml
 
+from .classes import SCANNET_CLASSES, SCANNET_LABEL2LEVEL, SUNRGBD_CLASSES, SUNRGBD_LABEL2LEVEL
+
 __all__ = [
     "SCANNET_CLASSES",
     "SCANNET_LABEL2LEVEL",
@@ -31,46 +33,6 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-
-#: ScanNet v2 detection classes, standard order (nyu40 ids in sr3d_training.datasets.scannet).
-SCANNET_CLASSES: tuple[str, ...] = (
-    "cabinet",
-    "bed",
-    "chair",
-    "sofa",
-    "table",
-    "door",
-    "window",
-    "bookshelf",
-    "picture",
-    "counter",
-    "desk",
-    "curtain",
-    "refrigerator",
-    "showercurtrain",
-    "toilet",
-    "sink",
-    "bathtub",
-    "garbagebin",
-)
-#: TR3D's class-to-level table for ScanNet (0 = finer output level, 1 = coarser), from the
-#: published TR3D ScanNet configuration.
-SCANNET_LABEL2LEVEL: tuple[int, ...] = (0, 1, 0, 1, 1, 0, 1, 1, 0, 1, 1, 1, 0, 0, 0, 0, 1, 0)
-#: SUN RGB-D detection classes, standard order.
-SUNRGBD_CLASSES: tuple[str, ...] = (
-    "bed",
-    "table",
-    "sofa",
-    "chair",
-    "toilet",
-    "desk",
-    "dresser",
-    "night_stand",
-    "bookshelf",
-    "bathtub",
-)
-#: TR3D's class-to-level table for SUN RGB-D.
-SUNRGBD_LABEL2LEVEL: tuple[int, ...] = (1, 1, 1, 0, 0, 1, 0, 0, 1, 0)
 
 
 class ConfigError(ValueError):
@@ -118,7 +80,8 @@ class ModelConfig:
             raise ConfigError("model.class_names must not be empty")
         if len(self.label2level) != len(self.class_names):
             raise ConfigError(
-                f"model.label2level has {len(self.label2level)} entries for {len(self.class_names)} classes"
+                f"model.label2level has {len(self.label2level)} entries for "
+                f"{len(self.class_names)} classes"
             )
         if any(level not in (0, 1) for level in self.label2level):
             raise ConfigError("model.label2level entries must be 0 or 1 (two output levels)")
@@ -132,7 +95,8 @@ class ModelConfig:
             raise ConfigError(f"model.num_reg_outs must be 6 or 8, got {self.num_reg_outs}")
         if self.yaw_parametrization not in ("sincos", "tr3d"):
             raise ConfigError(
-                f"model.yaw_parametrization must be 'sincos' or 'tr3d', got {self.yaw_parametrization!r}"
+                "model.yaw_parametrization must be 'sincos' or 'tr3d', "
+                f"got {self.yaw_parametrization!r}"
             )
 
     @property
@@ -260,7 +224,7 @@ def from_dict(cls: type[T], data: dict[str, Any], path: str = "") -> T:
         for name, value in data.items()
     }
     try:
-        return cls(**kwargs)  # type: ignore[return-value]
+        return cls(**kwargs)
     except ConfigError:
         raise
     except (TypeError, ValueError) as exc:

@@ -1,5 +1,8 @@
 """Rigid frames for the ROS node, in plain numpy (no ROS, no torch).
 
+(Above 400 lines on purpose: one job, the input <-> gravity frame mapping of points and boxes,
+whose conventions must stay together; about half of the file is docstrings.)
+
 The detector wants a *gravity-aligned* cloud (z up, metres). A sensor usually delivers its cloud
 in its own frame (a tilted RGB-D camera, a LiDAR mounted at an angle). The node therefore takes a
 static rigid transform ``T`` from the **input frame** (the ``frame_id`` of the incoming
@@ -82,7 +85,8 @@ def rotation_z(angle: float | np.ndarray) -> np.ndarray:
 
 
 def rotation_from_rpy(roll: float, pitch: float, yaw: float) -> np.ndarray:
-    """``float64 (3, 3)`` rotation ``Rz(yaw) @ Ry(pitch) @ Rx(roll)`` (ROS fixed-axis RPY, radians)."""
+    """``float64 (3, 3)`` rotation ``Rz(yaw) @ Ry(pitch) @ Rx(roll)`` (ROS fixed-axis RPY,
+    radians)."""
     cr, sr = np.cos(roll), np.sin(roll)
     cp, sp = np.cos(pitch), np.sin(pitch)
     rx = np.array([[1, 0, 0], [0, cr, -sr], [0, sr, cr]], dtype=np.float64)
@@ -91,7 +95,8 @@ def rotation_from_rpy(roll: float, pitch: float, yaw: float) -> np.ndarray:
 
 
 def make_transform(rotation: np.ndarray, translation: Sequence[float] | np.ndarray) -> np.ndarray:
-    """``float64 (4, 4)`` homogeneous transform from a ``(3, 3)`` rotation and a ``(3,)`` translation."""
+    """``float64 (4, 4)`` homogeneous transform from a ``(3, 3)`` rotation and a ``(3,)``
+    translation (metres)."""
     t = np.eye(4)
     t[:3, :3] = np.asarray(rotation, dtype=np.float64)
     t[:3, 3] = np.asarray(translation, dtype=np.float64).reshape(3)
@@ -194,7 +199,8 @@ def transform_points(points: np.ndarray, transform: np.ndarray) -> np.ndarray:
 
 
 def quaternion_from_yaw(yaw: np.ndarray | float) -> np.ndarray:
-    """Quaternions ``(x, y, z, w)`` of rotations by ``yaw`` about +z: ``(0, 0, sin(yaw/2), cos(yaw/2))``.
+    """Quaternions ``(x, y, z, w)`` of rotations by ``yaw`` about +z:
+    ``(0, 0, sin(yaw/2), cos(yaw/2))``.
 
     Args:
         yaw: scalar or ``(M,)`` radians.
@@ -285,7 +291,8 @@ def matrix_from_quaternion(quaternion: np.ndarray) -> np.ndarray:
 
 
 def yaw_from_matrix(rotation: np.ndarray) -> np.ndarray:
-    """Heading of the rotated x axis in the xy plane: ``atan2(R[1, 0], R[0, 0])``, ``(...,)`` radians.
+    """Heading of the rotated x axis in the xy plane: ``atan2(R[1, 0], R[0, 0])``, ``(...,)``
+    radians.
 
     Exact for rotations about z; for tilted boxes it is the yaw of the box x axis projected onto
     the xy plane (the best a ``(x, y, z, dx, dy, dz, yaw)`` box can say).
@@ -393,7 +400,9 @@ def box_corners(poses: BoxPoses) -> np.ndarray:
     """The 8 corners of each box, ``float64 (M, 8, 3)``; corner ``k`` as documented for
     :data:`BOX_EDGES`."""
     half = 0.5 * poses.sizes[:, None, :] * _CORNER_SIGNS[None]  # (M, 8, 3) local
-    return np.einsum("mij,mkj->mki", poses.rotations, half) + poses.centers[:, None, :]
+    rotated: np.ndarray = np.einsum("mij,mkj->mki", poses.rotations, half)
+    corners: np.ndarray = rotated + poses.centers[:, None, :]
+    return corners
 
 
 def random_subsample(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -20,7 +21,7 @@ import numpy as np
 import torch
 
 from .checkpoints import CheckpointError, config_from_checkpoint, load_checkpoint
-from .config import DetectorConfig, InferenceConfig
+from .config import DetectorConfig, InferenceConfig, from_dict, to_dict
 from .detections import Detections
 from .models import TR3DDetector, points_to_sparse
 from .timing import StageTimer
@@ -31,6 +32,7 @@ __all__ = [
     "default_checkpoint_path",
     "load_detector",
     "resolve_device",
+    "with_inference_overrides",
 ]
 
 
@@ -58,6 +60,27 @@ def default_checkpoint_path() -> Path:
     return Path(__file__).resolve().parent / "models" / "weights" / "sr3d_scannet_default.pt"
 
 
+def with_inference_overrides(
+    config: DetectorConfig, overrides: Mapping[str, float]
+) -> DetectorConfig:
+    """``config`` with some :class:`~sr3d_ros.config.InferenceConfig` fields replaced, checked
+    by the strict config loader (:func:`~sr3d_ros.config.from_dict`: integer fields must be
+    integers, every value in its range).
+
+    Raises:
+        ValueError: an unknown option (the message lists the known ones); ConfigError (a
+            ValueError): a value of the wrong type or out of range.
+    """
+    known = sorted(f.name for f in dataclasses.fields(InferenceConfig))
+    unknown = sorted(set(overrides) - set(known))
+    if unknown:
+        raise ValueError(f"unknown inference option(s) {unknown}; known: {known}")
+    if not overrides:
+        return config
+    merged = {**to_dict(config.inference), **overrides}
+    return dataclasses.replace(config, inference=from_dict(InferenceConfig, merged, "inference"))
+
+
 @runtime_checkable
 class Detector(Protocol):
     """What every detector kind offers: class names, a device, a checkpoint loader, and a call
@@ -80,7 +103,7 @@ class Detector(Protocol):
         cls,
         path: str | Path | None = None,
         device: str | torch.device = "auto",
-        **inference_overrides: Any,
+        **inference_overrides: float,
     ) -> Detector:
         """Load a detector from our checkpoint format (``None``: the embedded default model).
 
@@ -98,11 +121,16 @@ class Detector(Protocol):
         """
         return load_detector(path, device, **inference_overrides)
 
-    def __call__(self, inputs: Any) -> Detections: ...
+    def __call__(self, inputs: Any, /) -> Detections:
+        """Detect objects in one input (its type depends on the kind: points, image + camera
+        info); returns :class:`Detections` in the input frame."""
+        ...
 
 
 def load_detector(
-    path: str | Path | None = None, device: str | torch.device = "auto", **inference_overrides: Any
+    path: str | Path | None = None,
+    device: str | torch.device = "auto",
+    **inference_overrides: float,
 ) -> Detector:
     """Build the detector a checkpoint holds, whatever its kind (see :class:`Detector`).
 
@@ -114,12 +142,13 @@ def load_detector(
     dev = resolve_device(device)
     ckpt = load_checkpoint(path, map_location="cpu")
     kind = ckpt.get("kind", "pointcloud")
-    impl = _DETECTOR_KINDS.get(kind)
-    if impl is None:
+    factory = _DETECTOR_KINDS.get(kind) if isinstance(kind, str) else None
+    if factory is None:
         raise CheckpointError(
-            f"{path}: a {kind!r} checkpoint; this version has detectors for {sorted(_DETECTOR_KINDS)} only"
+            f"{path}: a {kind!r} checkpoint; this version has detectors for "
+            f"{sorted(_DETECTOR_KINDS)} only"
         )
-    return impl._from_loaded(ckpt, path, dev, inference_overrides)
+    return factory(ckpt, path, dev, inference_overrides)
 
 
 class PointCloudDetector:
@@ -144,7 +173,7 @@ class PointCloudDetector:
         cls,
         path: str | Path | None = None,
         device: str | torch.device = "auto",
-        **inference_overrides: Any,
+        **inference_overrides: float,
     ) -> PointCloudDetector:
         """Build from our checkpoint format (``None``: the embedded default model).
 
@@ -169,20 +198,13 @@ class PointCloudDetector:
         ckpt: dict[str, Any],
         path: Path,
         dev: torch.device,
-        inference_overrides: dict[str, Any],
+        inference_overrides: Mapping[str, float],
     ) -> PointCloudDetector:
         if ckpt.get("kind", "pointcloud") != "pointcloud":
             raise CheckpointError(
                 f"{path}: a {ckpt.get('kind')!r} checkpoint, not a point-cloud detector"
             )
-        config = config_from_checkpoint(ckpt, path)
-        if inference_overrides:
-            try:
-                config = dataclasses.replace(
-                    config, inference=dataclasses.replace(config.inference, **inference_overrides)
-                )
-            except TypeError as exc:
-                raise ValueError(f"unknown inference option: {exc}") from exc
+        config = with_inference_overrides(config_from_checkpoint(ckpt, path), inference_overrides)
         model = TR3DDetector(config.model)
         try:
             model.load_state_dict(ckpt["state_dict"], strict=True)
@@ -194,8 +216,9 @@ class PointCloudDetector:
         det.provenance = dict(ckpt.get("provenance", {}))
         return det
 
-    def _validate(self, points: Any) -> torch.Tensor:
+    def _validate(self, inputs: object) -> torch.Tensor:
         """Checked ``(N', 3|6)`` float32 tensor on ``self.device``, non-finite rows dropped."""
+        points = inputs
         if isinstance(points, np.ndarray):
             if points.dtype.kind not in "fiu":
                 raise ValueError(
@@ -288,5 +311,9 @@ class PointCloudDetector:
         return det
 
 
-#: Checkpoint ``kind`` -> implementation (the monocular detector registers ``"mono"`` later).
-_DETECTOR_KINDS: dict[str, Any] = {"pointcloud": PointCloudDetector}
+#: Builds a detector from a loaded checkpoint: ``(checkpoint dict, its path, device,
+#: inference overrides) -> detector``.
+DetectorFactory = Callable[[dict[str, Any], Path, torch.device, Mapping[str, float]], Detector]
+
+#: Checkpoint ``kind`` -> its factory (the monocular detector registers ``"mono"`` later).
+_DETECTOR_KINDS: dict[str, DetectorFactory] = {"pointcloud": PointCloudDetector._from_loaded}

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-import sr3d_ros.checkpoints as ckpt_mod
+import sr3d_ros.checkpoints.format as ckpt_mod
 from sr3d_ros.checkpoints import (
     CHECKPOINT_FORMAT,
     CheckpointError,
@@ -71,8 +71,12 @@ def test_inference_overrides(tmp_path: Path, small_model: TR3DDetector) -> None:
         path, device="cpu", score_threshold=0.4, max_detections=5
     )
     assert det.config.inference.score_threshold == 0.4 and det.config.inference.max_detections == 5
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="no_such_option"):
         PointCloudDetector.from_checkpoint(path, device="cpu", no_such_option=1)
+    with pytest.raises(ValueError, match=r"inference\.nms_pre: expected an integer"):
+        PointCloudDetector.from_checkpoint(path, device="cpu", nms_pre=2.5)
+    with pytest.raises(ValueError, match="score_threshold must be in"):
+        PointCloudDetector.from_checkpoint(path, device="cpu", score_threshold=2)
 
 
 def test_atomic_save_leaves_nothing_on_failure(
@@ -166,6 +170,10 @@ def test_invalid_files(tmp_path: Path, small_model: TR3DDetector) -> None:
     torch.save(bad, tmp_path / "badcfg.pt")
     with pytest.raises(CheckpointError, match="widht"):
         config_from_checkpoint(load_checkpoint(tmp_path / "badcfg.pt"))
+    for field, value in (("state_dict", [1, 2]), ("class_names", "chair"), ("version", "1")):
+        torch.save(dict(ckpt, **{field: value}), tmp_path / "typed.pt")
+        with pytest.raises(CheckpointError, match=rf"typed\.pt: .*{field}"):
+            load_checkpoint(tmp_path / "typed.pt")
     torch.save(dict(ckpt, kind="mono"), tmp_path / "mono.pt")
     with pytest.raises(CheckpointError, match="mono"):
         PointCloudDetector.from_checkpoint(tmp_path / "mono.pt", device="cpu")

@@ -16,17 +16,17 @@ import numpy as np
 import pytest
 import torch
 
-from sr3d_ros.checkpoints import load_checkpoint
-from sr3d_ros.cli.convert_tr3d import main as convert_main
-from sr3d_ros.config import SCANNET_CLASSES, SUNRGBD_CLASSES, DetectorConfig, ModelConfig, load_yaml
-from sr3d_ros.inference import PointCloudDetector
-from sr3d_ros.tr3d_convert import (
+from sr3d_ros.checkpoints import (
     TR3DConversionError,
     convert_tr3d_checkpoint,
     convert_tr3d_state_dict,
     detect_scheme,
+    load_checkpoint,
     load_tr3d_checkpoint,
 )
+from sr3d_ros.cli.convert_tr3d import main as convert_main
+from sr3d_ros.config import SCANNET_CLASSES, SUNRGBD_CLASSES, DetectorConfig, ModelConfig, load_yaml
+from sr3d_ros.inference import PointCloudDetector
 
 REPO = Path(__file__).resolve().parents[1]
 

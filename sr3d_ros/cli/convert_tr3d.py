@@ -5,7 +5,7 @@
     sr3d-convert-tr3d tr3d.pth model.pt --inert-globals          # meta holds mmcv objects
 
 Both naming schemes (SamsungLabs/tr3d and mmdetection3d projects/TR3D) are recognised; see
-:mod:`sr3d_ros.tr3d_convert`. Exit status: 0 converted, 1 conversion error, 2 bad arguments.
+:mod:`sr3d_ros.checkpoints`. Exit status: 0 converted, 1 conversion error, 2 bad arguments.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..checkpoints import SCHEMES, TR3DConversionError, convert_tr3d_checkpoint
 from ..config import ConfigError, DetectorConfig, load_yaml
-from ..tr3d_convert import SCHEMES, TR3DConversionError, convert_tr3d_checkpoint
 
 __all__ = ["build_parser", "main"]
 
@@ -23,8 +23,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for documentation and tests)."""
     p = argparse.ArgumentParser(
         prog="sr3d-convert-tr3d",
-        description="Convert a TR3D checkpoint (SamsungLabs/tr3d or mmdetection3d projects/TR3D) into the "
-        "sr3d_ros checkpoint format. Every tensor must land; unmapped keys are an error.",
+        description="Convert a TR3D checkpoint (SamsungLabs/tr3d or mmdetection3d projects/TR3D) "
+        "into the sr3d_ros checkpoint format. Every tensor must land; unmapped keys are an error.",
     )
     p.add_argument("src", help="TR3D .pth checkpoint")
     p.add_argument("dst", help="output sr3d_ros checkpoint (.pt)")
@@ -40,8 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--inert-globals",
         action="store_true",
-        help="if weights_only loading refuses the file (mmcv/numpy objects in meta), read it with inert "
-        "placeholders for those objects; no code from the file runs and only tensors are kept",
+        help="if weights_only loading refuses the file (mmcv/numpy objects in meta), read it with "
+        "inert placeholders for those objects; no code from the file runs, only tensors are kept",
     )
     return p
 
@@ -65,9 +65,11 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     m = report.config.model
     print(f"converted {report.source} -> {args.dst}")
+    how = "inferred" if report.config_inferred else "given"
     print(
-        f"  scheme {report.scheme}; {report.num_tensors} tensors; config {'inferred' if report.config_inferred else 'given'}: "
-        f"{m.num_classes} classes, {m.num_reg_outs} reg outs ({m.yaw_parametrization}), width {m.width:g}"
+        f"  scheme {report.scheme}; {report.num_tensors} tensors; config {how}: "
+        f"{m.num_classes} classes, {m.num_reg_outs} reg outs ({m.yaw_parametrization}), "
+        f"width {m.width:g}"
     )
     for note in report.notes:
         print(f"  - {note}")

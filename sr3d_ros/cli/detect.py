@@ -2,7 +2,7 @@
 
     sr3d-detect scene.ply --checkpoint model.pt --out detections.json --render detections.png
     sr3d-detect scene0000_00_vert_all.npy --gt scene0000_00_bbox.npy --render out.png
-    sr3d-detect 000000.bin --bin-columns 4 --checkpoint kitti_like.pt      # KITTI x, y, z, intensity
+    sr3d-detect 000000.bin --bin-columns 4 --checkpoint kitti_like.pt   # KITTI x, y, z, intensity
 
 The cloud must be in a gravity-aligned frame (z up), metres, rgb 0..255 when present (see
 :func:`sr3d_ros.io.read_points`). The JSON holds :meth:`Detections.to_dict` (boxes ``(x, y, z,
@@ -15,10 +15,7 @@ checkpoint), 2 bad arguments.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -27,41 +24,21 @@ import numpy as np
 
 from .. import __version__
 from ..checkpoints import CheckpointError
+from ..classes import nyu40_boxes_to_labels
 from ..config import ConfigError, to_dict
 from ..detections import Detections
 from ..inference import PointCloudDetector, default_checkpoint_path
+from ..io.atomic import atomic_write_json
 from ..io.pointclouds import DEFAULT_BIN_COLUMNS, SUPPORTED_SUFFIXES, read_points
 
-__all__ = ["SCANNET_NYU40_IDS", "build_parser", "load_gt_boxes", "main"]
-
-#: nyu40 ids of the 18 ScanNet detection classes, in class order (ScanNet v2 benchmark).
-SCANNET_NYU40_IDS: tuple[int, ...] = (
-    3,
-    4,
-    5,
-    6,
-    7,
-    8,
-    9,
-    10,
-    11,
-    12,
-    14,
-    16,
-    24,
-    28,
-    33,
-    34,
-    36,
-    39,
-)
+__all__ = ["build_parser", "load_gt_boxes", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for documentation and tests)."""
     p = argparse.ArgumentParser(
         prog="sr3d-detect",
-        description="Detect 3D objects in a point cloud (TR3D architecture) and write JSON (+ PNG).",
+        description="Detect 3D objects in a point cloud (TR3D architecture), write JSON (+ PNG).",
     )
     p.add_argument(
         "cloud",
@@ -91,9 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--gt-format",
         choices=("auto", "boxes", "scannet"),
         default="auto",
-        help="boxes: (K, 6|7) = x, y, z, dx, dy, dz[, yaw] or (K, 8) with a class index last; scannet: mmdetection3d "
-        "ScanNet *_bbox.npy (K, 7) = cx, cy, cz, dx, dy, dz, nyu40 id; auto: scannet for *_bbox.npy files with "
-        "integer nyu40 ids in the last column, else boxes",
+        help="boxes: (K, 6|7) = x, y, z, dx, dy, dz[, yaw] or (K, 8) with a class index last; "
+        "scannet: mmdetection3d ScanNet *_bbox.npy (K, 7) = cx, cy, cz, dx, dy, dz, nyu40 id; "
+        "auto: scannet for *_bbox.npy files with integer nyu40 ids in the last column, else boxes",
     )
     p.add_argument(
         "--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1, ..."
@@ -116,7 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         choices=(3, 4, 6),
         default=DEFAULT_BIN_COLUMNS,
-        help="float32 values per .bin record: 6 = xyz + rgb (default), 4 = KITTI xyz + intensity, 3 = xyz",
+        help="float32 values per .bin record: 6 = xyz + rgb (default), "
+        "4 = KITTI xyz + intensity, 3 = xyz",
     )
     p.add_argument(
         "--render-min-score",
@@ -176,32 +154,13 @@ def load_gt_boxes(path: str | Path, fmt: str = "auto") -> tuple[np.ndarray, np.n
             raise ValueError(
                 f"{path}: ScanNet *_bbox.npy must be (K, 7) = box + nyu40 id, got {arr.shape}"
             )
-        ids = arr[:, 6].astype(np.int64)
-        lut = {nyu: i for i, nyu in enumerate(SCANNET_NYU40_IDS)}
-        keep = np.array([int(i) in lut for i in ids], dtype=bool)
-        boxes = np.concatenate([arr[keep, :6], np.zeros((int(keep.sum()), 1))], axis=1)
-        labels = np.array([lut[int(i)] for i in ids[keep]], dtype=np.int64)
-        return boxes.astype(np.float32), labels, "scannet"
+        boxes, labels = nyu40_boxes_to_labels(arr)
+        return boxes, labels, "scannet"
     if fmt != "boxes":
         raise ValueError(f"unknown ground-truth format {fmt!r}")
-    labels = arr[:, 7].astype(np.int64) if arr.shape[1] == 8 else None
-    boxes = (
-        arr[:, :7] if arr.shape[1] >= 7 else np.concatenate([arr, np.zeros((len(arr), 1))], axis=1)
-    )
-    return boxes.astype(np.float32), labels, "boxes"
-
-
-def _write_json(path: Path, payload: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(payload, f, indent=2, default=str)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    class_index = arr[:, 7].astype(np.int64) if arr.shape[1] == 8 else None
+    seven = arr[:, :7] if arr.shape[1] >= 7 else np.concatenate([arr, np.zeros((len(arr), 1))], 1)
+    return seven.astype(np.float32), class_index, "boxes"
 
 
 def _summary(det: Detections, n_points: int, wall_ms: float) -> str:
@@ -213,7 +172,8 @@ def _summary(det: Detections, n_points: int, wall_ms: float) -> str:
     for d in det.to_dict()["detections"][:10]:
         c, s = d["box"]["center"], d["box"]["size"]
         lines.append(
-            f"  {d['class_name']:<15} {d['score']:.3f}  centre ({c[0]:.2f}, {c[1]:.2f}, {c[2]:.2f})  "
+            f"  {d['class_name']:<15} {d['score']:.3f}  "
+            f"centre ({c[0]:.2f}, {c[1]:.2f}, {c[2]:.2f})  "
             f"size ({s[0]:.2f}, {s[1]:.2f}, {s[2]:.2f})  yaw {d['box']['yaw']:.2f}"
         )
     if len(det) > 10:
@@ -280,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         from ..io.render import render_detections
 
         gt_boxes, gt_labels = (gt[0], gt[1]) if gt is not None else (None, None)
-        info: dict[str, Any] = {}
+        info: dict[str, str | int] = {}
         try:
             render_detections(
                 points,
@@ -313,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
                 "num_boxes": len(gt[0]),
             }
     try:
-        _write_json(Path(args.out), payload)
+        atomic_write_json(args.out, payload)
     except OSError as exc:
         return fail(f"cannot write {args.out}: {exc}")
     print(_summary(det, int(points.shape[0]), wall_ms))

@@ -31,7 +31,7 @@ def _read_open3d(path: Path) -> np.ndarray:
         import open3d as o3d
     except ImportError as exc:  # pragma: no cover - open3d is installed in the venv
         raise ImportError(f"reading {path.suffix} files needs open3d (pip install open3d)") from exc
-    cloud = o3d.io.read_point_cloud(str(path))
+    cloud = o3d.io.read_point_cloud(path)
     xyz = np.asarray(cloud.points, dtype=np.float32)
     if xyz.shape[0] == 0:
         raise ValueError(
@@ -46,7 +46,8 @@ def _read_open3d(path: Path) -> np.ndarray:
 def _read_bin(path: Path, columns: int) -> np.ndarray:
     if columns not in (3, 4, 6):
         raise ValueError(
-            f"bin_columns must be 3 (xyz), 4 (KITTI xyz + intensity) or 6 (xyz + rgb), got {columns}"
+            "bin_columns must be 3 (xyz), 4 (KITTI xyz + intensity) or 6 (xyz + rgb), "
+            f"got {columns}"
         )
     raw = np.fromfile(path, dtype="<f4")
     if raw.size == 0:
@@ -71,7 +72,8 @@ def _read_npy(path: Path) -> np.ndarray:
         raise ValueError(f"{path}: not a plain numeric .npy array: {exc}") from exc
     if arr.ndim != 2 or arr.shape[1] not in (3, 6):
         raise ValueError(
-            f"{path}: expected an (N, 3) or (N, 6) array (xyz [+ rgb 0..255]), got shape {arr.shape}"
+            f"{path}: expected an (N, 3) or (N, 6) array (xyz [+ rgb 0..255]), "
+            f"got shape {arr.shape}"
         )
     if not np.issubdtype(arr.dtype, np.number):
         raise ValueError(f"{path}: expected a numeric array, got dtype {arr.dtype}")
@@ -93,7 +95,8 @@ def read_points(path: str | Path, bin_columns: int = DEFAULT_BIN_COLUMNS) -> np.
     Raises:
         FileNotFoundError: the file does not exist (the message names it).
         ValueError: unsupported suffix, a ``.bin`` size not divisible by ``bin_columns``, a
-            ``.npy`` of the wrong shape, or an unreadable / empty cloud (the message names the file).
+            ``.npy`` of the wrong shape, or an unreadable / empty cloud (the message names the
+            file).
     """
     path = Path(path)
     if not path.is_file():
@@ -106,5 +109,6 @@ def read_points(path: str | Path, bin_columns: int = DEFAULT_BIN_COLUMNS) -> np.
     if suffix == ".npy":
         return _read_npy(path)
     raise ValueError(
-        f"{path}: unsupported point cloud format {suffix!r}; supported: {', '.join(SUPPORTED_SUFFIXES)}"
+        f"{path}: unsupported point cloud format {suffix!r}; "
+        f"supported: {', '.join(SUPPORTED_SUFFIXES)}"
     )

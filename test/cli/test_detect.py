@@ -31,27 +31,35 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+def _scan_args(data_root: Path, scene: str, checkpoint: Path, out: Path, png: Path) -> list[str]:
+    """sr3d-detect arguments for a real ScanNet scan with its ground truth, on the CPU, every
+    detection kept (score threshold 0)."""
+    scans = data_root / "scannet" / "scannet_instance_data"
+    return [
+        str(scans / f"{scene}_vert_all.npy"),
+        "--checkpoint",
+        str(checkpoint),
+        "--out",
+        str(out),
+        "--render",
+        str(png),
+        "--gt",
+        str(scans / f"{scene}_bbox.npy"),
+        "--device",
+        "cpu",
+        "--score-threshold",
+        "0.0",
+    ]
+
+
 def test_detect_writes_json_and_png(
     tmp_path: Path, checkpoint: Path, data_root: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     pytest.importorskip("PIL")
-    scans = data_root / "scannet" / "scannet_instance_data"
     out, png = tmp_path / "det.json", tmp_path / "det.png"
     rc = main(
         [
-            str(scans / "scene0000_00_vert_all.npy"),
-            "--checkpoint",
-            str(checkpoint),
-            "--out",
-            str(out),
-            "--render",
-            str(png),
-            "--gt",
-            str(scans / "scene0000_00_bbox.npy"),
-            "--device",
-            "cpu",
-            "--score-threshold",
-            "0.0",
+            *_scan_args(data_root, "scene0000_00", checkpoint, out, png),
             "--max-detections",
             "20",
             "--render-min-score",
@@ -83,7 +91,7 @@ def test_detect_writes_json_and_png(
         for d in data["detections"]
     )
     assert data["render"]["gt"] == {
-        "path": str((scans / "scene0000_00_bbox.npy").resolve()),
+        "path": str((data_root / "scannet/scannet_instance_data/scene0000_00_bbox.npy").resolve()),
         "format": "scannet",
         "num_boxes": 27,
     }
@@ -110,23 +118,10 @@ def test_detect_renders_with_open3d_offscreen(
     pytest.importorskip("open3d")
     from sr3d_ros.io.render import GT_COLOR, class_color
 
-    scans = data_root / "scannet" / "scannet_instance_data"
     out, png = tmp_path / "det.json", tmp_path / "det.png"
     rc = main(
         [
-            str(scans / "scene0000_02_vert_all.npy"),
-            "--checkpoint",
-            str(checkpoint),
-            "--out",
-            str(out),
-            "--render",
-            str(png),
-            "--gt",
-            str(scans / "scene0000_02_bbox.npy"),
-            "--device",
-            "cpu",
-            "--score-threshold",
-            "0.0",
+            *_scan_args(data_root, "scene0000_02", checkpoint, out, png),
             "--max-detections",
             "10",
             "--render-min-score",

@@ -12,7 +12,7 @@ import torch
 
 from sr3d_ros.config import SCANNET_CLASSES
 from sr3d_ros.detections import Detections
-from sr3d_ros.io import read_points, render_detections
+from sr3d_ros.io import read_points, render_detections, render_open3d
 from sr3d_ros.io import render as render_mod
 
 o3d = pytest.importorskip("open3d")
@@ -162,15 +162,15 @@ def test_render_open3d_real_scene(
         boxes, torch.linspace(0.9, 0.1, len(gt)), torch.as_tensor(labels), SCANNET_CLASSES
     )
     raw = tmp_path / "raw_open3d.png"
-    real = render_mod._render_open3d
+    real = render_open3d.render_offscreen
 
-    def keep_raw(payload, path, timeout_s):
-        result = real(payload, path, timeout_s)
+    def keep_raw(scene, path, timeout_s):
+        result = real(scene, path, timeout_s)
         if not isinstance(result, str):
             raw.write_bytes(Path(path).read_bytes())
         return result
 
-    monkeypatch.setattr(render_mod, "_render_open3d", keep_raw)
+    monkeypatch.setattr(render_open3d, "render_offscreen", keep_raw)
     info: dict = {}
     try:
         out = render_detections(
@@ -214,7 +214,9 @@ def test_render_falls_back_with_warning(
 ) -> None:
     pytest.importorskip("PIL")
     monkeypatch.setattr(
-        render_mod, "_render_open3d", lambda payload, path, timeout_s: "no EGL display (simulated)"
+        render_open3d,
+        "render_offscreen",
+        lambda scene, path, timeout_s: "no EGL display (simulated)",
     )
     info: dict = {}
     with pytest.warns(RuntimeWarning, match="simulated.*top-down"):

@@ -69,13 +69,19 @@ def _png_size(path: Path) -> tuple[int, int]:
 
 
 def test_evaluable_skips_frames_the_recorder_missed():
-    from sr3d_ros.demo import _evaluable
+    import numpy as np
 
-    rows = [{"frame": i, "scene": f"s{i}", "stamp": 10 + i} for i in range(4)]
-    gts = {10: 1, 11: 1, 13: 1}
-    pts = {10: 1, 12: 1, 13: 1}
-    keep, warnings = _evaluable(rows, gts, pts)
-    assert [r["frame"] for r in keep] == [0, 3]
+    from sr3d_ros.demo.evaluation import Recorded, evaluable
+    from sr3d_ros.demo.replay import FrameRow
+
+    rows = [FrameRow(i, f"s{i}", points=100, gt=1, stamp=10 + i) for i in range(4)]
+    gt = (np.zeros((1, 7), np.float32), np.zeros(1, np.int64))
+    cloud = np.zeros((100, 6), np.float32)
+    recorded = Recorded(
+        ground_truth={10: gt, 11: gt, 13: gt}, points={10: cloud, 12: cloud, 13: cloud}
+    )
+    keep, warnings = evaluable(rows, recorded)
+    assert [r.frame for r in keep] == [0, 3]
     assert len(warnings) == 2
     assert "frame 1 (s1)" in warnings[0] and "input cloud" in warnings[0]
     assert "frame 2 (s2)" in warnings[1] and "ground truth" in warnings[1]
@@ -129,6 +135,7 @@ def test_demo_exits_1_when_the_node_publishes_nothing(tmp_path, data_root, monke
     """In-process demo whose node process is killed once it is up (after the start-up handshake,
     before the first scan): no detections reach the recorder, exit status 1."""
     from sr3d_ros import demo
+    from sr3d_ros.demo import node as node_mod
     from sr3d_ros.ros import bag as B
 
     monkeypatch.setenv("ROS_LOG_DIR", os.environ["ROS_LOG_DIR"])  # the demo replaces it: restore
@@ -151,7 +158,7 @@ def test_demo_exits_1_when_the_node_publishes_nothing(tmp_path, data_root, monke
         node_proc.wait()
         return ok
 
-    monkeypatch.setattr(demo.subprocess, "Popen", Popen)
+    monkeypatch.setattr(node_mod.subprocess, "Popen", Popen)
     monkeypatch.setattr(B.BagPlayer, "wait_for_subscribers", wait_then_kill_node)
     args = _demo_args(tmp_path / "demo", data_root)
     args[args.index("--scenes") + 1 : args.index("--rate")] = SCENES[:1]
@@ -177,7 +184,7 @@ def test_training_scenes_come_from_the_checkpoint_provenance(tmp_path):
 
     from sr3d_ros.checkpoints import save_checkpoint
     from sr3d_ros.config import DetectorConfig, ModelConfig
-    from sr3d_ros.demo import _training_scenes
+    from sr3d_ros.demo.prepare import training_scenes
     from sr3d_ros.models import TR3DDetector
 
     cfg = DetectorConfig(ModelConfig(width=0.25))
@@ -188,6 +195,6 @@ def test_training_scenes_come_from_the_checkpoint_provenance(tmp_path):
     )
     save_checkpoint(tmp_path / "b.pt", weights, cfg, {"note": "no record"})
     (tmp_path / "c.pt").write_bytes(b"not a checkpoint")
-    assert _training_scenes(tmp_path / "a.pt") == {"scene0000_00", "scene0000_01"}
-    assert _training_scenes(tmp_path / "b.pt") == set()
-    assert _training_scenes(tmp_path / "c.pt") == set()
+    assert training_scenes(tmp_path / "a.pt") == {"scene0000_00", "scene0000_01"}
+    assert training_scenes(tmp_path / "b.pt") == set()
+    assert training_scenes(tmp_path / "c.pt") == set()

@@ -38,6 +38,13 @@ from pathlib import Path
 
 import numpy as np
 
+from sr3d_ros.classes import (
+    NYU40_TO_LABEL,
+    SCANNET_CLASSES,
+    SCANNET_NYU40_IDS,
+    nyu40_boxes_to_labels,
+)
+
 from .sample import (
     InfoRecord,
     PathLike,
@@ -60,51 +67,6 @@ __all__ = [
     "read_axis_alignment_txt",
     "read_split_file",
 ]
-
-#: The 18 ScanNet detection classes in the standard (VoteNet / mmdetection3d) label order.
-SCANNET_CLASSES: tuple[str, ...] = (
-    "cabinet",
-    "bed",
-    "chair",
-    "sofa",
-    "table",
-    "door",
-    "window",
-    "bookshelf",
-    "picture",
-    "counter",
-    "desk",
-    "curtain",
-    "refrigerator",
-    "showercurtrain",
-    "toilet",
-    "sink",
-    "bathtub",
-    "garbagebin",
-)
-#: nyu40 id of each class of :data:`SCANNET_CLASSES` (same order).
-SCANNET_NYU40_IDS: tuple[int, ...] = (
-    3,
-    4,
-    5,
-    6,
-    7,
-    8,
-    9,
-    10,
-    11,
-    12,
-    14,
-    16,
-    24,
-    28,
-    33,
-    34,
-    36,
-    39,
-)
-#: nyu40 id -> label index into :data:`SCANNET_CLASSES`.
-NYU40_TO_LABEL: dict[int, int] = {nyu: i for i, nyu in enumerate(SCANNET_NYU40_IDS)}
 
 Transform = Callable[[Sample], Sample]
 
@@ -174,29 +136,6 @@ def read_axis_alignment_txt(path: PathLike) -> np.ndarray:
                 raise ValueError(f"{p}: axisAlignment has {len(nums)} values, expected 16")
             return np.asarray(nums, np.float64).reshape(4, 4)
     return np.eye(4)
-
-
-def nyu40_boxes_to_labels(bbox: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Convert export boxes ``(K, 7) = cx, cy, cz, dx, dy, dz, nyu40 id`` to ours.
-
-    Returns:
-        ``(boxes float32 (K', 7) with yaw = 0, labels int64 (K',))`` keeping only the 18
-        detection classes (:data:`NYU40_TO_LABEL`), in input order.
-
-    Raises:
-        ValueError: ``bbox`` is not ``(K, 7)``.
-    """
-    b = np.asarray(bbox, dtype=np.float64)
-    if b.size == 0:
-        return np.zeros((0, 7), np.float32), np.zeros((0,), np.int64)
-    if b.ndim != 2 or b.shape[1] != 7:
-        raise ValueError(f"export boxes must be (K, 7), got {b.shape}")
-    ids = np.rint(b[:, 6]).astype(np.int64)
-    labels = np.array([NYU40_TO_LABEL.get(int(i), -1) for i in ids], np.int64)
-    keep = labels >= 0
-    boxes = np.zeros((int(keep.sum()), 7), np.float32)
-    boxes[:, :6] = b[keep, :6]
-    return boxes, labels[keep]
 
 
 _POINT_SUFFIXES = ("_aligned_vert.npy", "_vert_all.npy", "_vert.npy")

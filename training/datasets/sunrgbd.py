@@ -46,6 +46,8 @@ from typing import Literal
 
 import numpy as np
 
+from sr3d_ros.classes import SUNRGBD_CLASSES
+
 from .sample import (
     InfoRecord,
     PathLike,
@@ -66,20 +68,6 @@ __all__ = [
     "read_sunrgbd_label",
     "sunrgbd_info_boxes_to_ours",
 ]
-
-#: The 10 evaluated SUN RGB-D classes, standard (VoteNet / mmdetection3d) label order.
-SUNRGBD_CLASSES: tuple[str, ...] = (
-    "bed",
-    "table",
-    "sofa",
-    "chair",
-    "toilet",
-    "desk",
-    "dresser",
-    "night_stand",
-    "bookshelf",
-    "bathtub",
-)
 
 Transform = Callable[[Sample], Sample]
 

@@ -16,14 +16,13 @@ leaves a truncated checkpoint behind.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from .config import ConfigError, DetectorConfig, from_dict, to_dict
+from ..config import ConfigError, DetectorConfig, from_dict, to_dict
+from ..io.atomic import atomic_write
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -42,30 +41,15 @@ class CheckpointError(ValueError):
     """The file is not a valid sr3d_ros checkpoint (the message names the file and the problem)."""
 
 
-def atomic_torch_save(obj: Any, path: str | Path) -> None:
-    """``torch.save`` to a temporary file next to ``path``, fsync, then rename over ``path``.
-
-    The file gets the usual permissions of a new file (0666 minus the umask), not mkstemp's 0600.
+def atomic_torch_save(obj: object, path: str | Path) -> None:
+    """``torch.save`` to a temporary file next to ``path``, fsync, then rename over ``path``
+    (:func:`sr3d_ros.io.atomic.atomic_write`; the file gets the permissions of a new file).
 
     Raises:
-        OSError: if the folder is not writable.
+        OSError: if the folder is not writable. Whatever ``torch.save`` raises (``path`` is then
+            left as it was).
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        # mkstemp creates 0600; give the file the permissions a plain open() would (umask)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def save_checkpoint(
@@ -125,16 +109,27 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         hint = ""
         if isinstance(ckpt, dict) and (
             "state_dict" in ckpt
-            or any(k.startswith(("backbone.", "head.", "bbox_head.")) for k in ckpt)
+            or any(
+                isinstance(k, str) and k.startswith(("backbone.", "head.", "bbox_head."))
+                for k in ckpt
+            )
         ):
             hint = " (it looks like a raw/TR3D state dict: convert it with sr3d-convert-tr3d)"
         raise CheckpointError(f"{path}: not an sr3d_ros checkpoint{hint}")
-    for key in ("config", "state_dict", "class_names"):
+    for key, kind in (("config", dict), ("state_dict", dict), ("class_names", list)):
         if key not in ckpt:
             raise CheckpointError(f"{path}: checkpoint has no {key!r}")
-    if ckpt.get("version", 0) > CHECKPOINT_VERSION:
+        if not isinstance(ckpt[key], kind):
+            raise CheckpointError(
+                f"{path}: checkpoint field {key!r} is a {type(ckpt[key]).__name__}, "
+                f"not a {kind.__name__}"
+            )
+    version = ckpt.get("version", 0)
+    if not isinstance(version, int):
+        raise CheckpointError(f"{path}: checkpoint version {version!r} is not an integer")
+    if version > CHECKPOINT_VERSION:
         raise CheckpointError(
-            f"{path}: checkpoint version {ckpt['version']} is newer than this sr3d_ros supports"
+            f"{path}: checkpoint version {version} is newer than this sr3d_ros supports"
         )
     return ckpt
 

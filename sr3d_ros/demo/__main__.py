@@ -1,0 +1,7 @@
+"""``python -m sr3d_ros.demo`` (see :mod:`sr3d_ros.demo`)."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
