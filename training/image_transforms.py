@@ -199,8 +199,10 @@ def sample_mixup_lambda(rng: np.random.Generator, alpha: float = 32.0) -> float:
     return float(rng.beta(alpha, alpha))
 
 
-def _warp_into(image: np.ndarray, affine: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Warp by a scale + translation pixel map (bilinear; outside -> 0)."""
+def _warp_into(
+    image: np.ndarray, affine: np.ndarray, width: int, height: int, fill: int = 114
+) -> np.ndarray:
+    """Warp by a scale + translation pixel map (bilinear; outside -> ``fill``)."""
     inv = np.linalg.inv(affine)
     u = torch.arange(width, dtype=torch.float64) * inv[0, 0] + inv[0, 2]
     v = torch.arange(height, dtype=torch.float64) * inv[1, 1] + inv[1, 2]
@@ -208,8 +210,8 @@ def _warp_into(image: np.ndarray, affine: np.ndarray, width: int, height: int) -
     gx = ((2 * u + 1) / w_in - 1).float()
     gy = ((2 * v + 1) / h_in - 1).float()
     grid = torch.stack(torch.meshgrid(gy, gx, indexing="ij")[::-1], dim=-1)[None]
-    out = F.grid_sample(_to_chw(image), grid, mode="bilinear", align_corners=False)
-    return _to_hwc(out)
+    out = F.grid_sample(_to_chw(image) - fill, grid, mode="bilinear", align_corners=False)
+    return _to_hwc(out + fill)
 
 
 def mixup(a: Sample, b: Sample, lam: float) -> Sample:

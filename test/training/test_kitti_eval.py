@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from sr3d_training.cli.evaluate import main as eval_main
 from sr3d_training.datasets.kitti import KittiObjects, read_kitti_label
 from sr3d_training.evaluation.kitti import (
     evaluate_kitti,
@@ -245,8 +246,8 @@ def test_folder_evaluation_and_cli(labels, data_root, tmp_path, capsys):
     res = evaluate_kitti_folders(data_root / "kitti/training/label_2", res_dir)
     assert res.num_frames == len(ids)
     out = tmp_path / "kitti.json"
-    rc = run_kitti_cli(str(data_root / "kitti"), str(res_dir), None, None, out)
-    assert rc == 0
+    argv = ["--dataset", "kitti", "--data", str(data_root / "kitti"), "--ids", *ids]
+    assert eval_main([*argv, "--predictions", str(res_dir), "--out", str(out)]) == 0
     text = capsys.readouterr().out
     assert "KITTI AP|R40" in text and "Pedestrian" in text and "Moderate" in text
     js = json.loads(out.read_text())["result"]
@@ -255,3 +256,5 @@ def test_folder_evaluation_and_cli(labels, data_root, tmp_path, capsys):
     assert car["iou"]["strict"]["3d"] == 0.7 and car["num_gt"]["moderate"] == 26
     assert run_kitti_cli(str(tmp_path / "nowhere"), str(res_dir), None, None, out) == 2
     assert "error" in capsys.readouterr().err
+    assert eval_main([*argv, "--out", str(out)]) == 2  # no --predictions
+    assert "--predictions" in capsys.readouterr().err

@@ -76,9 +76,10 @@ def _image_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     iw = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
     ih = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
     ok = (iw > 0) & (ih > 0)
-    area = lambda x: (x[:, 2] - x[:, 0]) * (x[:, 3] - x[:, 1])  # noqa: E731
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
     inter = np.where(ok, iw * ih, 0.0)
-    union = area(a)[:, None] + area(b)[None, :] - inter
+    union = area_a[:, None] + area_b[None, :] - inter
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(ok, inter / union, 0.0)
 
@@ -205,9 +206,9 @@ def evaluate_kitti(
     """
     if len(gt) != len(dt):
         raise ValueError(f"{len(gt)} ground-truth frames but {len(dt)} detection frames")
-    for c in classes:
-        if c not in KITTI_MIN_OVERLAPS:
-            raise ValueError(f"unknown KITTI class {c!r} (one of {sorted(KITTI_MIN_OVERLAPS)})")
+    for cls in classes:
+        if cls not in KITTI_MIN_OVERLAPS:
+            raise ValueError(f"unknown KITTI class {cls!r} (one of {sorted(KITTI_MIN_OVERLAPS)})")
     for m in metrics:
         if m not in METRICS:
             raise ValueError(f"unknown metric {m!r} (one of {METRICS})")
