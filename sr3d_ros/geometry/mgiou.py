@@ -30,11 +30,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-import numpy as np
 import torch
 from torch import Tensor
 
-from .boxes import to_7dof, validate_boxes
+from .iou import _check_pair, _compute_dtype
 
 __all__ = ["mgiou_3d", "mgiou_loss"]
 
@@ -92,29 +91,10 @@ def mgiou_3d(boxes1: Tensor, boxes2: Tensor, aligned: bool = False) -> Tensor:
         ValueError: wrong shapes, negative / NaN sizes, devices differ, not broadcastable,
             pairwise inputs that are not 2-D.
     """
-    validate_boxes(boxes1, "boxes1", allow_6=True)
-    validate_boxes(boxes2, "boxes2", allow_6=True)
-    if boxes1.dtype != boxes2.dtype:
-        raise TypeError(f"dtypes differ: {boxes1.dtype} vs {boxes2.dtype}")
-    if boxes1.device != boxes2.device:
-        raise ValueError(f"devices differ: {boxes1.device} vs {boxes2.device}")
-    ct = torch.float32 if boxes1.dtype in (torch.float16, torch.bfloat16) else boxes1.dtype
-    b1, b2 = to_7dof(boxes1).to(ct), to_7dof(boxes2).to(ct)
-    if aligned:
-        try:
-            np.broadcast_shapes(tuple(b1.shape[:-1]), tuple(b2.shape[:-1]))
-        except ValueError as exc:
-            raise ValueError(
-                f"aligned boxes must broadcast: {tuple(b1.shape)} vs {tuple(b2.shape)}"
-            ) from exc
-        out = _mgiou(b1, b2)
-    else:
-        if b1.dim() != 2 or b2.dim() != 2:
-            raise ValueError(
-                f"pairwise boxes must be (N, 7) and (M, 7), got {tuple(b1.shape)}, "
-                f"{tuple(b2.shape)}"
-            )
-        out = _mgiou(b1[:, None, :], b2[None, :, :])
+    b1, b2 = _check_pair(boxes1, boxes2, aligned)
+    ct = _compute_dtype(b1.dtype)
+    b1, b2 = b1.to(ct), b2.to(ct)
+    out = _mgiou(b1, b2) if aligned else _mgiou(b1[:, None, :], b2[None, :, :])
     return out.to(boxes1.dtype)
 
 

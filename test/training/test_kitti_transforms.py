@@ -11,6 +11,7 @@ from scipy import ndimage
 from sr3d_ros.geometry.camera import camera_box_corners, corners_to_image_boxes
 from sr3d_training.datasets import Sample
 from sr3d_training.datasets.kitti import KittiDataset
+from sr3d_training.evaluation.kitti import image_box_iou
 from sr3d_training.image_transforms import (
     MonoAugmentation,
     gt_weights,
@@ -38,11 +39,7 @@ def _projection(s: Sample) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     )
     assert bool(valid.all())
     p = b.numpy()
-    iw = np.minimum(p[:, 2], o.bbox[:, 2]) - np.maximum(p[:, 0], o.bbox[:, 0])
-    ih = np.minimum(p[:, 3], o.bbox[:, 3]) - np.maximum(p[:, 1], o.bbox[:, 1])
-    inter = iw.clip(0) * ih.clip(0)
-    area = lambda x: (x[:, 2] - x[:, 0]) * (x[:, 3] - x[:, 1])  # noqa: E731
-    return p, o.bbox, inter / (area(p) + area(o.bbox) - inter)
+    return p, o.bbox, np.diag(image_box_iou(p, o.bbox))
 
 
 def test_letterbox_keeps_the_projection(frames):

@@ -54,6 +54,7 @@ __all__ = [
     "KittiEvalResult",
     "evaluate_kitti",
     "evaluate_kitti_folders",
+    "image_box_iou",
     "kitti_overlaps",
 ]
 
@@ -71,8 +72,9 @@ KITTI_MIN_OVERLAPS: dict[str, tuple[tuple[float, float, float], tuple[float, flo
 _METRIC_LABEL = {"bbox": "2D", "aos": "AOS", "bev": "BEV", "3d": "3D"}
 
 
-def _image_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``(N, M)`` IoU of ``x1, y1, x2, y2`` pixel boxes (no +1, as the port)."""
+def image_box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``float64 (N, M)`` IoU of ``(N, 4)`` and ``(M, 4)`` ``x1, y1, x2, y2`` pixel boxes (areas
+    without +1, as the devkit port; 0 where they do not overlap)."""
     iw = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
     ih = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
     ok = (iw > 0) & (ih > 0)
@@ -95,7 +97,7 @@ def kitti_overlaps(gt: KittiObjects, dt: KittiObjects, metric: str) -> np.ndarra
         ValueError: unknown metric; a detection with negative / NaN size in BEV / 3D.
     """
     if metric == "bbox":
-        return _image_iou(dt.bbox, gt.bbox)
+        return image_box_iou(dt.bbox, gt.bbox)
     if metric not in ("bev", "3d"):
         raise ValueError(f"unknown metric {metric!r} (bbox, bev, 3d)")
     out = np.zeros((len(dt), len(gt)))
