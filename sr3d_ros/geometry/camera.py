@@ -1,5 +1,7 @@
 """Pinhole camera geometry for the monocular path (ROS-free, torch + numpy).
 
+(~430 lines: the camera and the camera-box conventions it defines are one job, kept together.)
+
 Frames and conventions (written once here; KITTI and the monocular detector use them)
 --------------------------------------------------------------------------------------
 * **Optical frame** (KITTI "rectified camera", ROS ``*_optical_frame``): x right, y down,

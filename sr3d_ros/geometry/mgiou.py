@@ -1,9 +1,10 @@
 """Marginalised generalised IoU (MGIoU) of yawed 3D boxes, and its loss.
 
 Source: Le, Pham, Cai, Rezatofighi, "Marginalized Generalized IoU (MGIoU): A Unified Objective
-Function for Optimizing Any Convex Parametric Shapes", 2025, Sec. 3: project both shapes onto
-their unique face normals, take the 1-D GIoU of the two projected intervals on each normal and
-average; the loss is ``(1 - MGIoU) / 2``. LeAD-M3D uses it as its 3D box loss.
+Function for Optimizing Any Convex Parametric Shapes", arXiv 2504.16443, 2025 (method
+section): project both shapes onto their unique face normals, take the 1-D GIoU of the two
+projected intervals on each normal and average; the loss is ``(1 - MGIoU) / 2``. It is the 3D
+box loss planned for the monocular detector.
 
 For our gravity-aligned boxes (:mod:`sr3d_ros.geometry.boxes`: ``(x, y, z, dx, dy, dz, yaw)``,
 yaw about +z) the normals are the two ground-plane face normals of each box,
