@@ -90,13 +90,20 @@ def build_datasets(cfg: TrainConfig) -> tuple[Dataset, Any]:
 
 
 def collate_samples(samples: list[Sample]) -> dict[str, Any]:
-    """Batch samples as lists (clouds differ in size): points, gt_boxes, gt_labels, ids."""
-    return {
+    """Batch samples as lists (clouds differ in size): points, gt_boxes, gt_labels, ids; for
+    monocular samples also ``images`` (``uint8 (B, 3, H, W)``, equal sizes: letterbox first)
+    and ``cameras`` (``float32 (B, 3, 4)`` projection matrices)."""
+    out: dict[str, Any] = {
         "points": [torch.as_tensor(s.points, dtype=torch.float32) for s in samples],
         "gt_boxes": [torch.as_tensor(s.gt_boxes, dtype=torch.float32) for s in samples],
         "gt_labels": [torch.as_tensor(s.gt_labels, dtype=torch.int64) for s in samples],
         "ids": [s.sample_id for s in samples],
     }
+    mono = [(s.image, s.camera) for s in samples if s.image is not None and s.camera is not None]
+    if samples and len(mono) == len(samples):
+        out["images"] = torch.stack([torch.from_numpy(im).permute(2, 0, 1) for im, _ in mono])
+        out["cameras"] = torch.stack([torch.tensor(c.P, dtype=torch.float32) for _, c in mono])
+    return out
 
 
 def seed_everything(seed: int) -> None:

@@ -15,6 +15,7 @@ from .boxes import (
     to_7dof,
     validate_boxes,
 )
+from .camera import PinholeCamera, boxes_to_camera_boxes, camera_boxes_to_boxes
 from .iou import (
     aligned_box_iou_3d,
     axis_aligned_iou_3d,
@@ -27,10 +28,12 @@ from .iou import (
     intersection_volume_3d,
     rotated_iou_3d,
 )
+from .mgiou import mgiou_3d, mgiou_loss
 from .nms import batched_nms_3d, nms_3d
 from .vertex_distance import normalized_vertex_distance, normalized_vertex_distance_pairwise
 
 __all__ = [
+    "PinholeCamera",
     "aligned_box_iou_3d",
     "axis_aligned_iou_3d",
     "batched_nms_3d",
@@ -40,6 +43,8 @@ __all__ = [
     "box_iou_3d",
     "box_iou_bev",
     "box_volume",
+    "boxes_to_camera_boxes",
+    "camera_boxes_to_boxes",
     "center_to_bottom_center",
     "diou_3d",
     "diou_loss",
@@ -48,6 +53,8 @@ __all__ = [
     "giou_loss",
     "intersection_volume_3d",
     "limit_yaw",
+    "mgiou_3d",
+    "mgiou_loss",
     "nms_3d",
     "normalized_vertex_distance",
     "normalized_vertex_distance_pairwise",

@@ -18,6 +18,7 @@ from sr3d_ros.inference import PointCloudDetector
 
 from ..datasets import ScanNetDataset, SunRGBDDataset
 from ..evaluate import evaluate_predictions, predict_dataset
+from ..evaluation.kitti import run_kitti_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,7 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--data", required=True, help="dataset root (ScanNet export or SUN RGB-D trainval)"
     )
-    p.add_argument("--dataset", choices=("scannet", "sunrgbd"), default="scannet")
+    p.add_argument("--dataset", choices=("scannet", "sunrgbd", "kitti"), default="scannet")
+    p.add_argument("--predictions", help="kitti: folder of KITTI result files (ID.txt)")
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--ids", nargs="+", help="scene ids / frame ids to evaluate")
     g.add_argument("--split", help="split name (uses the split file)")
@@ -45,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.dataset == "kitti":  # result files vs labels: AP|R40 table + JSON
+        return run_kitti_cli(args.data, args.predictions, args.ids, args.split, args.out)
     overrides = {} if args.score_threshold is None else {"score_threshold": args.score_threshold}
     try:
         det = PointCloudDetector.from_checkpoint(args.checkpoint, device=args.device, **overrides)

@@ -6,6 +6,7 @@ the geometric centre and ``yaw`` counter-clockwise about +z (box x-axis ``(cos y
 Broken or missing files raise :class:`FileNotFoundError` / :class:`ValueError` naming the file.
 """
 
+from .kitti import KITTI_CLASSES, KittiDataset, KittiObjects, read_kitti_calib, read_kitti_label
 from .sample import (
     InfoRecord,
     Sample,
@@ -41,11 +42,14 @@ from .sunrgbd import (
 )
 
 __all__ = [
+    "KITTI_CLASSES",
     "NYU40_TO_LABEL",
     "SCANNET_CLASSES",
     "SCANNET_NYU40_IDS",
     "SUNRGBD_CLASSES",
     "InfoRecord",
+    "KittiDataset",
+    "KittiObjects",
     "Sample",
     "ScanNetDataset",
     "ScanNetInfoDataset",
@@ -64,6 +68,8 @@ __all__ = [
     "nyu40_boxes_to_labels",
     "parse_mmdet3d_infos",
     "read_axis_alignment_txt",
+    "read_kitti_calib",
+    "read_kitti_label",
     "read_split_file",
     "read_sunrgbd_calib",
     "read_sunrgbd_label",

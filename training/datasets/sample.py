@@ -29,6 +29,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from sr3d_ros.geometry.camera import PinholeCamera
+
 __all__ = [
     "ColorScale",
     "InfoRecord",
@@ -64,6 +66,10 @@ class Sample:
         source: short name of the dataset / file format it came from (``"scannet"``, ...).
         color_scale: how the rgb columns are scaled (:data:`ColorScale`).
         meta: free-form extras (e.g. ``axis_align_matrix``, calibration, applied augmentation).
+        image: monocular frames only: ``uint8 (H, W, 3)`` RGB image (``points`` is then empty
+            unless a scan is attached); ``None`` for point-cloud samples.
+        camera: the image's :class:`~sr3d_ros.geometry.camera.PinholeCamera` (same size as
+            ``image``); required with ``image``.
 
     Raises:
         ValueError: on construction, when an array has the wrong shape, or labels are out of range.
@@ -78,6 +84,8 @@ class Sample:
     source: str = ""
     color_scale: ColorScale = "rgb255"
     meta: dict[str, Any] = field(default_factory=dict)
+    image: np.ndarray | None = None
+    camera: PinholeCamera | None = None
 
     def __post_init__(self) -> None:
         self.points = np.ascontiguousarray(self.points, dtype=np.float32)
@@ -105,6 +113,15 @@ class Sample:
             )
         if self.color_scale not in ("rgb255", "unit_centered"):
             raise ValueError(f"{where}: unknown color_scale {self.color_scale!r}")
+        if self.image is not None:
+            img = self.image
+            if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
+                raise ValueError(
+                    f"{where}: image must be uint8 (H, W, 3), got {img.dtype} {img.shape}"
+                )
+            cam = self.camera
+            if cam is None or (cam.height, cam.width) != img.shape[:2]:
+                raise ValueError(f"{where}: image {img.shape[:2]} needs a camera of the same size")
 
     @property
     def num_points(self) -> int:

@@ -5,6 +5,8 @@ of positives in the caller. :class:`ClassificationLoss` / :func:`build_classific
 select one from a :class:`ClassificationLossConfig`.
 """
 
+from sr3d_ros.geometry.mgiou import mgiou_loss
+
 from .classification import (
     CLASSIFICATION_LOSS_KINDS,
     ClassificationLoss,
@@ -28,6 +30,7 @@ __all__ = [
     "check_assignment_inputs",
     "collate_assignments",
     "iou_targets",
+    "mgiou_loss",
     "quality_focal_loss",
     "ras_loss",
     "ras_targets",
