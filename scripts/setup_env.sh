@@ -55,6 +55,9 @@ ROS_BUILD=(
 PY_DEPS=(numpy pyyaml scipy shapely pytest tqdm rich rosbags open3d tensorboard pillow "setuptools>=70.1" wheel)
 # Lint and type gates (make lint): pinned, so a new rule or inference never breaks CI by itself.
 LINT_DEPS=("ruff==0.17.6" "mypy==2.4.1" types-PyYAML types-tqdm)
+# Test oracles only (never imported by the package): numba runs mmdet3d's port of the official
+# KITTI evaluator, mgiou is the reference MGIoU implementation.
+TEST_REFS=("numba==0.68.1" "mgiou==0.1.0")
 APT_DEPS=(libusb-1.0-0 mesa-vulkan-drivers)
 
 hash_files() {  # sha256 over names + contents of the given files (sorted)
@@ -142,7 +145,7 @@ else
   pip_install "torch==2.13.0"
 fi
 log "installing Python dependencies"
-pip_install "${PY_DEPS[@]}" "${LINT_DEPS[@]}"
+pip_install "${PY_DEPS[@]}" "${LINT_DEPS[@]}" "${TEST_REFS[@]}"
 log "installing ROS 2 Kilted wheels (rclpy + Fast DDS, messages, rosidl/ament build tools)"
 pip_install "${ROS_RUNTIME[@]}" "${ROS_BUILD[@]}"
 
@@ -193,6 +196,26 @@ else
 fi
 
 # ---- sr3d_ros ----------------------------------------------------------------------------
+# mmdet3d 1.4.0's Python port of the official KITTI evaluator, extracted from its wheel (three files,
+# no mmcv) into the cache; test/training/test_kitti_eval.py loads it by path (SR3D_KITTI_EVAL_DIR
+# overrides the location). Read for parity only, never imported by the package.
+KU="${SR3D_KITTI_EVAL_DIR:-$HOME/.cache/sr3d_ros/mmdet3d-1.4.0/kitti_utils}"
+if [ ! -f "$KU/eval.py" ]; then
+  log "fetching mmdet3d 1.4.0's KITTI evaluator (test reference)"
+  mkdir -p "$HOME/.cache/sr3d_ros"
+  "$PY" -m pip download -q --no-deps mmdet3d==1.4.0 -d "$HOME/.cache/sr3d_ros"
+  "$PY" - "$HOME/.cache/sr3d_ros/mmdet3d-1.4.0-py3-none-any.whl" "$KU" <<'PYEOF'
+import pathlib
+import sys
+import zipfile
+
+wheel, out = zipfile.ZipFile(sys.argv[1]), pathlib.Path(sys.argv[2])
+out.mkdir(parents=True, exist_ok=True)
+for name in ("__init__.py", "eval.py", "rotate_iou.py"):
+    (out / name).write_bytes(wheel.read(f"mmdet3d/evaluation/functional/kitti_utils/{name}"))
+PYEOF
+fi
+
 log "installing sr3d_ros (editable)"
 # setuptools' editable-install chatter is only shown when the install fails.
 if ! out=$(pip_install --no-deps --no-build-isolation -e . 2>&1); then
