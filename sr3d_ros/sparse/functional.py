@@ -9,6 +9,7 @@ MinkowskiEngine). Nothing leaves the device; CPU and CUDA run the same code.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -41,7 +42,8 @@ def _max_pairs(kmap: KernelMap) -> int:
 
 
 def _gather(source: torch.Tensor, index: torch.Tensor, buffer: torch.Tensor) -> torch.Tensor:
-    """``source.index_select(0, index)`` written into the reused ``buffer[:len(index)]`` (a view)."""
+    """``source.index_select(0, index)`` written into the reused ``buffer[:len(index)]``
+    (a view of it)."""
     rows = buffer[: index.numel()]
     torch.index_select(source, 0, index, out=rows)
     return rows
@@ -72,15 +74,17 @@ class _SparseConvFunction(torch.autograd.Function):
     @staticmethod
     def forward(
         ctx: Any, features: torch.Tensor, weight: torch.Tensor, kmap: KernelMap
-    ) -> torch.Tensor:  # type: ignore[override]
-        """``(N_in, C_in)``, ``(V, C_in, C_out)`` -> ``(N_out, C_out)``; inputs checked by :func:`sparse_conv`."""
+    ) -> torch.Tensor:
+        """``(N_in, C_in)``, ``(V, C_in, C_out)`` -> ``(N_out, C_out)``; inputs checked by
+        :func:`sparse_conv`."""
         ctx.save_for_backward(features, weight)
         ctx.kmap = kmap
         return _conv_forward(features, weight, kmap)
 
     @staticmethod
-    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
-        """``(N_out, C_out)`` -> gradients of features ``(N_in, C_in)`` and weight ``(V, C_in, C_out)``."""
+    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        """``(N_out, C_out)`` -> gradients of features ``(N_in, C_in)`` and weight
+        ``(V, C_in, C_out)``."""
         features, weight = ctx.saved_tensors
         kmap: KernelMap = ctx.kmap
         # No .contiguous(): an expanded gradient (e.g. from .sum()) is gathered row by row
@@ -116,6 +120,13 @@ class _SparseConvFunction(torch.autograd.Function):
         return grad_in, grad_w, None
 
 
+# ``Function.apply`` is untyped in torch; these are its signatures for our two functions (ctx is
+# ``Any`` above because autograd gives it attributes at run time).
+_conv_apply: Callable[[torch.Tensor, torch.Tensor, KernelMap], torch.Tensor] = (
+    _SparseConvFunction.apply
+)
+
+
 def check_operands(
     features: torch.Tensor, weight: torch.Tensor, index: torch.Tensor | None = None
 ) -> None:
@@ -138,7 +149,8 @@ def check_operands(
         )
     if features.device != weight.device:
         raise ValueError(
-            f"features on {features.device} but weight on {weight.device}; move the layer or the input"
+            f"features on {features.device} but weight on {weight.device}; "
+            "move the layer or the input"
         )
     if index is not None and index.device != features.device:
         raise ValueError(f"features on {features.device} but the kernel map on {index.device}")
@@ -166,14 +178,15 @@ def sparse_conv(features: torch.Tensor, weight: torch.Tensor, kmap: KernelMap) -
         )
     if weight.dim() != 3 or weight.shape[0] != kmap.volume or weight.shape[1] != features.shape[1]:
         raise ValueError(
-            f"weight must be (V={kmap.volume}, C_in={features.shape[1]}, C_out), got {tuple(weight.shape)}"
+            f"weight must be (V={kmap.volume}, C_in={features.shape[1]}, C_out), "
+            f"got {tuple(weight.shape)}"
         )
-    return _SparseConvFunction.apply(features, weight, kmap)
+    return _conv_apply(features, weight, kmap)
 
 
 class _SparseMaxPoolFunction(torch.autograd.Function):
     @staticmethod
-    def forward(ctx: Any, features: torch.Tensor, kmap: KernelMap) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx: Any, features: torch.Tensor, kmap: KernelMap) -> torch.Tensor:
         """``(N_in, C)`` -> ``(N_out, C)`` per-channel max; saves the arg-max rows."""
         channels = features.shape[1]
         out = features.new_full((kmap.num_out, channels), float("-inf"))
@@ -198,7 +211,7 @@ class _SparseMaxPoolFunction(torch.autograd.Function):
         return out
 
     @staticmethod
-    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
+    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         """``(N_out, C)`` -> ``(N_in, C)``: each output's gradient goes to its arg-max row."""
         (arg,) = ctx.saved_tensors
         grad_in = grad_out.new_zeros((ctx.num_in, grad_out.shape[1]))
@@ -209,6 +222,9 @@ class _SparseMaxPoolFunction(torch.autograd.Function):
             grad_out[valid],
         )
         return grad_in, None
+
+
+_max_pool_apply: Callable[[torch.Tensor, KernelMap], torch.Tensor] = _SparseMaxPoolFunction.apply
 
 
 def sparse_max_pool(features: torch.Tensor, kmap: KernelMap) -> torch.Tensor:
@@ -227,13 +243,12 @@ def sparse_max_pool(features: torch.Tensor, kmap: KernelMap) -> torch.Tensor:
             device than the kernel map.
     """
     if not isinstance(features, torch.Tensor) or not features.dtype.is_floating_point:
-        raise TypeError(
-            f"features must be a floating-point torch.Tensor, got {getattr(features, 'dtype', type(features).__name__)}"
-        )
+        got = getattr(features, "dtype", type(features).__name__)
+        raise TypeError(f"features must be a floating-point torch.Tensor, got {got}")
     if features.device != kmap.in_idx.device:
         raise ValueError(
             f"features on {features.device} but the kernel map on {kmap.in_idx.device}"
         )
     if features.dim() != 2 or features.shape[0] != kmap.num_in:
         raise ValueError(f"features must be (N_in={kmap.num_in}, C), got {tuple(features.shape)}")
-    return _SparseMaxPoolFunction.apply(features, kmap)
+    return _max_pool_apply(features, kmap)

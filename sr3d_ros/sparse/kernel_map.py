@@ -1,4 +1,4 @@
-"""Kernel maps: the (input row, output row) pairs of a sparse operation, grouped by kernel offset."""
+"""Kernel maps: the (input row, output row) pairs of a sparse op, grouped by kernel offset."""
 
 from __future__ import annotations
 

@@ -63,8 +63,9 @@ def voxelize(
 
     Raises:
         TypeError: non-floating points or features.
-        ValueError: bad shapes, features on another device than the points, non-positive or non-finite voxel size, non-finite coordinates,
-            voxel indices beyond int32, unknown reduction.
+        ValueError: bad shapes, features on another device than the points, non-positive or
+            non-finite voxel size, non-finite coordinates, voxel indices beyond int32, unknown
+            reduction.
     """
     if not isinstance(points, torch.Tensor) or not points.dtype.is_floating_point:
         raise TypeError("points must be a floating-point torch.Tensor of shape (N, 3 + C)")
