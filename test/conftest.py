@@ -44,14 +44,15 @@ def data_root() -> Path:
 
 # ---- devices -------------------------------------------------------------------------------
 # Tests that exercise a device take the `device` fixture: they run on "cpu" always and on
-# "cuda" when torch sees a GPU; elsewhere the CUDA case is skipped with the reason. The CUDA
-# cases carry the `cuda` marker, so `pytest -m cuda` runs exactly the GPU subset
-# (benchmarks/gpu_check.sh does).
+# "cuda" when torch sees a GPU; elsewhere the CUDA case is skipped with the reason. The cases
+# carry the markers `cuda` / `cpu`, so `pytest -m cuda` runs exactly the GPU subset
+# (benchmarks/gpu_check.sh does; `-m cpu` the same tests on the CPU).
 CUDA_SKIP_REASON = "no CUDA device (torch.cuda.is_available() is False)"
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "cuda: the CUDA case of a device-parametrised test")
+    config.addinivalue_line("markers", "cpu: the CPU case of a device-parametrised test")
 
 
 def cuda_available() -> bool:
@@ -61,7 +62,12 @@ def cuda_available() -> bool:
     return bool(torch.cuda.is_available())
 
 
-@pytest.fixture(params=["cpu", pytest.param("cuda", marks=pytest.mark.cuda)])
+@pytest.fixture(
+    params=[
+        pytest.param("cpu", marks=pytest.mark.cpu),
+        pytest.param("cuda", marks=pytest.mark.cuda),
+    ]
+)
 def device(request: pytest.FixtureRequest) -> torch.device:
     """``torch.device("cpu")``, then ``torch.device("cuda")`` (skipped without a GPU)."""
     import torch

@@ -118,14 +118,7 @@ def test_trainer_steps_on_device(data_root: Path, tmp_path: Path, device: torch.
     cfg = TrainConfig(
         model=ModelConfig(voxel_size=VOXEL, width=0.25),
         data=DataConfig(root=str(data_root / "scannet"), train_ids=("scene0000_00",), repeat=1),
-        augmentation=AugmentationConfig(
-            point_ratio=None,
-            flip_x_prob=0,
-            flip_y_prob=0,
-            rotation_range=0,
-            scale_range=(1.0, 1.0),
-            normalize_colors=False,
-        ),
+        augmentation=dataclasses.replace(AugmentationConfig.evaluation(), normalize_colors=False),
         optim=OptimConfig(warmup_steps=1, epochs=1, milestones=()),
         batch_size=1,
         output_dir=str(tmp_path),
