@@ -69,9 +69,13 @@ def cuda_available() -> bool:
     ]
 )
 def device(request: pytest.FixtureRequest) -> torch.device:
-    """``torch.device("cpu")``, then ``torch.device("cuda")`` (skipped without a GPU)."""
+    """``torch.device("cpu")``, then the current CUDA device with its index (``cuda:0``; a
+    bare ``cuda`` would not compare equal to the ``tensor.device`` of tensors placed there),
+    skipped without a GPU."""
     import torch
 
-    if request.param == "cuda" and not cuda_available():
-        pytest.skip(CUDA_SKIP_REASON)
-    return torch.device(request.param)
+    if request.param == "cuda":
+        if not cuda_available():
+            pytest.skip(CUDA_SKIP_REASON)
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")

@@ -1,22 +1,56 @@
 """Autograd functions of the sparse engine: gather -> matmul -> scatter convolution, max pooling.
 
-These are the hot paths. Every op loops over kernel offsets; per offset it gathers the input rows
-of that offset's pairs, multiplies by the offset's weight matrix and scatter-adds into the output.
-Within one offset the output rows are unique, so ``index_add_`` never collides and the temporary
-buffers hold only one offset's pairs (memory stays ~ one layer's features, as in
-MinkowskiEngine). Nothing leaves the device; CPU and CUDA run the same code.
+These are the hot paths. On the CPU every op loops over kernel offsets; per offset it gathers
+the input rows of that offset's pairs, multiplies by the offset's weight matrix and scatter-adds
+into the output. Within one offset the output rows are unique, so ``index_add_`` never collides
+and the temporary buffers hold only one offset's pairs (memory stays ~ one layer's features, as
+in MinkowskiEngine). On CUDA the convolution runs all offsets at once instead
+(:mod:`sr3d_ros.sparse.batched`: a handful of kernel launches instead of ~3 per offset); see
+:func:`conv_strategy`. Nothing leaves the device.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, Literal
 
 import torch
 
+from .batched import batched_conv_backward, batched_conv_forward
 from .kernel_map import KernelMap
 
-__all__ = ["check_operands", "sparse_conv", "sparse_max_pool"]
+__all__ = ["ConvStrategy", "check_operands", "conv_strategy", "sparse_conv", "sparse_max_pool"]
+
+#: How :func:`sparse_conv` runs the kernel offsets: ``"per_offset"`` (a loop with reused
+#: buffers: least memory), ``"batched"`` (all offsets in one padded batch: fewest kernel
+#: launches), or ``"auto"``: batched on CUDA, per offset elsewhere.
+ConvStrategy = Literal["auto", "per_offset", "batched"]
+_STRATEGIES = ("auto", "per_offset", "batched")
+_strategy: list[ConvStrategy] = ["auto"]
+
+
+@contextmanager
+def conv_strategy(strategy: ConvStrategy) -> Iterator[None]:
+    """Run the enclosed sparse convolutions (forward and their backward) with ``strategy``
+    (see :data:`ConvStrategy`; the default is ``"auto"``). Process-wide, not thread-local.
+
+    Raises:
+        ValueError: an unknown strategy.
+    """
+    if strategy not in _STRATEGIES:
+        raise ValueError(f"conv strategy must be one of {_STRATEGIES}, got {strategy!r}")
+    previous = _strategy[0]
+    _strategy[0] = strategy
+    try:
+        yield
+    finally:
+        _strategy[0] = previous
+
+
+def _batched(features: torch.Tensor) -> bool:
+    strategy = _strategy[0]
+    return strategy == "batched" or (strategy == "auto" and features.is_cuda)
 
 
 #: Rows per partial product when reducing a weight gradient over many pairs. Summing ~10^5
@@ -79,6 +113,9 @@ class _SparseConvFunction(torch.autograd.Function):
         :func:`sparse_conv`."""
         ctx.save_for_backward(features, weight)
         ctx.kmap = kmap
+        ctx.batched = _batched(features)
+        if ctx.batched:
+            return batched_conv_forward(features, weight, kmap)
         return _conv_forward(features, weight, kmap)
 
     @staticmethod
@@ -90,6 +127,9 @@ class _SparseConvFunction(torch.autograd.Function):
         # No .contiguous(): an expanded gradient (e.g. from .sum()) is gathered row by row
         # without materialising the full (N_out, C_out) tensor.
         need_in, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        if ctx.batched:
+            g_in, g_w = batched_conv_backward(grad_out, features, weight, kmap, need_in, need_w)
+            return g_in, g_w, None
         grad_in = torch.zeros_like(features) if need_in else None
         grad_w = torch.zeros_like(weight) if need_w else None
         m = _max_pairs(kmap)

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from sr3d_ros.geometry import batched_nms_3d, box_iou_3d, nms_3d
+from sr3d_ros.geometry import nms as nms_module
 
 F64 = torch.float64
 
@@ -134,3 +135,47 @@ def test_bad_input():
         batched_nms_3d(boxes, torch.rand(3), torch.rand(3), 0.5)
     with pytest.raises(ValueError):
         batched_nms_3d(boxes, torch.rand(3), torch.zeros(2, dtype=torch.int64), 0.5)
+
+
+# ---- the all-classes-at-once path (CUDA, axis-aligned) ----------------------------------------
+@pytest.mark.parametrize("seed", range(4))
+def test_all_classes_path_equals_per_class_nms(seed: int, device: torch.device) -> None:
+    """The padded all-classes path gives exactly the per-class loop's indices and order
+    (ties in score included); on CUDA batched_nms_3d takes it by itself."""
+    g = torch.Generator().manual_seed(seed)
+    n = 400
+    boxes = torch.rand(n, 7, generator=g) * 4
+    boxes[:, 3:6] = boxes[:, 3:6] * 0.5 + 0.3
+    boxes[:, 6] = 0
+    scores = torch.round(torch.rand(n, generator=g) * 50) / 50  # many exact ties
+    labels = torch.randint(0, 7, (n,), generator=g)
+    for threshold in (0.1, 0.3, 0.6):
+        ref = batched_nms_3d(boxes, scores, labels, threshold)  # CPU: per-class loop
+        args = (boxes.to(device), scores.to(device), labels.to(device), threshold)
+        got = nms_module._nms_all_classes(*args)
+        assert got is not None and got.device == device
+        assert got.tolist() == ref.tolist()
+        assert batched_nms_3d(*args).tolist() == ref.tolist()
+
+
+def test_fixed_point_greedy_equals_the_host_walk(device: torch.device) -> None:
+    g = torch.Generator().manual_seed(3)
+    k = 120
+    later = torch.ones(k, k, dtype=torch.bool).triu(1)
+    random = (torch.rand(3, k, k, generator=g) < 0.05) & later
+    # a chain: box i suppresses only box i + 1 (greedy keeps every other box; k rounds on the
+    # device would be needed, so the host walk finishes it)
+    chain = torch.zeros(1, k, k, dtype=torch.bool)
+    chain[0, torch.arange(k - 1), torch.arange(1, k)] = True
+    for suppress in (random, chain):
+        valid = torch.ones(suppress.shape[:2], dtype=torch.bool)
+        valid[0, k - 10 :] = False  # padding of a shorter group
+        suppress = suppress & valid[:, :, None] & valid[:, None, :]
+        got = nms_module._greedy_fixed_point(suppress.to(device), valid.to(device))
+        assert got.device == device
+        for i in range(suppress.shape[0]):
+            n = int(valid[i].sum())
+            want = torch.zeros(k, dtype=torch.bool)
+            want[torch.from_numpy(nms_module._greedy(suppress[i, :n, :n].numpy()))] = True
+            assert torch.equal(got[i].cpu(), want)
+    assert nms_module._greedy_fixed_point(chain, torch.ones(1, k, dtype=torch.bool))[0, ::2].all()

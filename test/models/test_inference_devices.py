@@ -39,6 +39,20 @@ def _true_positive_matrix(det: Detections, boxes: torch.Tensor, labels: torch.Te
     return (iou >= 0.25) & (det.labels.cpu()[:, None] == labels[None, :])
 
 
+def assert_same_confident_detections(a: Detections, b: Detections, what: str) -> None:
+    """The detections of ``a`` scoring above 0.3 are those of ``b`` (same class, box and score
+    to 1e-3; on CUDA the voxel means and summation orders differ at float32 rounding level, so
+    near-equal scores may swap places and one detection more or less may pass the cut)."""
+    a, b = a.to("cpu"), b.to("cpu")
+    a, b = a.filter(a.scores > 0.3), b.filter(b.scores > 0.3)
+    assert len(a) >= 20 and abs(len(a) - len(b)) <= 2, (len(a), len(b))
+    for i in range(20):
+        same = (b.labels == a.labels[i]) & ((b.boxes - a.boxes[i]).abs().amax(dim=1) < 1e-3)
+        assert bool(same.any()), f"{what}: detection {i} has no counterpart"
+        gap = float((b.scores[same] - a.scores[i]).abs().min())
+        assert gap < 1e-3, f"{what}: detection {i}: score differs by {gap}"
+
+
 def test_default_model_end_to_end_on_device(scan, device: torch.device) -> None:
     points, gt_boxes, gt_labels = scan
     det = Detector.from_checkpoint(device=device)
@@ -58,7 +72,7 @@ def test_default_model_end_to_end_on_device(scan, device: torch.device) -> None:
     assert float(tp[confident].any(dim=1).float().mean()) >= 0.9
     # a torch tensor already on the device and a numpy array give the same detections
     again = det(torch.from_numpy(points).to(device))
-    assert torch.equal(again.boxes, result.boxes) and torch.equal(again.labels, result.labels)
+    assert_same_confident_detections(result, again, "numpy vs tensor input")
 
 
 def test_device_detections_match_cpu(scan, device: torch.device) -> None:
@@ -69,11 +83,4 @@ def test_device_detections_match_cpu(scan, device: torch.device) -> None:
     points = scan[0]
     cpu = Detector.from_checkpoint(device="cpu")(points)
     dev = Detector.from_checkpoint(device=device)(points)
-    a, b = cpu.filter(cpu.scores > 0.3), dev.filter(dev.scores > 0.3).to("cpu")
-    assert len(a) >= 20 and abs(len(a) - len(b)) <= 2
-    # near-equal scores may swap places: match each CPU detection to one of the device's
-    for i in range(20):
-        same = (b.labels == a.labels[i]) & ((b.boxes - a.boxes[i]).abs().amax(dim=1) < 1e-3)
-        assert bool(same.any()), f"CPU detection {i} not found on {device}"
-        gap = (b.scores[same] - a.scores[i]).abs().min()
-        assert float(gap) < 1e-3, f"CPU detection {i}: score differs by {float(gap)}"
+    assert_same_confident_detections(cpu, dev, f"CPU vs {device}")

@@ -3,11 +3,15 @@
 Forward and backward: the features and the gradients w.r.t. the input features, the kernel and
 the bias (of one random linear functional of the outputs) must equal those of ``conv3d`` /
 ``conv_transpose3d`` / ``max_pool3d`` on the dense grid. The dense reference runs on any
-device, so every test runs on every available one (``device`` fixture, test/conftest.py).
+device, so every test runs on every available one (``device`` fixture, test/conftest.py), and
+the convolutions with both strategies (per-offset loop, all offsets batched).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -19,12 +23,20 @@ from sr3d_ros.sparse import (
     SparseMaxPool3d,
     SparseTensor,
     kernel_offsets,
+    voxelize,
 )
-from sr3d_ros.sparse.functional import sparse_conv, sparse_max_pool
+from sr3d_ros.sparse.functional import ConvStrategy, conv_strategy, sparse_conv, sparse_max_pool
 
 LO, HI = -4, 4  # grid coordinates in [LO, HI): negative coordinates exercise floor rounding
 SIZE = HI - LO
 TOL = {"rtol": 1e-10, "atol": 1e-10}
+
+
+@pytest.fixture(params=["per_offset", "batched"])
+def strategy(request: pytest.FixtureRequest) -> Iterator[ConvStrategy]:
+    """Run the test's sparse convolutions with each strategy."""
+    with conv_strategy(request.param):
+        yield request.param
 
 
 def random_sparse(
@@ -96,7 +108,7 @@ def assert_forward_backward(
     [(3, 1, 1), (1, 1, 1), (3, 2, 1), (2, 2, 1), (3, 1, 2), (1, 2, 1), (2, 1, 1)],
 )
 def test_conv_matches_dense_conv3d(
-    kernel_size: int, stride: int, dilation: int, device: torch.device
+    kernel_size: int, stride: int, dilation: int, device: torch.device, strategy: ConvStrategy
 ) -> None:
     x = random_sparse(0, 3, device)
     conv = SparseConv3d(3, 5, kernel_size, stride, dilation, bias=True).double().to(device)
@@ -128,7 +140,9 @@ def test_conv_matches_dense_conv3d(
     )
 
 
-def test_conv_on_strided_tensor_uses_tensor_stride_offsets(device: torch.device) -> None:
+def test_conv_on_strided_tensor_uses_tensor_stride_offsets(
+    device: torch.device, strategy: ConvStrategy
+) -> None:
     x = random_sparse(1, 4, device, density=0.6, stride=2)
     conv = SparseConv3d(4, 2, 3).double().to(device)
     y = conv(x)
@@ -139,7 +153,9 @@ def test_conv_on_strided_tensor_uses_tensor_stride_offsets(device: torch.device)
     assert torch.equal(y.coordinates, x.coordinates)
 
 
-def test_generative_transpose_matches_conv_transpose3d(device: torch.device) -> None:
+def test_generative_transpose_matches_conv_transpose3d(
+    device: torch.device, strategy: ConvStrategy
+) -> None:
     x = random_sparse(2, 4, device, density=0.4, stride=2)
     up = SparseGenerativeConvTranspose3d(4, 3, kernel_size=2, stride=2, bias=True)
     up = up.double().to(device)
@@ -160,7 +176,7 @@ def test_generative_transpose_matches_conv_transpose3d(device: torch.device) -> 
     )
 
 
-def test_transpose_onto_existing_coordinates(device: torch.device) -> None:
+def test_transpose_onto_existing_coordinates(device: torch.device, strategy: ConvStrategy) -> None:
     x = random_sparse(3, 4, device, density=0.5)
     down = SparseConv3d(4, 4, 2, 2).double().to(device)
     coarse = down(x)
@@ -195,7 +211,7 @@ def _gradcheck(fn, inputs: tuple[torch.Tensor, ...]) -> bool:
     return torch.autograd.gradcheck(fn, inputs, nondet_tol=1e-12)
 
 
-def test_gradcheck_conv_and_transpose(device: torch.device) -> None:
+def test_gradcheck_conv_and_transpose(device: torch.device, strategy: ConvStrategy) -> None:
     x = random_sparse(5, 2, device, density=0.15)
     feats = x.features.detach().clone().requires_grad_(True)
     f64 = {"dtype": torch.float64, "device": device, "requires_grad": True}
@@ -229,3 +245,43 @@ def test_gradcheck_max_pool(device: torch.device) -> None:
         out_id = x.manager.stride(x.set_id, 2)
         kmap = x.manager.conv_kernel_map(x.set_id, out_id, kernel_size)
         assert _gradcheck(lambda fe, kmap=kmap: sparse_max_pool(fe, kmap), (feats,))
+
+
+def test_strategies_agree_on_a_real_scan(data_root, device: torch.device) -> None:
+    """Per-offset loop and all-offsets batch give the same features and gradients on the kernel
+    maps of a real scan (ScanNet scene0000_00 at 4 cm: stride-1 and stride-2 3x3x3 convs, the
+    generative 3x3x3 upsampling of the TR3D neck and a transposed 2x2x2 conv; float64)."""
+    pts = np.load(data_root / "scannet/scannet_instance_data/scene0000_00_vert_all.npy")
+    vox = voxelize(torch.from_numpy(pts).to(device), 0.04)
+    g = torch.Generator().manual_seed(0)
+    torch.manual_seed(0)
+    feats0 = torch.randn(len(vox.coordinates), 4, generator=g, dtype=torch.float64).to(device)
+    layers = torch.nn.ModuleList(
+        [
+            SparseConv3d(4, 5, 3, 1, bias=True),
+            SparseConv3d(5, 6, 3, 2),
+            SparseGenerativeConvTranspose3d(6, 3, kernel_size=3, stride=2),
+            SparseConv3d(3, 4, 2, 2),
+            SparseConvTranspose3d(4, 2, kernel_size=2, stride=2),
+        ]
+    )
+    layers = layers.double().to(device)
+
+    def run(strategy: ConvStrategy) -> list[torch.Tensor]:
+        feats = feats0.clone().requires_grad_()
+        with conv_strategy(strategy):
+            x = SparseTensor(feats, vox.coordinates)
+            a = layers[0](x)
+            b = layers[1](a)
+            c = layers[2](b)
+            d = layers[4](layers[3](c), c)
+            outs = [a.features, b.features, c.features, d.features]
+            loss = sum(
+                (o * torch.cos(torch.arange(o.numel(), device=device).view_as(o))).sum()
+                for o in outs
+            )
+            grads = torch.autograd.grad(loss, [feats, *layers.parameters()])
+        return [o.detach() for o in outs] + list(grads)
+
+    for i, (a, b) in enumerate(zip(run("per_offset"), run("batched"))):
+        torch.testing.assert_close(b, a, **TOL, msg=f"tensor {i}")
