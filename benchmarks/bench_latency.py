@@ -9,6 +9,9 @@ Cases, each on the real ScanNet scan ``scene0000_00`` (81,369 points, as TR3D ev
   than a trained model), so its ``post`` column is an upper bound.
 * ``default``: the embedded default model (width 0.5, 2 cm voxels, trained on this scan): real
   post-processing load.
+* ``tr3d_loop`` (CUDA only, by default): ``tr3d`` with the sparse convolutions forced to the
+  per-offset loop (the CPU's strategy) instead of the all-offsets batch, to show what the
+  batched CUDA path (:mod:`sr3d_ros.sparse.batched`) gains.
 * the monocular detector (LeAD-M3D) gets one case per model size here once it exists; until
   then the table says it is not in this version.
 
@@ -29,12 +32,13 @@ repository if it exists, else ``../shared/data``.
 Usage::
 
     python benchmarks/bench_latency.py [--device auto|cuda|cpu] [--runs 20] [--warmup 5]
-        [--cases tr3d default] [--data ROOT] [--json out.json]
+        [--cases tr3d default tr3d_loop] [--data ROOT] [--json out.json]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import os
 import sys
@@ -51,6 +55,7 @@ import torch
 
 from sr3d_ros.inference import PointCloudDetector, resolve_device
 from sr3d_ros.models import points_to_sparse
+from sr3d_ros.sparse import conv_strategy
 
 SCENE = "scene0000_00"
 TARGET_MS = 25.0
@@ -69,6 +74,10 @@ def _cases() -> dict[str, tuple[str, Callable[[torch.device], PointCloudDetector
             "default model w0.5 2cm",
             lambda dev: PointCloudDetector.from_checkpoint(None, device=dev),
         ),
+        "tr3d_loop": (
+            "TR3D w1.0 1cm, offset loop",
+            lambda dev: build_detector(1.0, dev, voxel_size=0.01),
+        ),
     }
 
 
@@ -84,13 +93,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="auto", help="auto (default: cuda if available), cuda, cpu")
     p.add_argument("--runs", type=int, default=20, help="timed runs per case and mode")
     p.add_argument("--warmup", type=int, default=5, help="untimed calls first")
-    p.add_argument("--cases", nargs="+", default=list(_cases()), choices=list(_cases()))
+    p.add_argument(
+        "--cases",
+        nargs="+",
+        default=None,
+        choices=list(_cases()),
+        help="default: tr3d default, and tr3d_loop on CUDA",
+    )
     p.add_argument("--data", default=None, help="data root (default: see the module docstring)")
     p.add_argument("--json", default=None, help="JSON output (default: $OUT/latency.json)")
     args = p.parse_args(argv)
     if args.runs < 1 or args.warmup < 0:
         p.error("--runs must be >= 1 and --warmup >= 0")
     device = resolve_device(args.device)
+    cases = args.cases or ["tr3d", "default"] + (["tr3d_loop"] if device.type == "cuda" else [])
     points = load_scene(data_root(args.data), SCENE)
     cuda = torch.version.cuda if device.type == "cuda" else None
     print(
@@ -110,10 +126,12 @@ def main(argv: list[str] | None = None) -> int:
     print(header)
     print("-" * len(header))
     results = []
-    for name in args.cases:
+    for name in cases:
         label, build = _cases()[name]
         det = build(device)
-        r = measure(det, points, args.runs, args.warmup)
+        strategy = conv_strategy("per_offset") if name == "tr3d_loop" else contextlib.nullcontext()
+        with strategy:
+            r = measure(det, points, args.runs, args.warmup)
         m = r["median_ms"]
         voxels = _voxels(det, points)
         peak = f"{r['peak_mib']:>10.0f}" if device.type == "cuda" else f"{'-':>10}"
