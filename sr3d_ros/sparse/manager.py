@@ -212,7 +212,7 @@ class CoordinateManager:
         lookup = self._sets[lookup_id]
         center = self._sets[center_id]
         volume = offsets.shape[0]
-        deltas = self.packer.delta(offsets.to(self.device))
+        deltas = self.packer.delta(offsets.cpu()).to(self.device)  # range check on the host
         n_center = len(center)
         searched = volume // 2 if symmetric else volume
         # Search a few offsets at a time: bounded temporaries (~2^20 queries), sorted queries
@@ -266,8 +266,8 @@ class CoordinateManager:
         """
         src, dst = self._sets[in_id], self._sets[out_id]
         s = src.tensor_stride
+        deltas = self.packer.delta(offsets.cpu()).to(self.device)  # range check on the host
         offsets = offsets.to(self.device)
-        deltas = self.packer.delta(offsets)
         odd = torch.remainder(torch.div(src.coordinates[:, 1:].long(), s, rounding_mode="floor"), 2)
         pattern = odd[:, 0] + 2 * odd[:, 1] + 4 * odd[:, 2]  # which axes are odd, per input
         need = ((offsets != 0).long() * torch.tensor([1, 2, 4], device=self.device)).sum(1)
@@ -361,7 +361,8 @@ class CoordinateManager:
                     "it must divide it"
                 )
             out_stride = src.tensor_stride // stride
-            deltas = self.packer.delta((kernel_offsets(kernel_size) * out_stride).to(self.device))
+            offsets = kernel_offsets(kernel_size) * out_stride  # host tensor: no device sync
+            deltas = self.packer.delta(offsets).to(self.device)
             candidates = deltas.unsqueeze(1) + src.keys.unsqueeze(0)  # (V, N_in)
             uniq, inverse = torch.unique(candidates.reshape(-1), sorted=True, return_inverse=True)
             out_id = self._add_keys(uniq, out_stride)
