@@ -13,7 +13,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from .functional import check_operands, sparse_conv
+from .functional import check_operands, no_autocast, sparse_conv
 from .tensor import SparseTensor
 
 __all__ = ["SparseConv3d", "SparseConvTranspose3d", "SparseGenerativeConvTranspose3d"]
@@ -133,7 +133,8 @@ class SparseConv3d(_SparseConvBase):
         manager = x.manager
         out_id = manager.stride(x.set_id, self.stride)
         if self.kernel.dim() == 2 and out_id == x.set_id:
-            return self._finish(x.features.mm(self.kernel), x, out_id)
+            with no_autocast(x.device):  # the features' dtype, as every other path
+                return self._finish(x.features.mm(self.kernel), x, out_id)
         kmap = manager.conv_kernel_map(x.set_id, out_id, self.kernel_size, self.dilation)
         return self._finish(sparse_conv(x.features, self._weight3d(), kmap), x, out_id)
 

@@ -12,7 +12,7 @@ in MinkowskiEngine). On CUDA the convolution runs all offsets at once instead
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, Literal
 
 import torch
@@ -20,7 +20,14 @@ import torch
 from .batched import batched_conv_backward, batched_conv_forward
 from .kernel_map import KernelMap
 
-__all__ = ["ConvStrategy", "check_operands", "conv_strategy", "sparse_conv", "sparse_max_pool"]
+__all__ = [
+    "ConvStrategy",
+    "check_operands",
+    "conv_strategy",
+    "no_autocast",
+    "sparse_conv",
+    "sparse_max_pool",
+]
 
 #: How :func:`sparse_conv` runs the kernel offsets: ``"per_offset"`` (a loop with reused
 #: buffers: least memory), ``"batched"`` (all offsets in one padded batch: fewest kernel
@@ -46,6 +53,20 @@ def conv_strategy(strategy: ConvStrategy) -> Iterator[None]:
         yield
     finally:
         _strategy[0] = previous
+
+
+def no_autocast(device: torch.device) -> AbstractContextManager[Any]:
+    """Autocast (mixed precision) switched off for ``device``'s type.
+
+    The engine computes in its operands' dtype: the loop's matmuls write into buffers
+    (``out=``, in place), which autocast leaves alone, so under ``torch.autocast`` it runs in
+    float32 anyway; the batched path and the 1x1 matrix path (out of place, which autocast
+    would lower to float16 / bfloat16) run under this so that every layer agrees and scatters
+    into buffers of its own dtype.
+    """
+    if device.type in ("cpu", "cuda"):
+        return torch.autocast(device.type, enabled=False)
+    return nullcontext()
 
 
 def _batched(features: torch.Tensor) -> bool:
@@ -115,7 +136,8 @@ class _SparseConvFunction(torch.autograd.Function):
         ctx.kmap = kmap
         ctx.batched = _batched(features)
         if ctx.batched:
-            return batched_conv_forward(features, weight, kmap)
+            with no_autocast(features.device):
+                return batched_conv_forward(features, weight, kmap)
         return _conv_forward(features, weight, kmap)
 
     @staticmethod
@@ -128,7 +150,8 @@ class _SparseConvFunction(torch.autograd.Function):
         # without materialising the full (N_out, C_out) tensor.
         need_in, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         if ctx.batched:
-            g_in, g_w = batched_conv_backward(grad_out, features, weight, kmap, need_in, need_w)
+            with no_autocast(features.device):
+                g_in, g_w = batched_conv_backward(grad_out, features, weight, kmap, need_in, need_w)
             return g_in, g_w, None
         grad_in = torch.zeros_like(features) if need_in else None
         grad_w = torch.zeros_like(weight) if need_w else None

@@ -20,6 +20,7 @@ from sr3d_ros.sparse import (
     SparseMaxPool3d,
     SparseReLU,
     SparseTensor,
+    conv_strategy,
     kernel_offsets,
     prune,
     sparse_collate,
@@ -323,3 +324,34 @@ def test_stride2_k3_map_from_the_inputs_side_equals_the_general_search(
             assert n_new == n_ref
             assert torch.equal(l_new, l_ref) and torch.equal(c_new, c_ref)
             in_id = out_id
+
+
+@pytest.mark.parametrize("strategy", ["per_offset", "batched"])
+def test_convolutions_ignore_autocast(device: torch.device, strategy: str) -> None:
+    """Under torch.autocast (bfloat16 on the CPU, float16 on CUDA; the trainer's AMP) every
+    convolution computes in the features' dtype with either strategy: float32 out, the same
+    values as without autocast, and the next layer accepts it."""
+    g = torch.Generator().manual_seed(0)
+    xyz = torch.unique(torch.randint(0, 20, (500, 3), generator=g), dim=0)
+    coords = torch.cat([torch.zeros(len(xyz), 1, dtype=torch.int64), xyz], 1).int()
+    x = SparseTensor(torch.randn(len(xyz), 4, generator=g).to(device), coords.to(device))
+    down = SparseConv3d(4, 4, 2, 2).to(device)
+    layers = [
+        SparseConv3d(4, 4, 3),
+        SparseConv3d(4, 4, 3, 2),
+        SparseConv3d(4, 4, 1),  # the 1x1 matrix path, no bias
+        SparseConv3d(4, 4, 1, bias=True),
+    ]
+    half = torch.bfloat16 if device.type == "cpu" else torch.float16
+    with conv_strategy(strategy):
+        for layer in [*layers, SparseGenerativeConvTranspose3d(4, 4, 3, 2)]:
+            layer = layer.to(device)
+            inp = down(x) if isinstance(layer, SparseGenerativeConvTranspose3d) else x
+            plain = layer(inp).features
+            with torch.autocast(device.type, dtype=half):
+                mixed = layer(inp)
+                mixed = SparseConv3d(4, 2, 3).to(device)(mixed)  # accepted downstream
+            assert mixed.dtype == torch.float32
+            with torch.autocast(device.type, dtype=half):
+                again = layer(inp).features
+            torch.testing.assert_close(again, plain)
