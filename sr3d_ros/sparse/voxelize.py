@@ -49,6 +49,9 @@ def voxelize(
       ``SparseTensorQuantizationMode.UNWEIGHTED_AVERAGE`` used by TR3D;
     * ``"first"``: the features of the first point (in input order) in the voxel.
 
+    On CUDA the ``"mean"`` sums are scatter-adds in no fixed order, so repeated calls may differ
+    at float rounding level (as MinkowskiEngine's GPU quantisation does).
+
     Args:
         points: ``(N, 3)`` or ``(N, 3 + C)`` float xyz in metres (any frame; the detector
             expects a gravity-aligned one), optionally followed by features.
