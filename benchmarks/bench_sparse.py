@@ -14,14 +14,15 @@ transposed conv kernel 2 stride 2), 64 -> 64 channels, float32, it measures in t
   mmap threshold pinned so freed buffers leave the resident set at once; on CUDA,
   ``torch.cuda.max_memory_allocated`` (our ops only, as ME is CPU-only here).
   Times come from another fresh subprocess (both libraries) with the allocator as the caller's
-  environment has it: the pinned threshold sends every buffer over 128 KiB through mmap/munmap (fresh,
-  page-faulting pages each time), a measuring device for resident memory that no user runs
-  with, and it penalises the library that allocates more temporaries.
+  environment has it: the pinned threshold sends every buffer over 128 KiB through mmap/munmap
+  (fresh, page-faulting pages each time), a measuring device for resident memory that no user
+  runs with, and it penalises the library that allocates more temporaries.
 
 It prints a table with the ratio ours / ME, whether each row meets the issue's targets
 (forward+backward time <= 0.6x ME's, peak memory <= 1.2x ME's) and an overall verdict, and
 always writes JSON (default ``outputs/bench_sparse.json`` in the repository, ``--json`` to
-override). The data root is ``$SR3D_DATA`` (default ``../shared/data``).
+override). The data root is ``$SR3D_DATA``, else ``.gpu_data`` in the repository if it exists,
+else ``../shared/data``.
 Usage: ``python benchmarks/bench_sparse.py [--device cpu|cuda] [--repeats 5] [--json out.json]
 [--voxel-sizes 0.02] [--ops conv3_s2]`` (the last two select a subset, e.g. for a quick check).
 """
@@ -37,8 +38,10 @@ import sys
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
+from _bench_common import REPO, data_root, write_json
+
 sys.path.insert(0, str(REPO))
 OPS = ("conv3_s1", "conv3_s2", "genconvT2_s2")
 VOXEL_SIZES = (0.01, 0.02)
@@ -49,12 +52,7 @@ TARGET_FORWARD_BACKWARD = 0.6
 TARGET_PEAK_MEMORY = 1.2
 
 
-def _data_root() -> Path:
-    """``$SR3D_DATA`` if set, else ``../shared/data`` next to the repository (as bench_detector)."""
-    return Path(os.environ.get("SR3D_DATA", REPO.parent / "shared" / "data"))
-
-
-SCENE = _data_root() / "scannet" / "scannet_instance_data" / "scene0000_00_vert_all.npy"
+SCENE = data_root() / "scannet" / "scannet_instance_data" / "scene0000_00_vert_all.npy"
 
 
 def targets_met(row: dict) -> dict:
@@ -238,6 +236,32 @@ def _time_worker(
     return out
 
 
+def _run_worker(
+    lib_arg: str, op: str, voxel_size: float, part: str, env: dict, args: argparse.Namespace
+) -> Any:
+    """Run this script as a ``--worker`` subprocess; its last stdout line, parsed as JSON.
+
+    Raises:
+        RuntimeError: the worker failed (its stderr as the message).
+    """
+    cmd = [sys.executable, __file__, "--worker", lib_arg, op, str(voxel_size)]
+    cmd += ["--repeats", str(args.repeats), "--device", args.device, "--part", part]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _pair(ours: dict, me: dict | None, key: str, width: int) -> str:
+    """``"ours / ME"`` cell of one measurement (``n/a`` without an ME result)."""
+    theirs = f"{me[key]:>{width}.1f}" if me is not None else f"{'n/a':>{width}}"
+    return f"{ours[key]:>{width}.1f} /{theirs}"
+
+
+def _ratio(row: dict, key: str) -> str:
+    return f"{row[key]:>5.2f}" if key in row else f"{'':>5}"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -303,49 +327,29 @@ def main() -> int:
     results = []
     for vs in voxel_sizes:
         for op in ops:
-
-            def call(lib_arg: str, part: str, env: dict) -> object:
-                proc = subprocess.run(
-                    [
-                        sys.executable,
-                        __file__,
-                        "--worker",
-                        lib_arg,
-                        op,
-                        str(vs),
-                        "--repeats",
-                        str(args.repeats),
-                        "--device",
-                        args.device,
-                        "--part",
-                        part,
-                    ],
-                    capture_output=True,
-                    text=True,
-                    check=False,
-                    env=env,
-                )
-                if proc.returncode != 0:
-                    raise RuntimeError(proc.stderr)
-                return json.loads(proc.stdout.strip().splitlines()[-1])
-
             try:
-                peaks = {lib: call(lib, "memory", mem_env)["peak_mib"] for lib in libs}  # type: ignore[index]
-                timed = call(",".join(libs), "time", dict(os.environ))
+                peaks = {
+                    lib: _run_worker(lib, op, vs, "memory", mem_env, args)["peak_mib"]
+                    for lib in libs
+                }
+                timed = _run_worker(",".join(libs), op, vs, "time", dict(os.environ), args)
             except RuntimeError as exc:
                 print(exc, file=sys.stderr)
                 return 1
-            results.extend({**t, "peak_mib": peaks[t["lib"]]} for t in timed)  # type: ignore[union-attr]
+            results.extend({**t, "peak_mib": peaks[t["lib"]]} for t in timed)
     header = (
-        f"{'scene':>6} {'op':>13} {'voxels':>7} | {'fwd ms':>16} {'ratio':>5} | {'fwd+bwd ms':>16} {'ratio':>5} | "
-        f"{'peak MiB':>14} {'ratio':>5} | {'time ok':>7} {'mem ok':>6}"
+        f"{'scene':>6} {'op':>13} {'voxels':>7} | {'fwd ms':>16} {'ratio':>5} | "
+        f"{'fwd+bwd ms':>16} {'ratio':>5} | {'peak MiB':>14} {'ratio':>5} | "
+        f"{'time ok':>7} {'mem ok':>6}"
     )
     print(
-        f"sparse engine vs MinkowskiEngine 0.5.4: ScanNet scene0000_00, {CHANNELS}->{CHANNELS} ch, float32, "
-        f"{args.device}, {results[0]['threads']} threads, median of {args.repeats}"
+        "sparse engine vs MinkowskiEngine 0.5.4: ScanNet scene0000_00, "
+        f"{CHANNELS}->{CHANNELS} ch, float32, {args.device}, {results[0]['threads']} threads, "
+        f"median of {args.repeats}"
     )
     print(
-        f"(each cell: ours / ME; targets: fwd+bwd <= {TARGET_FORWARD_BACKWARD}x ME, peak memory <= {TARGET_PEAK_MEMORY}x ME)"
+        f"(each cell: ours / ME; targets: fwd+bwd <= {TARGET_FORWARD_BACKWARD}x ME, "
+        f"peak memory <= {TARGET_PEAK_MEMORY}x ME)"
     )
     print(header)
     print("-" * len(header))
@@ -374,19 +378,13 @@ def main() -> int:
                 )
             row["targets_met"] = met = targets_met(row)
             flags = f" | {_verdict(met['forward_backward']):>7} {_verdict(met['peak_memory']):>6}"
-            if me is not None:
-                print(
-                    f"{vs * 100:>4.0f}cm {op:>13} {ours['voxels_in']:>7} | {ours['forward_ms']:>7.1f} /{me['forward_ms']:>7.1f} "
-                    f"{row['ratio_forward']:>5.2f} | {ours['forward_backward_ms']:>7.1f} /{me['forward_backward_ms']:>7.1f} "
-                    f"{row['ratio_forward_backward']:>5.2f} | {ours['peak_mib']:>6.1f} /{me['peak_mib']:>6.1f} {row['ratio_peak_memory']:>5.2f}"
-                    + flags
-                )
-            else:
-                print(
-                    f"{vs * 100:>4.0f}cm {op:>13} {ours['voxels_in']:>7} | {ours['forward_ms']:>7.1f} /    n/a       | "
-                    f"{ours['forward_backward_ms']:>7.1f} /    n/a       | {ours['peak_mib']:>6.1f} /   n/a      "
-                    + flags
-                )
+            print(
+                f"{vs * 100:>4.0f}cm {op:>13} {ours['voxels_in']:>7} | "
+                f"{_pair(ours, me, 'forward_ms', 7)} {_ratio(row, 'ratio_forward')} | "
+                f"{_pair(ours, me, 'forward_backward_ms', 7)} "
+                f"{_ratio(row, 'ratio_forward_backward')} | "
+                f"{_pair(ours, me, 'peak_mib', 6)} {_ratio(row, 'ratio_peak_memory')}" + flags
+            )
             rows.append(row)
     verdicts = [r["targets_met"]["all"] for r in rows]
     if any(v is False for v in verdicts):
@@ -404,13 +402,14 @@ def main() -> int:
     else:
         overall, line = (
             None,
-            "targets not checked for every row (no MinkowskiEngine result or unmeasurable ME memory)",
+            "targets not checked for every row "
+            "(no MinkowskiEngine result or unmeasurable ME memory)",
         )
     print(f"overall: {line}")
     payload = {
         "device": args.device,
         "repeats": args.repeats,
-        "data_root": str(_data_root()),
+        "data_root": str(data_root()),
         "targets": {
             "forward_backward_ratio_max": TARGET_FORWARD_BACKWARD,
             "peak_memory_ratio_max": TARGET_PEAK_MEMORY,
@@ -418,9 +417,7 @@ def main() -> int:
         "targets_met": overall,
         "rows": rows,
     }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(payload, indent=2))
-    print(f"wrote {args.json}")
+    print(f"wrote {write_json(args.json, payload)}")
     return 0
 
 

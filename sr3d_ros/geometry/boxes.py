@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -50,7 +51,9 @@ __all__ = [
     "box_bev_corners",
     "box_corners",
     "box_volume",
+    "broadcast_leading_shape",
     "center_to_bottom_center",
+    "check_box_pair",
     "enclosing_aabb",
     "limit_yaw",
     "to_7dof",
@@ -122,6 +125,57 @@ def to_7dof(boxes: Tensor) -> Tensor:
     if boxes.shape[-1] == BOX_DIM:
         return boxes
     return torch.cat([boxes, boxes.new_zeros(boxes.shape[:-1] + (1,))], dim=-1)
+
+
+def check_box_pair(
+    boxes1: Tensor, boxes2: Tensor, names: tuple[str, str] = ("boxes1", "boxes2")
+) -> tuple[Tensor, Tensor]:
+    """Validate two box tensors that a function combines, and read both as ``(..., 7)``.
+
+    Shapes other than the last dimension are not compared (pairwise functions need none;
+    element-wise ones use :func:`broadcast_leading_shape`).
+
+    Args:
+        boxes1, boxes2: ``(..., 7)`` / ``(..., 6)`` floating tensors (box convention: module
+            docstring), of one dtype and on one device.
+        names: the two argument names used in error messages.
+
+    Returns:
+        ``(b1, b2)``: both as ``(..., 7)`` (see :func:`to_7dof`), same dtype / device.
+
+    Raises:
+        TypeError: not tensors, non-floating or different dtypes.
+        ValueError: wrong last dimension, negative / NaN sizes, different devices.
+    """
+    n1, n2 = names
+    validate_boxes(boxes1, n1, allow_6=True)
+    validate_boxes(boxes2, n2, allow_6=True)
+    if boxes1.dtype != boxes2.dtype:
+        raise TypeError(
+            f"{n1} and {n2} must have the same dtype, got {boxes1.dtype} and {boxes2.dtype}"
+        )
+    if boxes1.device != boxes2.device:
+        raise ValueError(
+            f"{n1} and {n2} must be on the same device, got {boxes1.device} and {boxes2.device}"
+        )
+    return to_7dof(boxes1), to_7dof(boxes2)
+
+
+def broadcast_leading_shape(
+    boxes1: Tensor, boxes2: Tensor, names: tuple[str, str] = ("boxes1", "boxes2")
+) -> tuple[int, ...]:
+    """Broadcast shape of the leading (batch) dimensions of two ``(..., 7)`` box tensors.
+
+    Raises:
+        ValueError: the leading shapes do not broadcast (message names both arguments).
+    """
+    try:
+        return tuple(np.broadcast_shapes(tuple(boxes1.shape[:-1]), tuple(boxes2.shape[:-1])))
+    except ValueError as err:
+        raise ValueError(
+            f"{names[0]} {tuple(boxes1.shape)} and {names[1]} {tuple(boxes2.shape)} must have "
+            "broadcastable leading shapes"
+        ) from err
 
 
 def bottom_center_to_center(boxes: Tensor) -> Tensor:

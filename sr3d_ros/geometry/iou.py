@@ -25,12 +25,12 @@ devices differ, aligned shapes not broadcastable).
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import torch
 from torch import Tensor
 
-from .boxes import enclosing_aabb, to_7dof, validate_boxes
+from .boxes import broadcast_leading_shape, check_box_pair, enclosing_aabb
 
 __all__ = [
     "aligned_box_iou_3d",
@@ -56,25 +56,9 @@ _PAIR_CHUNK = 1 << 16
 # ----------------------------------------------------------------------------------------------
 def _check_pair(b1: Tensor, b2: Tensor, aligned: bool) -> tuple[Tensor, Tensor]:
     """Validate two box tensors and return them as ``(..., 7)``; broadcast when aligned."""
-    validate_boxes(b1, "boxes1", allow_6=True)
-    validate_boxes(b2, "boxes2", allow_6=True)
-    if b1.dtype != b2.dtype:
-        raise TypeError(
-            f"boxes1 and boxes2 must have the same dtype, got {b1.dtype} and {b2.dtype}"
-        )
-    if b1.device != b2.device:
-        raise ValueError(
-            f"boxes1 and boxes2 must be on the same device, got {b1.device} and {b2.device}"
-        )
-    b1, b2 = to_7dof(b1), to_7dof(b2)
+    b1, b2 = check_box_pair(b1, b2)
     if aligned:
-        try:
-            shape = torch.broadcast_shapes(b1.shape[:-1], b2.shape[:-1])
-        except RuntimeError as err:
-            raise ValueError(
-                f"aligned boxes must have broadcastable leading shapes, got {tuple(b1.shape)} "
-                f"and {tuple(b2.shape)}"
-            ) from err
+        shape = broadcast_leading_shape(b1, b2)
         b1 = b1.expand(shape + (7,))
         b2 = b2.expand(shape + (7,))
     elif b1.dim() != 2 or b2.dim() != 2:
@@ -259,10 +243,19 @@ def _pairwise_intersection(b1: Tensor, b2: Tensor, rotated: bool, bev: bool) -> 
     return out.index_put((ii, jj), torch.cat(vals))
 
 
-def _iou_impl(
-    b1: Tensor, b2: Tensor, aligned: bool, rotated: bool | None, bev: bool
-) -> tuple[Tensor, Tensor, Tensor, bool, Tensor, Tensor]:
-    """Shared IoU core; returns (iou, intersection, union, rotated, b1, b2) in compute dtype."""
+class _Overlap(NamedTuple):
+    """What the IoU family needs of a box pair, in the compute dtype (float32 for half inputs)."""
+
+    iou: Tensor
+    intersection: Tensor
+    union: Tensor
+    rotated: bool  # whether the rotated (polygon) computation was used
+    b1: Tensor  # the boxes as (..., 7), broadcast when aligned
+    b2: Tensor
+
+
+def _iou_impl(b1: Tensor, b2: Tensor, aligned: bool, rotated: bool | None, bev: bool) -> _Overlap:
+    """Shared IoU core of every public function here."""
     b1, b2 = _check_pair(b1, b2, aligned)
     ct = _compute_dtype(b1.dtype)
     b1, b2 = b1.to(ct), b2.to(ct)
@@ -277,7 +270,7 @@ def _iou_impl(
         v2 = (b2[:, 3] * b2[:, 4] * (1 if bev else b2[:, 5]))[None, :]
     union = v1 + v2 - inter
     # rounding can push identical rotated boxes a few ulps above 1
-    return _safe_div(inter, union).clamp(max=1.0), inter, union, rot, b1, b2
+    return _Overlap(_safe_div(inter, union).clamp(max=1.0), inter, union, rot, b1, b2)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -299,8 +292,7 @@ def axis_aligned_iou_3d(boxes1: Tensor, boxes2: Tensor, aligned: bool = False) -
     Raises:
         TypeError / ValueError: see the module docstring.
     """
-    iou, _, _, _, _, _ = _iou_impl(boxes1, boxes2, aligned, False, bev=False)
-    return iou.to(boxes1.dtype)
+    return _iou_impl(boxes1, boxes2, aligned, False, bev=False).iou.to(boxes1.dtype)
 
 
 def rotated_iou_3d(boxes1: Tensor, boxes2: Tensor, aligned: bool = False) -> Tensor:
@@ -322,8 +314,7 @@ def rotated_iou_3d(boxes1: Tensor, boxes2: Tensor, aligned: bool = False) -> Ten
     Raises:
         TypeError / ValueError: see :func:`box_iou_3d`.
     """
-    iou, _, _, _, _, _ = _iou_impl(boxes1, boxes2, aligned, True, bev=False)
-    return iou.to(boxes1.dtype)
+    return _iou_impl(boxes1, boxes2, aligned, True, bev=False).iou.to(boxes1.dtype)
 
 
 def box_iou_3d(
@@ -347,8 +338,7 @@ def box_iou_3d(
         TypeError: not tensors, non-floating or different dtypes.
         ValueError: wrong shapes, negative / NaN sizes, different devices.
     """
-    iou, _, _, _, _, _ = _iou_impl(boxes1, boxes2, aligned, rotated, bev=False)
-    return iou.to(boxes1.dtype)
+    return _iou_impl(boxes1, boxes2, aligned, rotated, bev=False).iou.to(boxes1.dtype)
 
 
 def aligned_box_iou_3d(boxes1: Tensor, boxes2: Tensor, rotated: bool | None = None) -> Tensor:
@@ -372,21 +362,10 @@ def box_iou_bev(
 ) -> Tensor:
     """Bird's-eye-view IoU (x-y footprints, area ratio); z and dz are ignored (KITTI BEV metric).
 
-    Args:
-        boxes1: ``(N, 7)`` (pairwise) or ``(..., 7)`` (aligned) floating tensor, box convention
-            of :mod:`sr3d_ros.geometry.boxes`; ``(..., 6)`` accepted (yaw 0).
-        boxes2: ``(M, 7)`` (pairwise) or broadcastable with ``boxes1`` (aligned).
-        aligned: element-wise IoU instead of all pairs.
-        rotated: see :func:`box_iou_3d`.
-
-    Returns:
-        ``(N, M)`` or ``(...)`` IoU in ``[0, 1]``, dtype / device of the input; differentiable.
-
-    Raises:
-        TypeError / ValueError: see :func:`box_iou_3d`.
+    Arguments, shapes, dtypes and errors are those of :func:`box_iou_3d`: ``(N, M)`` pairwise or
+    ``(...)`` aligned IoU in ``[0, 1]``, differentiable.
     """
-    iou, _, _, _, _, _ = _iou_impl(boxes1, boxes2, aligned, rotated, bev=True)
-    return iou.to(boxes1.dtype)
+    return _iou_impl(boxes1, boxes2, aligned, rotated, bev=True).iou.to(boxes1.dtype)
 
 
 def intersection_volume_3d(
@@ -400,8 +379,8 @@ def intersection_volume_3d(
     Raises:
         TypeError / ValueError: see :func:`box_iou_3d`.
     """
-    _, inter, _, _, _, _ = _iou_impl(boxes1, boxes2, aligned, rotated, bev=False)
-    return inter.to(boxes1.dtype)
+    overlap = _iou_impl(boxes1, boxes2, aligned, rotated, bev=False)
+    return overlap.intersection.to(boxes1.dtype)
 
 
 def _enclosing(b1: Tensor, b2: Tensor, rot: bool, aligned: bool) -> tuple[Tensor, Tensor]:
@@ -432,10 +411,10 @@ def giou_3d(
     Raises:
         TypeError / ValueError: see :func:`box_iou_3d`.
     """
-    iou, _, union, rot, b1, b2 = _iou_impl(boxes1, boxes2, aligned, rotated, bev=False)
-    lo, hi = _enclosing(b1, b2, rot, aligned)
+    o = _iou_impl(boxes1, boxes2, aligned, rotated, bev=False)
+    lo, hi = _enclosing(o.b1, o.b2, o.rotated, aligned)
     enc = (hi - lo).prod(dim=-1)
-    return (iou - _safe_div(enc - union, enc)).to(boxes1.dtype)
+    return (o.iou - _safe_div(enc - o.union, enc)).to(boxes1.dtype)
 
 
 def diou_3d(pred: Tensor, target: Tensor, rotated: bool | None = None) -> Tensor:
@@ -457,11 +436,11 @@ def diou_3d(pred: Tensor, target: Tensor, rotated: bool | None = None) -> Tensor
     Raises:
         TypeError / ValueError: see :func:`box_iou_3d`.
     """
-    iou, _, _, rot, b1, b2 = _iou_impl(pred, target, True, rotated, bev=False)
-    lo, hi = _enclosing(b1, b2, rot, True)
+    o = _iou_impl(pred, target, True, rotated, bev=False)
+    lo, hi = _enclosing(o.b1, o.b2, o.rotated, True)
     diag2 = ((hi - lo) ** 2).sum(-1)
-    dist2 = ((b1[..., :3] - b2[..., :3]) ** 2).sum(-1)
-    return (iou - _safe_div(dist2, diag2)).to(pred.dtype)
+    dist2 = ((o.b1[..., :3] - o.b2[..., :3]) ** 2).sum(-1)
+    return (o.iou - _safe_div(dist2, diag2)).to(pred.dtype)
 
 
 def _reduce(x: Tensor, reduction: Reduction) -> Tensor:
@@ -495,14 +474,7 @@ def diou_loss(
 ) -> Tensor:
     """DIoU loss ``1 - diou_3d(pred, target)`` of aligned pairs, in ``[0, 2]``.
 
-    Source: Zheng et al., AAAI 2020 (3D lifting: see :func:`diou_3d`).
-
-    Args:
-        pred, target: broadcastable ``(..., 7)`` / ``(..., 6)`` floating tensors.
-        rotated: see :func:`box_iou_3d`.
-        reduction: ``"none"`` (shape ``(...)``), ``"mean"`` (0 for empty input) or ``"sum"``.
-
-    Raises:
-        TypeError / ValueError: see :func:`box_iou_3d`; unknown ``reduction``.
+    Source: Zheng et al., AAAI 2020 (3D lifting: see :func:`diou_3d`). Arguments (``pred``,
+    ``target``, ``rotated``, ``reduction``), shapes and errors are those of :func:`giou_loss`.
     """
     return _reduce(1 - diou_3d(pred, target, rotated=rotated), reduction)

@@ -19,21 +19,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .boxes import _corners_unchecked, to_7dof, validate_boxes
+from .boxes import _corners_unchecked, broadcast_leading_shape, check_box_pair
 
 __all__ = ["normalized_vertex_distance", "normalized_vertex_distance_pairwise"]
-
-
-def _check(b1: Tensor, b2: Tensor) -> tuple[Tensor, Tensor]:
-    validate_boxes(b1, "pred", allow_6=True)
-    validate_boxes(b2, "target", allow_6=True)
-    if b1.dtype != b2.dtype:
-        raise TypeError(f"pred and target must have the same dtype, got {b1.dtype} and {b2.dtype}")
-    if b1.device != b2.device:
-        raise ValueError(
-            f"pred and target must be on the same device, got {b1.device} and {b2.device}"
-        )
-    return to_7dof(b1), to_7dof(b2)
 
 
 def _nvd(c1: Tensor, c2: Tensor) -> Tensor:
@@ -63,13 +51,8 @@ def normalized_vertex_distance(pred: Tensor, target: Tensor) -> Tensor:
         ValueError: wrong last dimension, negative / NaN sizes, different devices,
             non-broadcastable shapes.
     """
-    b1, b2 = _check(pred, target)
-    try:
-        torch.broadcast_shapes(b1.shape[:-1], b2.shape[:-1])
-    except RuntimeError as err:
-        raise ValueError(
-            f"pred {tuple(pred.shape)} and target {tuple(target.shape)} are not broadcastable"
-        ) from err
+    b1, b2 = check_box_pair(pred, target, ("pred", "target"))
+    broadcast_leading_shape(b1, b2, ("pred", "target"))
     return _nvd(_corners_unchecked(b1), _corners_unchecked(b2))
 
 
@@ -86,7 +69,7 @@ def normalized_vertex_distance_pairwise(boxes1: Tensor, boxes2: Tensor) -> Tenso
     Raises:
         TypeError / ValueError: as :func:`normalized_vertex_distance`; inputs not 2-D.
     """
-    b1, b2 = _check(boxes1, boxes2)
+    b1, b2 = check_box_pair(boxes1, boxes2)
     if b1.dim() != 2 or b2.dim() != 2:
         raise ValueError(
             f"pairwise distance needs (N, 7) and (M, 7) boxes, got {tuple(boxes1.shape)} and "

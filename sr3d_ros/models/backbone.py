@@ -49,8 +49,9 @@ class BasicBlock(nn.Module):
         """
         out = self.relu(self.norm1(self.conv1(x)))
         out = self.norm2(self.conv2(out))
-        residual = self.downsample(x) if self.downsample is not None else x
-        return self.relu(out + residual)
+        residual: SparseTensor = self.downsample(x) if self.downsample is not None else x
+        result: SparseTensor = self.relu(out + residual)  # Module.__call__ is typed Any
+        return result
 
 
 class MinkResNet(nn.Module):

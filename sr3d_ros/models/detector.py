@@ -100,11 +100,11 @@ class TR3DDetector(nn.Module):
         """
         timer = timer or StageTimer(enabled=False)
         with timer.stage("backbone"):
-            feats = self.backbone(x)
+            feats: list[SparseTensor] = self.backbone(x)
         with timer.stage("neck"):
-            levels = self.neck(feats)
+            levels: list[SparseTensor] = self.neck(feats)
         with timer.stage("head"):
-            out = self.head(levels)
+            out: HeadOutputs = self.head(levels)
         return out
 
     def decode(self, outputs: HeadOutputs) -> torch.Tensor:

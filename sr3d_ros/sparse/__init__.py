@@ -8,8 +8,8 @@ maps. CPU and CUDA run the same code; nothing needs compiling.
 
 from .conv import SparseConv3d, SparseConvTranspose3d, SparseGenerativeConvTranspose3d
 from .coordinates import CoordinatePacker, check_coordinates, kernel_offsets, stride_coordinates
-from .functional import sparse_conv, sparse_max_pool
-from .kernel_map import KernelMap
+from .functional import ConvStrategy, conv_strategy, sparse_conv, sparse_max_pool
+from .kernel_map import KernelMap, PaddedPairs
 from .manager import CoordinateManager, CoordinateSet
 from .norm import SparseBatchNorm, SparseReLU
 from .pooling import SparseGlobalAvgPool, SparseGlobalMaxPool, SparseMaxPool3d, global_pool
@@ -18,10 +18,12 @@ from .tensor import SparseTensor, sparse_collate
 from .voxelize import Voxels, voxelize
 
 __all__ = [
+    "ConvStrategy",
     "CoordinateManager",
     "CoordinatePacker",
     "CoordinateSet",
     "KernelMap",
+    "PaddedPairs",
     "SparseBatchNorm",
     "SparseConv3d",
     "SparseConvTranspose3d",
@@ -34,6 +36,7 @@ __all__ = [
     "SparseTensor",
     "Voxels",
     "check_coordinates",
+    "conv_strategy",
     "global_pool",
     "kernel_offsets",
     "prune",

@@ -8,26 +8,33 @@ kernel volume in :func:`~sr3d_ros.sparse.coordinates.kernel_offsets` order (x fa
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import torch
 from torch import nn
 
-from .functional import check_operands, sparse_conv
+from .functional import check_operands, no_autocast, sparse_conv
 from .tensor import SparseTensor
 
 __all__ = ["SparseConv3d", "SparseConvTranspose3d", "SparseGenerativeConvTranspose3d"]
 
 
 class _SparseConvBase(nn.Module):
+    """Weights, checks and settings shared by the convolution layers (defaults: SparseConv3d's)."""
+
+    #: Transposed layers take ME's fan ``C_out x V`` for the initial uniform bound.
+    transposed: ClassVar[bool] = False
+    #: Generative layers support dilation 1 only.
+    generative: ClassVar[bool] = False
+
     def __init__(
         self,
         in_channels: int,
         out_channels: int,
-        kernel_size: int,
-        stride: int,
-        dilation: int,
-        bias: bool,
-        transposed: bool,
+        kernel_size: int = 3,
+        stride: int = 1,
+        dilation: int = 1,
+        bias: bool = False,
     ) -> None:
         super().__init__()
         for name, value in (
@@ -39,6 +46,8 @@ class _SparseConvBase(nn.Module):
         ):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if self.generative and dilation != 1:
+            raise ValueError("generative transposed convolution supports dilation 1 only")
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.kernel_size = kernel_size
@@ -50,12 +59,11 @@ class _SparseConvBase(nn.Module):
         shape = (in_channels, out_channels) if matrix else (self.volume, in_channels, out_channels)
         self.kernel = nn.Parameter(torch.empty(shape))
         self.bias = nn.Parameter(torch.zeros(1, out_channels)) if bias else None
-        self._transposed = transposed
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """Uniform(-1/sqrt(n), 1/sqrt(n)) with n = fan (C_in, or C_out for transposed) x V, as ME."""
-        fan = (self.out_channels if self._transposed else self.in_channels) * self.volume
+        """Uniform(-1/sqrt(n), 1/sqrt(n)), n = fan (C_in, or C_out if transposed) x V, as ME."""
+        fan = (self.out_channels if self.transposed else self.in_channels) * self.volume
         bound = 1.0 / math.sqrt(fan)
         with torch.no_grad():
             self.kernel.uniform_(-bound, bound)
@@ -70,7 +78,8 @@ class _SparseConvBase(nn.Module):
             raise TypeError(f"{type(self).__name__} expects a SparseTensor, got {type(x).__name__}")
         if x.features.shape[1] != self.in_channels:
             raise ValueError(
-                f"{type(self).__name__}: input has {x.features.shape[1]} channels, expected {self.in_channels}"
+                f"{type(self).__name__}: input has {x.features.shape[1]} channels, "
+                f"expected {self.in_channels}"
             )
         check_operands(x.features, self.kernel)
 
@@ -103,19 +112,6 @@ class SparseConv3d(_SparseConvBase):
     Shapes: ``(N, C_in)`` -> ``(N_out, C_out)``; ``tensor_stride`` multiplies by ``stride``.
     """
 
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: int = 3,
-        stride: int = 1,
-        dilation: int = 1,
-        bias: bool = False,
-    ) -> None:
-        super().__init__(
-            in_channels, out_channels, kernel_size, stride, dilation, bias, transposed=False
-        )
-
     def forward(self, x: SparseTensor) -> SparseTensor:
         """Convolve ``x``.
 
@@ -128,28 +124,25 @@ class SparseConv3d(_SparseConvBase):
             N = 0 gives an empty result.
 
         Raises:
-            TypeError: ``x`` is not a :class:`SparseTensor`, or its dtype differs from the kernel's.
-            ValueError: channel count != ``in_channels``, or ``x`` on another device than the kernel.
+            TypeError: ``x`` is not a :class:`SparseTensor`, or its dtype differs from the
+                kernel's.
+            ValueError: channel count != ``in_channels``, or ``x`` on another device than the
+                kernel.
         """
         self._check(x)
         manager = x.manager
         out_id = manager.stride(x.set_id, self.stride)
         if self.kernel.dim() == 2 and out_id == x.set_id:
-            return self._finish(x.features.mm(self.kernel), x, out_id)
+            with no_autocast(x.device):  # the features' dtype, as every other path
+                return self._finish(x.features.mm(self.kernel), x, out_id)
         kmap = manager.conv_kernel_map(x.set_id, out_id, self.kernel_size, self.dilation)
         return self._finish(sparse_conv(x.features, self._weight3d(), kmap), x, out_id)
 
 
-class SparseGenerativeConvTranspose3d(_SparseConvBase):
-    """Generative transposed convolution (``MinkowskiGenerativeConvolutionTranspose``).
+class _TransposedConvBase(_SparseConvBase):
+    """Transposed layers: kernel 2 and stride 2 by default, ME's transposed fan."""
 
-    Every input voxel ``c`` at tensor stride ``ts`` writes ``in[c] @ kernel[k]`` to the new
-    voxel ``c + offset_k * ts / stride`` for every kernel offset k; the output coordinates are
-    all such voxels (for kernel 2, stride 2: the 8 children of every input voxel), at tensor
-    stride ``ts / stride``.
-
-    Raises (forward): ValueError if ``ts`` is not divisible by ``stride``.
-    """
+    transposed = True
 
     def __init__(
         self,
@@ -160,11 +153,22 @@ class SparseGenerativeConvTranspose3d(_SparseConvBase):
         dilation: int = 1,
         bias: bool = False,
     ) -> None:
-        super().__init__(
-            in_channels, out_channels, kernel_size, stride, dilation, bias, transposed=True
-        )
-        if dilation != 1:
-            raise ValueError("generative transposed convolution supports dilation 1 only")
+        super().__init__(in_channels, out_channels, kernel_size, stride, dilation, bias)
+
+
+class SparseGenerativeConvTranspose3d(_TransposedConvBase):
+    """Generative transposed convolution (``MinkowskiGenerativeConvolutionTranspose``).
+
+    Every input voxel ``c`` at tensor stride ``ts`` writes ``in[c] @ kernel[k]`` to the new
+    voxel ``c + offset_k * ts / stride`` for every kernel offset k; the output coordinates are
+    all such voxels (for kernel 2, stride 2: the 8 children of every input voxel), at tensor
+    stride ``ts / stride``.
+
+    Raises: ValueError for a dilation other than 1; (forward) if ``ts`` is not divisible by
+    ``stride``.
+    """
+
+    generative = True
 
     def forward(self, x: SparseTensor) -> SparseTensor:
         """Upsample ``x``.
@@ -178,7 +182,8 @@ class SparseGenerativeConvTranspose3d(_SparseConvBase):
             coordinates (``N_out <= N * K**3``). N = 0 gives an empty result.
 
         Raises:
-            TypeError: ``x`` is not a :class:`SparseTensor`, or its dtype differs from the kernel's.
+            TypeError: ``x`` is not a :class:`SparseTensor`, or its dtype differs from the
+                kernel's.
             ValueError: channel count != ``in_channels``, ``ts`` not divisible by ``stride``,
                 or ``x`` on another device than the kernel.
         """
@@ -187,7 +192,7 @@ class SparseGenerativeConvTranspose3d(_SparseConvBase):
         return self._finish(sparse_conv(x.features, self._weight3d(), kmap), x, out_id)
 
 
-class SparseConvTranspose3d(_SparseConvBase):
+class SparseConvTranspose3d(_TransposedConvBase):
     """Transposed convolution onto existing finer coordinates (``MinkowskiConvolutionTranspose``).
 
     The output coordinates are those of ``target`` (a tensor at stride ``ts / stride`` from the
@@ -196,19 +201,6 @@ class SparseConvTranspose3d(_SparseConvBase):
 
     Raises (forward): ValueError if ``target`` is from another manager or at the wrong stride.
     """
-
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: int = 2,
-        stride: int = 2,
-        dilation: int = 1,
-        bias: bool = False,
-    ) -> None:
-        super().__init__(
-            in_channels, out_channels, kernel_size, stride, dilation, bias, transposed=True
-        )
 
     def forward(self, x: SparseTensor, target: SparseTensor) -> SparseTensor:
         """Transposed convolution of ``x`` onto ``target``'s coordinates.
@@ -233,7 +225,8 @@ class SparseConvTranspose3d(_SparseConvBase):
             raise ValueError("target must share the input's coordinate manager")
         if target.tensor_stride * self.stride != x.tensor_stride:
             raise ValueError(
-                f"target tensor stride {target.tensor_stride} x {self.stride} != input stride {x.tensor_stride}"
+                f"target tensor stride {target.tensor_stride} x {self.stride} != input stride "
+                f"{x.tensor_stride}"
             )
         kmap = x.manager.transposed_kernel_map(
             x.set_id, target.set_id, self.kernel_size, self.dilation

@@ -1,21 +1,77 @@
 """Autograd functions of the sparse engine: gather -> matmul -> scatter convolution, max pooling.
 
-These are the hot paths. Every op loops over kernel offsets; per offset it gathers the input rows
-of that offset's pairs, multiplies by the offset's weight matrix and scatter-adds into the output.
-Within one offset the output rows are unique, so ``index_add_`` never collides and the temporary
-buffers hold only one offset's pairs (memory stays ~ one layer's features, as in
-MinkowskiEngine). Nothing leaves the device; CPU and CUDA run the same code.
+These are the hot paths. On the CPU every op loops over kernel offsets; per offset it gathers
+the input rows of that offset's pairs, multiplies by the offset's weight matrix and scatter-adds
+into the output. Within one offset the output rows are unique, so ``index_add_`` never collides
+and the temporary buffers hold only one offset's pairs (memory stays ~ one layer's features, as
+in MinkowskiEngine). On CUDA the convolution runs all offsets at once instead
+(:mod:`sr3d_ros.sparse.batched`: a handful of kernel launches instead of ~3 per offset); see
+:func:`conv_strategy`. Nothing leaves the device.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from typing import Any, Literal
 
 import torch
 
+from .batched import batched_conv_backward, batched_conv_forward
 from .kernel_map import KernelMap
 
-__all__ = ["check_operands", "sparse_conv", "sparse_max_pool"]
+__all__ = [
+    "ConvStrategy",
+    "check_operands",
+    "conv_strategy",
+    "no_autocast",
+    "sparse_conv",
+    "sparse_max_pool",
+]
+
+#: How :func:`sparse_conv` runs the kernel offsets: ``"per_offset"`` (a loop with reused
+#: buffers: least memory), ``"batched"`` (all offsets in one padded batch: fewest kernel
+#: launches), or ``"auto"``: batched on CUDA, per offset elsewhere.
+ConvStrategy = Literal["auto", "per_offset", "batched"]
+_STRATEGIES = ("auto", "per_offset", "batched")
+_strategy: list[ConvStrategy] = ["auto"]
+
+
+@contextmanager
+def conv_strategy(strategy: ConvStrategy) -> Iterator[None]:
+    """Run the enclosed sparse convolutions (forward and their backward) with ``strategy``
+    (see :data:`ConvStrategy`; the default is ``"auto"``). Process-wide, not thread-local.
+
+    Raises:
+        ValueError: an unknown strategy.
+    """
+    if strategy not in _STRATEGIES:
+        raise ValueError(f"conv strategy must be one of {_STRATEGIES}, got {strategy!r}")
+    previous = _strategy[0]
+    _strategy[0] = strategy
+    try:
+        yield
+    finally:
+        _strategy[0] = previous
+
+
+def no_autocast(device: torch.device) -> AbstractContextManager[Any]:
+    """Autocast (mixed precision) switched off for ``device``'s type.
+
+    The engine computes in its operands' dtype: the loop's matmuls write into buffers
+    (``out=``, in place), which autocast leaves alone, so under ``torch.autocast`` it runs in
+    float32 anyway; the batched path and the 1x1 matrix path (out of place, which autocast
+    would lower to float16 / bfloat16) run under this so that every layer agrees and scatters
+    into buffers of its own dtype.
+    """
+    if device.type in ("cpu", "cuda"):
+        return torch.autocast(device.type, enabled=False)
+    return nullcontext()
+
+
+def _batched(features: torch.Tensor) -> bool:
+    strategy = _strategy[0]
+    return strategy == "batched" or (strategy == "auto" and features.is_cuda)
 
 
 #: Rows per partial product when reducing a weight gradient over many pairs. Summing ~10^5
@@ -41,7 +97,8 @@ def _max_pairs(kmap: KernelMap) -> int:
 
 
 def _gather(source: torch.Tensor, index: torch.Tensor, buffer: torch.Tensor) -> torch.Tensor:
-    """``source.index_select(0, index)`` written into the reused ``buffer[:len(index)]`` (a view)."""
+    """``source.index_select(0, index)`` written into the reused ``buffer[:len(index)]``
+    (a view of it)."""
     rows = buffer[: index.numel()]
     torch.index_select(source, 0, index, out=rows)
     return rows
@@ -72,20 +129,30 @@ class _SparseConvFunction(torch.autograd.Function):
     @staticmethod
     def forward(
         ctx: Any, features: torch.Tensor, weight: torch.Tensor, kmap: KernelMap
-    ) -> torch.Tensor:  # type: ignore[override]
-        """``(N_in, C_in)``, ``(V, C_in, C_out)`` -> ``(N_out, C_out)``; inputs checked by :func:`sparse_conv`."""
+    ) -> torch.Tensor:
+        """``(N_in, C_in)``, ``(V, C_in, C_out)`` -> ``(N_out, C_out)``; inputs checked by
+        :func:`sparse_conv`."""
         ctx.save_for_backward(features, weight)
         ctx.kmap = kmap
+        ctx.batched = _batched(features)
+        if ctx.batched:
+            with no_autocast(features.device):
+                return batched_conv_forward(features, weight, kmap)
         return _conv_forward(features, weight, kmap)
 
     @staticmethod
-    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
-        """``(N_out, C_out)`` -> gradients of features ``(N_in, C_in)`` and weight ``(V, C_in, C_out)``."""
+    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        """``(N_out, C_out)`` -> gradients of features ``(N_in, C_in)`` and weight
+        ``(V, C_in, C_out)``."""
         features, weight = ctx.saved_tensors
         kmap: KernelMap = ctx.kmap
         # No .contiguous(): an expanded gradient (e.g. from .sum()) is gathered row by row
         # without materialising the full (N_out, C_out) tensor.
         need_in, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        if ctx.batched:
+            with no_autocast(features.device):
+                g_in, g_w = batched_conv_backward(grad_out, features, weight, kmap, need_in, need_w)
+            return g_in, g_w, None
         grad_in = torch.zeros_like(features) if need_in else None
         grad_w = torch.zeros_like(weight) if need_w else None
         m = _max_pairs(kmap)
@@ -116,6 +183,13 @@ class _SparseConvFunction(torch.autograd.Function):
         return grad_in, grad_w, None
 
 
+# ``Function.apply`` is untyped in torch; these are its signatures for our two functions (ctx is
+# ``Any`` above because autograd gives it attributes at run time).
+_conv_apply: Callable[[torch.Tensor, torch.Tensor, KernelMap], torch.Tensor] = (
+    _SparseConvFunction.apply
+)
+
+
 def check_operands(
     features: torch.Tensor, weight: torch.Tensor, index: torch.Tensor | None = None
 ) -> None:
@@ -138,7 +212,8 @@ def check_operands(
         )
     if features.device != weight.device:
         raise ValueError(
-            f"features on {features.device} but weight on {weight.device}; move the layer or the input"
+            f"features on {features.device} but weight on {weight.device}; "
+            "move the layer or the input"
         )
     if index is not None and index.device != features.device:
         raise ValueError(f"features on {features.device} but the kernel map on {index.device}")
@@ -166,14 +241,15 @@ def sparse_conv(features: torch.Tensor, weight: torch.Tensor, kmap: KernelMap) -
         )
     if weight.dim() != 3 or weight.shape[0] != kmap.volume or weight.shape[1] != features.shape[1]:
         raise ValueError(
-            f"weight must be (V={kmap.volume}, C_in={features.shape[1]}, C_out), got {tuple(weight.shape)}"
+            f"weight must be (V={kmap.volume}, C_in={features.shape[1]}, C_out), "
+            f"got {tuple(weight.shape)}"
         )
-    return _SparseConvFunction.apply(features, weight, kmap)
+    return _conv_apply(features, weight, kmap)
 
 
 class _SparseMaxPoolFunction(torch.autograd.Function):
     @staticmethod
-    def forward(ctx: Any, features: torch.Tensor, kmap: KernelMap) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx: Any, features: torch.Tensor, kmap: KernelMap) -> torch.Tensor:
         """``(N_in, C)`` -> ``(N_out, C)`` per-channel max; saves the arg-max rows."""
         channels = features.shape[1]
         out = features.new_full((kmap.num_out, channels), float("-inf"))
@@ -198,7 +274,7 @@ class _SparseMaxPoolFunction(torch.autograd.Function):
         return out
 
     @staticmethod
-    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
+    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         """``(N_out, C)`` -> ``(N_in, C)``: each output's gradient goes to its arg-max row."""
         (arg,) = ctx.saved_tensors
         grad_in = grad_out.new_zeros((ctx.num_in, grad_out.shape[1]))
@@ -209,6 +285,9 @@ class _SparseMaxPoolFunction(torch.autograd.Function):
             grad_out[valid],
         )
         return grad_in, None
+
+
+_max_pool_apply: Callable[[torch.Tensor, KernelMap], torch.Tensor] = _SparseMaxPoolFunction.apply
 
 
 def sparse_max_pool(features: torch.Tensor, kmap: KernelMap) -> torch.Tensor:
@@ -227,13 +306,12 @@ def sparse_max_pool(features: torch.Tensor, kmap: KernelMap) -> torch.Tensor:
             device than the kernel map.
     """
     if not isinstance(features, torch.Tensor) or not features.dtype.is_floating_point:
-        raise TypeError(
-            f"features must be a floating-point torch.Tensor, got {getattr(features, 'dtype', type(features).__name__)}"
-        )
+        got = getattr(features, "dtype", type(features).__name__)
+        raise TypeError(f"features must be a floating-point torch.Tensor, got {got}")
     if features.device != kmap.in_idx.device:
         raise ValueError(
             f"features on {features.device} but the kernel map on {kmap.in_idx.device}"
         )
     if features.dim() != 2 or features.shape[0] != kmap.num_in:
         raise ValueError(f"features must be (N_in={kmap.num_in}, C), got {tuple(features.shape)}")
-    return _SparseMaxPoolFunction.apply(features, kmap)
+    return _max_pool_apply(features, kmap)

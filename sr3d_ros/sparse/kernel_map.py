@@ -1,4 +1,4 @@
-"""Kernel maps: the (input row, output row) pairs of a sparse operation, grouped by kernel offset."""
+"""Kernel maps: the (input row, output row) pairs of a sparse op, grouped by kernel offset."""
 
 from __future__ import annotations
 
@@ -6,7 +6,26 @@ from dataclasses import dataclass, field
 
 import torch
 
-__all__ = ["KernelMap"]
+__all__ = ["KernelMap", "PaddedPairs"]
+
+
+@dataclass(frozen=True)
+class PaddedPairs:
+    """The pairs of a kernel map's non-identity offsets as one padded batch (for ops that run
+    all offsets at once: one gather, one batched matmul, one scatter).
+
+    Attributes:
+        offsets: ``(V',)`` int64 kernel-offset indices of the rows (offsets with pairs, the
+            identity offset excluded), on the map's device.
+        in_idx: ``(V', M)`` int64 input rows, ``M`` = the largest pair count of those offsets;
+            padding points at row ``N_in`` (one zero row appended to the inputs).
+        out_idx: ``(V', M)`` int64 output rows; padding points at row ``N_out`` (one scratch
+            row appended to the outputs).
+    """
+
+    offsets: torch.Tensor
+    in_idx: torch.Tensor
+    out_idx: torch.Tensor
 
 
 @dataclass
@@ -40,6 +59,7 @@ class KernelMap:
     identity: int | None = None
     dense_inputs: bool = False
     _starts: list[int] = field(default_factory=list, repr=False)
+    _padded: PaddedPairs | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         starts = [0]
@@ -63,6 +83,35 @@ class KernelMap:
         """``(in_idx_k, out_idx_k)`` int64 views of offset ``k``."""
         a, b = self._starts[k], self._starts[k + 1]
         return self.in_idx[a:b], self.out_idx[a:b]
+
+    def padded_pairs(self) -> PaddedPairs:
+        """The non-identity pairs as a padded ``(V', M)`` batch (:class:`PaddedPairs`; built
+        once per map, on the map's device, then cached)."""
+        if self._padded is None:
+            device = self.in_idx.device
+            ks = [k for k, n in enumerate(self.sizes) if n > 0 and k != self.identity]
+            counts = [self.sizes[k] for k in ks]
+            width = max(counts, default=0)
+            in_pad = torch.full((len(ks), width), self.num_in, dtype=torch.int64, device=device)
+            out_pad = torch.full((len(ks), width), self.num_out, dtype=torch.int64, device=device)
+            if ks:
+                # pair p of the map belongs to offset offset_of[p]; the kept pairs, in map order,
+                # fill row r (the r-th kept offset) from column 0
+                sizes = torch.tensor(self.sizes, device=device)
+                offset_of = torch.repeat_interleave(torch.arange(self.volume, device=device), sizes)
+                kept = sizes > 0
+                if self.identity is not None:
+                    kept[self.identity] = False
+                row_of_offset = torch.cumsum(kept.long(), 0) - 1
+                pair_kept = kept[offset_of]
+                rows = row_of_offset[offset_of[pair_kept]]
+                first = torch.tensor(self._starts[:-1], device=device)[offset_of[pair_kept]]
+                cols = torch.nonzero(pair_kept).squeeze(1) - first
+                in_pad[rows, cols] = self.in_idx[pair_kept]
+                out_pad[rows, cols] = self.out_idx[pair_kept]
+            offsets = torch.tensor(ks, dtype=torch.int64, device=device)
+            self._padded = PaddedPairs(offsets, in_pad, out_pad)
+        return self._padded
 
     def transposed(self) -> KernelMap:
         """The same pairs with input and output swapped (the map of the transposed op)."""

@@ -21,6 +21,15 @@ __all__ = ["CoordinateManager", "CoordinateSet"]
 _QUERIES_PER_CHUNK = 1 << 19
 
 
+def _sort_keys(keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``(N,)`` int64 keys in ascending order, and the sorting permutation (``None`` when the
+    keys already are in order)."""
+    sorted_keys, order = torch.sort(keys)
+    if sorted_keys.numel() <= 1 or bool((order[1:] > order[:-1]).all()):
+        return sorted_keys, None
+    return sorted_keys, order
+
+
 @dataclass
 class CoordinateSet:
     """One set of unique coordinates at one tensor stride.
@@ -65,7 +74,8 @@ class CoordinateManager:
         self.device = device
         self._sets: list[CoordinateSet] = []
         self._strided: dict[tuple[int, int], int] = {}
-        self._kernel_maps: dict[tuple, KernelMap] = {}
+        # (kind "conv" / "transposed", in set, out set, kernel size, dilation) -> map
+        self._kernel_maps: dict[tuple[str, int, int, int, int], KernelMap] = {}
         self._generated: dict[tuple[int, int, int], tuple[int, KernelMap]] = {}
         self._unions: dict[tuple[int, ...], tuple[int, list[torch.Tensor]]] = {}
 
@@ -112,13 +122,9 @@ class CoordinateManager:
                 and bool((coordinates[:, 1:] % tensor_stride != 0).any())
             ):
                 raise ValueError(f"coordinates are not multiples of tensor_stride={tensor_stride}")
-            sorted_keys, order = torch.sort(keys)
+            sorted_keys, order = _sort_keys(keys)
             if sorted_keys.numel() > 1 and bool((sorted_keys[1:] == sorted_keys[:-1]).any()):
                 raise ValueError("duplicate coordinates: quantise with voxelize() first")
-            if sorted_keys.numel() > 1 and bool((order[1:] > order[:-1]).all()):
-                order = None  # already sorted
-            elif sorted_keys.numel() <= 1:
-                order = None
         self._sets.append(CoordinateSet(coordinates, keys, tensor_stride, sorted_keys, order))
         return len(self._sets) - 1
 
@@ -156,9 +162,7 @@ class CoordinateManager:
         src = self._sets[set_id]
         keys = src.keys[keep]
         coords = src.coordinates[keep]
-        sorted_keys, order = torch.sort(keys)
-        if sorted_keys.numel() <= 1 or bool((order[1:] > order[:-1]).all()):
-            order = None
+        sorted_keys, order = _sort_keys(keys)
         self._sets.append(CoordinateSet(coords, keys, src.tensor_stride, sorted_keys, order))
         return len(self._sets) - 1
 
@@ -208,7 +212,7 @@ class CoordinateManager:
         lookup = self._sets[lookup_id]
         center = self._sets[center_id]
         volume = offsets.shape[0]
-        deltas = self.packer.delta(offsets.to(self.device))
+        deltas = self.packer.delta(offsets.cpu()).to(self.device)  # range check on the host
         n_center = len(center)
         searched = volume // 2 if symmetric else volume
         # Search a few offsets at a time: bounded temporaries (~2^20 queries), sorted queries
@@ -262,8 +266,8 @@ class CoordinateManager:
         """
         src, dst = self._sets[in_id], self._sets[out_id]
         s = src.tensor_stride
+        deltas = self.packer.delta(offsets.cpu()).to(self.device)  # range check on the host
         offsets = offsets.to(self.device)
-        deltas = self.packer.delta(offsets)
         odd = torch.remainder(torch.div(src.coordinates[:, 1:].long(), s, rounding_mode="floor"), 2)
         pattern = odd[:, 0] + 2 * odd[:, 1] + 4 * odd[:, 2]  # which axes are odd, per input
         need = ((offsets != 0).long() * torch.tensor([1, 2, 4], device=self.device)).sum(1)
@@ -323,7 +327,8 @@ class CoordinateManager:
         self, in_id: int, out_id: int, kernel_size: int, dilation: int = 1
     ) -> KernelMap:
         """Kernel map of a transposed convolution from coarse ``in_id`` to existing fine
-        ``out_id`` (cached): ``coord_out[o] = coord_in[i] + offset[k] * tensor_stride_out * dilation``.
+        ``out_id`` (cached): ``coord_out[o] = coord_in[i] + offset[k] * ts_out * dilation`` with
+        ``ts_out`` the tensor stride of ``out_id``.
         """
         key = ("transposed", in_id, out_id, kernel_size, dilation)
         kmap = self._kernel_maps.get(key)
@@ -352,10 +357,12 @@ class CoordinateManager:
             src = self._sets[in_id]
             if stride < 1 or src.tensor_stride % stride != 0:
                 raise ValueError(
-                    f"cannot upsample tensor stride {src.tensor_stride} by {stride}: it must divide it"
+                    f"cannot upsample tensor stride {src.tensor_stride} by {stride}: "
+                    "it must divide it"
                 )
             out_stride = src.tensor_stride // stride
-            deltas = self.packer.delta((kernel_offsets(kernel_size) * out_stride).to(self.device))
+            offsets = kernel_offsets(kernel_size) * out_stride  # host tensor: no device sync
+            deltas = self.packer.delta(offsets).to(self.device)
             candidates = deltas.unsqueeze(1) + src.keys.unsqueeze(0)  # (V, N_in)
             uniq, inverse = torch.unique(candidates.reshape(-1), sorted=True, return_inverse=True)
             out_id = self._add_keys(uniq, out_stride)

@@ -117,8 +117,8 @@ class SparseTensor:
 
     def __repr__(self) -> str:
         return (
-            f"SparseTensor(N={len(self)}, C={self.features.shape[1]}, tensor_stride={self.tensor_stride}, "
-            f"dtype={self.dtype}, device={self.device})"
+            f"SparseTensor(N={len(self)}, C={self.features.shape[1]}, "
+            f"tensor_stride={self.tensor_stride}, dtype={self.dtype}, device={self.device})"
         )
 
     # --------------------------------------------------------------------- algebra

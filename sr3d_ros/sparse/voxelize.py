@@ -49,6 +49,9 @@ def voxelize(
       ``SparseTensorQuantizationMode.UNWEIGHTED_AVERAGE`` used by TR3D;
     * ``"first"``: the features of the first point (in input order) in the voxel.
 
+    On CUDA the ``"mean"`` sums are scatter-adds in no fixed order, so repeated calls may differ
+    at float rounding level (as MinkowskiEngine's GPU quantisation does).
+
     Args:
         points: ``(N, 3)`` or ``(N, 3 + C)`` float xyz in metres (any frame; the detector
             expects a gravity-aligned one), optionally followed by features.
@@ -63,8 +66,9 @@ def voxelize(
 
     Raises:
         TypeError: non-floating points or features.
-        ValueError: bad shapes, features on another device than the points, non-positive or non-finite voxel size, non-finite coordinates,
-            voxel indices beyond int32, unknown reduction.
+        ValueError: bad shapes, features on another device than the points, non-positive or
+            non-finite voxel size, non-finite coordinates, voxel indices beyond int32, unknown
+            reduction.
     """
     if not isinstance(points, torch.Tensor) or not points.dtype.is_floating_point:
         raise TypeError("points must be a floating-point torch.Tensor of shape (N, 3 + C)")

@@ -3,6 +3,7 @@ multipliers, box decoding on hand-computed cases, and post-processing on hand-bu
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 from pathlib import Path
@@ -179,7 +180,8 @@ def test_decode_eight_outputs_tr3d() -> None:
     a = 0.3
     pred = torch.tensor(
         [
-            # q = exp(ln 2) = 2, yaw = atan2(0, ln 2) / 2 = 0: dx = (2 + 3) / 3, dy = 2 dx, dz = 4 + 3
+            # q = exp(ln 2) = 2, yaw = atan2(0, ln 2) / 2 = 0:
+            # dx = (2 + 3) / 3, dy = 2 dx, dz = 4 + 3
             [0.0, 0.0, 0.0, 2.0, 3.0, 4.0, 0.0, math.log(2.0)],
             # q = 3, yaw = a: (sin 2a ln q, cos 2a ln q); dx = (1 + 3) / 4 = 1, dy = 3, dz = 2 + 3
             [
@@ -301,3 +303,52 @@ def test_batched_forward_matches_single(scannet_points: np.ndarray) -> None:
         single = model.postprocess(model(points_to_sparse([b], 0.01)), 1, cfg)
     assert torch.allclose(both[1].boxes, single[0].boxes, atol=1e-4)
     assert torch.allclose(both[1].scores, single[0].scores, atol=1e-5)
+
+
+# ---- devices ---------------------------------------------------------------------------------
+def test_forward_backward_on_device_match_float64_reference(
+    scannet_points: np.ndarray, device: torch.device
+) -> None:
+    """The network on ``device`` in float32 gives the outputs and parameter gradients of the
+    same network in float64 on the CPU (real scan, 2 cm voxels, width 0.25). Eval mode: in
+    training mode BatchNorm's backward cancels nearly to zero and float32 differs from float64
+    by ~10% there whatever the device, so training mode is checked for finite gradients only."""
+    torch.manual_seed(4)
+    ref = TR3DDetector(ModelConfig(width=0.25, voxel_size=0.02)).double()
+    pts = torch.from_numpy(scannet_points)
+    trained = copy.deepcopy(ref).float().to(device).train()
+    out = trained(points_to_sparse([pts.to(device)], 0.02))
+    (out.cls_logits.sum() + out.bbox_pred.sum()).backward()
+    for name, p in trained.named_parameters():
+        assert p.grad is not None and bool(torch.isfinite(p.grad).all()), name
+    ref.eval()
+    model = copy.deepcopy(ref).float().to(device)
+    x_ref = points_to_sparse([pts.double()], 0.02)
+    x = points_to_sparse([pts.to(device)], 0.02)
+    assert x.device == device and x.dtype == torch.float32
+    out_ref, out = ref(x_ref), model(x)
+    assert out.cls_logits.device == device and out.bbox_pred.device == device
+    assert torch.equal(out.batch.cpu(), out_ref.batch) and torch.equal(
+        out.levels.cpu(), out_ref.levels
+    )
+    torch.testing.assert_close(out.locations.cpu().double(), out_ref.locations)
+
+    def close(a: torch.Tensor, b: torch.Tensor, what: str) -> None:
+        # float32 vs float64 through ~40 layers: 1e-4 of the tensor's scale (measured: 5e-6)
+        scale = float(b.detach().abs().max())
+        torch.testing.assert_close(
+            a.detach().cpu().double(), b.detach(), rtol=1e-4, atol=1e-4 * scale, msg=what
+        )
+
+    close(out.cls_logits, out_ref.cls_logits, "class logits")
+    close(out.bbox_pred, out_ref.bbox_pred, "box regression")
+    g = torch.Generator().manual_seed(5)
+    r_cls = torch.randn(out_ref.cls_logits.shape, generator=g, dtype=torch.float64)
+    r_box = torch.randn(out_ref.bbox_pred.shape, generator=g, dtype=torch.float64)
+    ((out_ref.cls_logits * r_cls).sum() + (out_ref.bbox_pred * r_box).sum()).backward()
+    r_cls, r_box = r_cls.float().to(device), r_box.float().to(device)
+    ((out.cls_logits * r_cls).sum() + (out.bbox_pred * r_box).sum()).backward()
+    for (name, p_ref), (_, p) in zip(ref.named_parameters(), model.named_parameters()):
+        assert p.grad is not None and p.grad.device == device, name
+        assert torch.isfinite(p.grad).all(), name
+        close(p.grad, p_ref.grad, f"gradient of {name}")

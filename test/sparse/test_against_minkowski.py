@@ -51,7 +51,8 @@ def scene(request, data_root) -> dict:
 
 
 def align(ours: torch.Tensor, theirs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Permutations putting both (N, 4) coordinate lists in lexicographic order; asserts equality."""
+    """Permutations putting both (N, 4) coordinate lists in lexicographic order; asserts they
+    are equal."""
     assert ours.shape == theirs.shape, f"{ours.shape} vs {theirs.shape}"
 
     def order(c: torch.Tensor) -> torch.Tensor:

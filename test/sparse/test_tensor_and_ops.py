@@ -1,4 +1,7 @@
-"""Sparse tensor construction, validation, batching, lookups, voxelization and empty inputs."""
+"""Sparse tensor construction, validation, batching, lookups, voxelization and empty inputs.
+
+The tests that exercise a device run on every available one (``device`` fixture, conftest.py).
+"""
 
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from sr3d_ros.sparse import (
     SparseMaxPool3d,
     SparseReLU,
     SparseTensor,
+    conv_strategy,
     kernel_offsets,
     prune,
     sparse_collate,
@@ -132,20 +136,24 @@ def test_dtype_device_and_type_errors() -> None:
     )
 
 
-def test_empty_tensor_flows_through_every_op() -> None:
-    x = SparseTensor(torch.zeros(0, 4), torch.zeros(0, 4, dtype=torch.int32))
+def test_empty_tensor_flows_through_every_op(device: torch.device) -> None:
+    feats = torch.zeros(0, 4, device=device, requires_grad=True)
+    x = SparseTensor(feats, torch.zeros(0, 4, dtype=torch.int32, device=device))
     assert len(x) == 0 and x.batch_size == 0
-    y = SparseReLU()(SparseBatchNorm(8)(SparseConv3d(4, 8, 3, 2)(x)))
+    conv1, conv2 = SparseConv3d(4, 8, 3, 2).to(device), SparseConv3d(8, 8, 3).to(device)
+    y = SparseReLU()(SparseBatchNorm(8).to(device)(conv1(x)))
     assert y.features.shape == (0, 8)
-    y = SparseMaxPool3d(2, 2)(SparseConv3d(8, 8, 3)(y))
+    y = SparseMaxPool3d(2, 2)(conv2(y))
     assert y.features.shape == (0, 8) and y.tensor_stride == 4
-    z = SparseGenerativeConvTranspose3d(8, 4)(y)
-    assert z.features.shape == (0, 4) and z.tensor_stride == 2
-    assert prune(z, torch.zeros(0, dtype=torch.bool)).features.shape == (0, 4)
+    z = SparseGenerativeConvTranspose3d(8, 4).to(device)(y)
+    assert z.features.shape == (0, 4) and z.tensor_stride == 2 and z.device == device
+    assert prune(z, torch.zeros(0, dtype=torch.bool, device=device)).features.shape == (0, 4)
     assert SparseGlobalAvgPool()(z).features.shape == (0, 4)
-    v = voxelize(torch.zeros(0, 6), 0.02)
+    v = voxelize(torch.zeros(0, 6, device=device), 0.02)
     assert v.coordinates.shape == (0, 4) and v.features.shape == (0, 3)
     z.features.sum().backward()  # autograd works on empty graphs too
+    assert feats.grad is not None and feats.grad.shape == (0, 4)
+    assert conv1.kernel.grad is not None and bool((conv1.kernel.grad == 0).all())
 
 
 def test_empty_tensor_through_remaining_ops() -> None:
@@ -190,14 +198,15 @@ def test_empty_tensor_through_remaining_ops() -> None:
     assert feats.grad is not None and feats.grad.shape == (0, 4)
 
 
-def test_voxelize_floor_mean_first_and_inverse() -> None:
+def test_voxelize_floor_mean_first_and_inverse(device: torch.device) -> None:
     pts = torch.tensor(
         [
             [0.01, 0.01, 0.01, 1.0],
             [0.04, 0.02, 0.00, 3.0],
             [-0.01, 0.0, 0.0, 5.0],
             [0.06, 0.0, 0.0, 7.0],
-        ]
+        ],
+        device=device,
     )
     v = voxelize(pts, 0.05)
     # floor, not truncation: -0.01 / 0.05 -> -1
@@ -205,35 +214,39 @@ def test_voxelize_floor_mean_first_and_inverse() -> None:
     assert v.features[:, 0].tolist() == [5.0, 2.0, 7.0]
     assert v.counts.tolist() == [1, 2, 1]
     assert v.inverse.tolist() == [1, 1, 0, 2]
-    assert torch.equal(v.features[v.inverse][:2, 0], torch.tensor([2.0, 2.0]))
+    assert v.features[v.inverse][:2, 0].tolist() == [2.0, 2.0]
+    assert v.coordinates.device == device and v.features.device == device
     first = voxelize(pts, 0.05, reduction="first")
     assert first.features[:, 0].tolist() == [5.0, 1.0, 7.0]
 
 
-def test_voxelize_real_scannet(data_root) -> None:
+def test_voxelize_real_scannet(data_root, device: torch.device) -> None:
     pts = torch.from_numpy(
         np.load(data_root / "scannet/scannet_instance_data/scene0000_00_vert_all.npy")
     )
-    v = voxelize(pts, 0.02)
+    v = voxelize(pts.to(device), 0.02)
     expected = np.unique(np.floor(pts[:, :3].numpy() / np.float32(0.02)).astype(np.int64), axis=0)
     assert v.coordinates.shape[0] == expected.shape[0]
-    assert np.array_equal(v.coordinates[:, 1:].numpy(), expected)
+    assert np.array_equal(v.coordinates[:, 1:].cpu().numpy(), expected)
     # mean colour of a voxel equals the mean of its points
     row = int(v.counts.argmax())
-    members = pts[v.inverse == row, 3:]
-    torch.testing.assert_close(v.features[row], members.mean(0))
+    members = pts[(v.inverse == row).cpu(), 3:]
+    torch.testing.assert_close(v.features[row].cpu(), members.mean(0))
 
 
-def test_collate_decompose_lookup_and_features_at() -> None:
-    a = torch.tensor([[0, 0, 0], [1, 2, 3]])
-    b = torch.tensor([[5, 5, 5]])
-    x = sparse_collate([a, b], [torch.tensor([[1.0], [2.0]]), torch.tensor([[3.0]])])
+def test_collate_decompose_lookup_and_features_at(device: torch.device) -> None:
+    a = torch.tensor([[0, 0, 0], [1, 2, 3]], device=device)
+    b = torch.tensor([[5, 5, 5]], device=device)
+    fa = torch.tensor([[1.0], [2.0]], device=device)
+    x = sparse_collate([a, b], [fa, torch.tensor([[3.0]], device=device)])
+    assert x.device == device
     assert x.batch_size == 2
     parts = x.decompose()
     assert parts[0][0].tolist() == [[0, 0, 0], [1, 2, 3]] and parts[1][1].tolist() == [[3.0]]
     q = torch.tensor(
         [[1, 5, 5, 5], [0, 5, 5, 5], [0, 1, 2, 3], [7, 0, 0, 0], [0, 10**6, 0, 0]],
         dtype=torch.int32,
+        device=device,
     )
     assert x.lookup(q).tolist() == [2, -1, 1, -1, -1]
     feats, found = x.features_at(q)
@@ -241,13 +254,15 @@ def test_collate_decompose_lookup_and_features_at() -> None:
     assert feats[:, 0].tolist() == [3.0, 0.0, 2.0, 0.0, 0.0]
 
 
-def test_union_add_prune_and_global_pooling() -> None:
-    coords = torch.tensor([[0, 0, 0, 0], [0, 2, 0, 0], [1, 4, 4, 4]], dtype=torch.int32)
-    x = SparseTensor(torch.tensor([[1.0], [2.0], [4.0]]), coords)
-    y = prune(x, torch.tensor([True, False, True]))
+def test_union_add_prune_and_global_pooling(device: torch.device) -> None:
+    coords = torch.tensor(
+        [[0, 0, 0, 0], [0, 2, 0, 0], [1, 4, 4, 4]], dtype=torch.int32, device=device
+    )
+    x = SparseTensor(torch.tensor([[1.0], [2.0], [4.0]], device=device), coords)
+    y = prune(x, torch.tensor([True, False, True], device=device))
     assert y.coordinates.tolist() == [[0, 0, 0, 0], [1, 4, 4, 4]]
     s = x + y  # union of {a,b,c} and {a,c}
-    assert torch.equal(s.lookup(coords), torch.tensor([0, 1, 2]))
+    assert s.lookup(coords).tolist() == [0, 1, 2]
     assert s.features[:, 0].tolist() == [2.0, 2.0, 8.0]
     avg = SparseGlobalAvgPool()(x)
     assert avg.features[:, 0].tolist() == [1.5, 4.0]
@@ -286,7 +301,7 @@ def test_packer_roundtrip_and_offsets() -> None:
 
 @pytest.mark.parametrize("voxel_size", [0.01, 0.05])
 def test_stride2_k3_map_from_the_inputs_side_equals_the_general_search(
-    data_root, voxel_size
+    data_root, voxel_size, device: torch.device
 ) -> None:
     """The 3x3x3 stride-2 kernel map built from the inputs' side holds exactly the pairs, the
     per-offset grouping and the pair order of the general output-side search, on a real scan
@@ -294,12 +309,12 @@ def test_stride2_k3_map_from_the_inputs_side_equals_the_general_search(
     pts = torch.from_numpy(
         np.load(data_root / "scannet/scannet_instance_data/scene0000_00_vert_all.npy")
     )
-    coords = voxelize(pts[:, :3], voxel_size).coordinates
+    coords = voxelize(pts[:, :3].to(device), voxel_size).coordinates
     assert bool((coords[:, 1:] < 0).any())
     second = coords[::3].clone()
     second[:, 0] = 1
     for c in (torch.cat([coords, second]), coords[:0]):
-        x = SparseTensor(torch.zeros(len(c), 1), c)
+        x = SparseTensor(torch.zeros(len(c), 1, device=device), c)
         m, in_id = x.manager, x.set_id
         for _ in range(3):
             out_id = m.stride(in_id, 2)
@@ -309,3 +324,34 @@ def test_stride2_k3_map_from_the_inputs_side_equals_the_general_search(
             assert n_new == n_ref
             assert torch.equal(l_new, l_ref) and torch.equal(c_new, c_ref)
             in_id = out_id
+
+
+@pytest.mark.parametrize("strategy", ["per_offset", "batched"])
+def test_convolutions_ignore_autocast(device: torch.device, strategy: str) -> None:
+    """Under torch.autocast (bfloat16 on the CPU, float16 on CUDA; the trainer's AMP) every
+    convolution computes in the features' dtype with either strategy: float32 out, the same
+    values as without autocast, and the next layer accepts it."""
+    g = torch.Generator().manual_seed(0)
+    xyz = torch.unique(torch.randint(0, 20, (500, 3), generator=g), dim=0)
+    coords = torch.cat([torch.zeros(len(xyz), 1, dtype=torch.int64), xyz], 1).int()
+    x = SparseTensor(torch.randn(len(xyz), 4, generator=g).to(device), coords.to(device))
+    down = SparseConv3d(4, 4, 2, 2).to(device)
+    layers = [
+        SparseConv3d(4, 4, 3),
+        SparseConv3d(4, 4, 3, 2),
+        SparseConv3d(4, 4, 1),  # the 1x1 matrix path, no bias
+        SparseConv3d(4, 4, 1, bias=True),
+    ]
+    half = torch.bfloat16 if device.type == "cpu" else torch.float16
+    with conv_strategy(strategy):
+        for layer in [*layers, SparseGenerativeConvTranspose3d(4, 4, 3, 2)]:
+            layer = layer.to(device)
+            inp = down(x) if isinstance(layer, SparseGenerativeConvTranspose3d) else x
+            plain = layer(inp).features
+            with torch.autocast(device.type, dtype=half):
+                mixed = layer(inp)
+                mixed = SparseConv3d(4, 2, 3).to(device)(mixed)  # accepted downstream
+            assert mixed.dtype == torch.float32
+            with torch.autocast(device.type, dtype=half):
+                again = layer(inp).features
+            torch.testing.assert_close(again, plain)
