@@ -37,7 +37,10 @@ __all__ = [
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` -> ``cuda`` when available else ``cpu``; otherwise ``torch.device(device)``.
+    """``"auto"`` -> ``cuda:<current>`` when available else ``cpu``; otherwise the named device.
+
+    A bare ``"cuda"`` resolves to ``cuda:<current index>``, so the result compares equal to
+    ``tensor.device`` of tensors created on it.
 
     Raises:
         ValueError: an unknown device string, or ``cuda`` requested without CUDA.
@@ -45,13 +48,17 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if isinstance(device, torch.device):
         return device
     if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if not torch.cuda.is_available():
+            return torch.device("cpu")
+        device = "cuda"
     try:
         dev = torch.device(device)
     except RuntimeError as exc:
         raise ValueError(f"unknown device {device!r}: use 'auto', 'cpu' or 'cuda[:i]'") from exc
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("device 'cuda' requested but CUDA is not available")
+    if dev.type == "cuda" and dev.index is None:
+        dev = torch.device("cuda", torch.cuda.current_device())
     return dev
 
 
