@@ -20,7 +20,7 @@ export PYTHONUNBUFFERED := 1
 export RMW_IMPLEMENTATION := rmw_fastrtps_cpp
 export AMENT_PREFIX_PATH := $(abspath $(VENV))$(if $(AMENT_PREFIX_PATH),:$(AMENT_PREFIX_PATH))
 
-.PHONY: setup minkowski lint test demo bench clean
+.PHONY: setup minkowski lint test demo bench gpu-check clean
 
 setup:            ## venv with torch, ROS 2 wheels, vision_msgs, sr3d_ros (idempotent)
 	bash scripts/setup_env.sh $(VENV)
@@ -47,6 +47,9 @@ bench: setup minkowski  ## benchmark tables (ours vs reference); run on a quiet 
 	$(PY) benchmarks/bench_detector.py
 	$(PY) benchmarks/bench_assign_loss.py
 	$(PY) benchmarks/bench_train_step.py
+
+gpu-check:        ## on a CUDA machine: CUDA test subset + detector latency table (< 8 min)
+	bash benchmarks/gpu_check.sh
 
 clean:
 	rm -rf build *.egg-info .pytest_cache
