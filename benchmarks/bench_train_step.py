@@ -74,15 +74,16 @@ def main() -> int:
     med = {k: statistics.median(v) for k, v in times.items()}
     ratio = med["sr3d"] / med["tr3d"]
     dev = trainers["tr3d"].device
+    m = base.model
     print(
-        f"training step, {base.model.voxel_size * 100:.0f} cm voxels, width {base.model.width}, batch {base.batch_size}, "
-        f"{dev}, {torch.get_num_threads()} threads, median of {args.steps}"
+        f"training step, {m.voxel_size * 100:.0f} cm voxels, width {m.width}, "
+        f"batch {base.batch_size}, {dev}, {torch.get_num_threads()} threads, "
+        f"median of {args.steps}"
     )
     print(f"{'variant':>22} {'ms/step':>9} {'ratio':>6}")
     print(f"{'TR3D (tr3d + focal)':>22} {med['tr3d']:>9.1f} {1.0:>6.3f}")
-    print(
-        f"{'SR3D (spota + ras)':>22} {med['sr3d']:>9.1f} {ratio:>6.3f}   target <= 1.10 (paper: 1.024)"
-    )
+    target = "target <= 1.10 (paper: 1.024)"
+    print(f"{'SR3D (spota + ras)':>22} {med['sr3d']:>9.1f} {ratio:>6.3f}   {target}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
+from tqdm import tqdm
 
 from sr3d_ros.config import InferenceConfig
 from sr3d_ros.detections import Detections
 from sr3d_ros.geometry import box_iou_3d
 from sr3d_ros.models import TR3DDetector, points_to_sparse
 
-from .datasets.sample import Sample
+from .datasets.dataset import SampleDataset
 from .evaluation import IndoorEvalResult, evaluate_indoor
 
 __all__ = ["SceneResult", "evaluate_predictions", "oracle_scores", "predict_dataset"]
@@ -31,23 +31,34 @@ class SceneResult:
 @torch.no_grad()
 def predict_dataset(
     model: TR3DDetector,
-    samples: Iterable[Sample],
+    samples: SampleDataset,
     inference: InferenceConfig,
     device: torch.device | str = "cpu",
+    progress: bool = False,
 ) -> list[SceneResult]:
     """Detect every sample (no augmentation) and keep its ground truth.
 
     Args:
         model: detector (put in eval mode here, restored afterwards).
-        samples: :class:`Sample` objects with points ``(N, 6)`` xyz + rgb 0..255.
+        samples: a dataset of :class:`~sr3d_training.datasets.Sample` objects, points
+            ``(N, 6)`` xyz metres + rgb 0..255.
         inference: post-processing settings.
         device: where to run.
+        progress: show a progress bar over the samples (stderr).
+
+    Returns:
+        One :class:`SceneResult` per sample, in order (CPU tensors).
+
+    Raises:
+        ValueError / FileNotFoundError: from the dataset (a broken sample names its file).
     """
     was_training = model.training
     model.eval()
     results = []
     try:
-        for sample in samples:
+        bar = tqdm(range(len(samples)), desc="predict", disable=not progress, leave=False)
+        for i in bar:
+            sample = samples[i]
             pts = torch.as_tensor(sample.points, dtype=torch.float32, device=device)
             x = points_to_sparse([pts], model.config.voxel_size, model.config.color_mean)
             det = model.postprocess(model(x), 1, inference)[0].to("cpu")

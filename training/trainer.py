@@ -1,23 +1,22 @@
 """Training loop: AdamW + warm-up/step schedule, AMP on CUDA, DDP through torchrun, atomic
-checkpoints every epoch and on Ctrl-C, exact resume, non-finite-loss guard, TensorBoard."""
+checkpoints every epoch and on Ctrl-C, exact resume, non-finite-loss guard, TensorBoard, a
+progress bar (or, without one, a log line every ``log_every`` steps)."""
 
 from __future__ import annotations
 
-import os
-import random
+import logging
 import signal
-import subprocess
 import threading
 import time
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
-import numpy as np
 import torch
 import torch.distributed as dist
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, DistributedSampler
+from tqdm import tqdm
 
 from sr3d_ros.checkpoints import config_from_checkpoint, load_checkpoint, save_checkpoint
 from sr3d_ros.config import to_dict
@@ -25,157 +24,21 @@ from sr3d_ros.inference import resolve_device
 from sr3d_ros.models import TR3DDetector, points_to_sparse
 
 from .assigners import AssignerConfig
+from .batching import AugmentedDataset, build_datasets, collate_samples
 from .config import TrainConfig
 from .criterion import DetectionLoss
-from .datasets import ScanNetDataset, SunRGBDDataset
 from .datasets.sample import Sample
 from .evaluate import evaluate_predictions, predict_dataset
 from .losses import build_classification_loss
-from .transforms import IndoorAugmentation
+from .runtime import git_revision, init_distributed, rng_state, seed_everything, set_rng_state
 
 __all__ = ["NonFiniteLossError", "Trainer", "build_datasets", "collate_samples", "seed_everything"]
+
+logger = logging.getLogger(__name__)
 
 
 class NonFiniteLossError(RuntimeError):
     """Too many consecutive non-finite losses (the configured ``max_nonfinite_steps``)."""
-
-
-class _Repeat(Dataset):
-    def __init__(self, base: Any, times: int) -> None:
-        self.base, self.times = base, times
-
-    def __len__(self) -> int:
-        return len(self.base) * self.times
-
-    def __getitem__(self, i: int) -> Sample:
-        return self.base[i % len(self.base)]
-
-
-class _Augmented(Dataset):
-    """Applies the augmentation with a per-item generator derived from (seed, epoch, index)."""
-
-    def __init__(self, base: Dataset, augmentation: IndoorAugmentation, seed: int) -> None:
-        self.base, self.augmentation, self.seed = base, augmentation, seed
-        self.epoch = 0
-
-    def __len__(self) -> int:
-        return len(self.base)  # type: ignore[arg-type]
-
-    def __getitem__(self, i: int) -> Sample:
-        rng = np.random.default_rng([self.seed, self.epoch, i])
-        return self.augmentation(self.base[i], rng)
-
-
-def build_datasets(cfg: TrainConfig) -> tuple[Dataset, Any]:
-    """(augmented, repeated training set, plain validation set or None) from the config.
-
-    Raises:
-        FileNotFoundError / ValueError from the dataset loaders (they name the file).
-    """
-    d = cfg.data
-
-    def make(ids: tuple[str, ...], split: str | None) -> Any:
-        if not ids and split is None:
-            return None
-        kw: dict[str, Any] = {"scene_ids": list(ids)} if ids else {"split": split}
-        if d.dataset == "scannet":
-            return ScanNetDataset(d.root, **kw)
-        kw = {"frame_ids": list(ids)} if ids else {"split": split}
-        return SunRGBDDataset(d.root, **kw, class_names=cfg.model.class_names)
-
-    train = make(d.train_ids, d.train_split)
-    val = make(d.val_ids, d.val_split)
-    train = _Augmented(_Repeat(train, d.repeat), IndoorAugmentation(cfg.augmentation), cfg.seed)
-    return train, val
-
-
-def collate_samples(samples: list[Sample]) -> dict[str, Any]:
-    """Batch samples as lists (clouds differ in size): points, gt_boxes, gt_labels, ids; for
-    monocular samples also ``images`` (``uint8 (B, 3, H, W)``, equal sizes: letterbox first)
-    and ``cameras`` (``float32 (B, 3, 4)`` projection matrices)."""
-    out: dict[str, Any] = {
-        "points": [torch.as_tensor(s.points, dtype=torch.float32) for s in samples],
-        "gt_boxes": [torch.as_tensor(s.gt_boxes, dtype=torch.float32) for s in samples],
-        "gt_labels": [torch.as_tensor(s.gt_labels, dtype=torch.int64) for s in samples],
-        "ids": [s.sample_id for s in samples],
-    }
-    mono = [(s.image, s.camera) for s in samples if s.image is not None and s.camera is not None]
-    if samples and len(mono) == len(samples):
-        out["images"] = torch.stack([torch.from_numpy(im).permute(2, 0, 1) for im, _ in mono])
-        out["cameras"] = torch.stack([torch.tensor(c.P, dtype=torch.float32) for _, c in mono])
-    return out
-
-
-def seed_everything(seed: int) -> None:
-    """Seed python, numpy and torch."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def _rng_state() -> dict[str, Any]:
-    np_state = np.random.get_state()
-    return {
-        "python": random.getstate(),
-        "numpy": {
-            "keys": torch.from_numpy(np_state[1].astype(np.int64)),
-            "pos": int(np_state[2]),
-            "has_gauss": int(np_state[3]),
-            "cached": float(np_state[4]),
-        },
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-    }
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    py = state["python"]
-    random.setstate((py[0], tuple(py[1]), py[2]))
-    n = state["numpy"]
-    np.random.set_state(
-        ("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"])
-    )
-    torch.set_rng_state(state["torch"])
-    if state.get("cuda") and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _git_revision() -> str:
-    try:
-        return subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=Path(__file__).resolve().parent,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
-@dataclass
-class _DistInfo:
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @property
-    def enabled(self) -> bool:
-        return self.world_size > 1
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-
-def _init_distributed(device: torch.device) -> _DistInfo:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return _DistInfo()
-    info = _DistInfo(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
-    if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-    return info
 
 
 class Trainer:
@@ -186,7 +49,8 @@ class Trainer:
         device: ``"auto"`` | ``"cpu"`` | ``"cuda"`` (under torchrun: ``cuda:LOCAL_RANK``).
         resume: continue from ``output_dir/last.pt`` (model, optimizer, schedule position,
             step, epoch, RNG states).
-        progress: show tqdm progress bars (rank 0 only).
+        progress: show a tqdm progress bar (rank 0 only); without one, rank 0 logs a line every
+            ``log_every`` steps (``logging`` INFO).
         extra_provenance: recorded in every checkpoint (e.g. the command line).
     """
 
@@ -200,7 +64,7 @@ class Trainer:
     ) -> None:
         self.cfg = cfg
         self.device = resolve_device(device)
-        self.dist = _init_distributed(self.device)
+        self.dist = init_distributed(self.device)
         if self.device.type == "cuda" and self.dist.enabled:
             self.device = torch.device("cuda", self.dist.local_rank)
             torch.cuda.set_device(self.device)
@@ -224,7 +88,7 @@ class Trainer:
         self.use_amp = cfg.amp and self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
         self.train_set, self.val_set = build_datasets(cfg)
-        self.sampler = (
+        self.sampler: DistributedSampler[Sample] | None = (
             DistributedSampler(
                 self.train_set,
                 num_replicas=self.dist.world_size,
@@ -243,7 +107,7 @@ class Trainer:
         self.history: list[dict[str, float]] = []
         self.provenance = {
             "command": extra_provenance or {},
-            "git": _git_revision(),
+            "git": git_revision(),
             "config": to_dict(cfg),
         }
         self.ddp_model: torch.nn.Module = self.model
@@ -257,7 +121,7 @@ class Trainer:
         self._stop_requested = False
 
     # ------------------------------------------------------------------ setup helpers
-    def _make_writer(self) -> Any:
+    def _make_writer(self) -> Any:  # a SummaryWriter, or None (tensorboard is optional)
         if not self.dist.is_main:
             return None
         try:
@@ -266,9 +130,9 @@ class Trainer:
             return None
         return SummaryWriter(str(self.out_dir / "tensorboard"))
 
-    def _loader(self) -> DataLoader:
+    def _loader(self) -> DataLoader[Sample]:
         generator = torch.Generator().manual_seed(self.cfg.seed + 1000 * self.epoch)
-        if isinstance(self.train_set, _Augmented):
+        if isinstance(self.train_set, AugmentedDataset):
             self.train_set.epoch = self.epoch
         if self.sampler is not None:
             self.sampler.set_epoch(self.epoch)
@@ -300,7 +164,7 @@ class Trainer:
             "batch_in_epoch": self.batch_in_epoch,
             "nonfinite_total": self.nonfinite_total,
             "nonfinite_in_row": self.nonfinite_in_row,
-            "rng": _rng_state(),
+            "rng": rng_state(),
             "history": self.history,
         }
         prov = dict(
@@ -335,7 +199,7 @@ class Trainer:
         self.nonfinite_total = int(state.get("nonfinite_total", 0))
         self.nonfinite_in_row = int(state.get("nonfinite_in_row", 0))
         self.history = list(state.get("history", []))
-        _set_rng_state(state["rng"])
+        set_rng_state(state["rng"])
 
     # ------------------------------------------------------------------ training
     def _set_lr(self) -> float:
@@ -378,11 +242,11 @@ class Trainer:
                     "lower the learning rate or check the data"
                 )
             if self.dist.enabled:  # keep DDP's gradient hooks in step: reduce zeros
-                (loss.total.nan_to_num(0.0, 0.0, 0.0) * 0.0).backward()
+                torch.autograd.backward(loss.total.nan_to_num(0.0, 0.0, 0.0) * 0.0)
                 self.optimizer.zero_grad(set_to_none=True)
             return None
         self.nonfinite_in_row = 0
-        self.scaler.scale(loss.total).backward()
+        torch.autograd.backward(self.scaler.scale(loss.total))
         grad_norm = 0.0
         if self.cfg.optim.grad_clip > 0:
             self.scaler.unscale_(self.optimizer)
@@ -402,6 +266,19 @@ class Trainer:
             "grad_norm": grad_norm,
         }
 
+    def _log_line(self, scalars: dict[str, float]) -> None:
+        if self.step % max(self.cfg.log_every, 1) == 0:
+            logger.info(
+                "epoch %d step %d: loss %.4f (cls %.4f, bbox %.4f) pos %d lr %.2e",
+                self.epoch + 1,
+                self.step,
+                scalars["loss"],
+                scalars["cls_loss"],
+                scalars["bbox_loss"],
+                int(scalars["num_pos"]),
+                scalars["lr"],
+            )
+
     def _log(self, scalars: dict[str, float]) -> None:
         if self._writer is not None:
             for k, v in scalars.items():
@@ -411,7 +288,9 @@ class Trainer:
         """mAP@0.25/0.5 on the validation ids (rank 0), or None without a validation set."""
         if self.val_set is None or not self.dist.is_main:
             return None
-        results = predict_dataset(self.model, self.val_set, self.cfg.inference, self.device)
+        results = predict_dataset(
+            self.model, self.val_set, self.cfg.inference, self.device, self.progress
+        )
         ev = evaluate_predictions(results, self.cfg.model.class_names)
         metrics = {f"mAP@{t}": float(ev.mAP[t]) for t in ev.mAP}
         if self._writer is not None:
@@ -430,8 +309,6 @@ class Trainer:
         Returns:
             ``{"steps", "epochs", "nonfinite_total", "metrics", "seconds"}``.
         """
-        from tqdm import tqdm
-
         t0 = time.time()
         previous = signal.getsignal(signal.SIGTERM)
         in_main_thread = threading.current_thread() is threading.main_thread()
@@ -465,17 +342,8 @@ class Trainer:
                             lr=f"{scalars['lr']:.2e}",
                             pos=int(scalars["num_pos"]),
                         )
-                        if (
-                            not self.progress
-                            and self.dist.is_main
-                            and self.step % max(self.cfg.log_every, 1) == 0
-                        ):
-                            print(
-                                f"epoch {self.epoch + 1} step {self.step}: loss {scalars['loss']:.4f} "
-                                f"(cls {scalars['cls_loss']:.4f}, bbox {scalars['bbox_loss']:.4f}) "
-                                f"pos {int(scalars['num_pos'])} lr {scalars['lr']:.2e}",
-                                flush=True,
-                            )
+                        if not self.progress and self.dist.is_main:
+                            self._log_line(scalars)
                     if self._done() or self._stop_requested:
                         break
                 if self._stop_requested:
@@ -522,5 +390,5 @@ class Trainer:
     def _done(self) -> bool:
         return self.cfg.optim.max_steps > 0 and self.step >= self.cfg.optim.max_steps
 
-    def _on_sigterm(self, signum: int, frame: Any) -> None:
+    def _on_sigterm(self, signum: int, frame: FrameType | None) -> None:
         self._stop_requested = True

@@ -15,11 +15,12 @@ from sr3d_training.assigners import (
     SPOTAAssigner,
     TR3DAssigner,
     build_assigner,
+    ensure_one_positive,
     sinkhorn_log,
     sinkhorn_log_sparse,
+    squared_center_distance,
     topk_then_resolve,
 )
-from sr3d_training.assigners.tr3d import squared_center_distance
 
 F64 = torch.float64
 
@@ -52,6 +53,11 @@ def init_like_predictions(locs: torch.Tensor, seed: int = 0, size: float = 1.0) 
     centre = locs + 0.01 * torch.randn(n, 3, generator=g, dtype=locs.dtype)
     dims = size * torch.exp(0.01 * torch.randn(n, 3, generator=g, dtype=locs.dtype))
     return torch.cat([centre, dims, torch.zeros(n, 1, dtype=locs.dtype)], 1)
+
+
+def positives(res: AssignResult, g: int) -> set[int]:
+    """Indices of the locations assigned to GT ``g``."""
+    return set((res.gt_index == g).nonzero().flatten().tolist())
 
 
 def reference_tr3d(locs, levels, boxes, labels, label2level, k=6):  # type: ignore[no-untyped-def]
@@ -113,29 +119,21 @@ def test_tr3d_hand_built_grid_exact_indices() -> None:
     )
     labels = torch.tensor([0, 1])
     res = TR3DAssigner([0, 1]).assign(locs, levels, boxes, labels)
+
     # box 0 on the 0.1 m grid, squared distances by hand (grid cell (i, j, k) = 0.1 * (i, j, k)):
     # (2,2,2) .001876  (2,3,2) .005076  (2,2,1) .007076  (3,2,2) .009476  (2,3,1) .010276
     # (3,3,2) .012676  | 7th: (1,2,2) .014276
-    idx0 = lambda i, j, k: i * 36 + j * 6 + k  # noqa: E731
-    assert set((res.gt_index == 0).nonzero().flatten().tolist()) == {
-        idx0(2, 2, 2),
-        idx0(2, 3, 2),
-        idx0(2, 2, 1),
-        idx0(3, 2, 2),
-        idx0(2, 3, 1),
-        idx0(3, 3, 2),
-    }
+    def cells(offset: int, n: int, *ijk: tuple[int, int, int]) -> set[int]:
+        return {offset + (i * n + j) * n + k for i, j, k in ijk}
+
+    assert positives(res, 0) == cells(
+        0, 6, (2, 2, 2), (2, 3, 2), (2, 2, 1), (3, 2, 2), (2, 3, 1), (3, 3, 2)
+    )
     # box 1 on the 0.2 m grid (indices 216..242): (2,2,2) .0059 (2,2,1) .0179 (2,1,2) .0339
     # (2,1,1) .0459 (1,2,2) .0499 (1,2,1) .0619 | 7th: (1,1,2) .0779
-    idx1 = lambda i, j, k: 216 + i * 9 + j * 3 + k  # noqa: E731
-    assert set((res.gt_index == 1).nonzero().flatten().tolist()) == {
-        idx1(2, 2, 2),
-        idx1(2, 2, 1),
-        idx1(2, 1, 2),
-        idx1(2, 1, 1),
-        idx1(1, 2, 2),
-        idx1(1, 2, 1),
-    }
+    assert positives(res, 1) == cells(
+        216, 3, (2, 2, 2), (2, 2, 1), (2, 1, 2), (2, 1, 1), (1, 2, 2), (1, 2, 1)
+    )
     assert res.num_pos == 12
 
 
@@ -537,17 +535,17 @@ def test_spota_ensure_one_rule() -> None:
     # GT 0 owns locations 0 and 1; GT 1 and GT 2 are empty and both want location 0:
     # round 1: GT 1 (0.1 < 0.2) takes it from GT 0 (which keeps 1); round 2: location 0 and 1
     # are now the only positives of GTs 1 / 0, so GT 2 takes the background location 2
-    out = SPOTAAssigner._ensure_one(torch.tensor([0, 0, -1]), cost, cols)
+    out = ensure_one_positive(torch.tensor([0, 0, -1]), cost, cols)
     assert out.tolist() == [1, 0, 2]
     # nothing to do -> unchanged; GT without candidates -> ignored
     cost2 = torch.tensor([[0.1, 0.2, inf], [inf, inf, inf]])
-    assert SPOTAAssigner._ensure_one(torch.tensor([0, -1, -1]), cost2, cols[:2]).tolist() == [
+    assert ensure_one_positive(torch.tensor([0, -1, -1]), cost2, cols[:2]).tolist() == [
         0,
         -1,
         -1,
     ]
     # a single shared candidate: the empty GT takes it (fallback), the other one loses it
-    out = SPOTAAssigner._ensure_one(
+    out = ensure_one_positive(
         torch.tensor([0]), torch.tensor([[0.1], [0.2]]), torch.tensor([[0], [0]])
     )
     assert out.tolist() == [1]
@@ -590,8 +588,10 @@ def test_assigner_config_and_builder() -> None:
         AssignerConfig(kind="atss")  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         AssignerConfig(kind="spota", sinkhorn_eps=-1.0)
-    with pytest.raises(TypeError):
-        AssignerConfig(use_ot="yes")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="use_ot"):  # types: the core's strict from_dict
+        AssignerConfig.from_dict({"use_ot": "yes"})
+    with pytest.raises(TypeError, match="mapping"):
+        AssignerConfig.from_dict([("kind", "spota")])  # type: ignore[arg-type]
     with pytest.raises(dataclasses_frozen_error()):
         cfg.top_k = 3  # type: ignore[misc]
 

@@ -41,7 +41,7 @@ def tiny_config(data_root: Path, out: Path, **kw) -> TrainConfig:
 
 @pytest.mark.slow
 def test_overfit_one_real_scan(data_root: Path, tmp_path: Path) -> None:
-    """TR3D baseline overfits scene0000_00 (train and evaluate on the same scan): mAP@0.25 >= 0.8."""
+    """TR3D baseline overfits scene0000_00 (trained and evaluated on that scan): mAP@0.25 >= 0.8."""
     cfg = TrainConfig(
         model=ModelConfig(voxel_size=0.02, width=0.5),
         inference=InferenceConfig(),
@@ -240,7 +240,8 @@ def test_ddp_two_processes_gloo_keep_equal_weights(data_root: Path, tmp_path: Pa
         from sr3d_training.transforms import AugmentationConfig
         torch.set_num_threads(1)
         cfg = TrainConfig(model=ModelConfig(voxel_size=0.04, width=0.25),
-                          data=DataConfig(root={str(data_root / "scannet")!r}, train_ids=("scene0000_00", "scene0000_01"), repeat=2),
+                          data=DataConfig(root={str(data_root / "scannet")!r},
+                                          train_ids=("scene0000_00", "scene0000_01"), repeat=2),
                           augmentation=AugmentationConfig(point_ratio=0.5, normalize_colors=False),
                           optim=OptimConfig(warmup_steps=1, epochs=1, max_steps=2), batch_size=1,
                           output_dir={str(tmp_path / "run")!r})
@@ -248,7 +249,8 @@ def test_ddp_two_processes_gloo_keep_equal_weights(data_root: Path, tmp_path: Pa
         init = {{k: v.clone() for k, v in t.model.state_dict().items()}}
         t.fit()
         rank = dist.get_rank()
-        torch.save({{"init": init, "final": t.model.state_dict(), "world": dist.get_world_size()}}, Path({str(tmp_path)!r}) / f"rank{{rank}}.pt")
+        torch.save({{"init": init, "final": t.model.state_dict(), "world": dist.get_world_size()}},
+                   Path({str(tmp_path)!r}) / f"rank{{rank}}.pt")
         dist.destroy_process_group()
     """)
     )

@@ -3,7 +3,8 @@
 * :class:`TR3DAssigner`: TR3D (Rukhovich et al., ICIP 2023): per-class level, top-6 nearest
   locations to the box centre.
 * :class:`SPOTAAssigner`: SR3D's Spatial-Priority Optimal Transport Assignment (our formulation):
-  IoU + vertex-distance + centre-prior cost, k units per GT, log-domain Sinkhorn.
+  IoU + vertex-distance + centre-prior cost (:mod:`.spota_cost`), k units per GT, log-domain
+  Sinkhorn (:mod:`.transport`), plan rounding (:mod:`.spota_decision`).
 
 Select one from a config with :func:`build_assigner` / :class:`AssignerConfig` (``kind`` =
 ``"tr3d"`` | ``"spota"``). All assigners share :class:`Assigner.assign` ``(locations (L, 3),
@@ -11,25 +12,20 @@ levels (L,), gt_boxes (K, 7), gt_labels (K,), pred_boxes (L, 7) | None, cls_logi
 -> AssignResult`` with ``gt_index (L,)`` int64, ``-1`` = background.
 """
 
-from ._ops import best_per_group, level_candidates
-from .base import Assigner, AssignResult, check_assign_inputs
+from ._ops import best_per_group, level_candidates, squared_center_distance, topk_then_resolve
+from .base import Assigner, AssignResult, SceneInputs, check_assign_inputs
 from .config import ASSIGNER_KINDS, AssignerConfig, build_assigner
-from .spota import (
-    OT_DECISIONS,
-    SPOTAAssigner,
-    focal_matching_cost,
-    sinkhorn_log,
-    sinkhorn_log_sparse,
-)
+from .spota import OT_DECISIONS, SPOTAAssigner
+from .spota_cost import centre_prior, focal_matching_cost, spota_pair_cost
+from .spota_decision import ensure_one_positive, max_mass_decision, top_mass_decision
 from .tr3d import (
     TR3D_LABEL2LEVEL_S3DIS,
     TR3D_LABEL2LEVEL_SCANNET,
     TR3D_LABEL2LEVEL_SUNRGBD,
     TR3DAssigner,
     check_label2level,
-    squared_center_distance,
-    topk_then_resolve,
 )
+from .transport import sinkhorn_log, sinkhorn_log_sparse, spota_supplies
 
 __all__ = [
     "ASSIGNER_KINDS",
@@ -41,15 +37,22 @@ __all__ = [
     "Assigner",
     "AssignerConfig",
     "SPOTAAssigner",
+    "SceneInputs",
     "TR3DAssigner",
     "best_per_group",
     "build_assigner",
+    "centre_prior",
     "check_assign_inputs",
     "check_label2level",
+    "ensure_one_positive",
     "focal_matching_cost",
     "level_candidates",
+    "max_mass_decision",
     "sinkhorn_log",
     "sinkhorn_log_sparse",
+    "spota_pair_cost",
+    "spota_supplies",
     "squared_center_distance",
+    "top_mass_decision",
     "topk_then_resolve",
 ]

@@ -13,7 +13,8 @@ over its output levels:
   assigners such as SPOTA; ignored by TR3D); always used detached.
 
 The output is an :class:`AssignResult` whose ``gt_index`` is ``(L,)`` int64, ``-1`` for
-background. Batching is a loop over scenes (:meth:`Assigner.assign_batch`), or the caller's own.
+background. :meth:`Assigner.assign_batch` assigns several scenes at once (SPOTA solves them in one
+transport problem).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-__all__ = ["AssignResult", "Assigner", "check_assign_inputs"]
+__all__ = ["AssignResult", "Assigner", "SceneInputs", "check_assign_inputs"]
 
 
 @dataclass(frozen=True)
@@ -151,14 +152,42 @@ def check_assign_inputs(
         raise ValueError("levels must be >= 0")
 
 
-class Assigner(abc.ABC):
-    """Per-scene label assigner (abstract base).
+@dataclass(frozen=True)
+class SceneInputs:
+    """The per-scene inputs of an assigner (shapes and units: module docstring).
 
-    Subclasses implement :meth:`assign`; :meth:`assign_batch` loops over scenes. Assigners never
-    build autograd graphs (they run under ``torch.no_grad``) and never modify their inputs.
+    Attributes:
+        locations: ``(L, 3)`` float, metres.
+        levels: ``(L,)`` int64 head output level per location (0 = finest).
+        gt_boxes: ``(K, 7)`` float boxes (project box convention).
+        gt_labels: ``(K,)`` int64 class indices.
+        pred_boxes: ``(L, 7)`` float decoded predicted boxes (used detached) or ``None``.
+        cls_logits: ``(L, C)`` float classification logits (used detached) or ``None``.
     """
 
-    @abc.abstractmethod
+    locations: Tensor
+    levels: Tensor
+    gt_boxes: Tensor
+    gt_labels: Tensor
+    pred_boxes: Tensor | None = None
+    cls_logits: Tensor | None = None
+
+
+class Assigner(abc.ABC):
+    """Label assigner (abstract base): one public signature, validated once, for every kind.
+
+    :meth:`assign` (one scene) and :meth:`assign_batch` (``B`` scenes) check their inputs with
+    :func:`check_assign_inputs` (plus the subclass's :meth:`_check_scene`) and hand the scenes
+    to :meth:`_assign_scenes`, which subclasses implement: TR3D one scene at a time, SPOTA all
+    scenes in one transport problem. Assigners never build autograd graphs (they run under
+    ``torch.no_grad``) and never modify their inputs.
+
+    Attributes:
+        label2level: output level of each class; its length is the number of classes ``C``.
+    """
+
+    label2level: tuple[int, ...]
+
     def assign(
         self,
         locations: Tensor,
@@ -174,19 +203,24 @@ class Assigner(abc.ABC):
             locations: ``(L, 3)`` float, metres.
             levels: ``(L,)`` int64 head output level per location (0 = finest).
             gt_boxes: ``(K, 7)`` float boxes (project box convention).
-            gt_labels: ``(K,)`` int64 class indices.
-            pred_boxes: ``(L, 7)`` float decoded predicted boxes (used detached) or ``None``.
+            gt_labels: ``(K,)`` int64 class indices in ``[0, len(label2level))``.
+            pred_boxes: ``(L, 7)`` float decoded predicted boxes (used detached) or ``None``
+                (prediction-aware assigners such as SPOTA require them).
             cls_logits: ``(L, C)`` float classification logits (used detached) or ``None``.
 
         Returns:
-            :class:`AssignResult` with ``gt_index (L,)`` int64 (``-1`` = background).
+            :class:`AssignResult` with ``gt_index (L,)`` int64 (``-1`` = background), on the
+            inputs' device.
 
         Raises:
-            TypeError / ValueError: invalid inputs (see :func:`check_assign_inputs`).
+            TypeError / ValueError: invalid inputs (see :func:`check_assign_inputs` and the
+                subclass's requirements).
         """
+        scene = SceneInputs(locations, levels, gt_boxes, gt_labels, pred_boxes, cls_logits)
+        self._check(scene)
+        return self._assign_scenes([scene])[0]
 
-    def __call__(self, *args, **kwargs) -> AssignResult:
-        return self.assign(*args, **kwargs)
+    __call__ = assign
 
     def assign_batch(
         self,
@@ -197,11 +231,12 @@ class Assigner(abc.ABC):
         pred_boxes: Sequence[Tensor] | None = None,
         cls_logits: Sequence[Tensor] | None = None,
     ) -> list[AssignResult]:
-        """Assign a batch: one :meth:`assign` call per scene (lists of per-scene tensors).
+        """Assign a batch of ``B`` scenes (sequences of per-scene tensors, shapes as in
+        :meth:`assign`); equal to ``[assign(scene) for scene in batch]``.
 
         Args:
-            locations, levels, gt_boxes, gt_labels: sequences of per-scene tensors (shapes as
-                in :meth:`assign`), all of the same length ``B``.
+            locations, levels, gt_boxes, gt_labels: sequences of per-scene tensors, all of the
+                same length ``B``.
             pred_boxes, cls_logits: ``None`` or sequences of length ``B``.
 
         Returns:
@@ -215,8 +250,8 @@ class Assigner(abc.ABC):
         seqs += [s for s in (pred_boxes, cls_logits) if s is not None]
         if any(len(s) != b for s in seqs):
             raise ValueError("all per-scene sequences must have the same length")
-        return [
-            self.assign(
+        scenes = [
+            SceneInputs(
                 locations[i],
                 levels[i],
                 gt_boxes[i],
@@ -226,3 +261,28 @@ class Assigner(abc.ABC):
             )
             for i in range(b)
         ]
+        for scene in scenes:
+            self._check(scene)
+        return self._assign_scenes(scenes) if scenes else []
+
+    def _check(self, scene: SceneInputs) -> None:
+        check_assign_inputs(
+            scene.locations,
+            scene.levels,
+            scene.gt_boxes,
+            scene.gt_labels,
+            scene.pred_boxes,
+            len(self.label2level),
+        )
+        self._check_scene(scene)
+
+    def _check_scene(self, scene: SceneInputs) -> None:
+        """Subclass hook: requirements beyond :func:`check_assign_inputs` (raise ValueError).
+
+        The base class has none.
+        """
+        return None
+
+    @abc.abstractmethod
+    def _assign_scenes(self, scenes: Sequence[SceneInputs]) -> list[AssignResult]:
+        """Assign validated, non-empty ``scenes``; one :class:`AssignResult` per scene."""

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import dataclasses
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from ..config_mapping import MappingConfig
 from .base import Assigner
 from .spota import SPOTAAssigner
-from .tr3d import TR3D_LABEL2LEVEL_SCANNET, TR3DAssigner, check_label2level
+from .tr3d import TR3D_LABEL2LEVEL_SCANNET, TR3DAssigner
 
 __all__ = ["ASSIGNER_KINDS", "AssignerConfig", "build_assigner"]
 
@@ -19,7 +18,7 @@ ASSIGNER_KINDS: tuple[str, ...] = ("tr3d", "spota")
 
 
 @dataclass(frozen=True)
-class AssignerConfig:
+class AssignerConfig(MappingConfig):
     """Which assigner to build and its parameters (defaults from the papers / our formulation).
 
     Attributes:
@@ -48,6 +47,9 @@ class AssignerConfig:
 
     The SPOTA-only fields are ignored by ``kind="tr3d"``.
 
+    Types are checked by :meth:`from_dict` (the core's strict config validator), values at
+    construction.
+
     Raises:
         ValueError / TypeError: (at construction) unknown ``kind`` or invalid values.
     """
@@ -74,40 +76,7 @@ class AssignerConfig:
     def __post_init__(self) -> None:
         if self.kind not in ASSIGNER_KINDS:
             raise ValueError(f"kind must be one of {ASSIGNER_KINDS}, got {self.kind!r}")
-        object.__setattr__(self, "label2level", check_label2level(self.label2level))
-        for name in ("use_ot", "use_vertex_distance", "use_cls_cost", "keep_cost"):
-            if not isinstance(getattr(self, name), bool):
-                raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
-        if self.rotated is not None and not isinstance(self.rotated, bool):
-            raise TypeError(f"rotated must be None or a bool, got {self.rotated!r}")
-        for name in ("mu", "beta", "sinkhorn_eps", "cls_cost_weight", "focal_alpha", "focal_gamma"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-                raise TypeError(f"{name} must be a finite number, got {v!r}")
-        # the remaining range checks live in the assigner constructors
-        self.build()
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> AssignerConfig:
-        """Build from a mapping (e.g. parsed YAML); unknown keys raise.
-
-        Raises:
-            TypeError: ``data`` is not a mapping.
-            ValueError: unknown keys (listed) or invalid values.
-        """
-        if not isinstance(data, Mapping):
-            raise TypeError(f"assigner config must be a mapping, got {type(data).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown assigner config keys {unknown}; known: {sorted(known)}")
-        return cls(**dict(data))
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain-dict form (``label2level`` as a list), round-trips through :meth:`from_dict`."""
-        d = dataclasses.asdict(self)
-        d["label2level"] = list(self.label2level)
-        return d
+        self.build()  # the value checks live in the assigner constructors
 
     def build(self) -> Assigner:
         """Instantiate the assigner described by this config."""

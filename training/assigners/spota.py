@@ -6,6 +6,11 @@ transport with a spatial (centre) prior. The paper gives no exact equations; eve
 "OTA: Optimal Transport Assignment for Object Detection", CVPR 2021, Sec. 3) and the entropic
 solver from Cuturi ("Sinkhorn Distances", NeurIPS 2013), run in the log domain.
 
+Modules: the cost in :mod:`~sr3d_training.assigners.spota_cost`, the transport in
+:mod:`~sr3d_training.assigners.transport`, the decision rules in
+:mod:`~sr3d_training.assigners.spota_decision`; this module gathers candidates, batches scenes
+and applies them.
+
 Cost (our formulation). For a ground-truth box ``g`` (centre ``c_g``, metres) and a candidate
 location ``a`` (position ``p_a``, decoded predicted box ``b_a``, DETACHED)::
 
@@ -77,159 +82,21 @@ import math
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from sr3d_ros.geometry import box_iou_3d, normalized_vertex_distance
-
-from ._ops import best_per_group, level_candidates, pad_groups, topk_then_resolve
-from .base import Assigner, AssignResult, check_assign_inputs
+from ._ops import level_candidates, topk_then_resolve
+from .base import Assigner, AssignResult, SceneInputs
+from .spota_cost import spota_pair_cost
+from .spota_decision import ensure_one_positive, max_mass_decision, top_mass_decision
 from .tr3d import check_label2level
+from .transport import sinkhorn_log_sparse, spota_supplies
 
-__all__ = [
-    "OT_DECISIONS",
-    "SPOTAAssigner",
-    "focal_matching_cost",
-    "sinkhorn_log",
-    "sinkhorn_log_sparse",
-]
+__all__ = ["OT_DECISIONS", "SPOTAAssigner"]
 
 #: How the transport plan becomes an assignment (see the module docstring).
 OT_DECISIONS: tuple[str, ...] = ("max_mass", "top_mass")
 
 _NEG_INF = float("-inf")
-
-
-def sinkhorn_log(cost: Tensor, supply: Tensor, demand: Tensor, eps: float, iters: int) -> Tensor:
-    """Entropic optimal transport in the log domain (Cuturi, NeurIPS 2013; log-domain updates).
-
-    Dense reference solver. Solves ``min_P <P, C> - eps * H(P)`` s.t. ``P 1 = supply``,
-    ``P^T 1 = demand`` by alternating dual updates ``f = log a - LSE_j(-C/eps + g)``,
-    ``g = log b - LSE_i(-C/eps + f)``.
-
-    Args:
-        cost: ``(S, D)`` float cost; ``+inf`` marks forbidden pairs (zero mass). Every row with a
-            positive supply and every column needs a finite entry.
-        supply: ``(S,)`` float >= 0 (rows with 0 get no mass).
-        demand: ``(D,)`` float > 0; ``supply.sum()`` should equal ``demand.sum()``.
-        eps: entropic temperature > 0, in cost units.
-        iters: number of (row, column) update pairs, >= 1.
-
-    Returns:
-        ``(S, D)`` log of the transport plan (``-inf`` for zero mass); the plan's column sums
-        equal ``demand`` exactly (the last update is a column update).
-
-    Raises:
-        ValueError: ``eps <= 0`` or ``iters < 1``.
-    """
-    _check_sinkhorn(eps, iters)
-    log_k = -cost / eps
-    active = supply > 0
-    log_a = torch.log(supply.clamp_min(torch.finfo(cost.dtype).tiny))
-    log_b = torch.log(demand)
-    neg_inf = torch.full_like(log_a, _NEG_INF)
-    f = torch.zeros_like(log_a)
-    g = torch.zeros_like(log_b)
-    for _ in range(iters):
-        f = torch.where(active, log_a - torch.logsumexp(log_k + g[None, :], dim=1), neg_inf)
-        g = log_b - torch.logsumexp(log_k + f[:, None], dim=0)
-    return log_k + f[:, None] + g[None, :]
-
-
-def _check_sinkhorn(eps: float, iters: int) -> None:
-    if not eps > 0:
-        raise ValueError(f"eps must be > 0, got {eps}")
-    if iters < 1:
-        raise ValueError(f"iters must be >= 1, got {iters}")
-
-
-def sinkhorn_log_sparse(
-    cost: Tensor,
-    columns: Tensor,
-    num_columns: int,
-    supply: Tensor,
-    column_group: Tensor,
-    bg_supply: Tensor,
-    bg_cost: float,
-    eps: float,
-    iters: int,
-) -> tuple[Tensor, Tensor]:
-    """Log-domain Sinkhorn for SPOTA's sparse problem (our implementation of
-    :func:`sinkhorn_log` on a sparse layout; same fixed point).
-
-    Rows: ``R`` GT suppliers with ``M`` entries each (``cost`` / ``columns``), plus ``B``
-    background suppliers; background ``b`` reaches every column of group ``b`` (its scene) at
-    the constant cost ``bg_cost``. Every column demands 1. Each iteration does gathers and dense
-    ``logsumexp`` over ``(R, M)``, ``(U, D + 1)`` (``D`` = most entries of a column) and
-    ``(B, U_max)`` padded matrices: ~``R * M + U * D`` exponentials instead of ``(R + B) * U``,
-    and no atomics (deterministic on GPU).
-
-    Args:
-        cost: ``(R, M)`` float; ``inf`` = no entry.
-        columns: ``(R, M)`` int64 column in ``[0, U)`` of each entry (any valid id where
-            ``cost`` is ``inf``); a row uses a column at most once, and only columns of its group.
-        num_columns: ``U``; every column needs a finite entry in a row with positive supply.
-        supply: ``(R,)`` float >= 0 units of each GT (rows with 0 send nothing).
-        column_group: ``(U,)`` int64 background group (scene) of each column, in ``[0, B)``.
-        bg_supply: ``(B,)`` float >= 0 units of each background row.
-        bg_cost: the constant background cost.
-        eps, iters: as :func:`sinkhorn_log`.
-
-    Returns:
-        ``(log_plan (R, M), log_plan_bg (U,))``: log mass each entry / each column's background
-        carries (``-inf`` for none); column sums are exactly 1 (last update = columns).
-
-    Raises:
-        ValueError: ``eps <= 0`` or ``iters < 1``.
-    """
-    _check_sinkhorn(eps, iters)
-    r, m = cost.shape
-    u, b = num_columns, bg_supply.shape[0]
-    log_k = -cost / eps  # (R, M), -inf = no entry
-    log_k_bg = -bg_cost / eps
-    tiny = torch.finfo(cost.dtype).tiny
-    neg1 = cost.new_full((1,), _NEG_INF)
-    active = supply > 0
-    log_a = torch.log(supply.clamp_min(tiny))
-    bg_on = bg_supply > 0
-    log_bg = torch.log(bg_supply.clamp_min(tiny)) - log_k_bg
-    with torch.no_grad():
-        entry_ok = torch.isfinite(cost).reshape(-1)
-        entries = entry_ok.nonzero().flatten()  # flat ids of the real entries
-        col_slots = pad_groups(columns.reshape(-1)[entries], u, entries.numel())
-        col_entries = torch.cat([entries, entries.new_full((1,), r * m)])[col_slots]  # (U, D)
-        members = pad_groups(column_group, b, u)  # (B, U_max), pad -> index u
-    g = cost.new_zeros(u)
-    f = cost.new_zeros(r)
-    f_bg = cost.new_zeros(b)
-    for _ in range(iters):
-        f = torch.where(active, log_a - torch.logsumexp(log_k + g[columns], dim=1), _NEG_INF)
-        f_bg = torch.where(
-            bg_on, log_bg - torch.logsumexp(torch.cat([g, neg1])[members], dim=1), _NEG_INF
-        )
-        v = torch.cat([(log_k + f[:, None]).reshape(-1), neg1])[col_entries]  # (U, D)
-        v_bg = (log_k_bg + f_bg)[column_group]  # (U,)
-        g = -torch.logsumexp(torch.cat([v, v_bg[:, None]], dim=1), dim=1)
-    return log_k + f[:, None] + g[columns], log_k_bg + f_bg[column_group] + g
-
-
-def focal_matching_cost(logits: Tensor, alpha: float = 0.25, gamma: float = 2.0) -> Tensor:
-    """Focal classification matching cost (Zhu et al., Deformable DETR, ICLR 2021, matcher).
-
-    ``alpha (1-p)^gamma (-log p) - (1-alpha) p^gamma (-log(1-p))``, ``p = sigmoid(logits)``,
-    computed with ``logsigmoid`` (stable). Lower = the location already scores the class high.
-
-    Args:
-        logits: any shape, floating.
-        alpha, gamma: focal parameters (Lin et al., ICCV 2017 defaults 0.25, 2).
-
-    Returns:
-        Tensor of the same shape / dtype.
-    """
-    p = torch.sigmoid(logits)
-    pos = alpha * (1 - p).pow(gamma) * (-F.logsigmoid(logits))
-    neg = (1 - alpha) * p.pow(gamma) * (-F.logsigmoid(-logits))
-    return pos - neg
 
 
 def _is_int(v: object) -> bool:
@@ -338,221 +205,53 @@ class SPOTAAssigner(Assigner):
             f"use_vertex_distance={self.use_vertex_distance}, use_cls_cost={self.use_cls_cost})"
         )
 
-    # ------------------------------------------------------------------------------------------
-    def _pair_cost(
-        self,
-        cand: Tensor,
-        d2: Tensor,
-        preds: Tensor,
-        gts: Tensor,
-        labels: Tensor,
-        logits: Tensor | None,
-    ) -> Tensor:
-        """Cost ``(R, M)`` of each GT row with its ``M`` candidates (finite everywhere)."""
-        r, m = cand.shape
-        pb = preds[cand]  # (R, M, 7)
-        gb = gts[:, None, :].expand(r, m, 7)
-        cost = 1.0 - box_iou_3d(pb, gb, aligned=True, rotated=self.rotated)
-        if self.use_vertex_distance and self.beta > 0:
-            cost = cost + self.beta * normalized_vertex_distance(pb, gb)
-        cost = cost + (1.0 - torch.exp(-self.mu * d2))
-        if logits is not None:
-            logit = logits[cand, labels[:, None].expand(r, m)].to(cost.dtype)
-            cost = cost + self.cls_cost_weight * focal_matching_cost(
-                logit, self.focal_alpha, self.focal_gamma
-            )
-        return cost
-
-    @staticmethod
-    def _ensure_one(assigned: Tensor, cost: Tensor, columns: Tensor) -> Tensor:
-        """Give every GT with a candidate at least one positive (our rule, module docstring).
-
-        Vectorised rounds: each GT without positives proposes its lowest-cost candidate that is
-        background or not the only positive of its GT; per location the lowest-cost proposal
-        wins and per previous owner at most one location is taken, so nobody is emptied and each
-        round fixes >= 1 GT. GTs left without an eligible candidate (all their candidates are
-        other GTs' only positives) take their lowest-cost candidate anyway, in GT order.
-
-        Args:
-            assigned: ``(U,)`` int64 GT row per compact location, -1 = background.
-            cost: ``(R, M)`` cost, ``inf`` = no entry.
-            columns: ``(R, M)`` int64 compact location of each entry.
-        """
-        k, u = cost.shape[0], assigned.shape[0]
-        finite = torch.isfinite(cost)
-        has_cand = finite.any(dim=1)
-        counts = torch.bincount(assigned[assigned >= 0], minlength=k)
-        empty = (counts == 0) & has_cand
-        if not bool(empty.any()):
-            return assigned
-        assigned = assigned.clone()
-        for _ in range(k):
-            owner = assigned[columns]  # (R, M)
-            owner_cnt = torch.where(owner >= 0, counts[owner.clamp_min(0)], 0)
-            eligible = finite & ((owner < 0) | (owner_cnt > 1)) & empty[:, None]
-            best_c, best_m = torch.where(eligible, cost, float("inf")).min(dim=1)
-            rows = torch.isfinite(best_c).nonzero().flatten()
-            if rows.numel() == 0:
-                break
-            locs, vals = columns[rows, best_m[rows]], best_c[rows]
-            win = best_per_group(vals, locs, u, largest=False)  # one proposal per location
-            keep = torch.zeros_like(rows, dtype=torch.bool)
-            keep[win[win >= 0]] = True
-            prev = assigned[locs]
-            steal = keep & (prev >= 0)
-            per_owner = best_per_group(
-                torch.where(steal, vals, float("inf")), prev.clamp_min(0), k, largest=False
-            )
-            one_per_owner = torch.zeros_like(keep)
-            one_per_owner[per_owner[per_owner >= 0]] = True
-            keep &= (prev < 0) | (steal & one_per_owner)
-            rows, locs, prev = rows[keep], locs[keep], prev[keep]
-            assigned[locs] = rows
-            counts.index_add_(0, rows, torch.ones_like(rows))
-            stolen = prev[prev >= 0]
-            counts.index_add_(0, stolen, -torch.ones_like(stolen))
-            empty = (counts == 0) & has_cand
-            if not bool(empty.any()):
-                return assigned
-        for g in empty.nonzero().flatten().tolist():  # no eligible candidate left: rare
-            j = columns[g, int(cost[g].argmin())]
-            prev_owner = int(assigned[j])
-            if prev_owner >= 0:
-                counts[prev_owner] -= 1
-            assigned[j] = g
-            counts[g] += 1
-        return assigned
-
-    # ------------------------------------------------------------------------------------------
-    def assign(
-        self,
-        locations: Tensor,
-        levels: Tensor,
-        gt_boxes: Tensor,
-        gt_labels: Tensor,
-        pred_boxes: Tensor | None = None,
-        cls_logits: Tensor | None = None,
-    ) -> AssignResult:
-        """Assign one scene with SPOTA (our formulation, module docstring).
-
-        Args:
-            locations: ``(L, 3)`` float, metres.
-            levels: ``(L,)`` int64 output level per location.
-            gt_boxes: ``(K, 7)`` float boxes (project convention).
-            gt_labels: ``(K,)`` int64 in ``[0, len(label2level))``.
-            pred_boxes: ``(L, 7)`` float decoded predicted boxes (required; used detached).
-            cls_logits: ``(L, C)`` float logits, ``C == len(label2level)``; required only with
-                ``use_cls_cost`` (used detached), otherwise ignored.
-
-        Returns:
-            :class:`AssignResult` (``gt_index (L,)`` int64, ``-1`` = background; ``cost`` /
-            ``plan`` ``(L, K)`` when ``keep_cost``). Computation in float32 (float64 inputs
-            stay float64); the result lives on the inputs' device.
-
-        Raises:
-            TypeError / ValueError: invalid inputs (:func:`check_assign_inputs`), missing
-                ``pred_boxes``, missing / mis-shaped ``cls_logits`` with ``use_cls_cost``,
-                negative / NaN predicted sizes (from the geometry module).
-        """
-        return self.assign_batch(
-            [locations],
-            [levels],
-            [gt_boxes],
-            [gt_labels],
-            [pred_boxes],  # type: ignore[list-item]
-            None if cls_logits is None else [cls_logits],
-        )[0]
+    def _check_scene(self, scene: SceneInputs) -> None:
+        if scene.pred_boxes is None:
+            raise ValueError("SPOTA needs pred_boxes (L, 7): the decoded predicted boxes")
+        if self.use_cls_cost:
+            lg = scene.cls_logits
+            shape = (scene.locations.shape[0], len(self.label2level))
+            if not isinstance(lg, Tensor) or lg.shape != shape:
+                got = None if not isinstance(lg, Tensor) else tuple(lg.shape)
+                raise ValueError(f"use_cls_cost needs cls_logits of shape {shape}, got {got}")
 
     @torch.no_grad()
-    def assign_batch(
-        self,
-        locations: Sequence[Tensor],
-        levels: Sequence[Tensor],
-        gt_boxes: Sequence[Tensor],
-        gt_labels: Sequence[Tensor],
-        pred_boxes: Sequence[Tensor] | None = None,
-        cls_logits: Sequence[Tensor] | None = None,
-    ) -> list[AssignResult]:
-        """Assign ``B`` scenes jointly: one cost evaluation and ONE Sinkhorn for the batch.
+    def _assign_scenes(self, scenes: Sequence[SceneInputs]) -> list[AssignResult]:
+        """All scenes in one cost evaluation and ONE Sinkhorn (module docstring).
 
-        The result equals ``[assign(scene) for scene in batch]`` (the transport problems of
-        different scenes do not interact; up to float rounding of the reductions).
-
-        Args:
-            locations, levels, gt_boxes, gt_labels: sequences of ``B`` per-scene tensors
-                (shapes as in :meth:`assign`).
-            pred_boxes: sequence of ``B`` ``(L_b, 7)`` tensors (required).
-            cls_logits: sequence of ``B`` ``(L_b, C)`` tensors (only with ``use_cls_cost``).
-
-        Returns:
-            ``B`` :class:`AssignResult` objects, in order.
-
-        Raises:
-            ValueError / TypeError: as :meth:`assign`; sequences of different lengths.
+        The result equals assigning each scene alone (the transport problems of different
+        scenes do not interact; up to float rounding of the reductions). Computation in float32
+        (float64 inputs stay float64); results on the inputs' device.
         """
-        nb = len(locations)
-        if pred_boxes is None:
-            raise ValueError("SPOTA needs pred_boxes (L, 7): the decoded predicted boxes")
-        seqs = [levels, gt_boxes, gt_labels, pred_boxes]
-        if cls_logits is not None:
-            seqs.append(cls_logits)
-        if any(len(x) != nb for x in seqs):
-            raise ValueError("all per-scene sequences must have the same length")
-        c = len(self.label2level)
-        for i in range(nb):
-            if pred_boxes[i] is None:
-                raise ValueError("SPOTA needs pred_boxes (L, 7): the decoded predicted boxes")
-            check_assign_inputs(
-                locations[i], levels[i], gt_boxes[i], gt_labels[i], pred_boxes[i], c
-            )
-            if self.use_cls_cost:
-                lg = None if cls_logits is None else cls_logits[i]
-                n_i = locations[i].shape[0]
-                if not isinstance(lg, Tensor) or lg.shape != (n_i, c):
-                    got = None if not isinstance(lg, Tensor) else tuple(lg.shape)
-                    raise ValueError(
-                        f"use_cls_cost needs cls_logits of shape ({n_i}, {c}), got {got}"
-                    )
-        if nb == 0:
-            return []
-        device = locations[0].device
-        dtype = torch.float32
-        for t in (*locations, *gt_boxes, *pred_boxes):
-            if t.dtype == torch.float64:
-                dtype = torch.float64
-        n_s = [int(x.shape[0]) for x in locations]
-        k_s = [int(x.shape[0]) for x in gt_boxes]
+        nb = len(scenes)
+        device = scenes[0].locations.device
+        floats = [
+            t for s in scenes for t in (s.locations, s.gt_boxes, s.pred_boxes) if t is not None
+        ]
+        dtype = torch.float64 if any(t.dtype == torch.float64 for t in floats) else torch.float32
+        n_s = [int(s.locations.shape[0]) for s in scenes]
+        k_s = [int(s.gt_boxes.shape[0]) for s in scenes]
         m = max(n_s) if self.max_candidates is None else self.max_candidates
         m = max(1, min(m, max(n_s)))
         table = torch.as_tensor(self.label2level, dtype=torch.long, device=device)
 
         # candidates per scene (level blocks), in global location ids
         cands, d2s, loc_off = [], [], 0
-        for i in range(nb):
+        for s, n in zip(scenes, n_s):
             cand, d2 = level_candidates(
-                locations[i].detach().to(dtype),
-                levels[i],
-                gt_boxes[i][:, :3].detach().to(dtype),
-                table[gt_labels[i]],
+                s.locations.detach().to(dtype),
+                s.levels,
+                s.gt_boxes[:, :3].detach().to(dtype),
+                table[s.gt_labels],
                 m,
             )
             cands.append(cand + loc_off)
             d2s.append(d2)
-            loc_off += n_s[i]
+            loc_off += n
         d2 = torch.cat(d2s)
         valid = torch.isfinite(d2)
         cand = torch.where(valid, torch.cat(cands), 0)  # (R, M), R = sum K; 0 = placeholder
-        r = cand.shape[0]
-        gts = torch.cat([x.detach().to(dtype) for x in gt_boxes])
-        labels = torch.cat(list(gt_labels))
-        preds = torch.cat([x.detach().to(dtype) for x in pred_boxes])
-        logits = None
-        if self.use_cls_cost and cls_logits is not None:
-            logits = torch.cat([x.detach() for x in cls_logits])
-        if r and loc_off:
-            cost = self._pair_cost(cand, torch.where(valid, d2, 0.0), preds, gts, labels, logits)
-        else:
-            cost = d2
+        cost = self._cost(scenes, cand, torch.where(valid, d2, 0.0), dtype)
         cost = torch.where(valid, cost, torch.full_like(cost, float("inf")))
 
         # compact ids of the U distinct candidate locations (sorted, so scenes are contiguous)
@@ -564,12 +263,12 @@ class SPOTAAssigner(Assigner):
         assigned = torch.full((u,), -1, dtype=torch.long, device=device)
         if u > 0:
             if self.use_ot:
-                assigned, log_plan = self._transport(cost, valid, columns, u, uniq, n_s, k_s)
+                assigned, log_plan = self._transport(cost, valid, columns, uniq, n_s, k_s)
             else:
                 assigned = topk_then_resolve(
                     cost, self.top_k, largest=False, columns=columns, num_columns=u
                 )
-            assigned = self._ensure_one(assigned, cost, columns)
+            assigned = ensure_one_positive(assigned, cost, columns)
 
         # back to per-scene results (GT rows -> local GT indices)
         gt_all = torch.full((loc_off,), -1, dtype=torch.long, device=device)
@@ -577,52 +276,66 @@ class SPOTAAssigner(Assigner):
         out, lo, go = [], 0, 0
         for i in range(nb):
             gi = gt_all[lo : lo + n_s[i]]
-            gi = torch.where(gi >= 0, gi - go, gi)
+            rows = slice(go, go + k_s[i])
             out.append(
                 self._result(
-                    gi,
-                    k_s[i],
-                    n_s[i],
-                    lo,
-                    dtype,
-                    device,
-                    cand[go : go + k_s[i]],
-                    valid[go : go + k_s[i]],
-                    cost[go : go + k_s[i]],
-                    None if log_plan is None else log_plan[go : go + k_s[i]],
+                    torch.where(gi >= 0, gi - go, gi),
+                    (k_s[i], n_s[i], lo),
+                    cand[rows],
+                    valid[rows],
+                    cost[rows],
+                    None if log_plan is None else log_plan[rows],
                 )
             )
             lo += n_s[i]
             go += k_s[i]
         return out
 
+    def _cost(
+        self, scenes: Sequence[SceneInputs], cand: Tensor, d2: Tensor, dtype: torch.dtype
+    ) -> Tensor:
+        """Cost ``(R, M)`` of each GT row with its candidates (finite everywhere)."""
+        if cand.numel() == 0 or not any(s.locations.shape[0] for s in scenes):
+            return d2
+        gts = torch.cat([s.gt_boxes.detach().to(dtype) for s in scenes])
+        preds = torch.cat(
+            [s.pred_boxes.detach().to(dtype) for s in scenes if s.pred_boxes is not None]
+        )
+        cls_logit = None
+        if self.use_cls_cost:
+            logits = torch.cat([s.cls_logits.detach() for s in scenes if s.cls_logits is not None])
+            labels = torch.cat([s.gt_labels for s in scenes])
+            cls_logit = logits[cand, labels[:, None].expand_as(cand)]
+        return spota_pair_cost(
+            preds[cand],
+            gts,
+            d2,
+            self.mu,
+            self.beta if self.use_vertex_distance else 0.0,
+            self.rotated,
+            cls_logit,
+            self.cls_cost_weight,
+            self.focal_alpha,
+            self.focal_gamma,
+        )
+
     def _transport(
         self,
         cost: Tensor,
         valid: Tensor,
         columns: Tensor,
-        u: int,
         uniq: Tensor,
         n_s: list[int],
         k_s: list[int],
     ) -> tuple[Tensor, Tensor]:
         """Supplies, one batched Sinkhorn, and the decision; returns (assigned (U,), log_plan)."""
-        device, dtype = cost.device, cost.dtype
-        r, m = cost.shape
-        nb = len(n_s)
-        scene_of_loc = torch.repeat_interleave(
-            torch.arange(nb, device=device), torch.as_tensor(n_s, device=device)
+        device, u, nb = cost.device, uniq.shape[0], len(n_s)
+        scenes = torch.arange(nb, device=device)
+        col_scene = torch.repeat_interleave(scenes, torch.as_tensor(n_s, device=device))[uniq]
+        row_scene = torch.repeat_interleave(scenes, torch.as_tensor(k_s, device=device))
+        supply, bg = spota_supplies(
+            valid.sum(dim=1).to(cost.dtype), self.top_k, row_scene, col_scene, nb
         )
-        col_scene = scene_of_loc[uniq]  # (U,)
-        row_scene = torch.repeat_interleave(
-            torch.arange(nb, device=device), torch.as_tensor(k_s, device=device)
-        )
-        u_s = torch.bincount(col_scene, minlength=nb).to(dtype)  # candidate locations / scene
-        supply = valid.sum(dim=1).to(dtype).clamp(max=float(self.top_k))
-        s_s = torch.zeros(nb, dtype=dtype, device=device).index_add_(0, row_scene, supply)
-        scale = (u_s / s_s.clamp_min(1.0)).clamp(max=1.0)
-        supply = supply * scale[row_scene]
-        bg = (u_s - s_s * scale).clamp_min(0.0)
         log_plan, log_plan_bg = sinkhorn_log_sparse(
             cost,
             columns,
@@ -636,39 +349,32 @@ class SPOTAAssigner(Assigner):
         )
         log_plan = torch.where(valid, log_plan, _NEG_INF)
         if self.ot_decision == "top_mass":
-            return topk_then_resolve(
-                log_plan, self.top_k, largest=True, columns=columns, num_columns=u
-            ), log_plan
-        flat = valid.reshape(-1)
-        rows = torch.arange(r, device=device)[:, None].expand(r, m).reshape(-1)[flat]
-        vals = log_plan.reshape(-1)[flat]
-        best = best_per_group(vals, columns.reshape(-1)[flat], u, largest=True)  # ties: low row
-        gt_wins = vals[best] >= log_plan_bg  # ties -> the GT (GT rows before background)
-        return torch.where(gt_wins, rows[best], torch.full_like(best, -1)), log_plan
+            return top_mass_decision(log_plan, self.top_k, columns, u), log_plan
+        return max_mass_decision(log_plan, log_plan_bg, valid, columns, u), log_plan
 
     def _result(
         self,
         gt_index: Tensor,
-        k: int,
-        n: int,
-        loc_offset: int,
-        dtype: torch.dtype,
-        device: torch.device,
+        sizes: tuple[int, int, int],
         cand: Tensor,
         valid: Tensor,
         cost: Tensor,
         log_plan: Tensor | None,
     ) -> AssignResult:
-        """Wrap ``gt_index``; with ``keep_cost`` scatter the compact cost / plan to ``(L, K)``."""
+        """Wrap ``gt_index``; with ``keep_cost`` scatter the compact cost / plan to ``(L, K)``.
+
+        ``sizes`` = ``(K, L, offset of the scene's first location in the batch)``.
+        """
+        k, n, loc_offset = sizes
         if not self.keep_cost:
             return AssignResult(gt_index, k)
-        dense = torch.full((n, k), float("inf"), dtype=dtype, device=device)
-        rows = torch.arange(k, device=device)[:, None].expand_as(cand)
+        dense = cost.new_full((n, k), float("inf"))
+        rows = torch.arange(k, device=cost.device)[:, None].expand_as(cand)
         locs = cand[valid] - loc_offset
         dense[locs, rows[valid]] = cost[valid]
         plan = None
         if self.use_ot:
-            plan = torch.zeros((n, k), dtype=dtype, device=device)
+            plan = cost.new_zeros((n, k))
             if log_plan is not None:
                 plan[locs, rows[valid]] = log_plan[valid].exp()
         return AssignResult(gt_index, k, dense, plan)

@@ -23,10 +23,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from torch import Tensor
+
+from sr3d_ros.classes import SCANNET_LABEL2LEVEL, SUNRGBD_LABEL2LEVEL
 
 from ._ops import level_candidates, squared_center_distance, topk_then_resolve
-from .base import Assigner, AssignResult, check_assign_inputs
+from .base import Assigner, AssignResult, SceneInputs
 
 __all__ = [
     "TR3D_LABEL2LEVEL_S3DIS",
@@ -34,17 +35,15 @@ __all__ = [
     "TR3D_LABEL2LEVEL_SUNRGBD",
     "TR3DAssigner",
     "check_label2level",
-    "squared_center_distance",
-    "topk_then_resolve",
 ]
 
 #: TR3D level per ScanNet class, in :data:`sr3d_training.datasets.SCANNET_CLASSES` order
 #: (cabinet, bed, chair, sofa, table, door, window, bookshelf, picture, counter, desk, curtain,
 #: refrigerator, showercurtrain, toilet, sink, bathtub, garbagebin); 0 = finest output level.
-TR3D_LABEL2LEVEL_SCANNET: tuple[int, ...] = (0, 1, 0, 1, 1, 0, 1, 1, 0, 1, 1, 1, 0, 0, 0, 0, 1, 0)
+TR3D_LABEL2LEVEL_SCANNET: tuple[int, ...] = SCANNET_LABEL2LEVEL
 #: TR3D level per SUN RGB-D class, :data:`sr3d_training.datasets.SUNRGBD_CLASSES` order (bed,
 #: table, sofa, chair, toilet, desk, dresser, night_stand, bookshelf, bathtub).
-TR3D_LABEL2LEVEL_SUNRGBD: tuple[int, ...] = (1, 1, 1, 0, 0, 1, 0, 0, 1, 0)
+TR3D_LABEL2LEVEL_SUNRGBD: tuple[int, ...] = SUNRGBD_LABEL2LEVEL
 #: TR3D level per S3DIS class (table, chair, sofa, bookcase, board).
 TR3D_LABEL2LEVEL_S3DIS: tuple[int, ...] = (1, 0, 1, 1, 0)
 
@@ -100,38 +99,17 @@ class TR3DAssigner(Assigner):
         return f"TR3DAssigner(top_k={self.top_k}, label2level={list(self.label2level)})"
 
     @torch.no_grad()
-    def assign(
-        self,
-        locations: Tensor,
-        levels: Tensor,
-        gt_boxes: Tensor,
-        gt_labels: Tensor,
-        pred_boxes: Tensor | None = None,
-        cls_logits: Tensor | None = None,
-    ) -> AssignResult:
-        """Assign one scene (TR3D, Sec. 3; predictions are not used).
+    def _assign_scenes(self, scenes: Sequence[SceneInputs]) -> list[AssignResult]:
+        """TR3D (Sec. 3) scene by scene; predictions are not used.
 
-        Args:
-            locations: ``(L, 3)`` float, metres.
-            levels: ``(L,)`` int64 output level of each location.
-            gt_boxes: ``(K, 7)`` float boxes; only the centres ``[:, :3]`` are used.
-            gt_labels: ``(K,)`` int64 in ``[0, len(label2level))``.
-            pred_boxes: ignored (accepted for the common :class:`Assigner` signature; checked
-                for shape when given).
-            cls_logits: ignored.
-
-        Returns:
-            :class:`AssignResult`: ``gt_index (L,)`` int64, ``-1`` = background. Each box gets
-            ``min(top_k, #locations on its level)`` candidates; a candidate shared by several
-            boxes goes to the one with the nearest centre, so a box may end with fewer (even 0)
-            positives. ``K = 0``, ``L = 0`` or a level without locations give background.
-
-        Raises:
-            TypeError / ValueError: invalid inputs (:func:`check_assign_inputs`).
+        Each box gets ``min(top_k, #locations on its level)`` candidates; a candidate shared by
+        several boxes goes to the one with the nearest centre, so a box may end with fewer (even
+        0) positives. ``K = 0``, ``L = 0`` or a level without locations give background.
         """
-        check_assign_inputs(
-            locations, levels, gt_boxes, gt_labels, pred_boxes, len(self.label2level)
-        )
+        return [self._assign_one(s) for s in scenes]
+
+    def _assign_one(self, scene: SceneInputs) -> AssignResult:
+        locations, levels, gt_boxes = scene.locations, scene.levels, scene.gt_boxes
         n, k = locations.shape[0], gt_boxes.shape[0]
         device = locations.device
         background = torch.full((n,), -1, dtype=torch.long, device=device)
@@ -140,7 +118,7 @@ class TR3DAssigner(Assigner):
             return AssignResult(background, k, cost)
 
         table = torch.as_tensor(self.label2level, dtype=torch.long, device=device)
-        gt_levels = table[gt_labels]
+        gt_levels = table[scene.gt_labels]
         cand, d2 = level_candidates(locations, levels, gt_boxes[:, :3], gt_levels, self.top_k)
         gt_index = topk_then_resolve(d2, self.top_k, largest=False, columns=cand, num_columns=n)
         cost = None

@@ -9,14 +9,14 @@ prints both mAPs side by side (the ranking gap SR3D targets).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 from sr3d_ros.checkpoints import CheckpointError
 from sr3d_ros.inference import PointCloudDetector
+from sr3d_ros.io.atomic import atomic_write_json
 
-from ..datasets import ScanNetDataset, SunRGBDDataset
+from ..datasets import SampleDataset, ScanNetDataset, SunRGBDDataset
 from ..evaluate import evaluate_predictions, predict_dataset
 from ..evaluation.kitti import run_kitti_cli
 
@@ -42,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--oracle-scores", choices=("iou",), default=None, help="also report the IoU-oracle mAP"
     )
     p.add_argument("--out", type=Path, default=Path("eval.json"), help="JSON results file")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     return p
 
 
@@ -53,12 +54,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         det = PointCloudDetector.from_checkpoint(args.checkpoint, device=args.device, **overrides)
         kw = {"scene_ids": args.ids} if args.ids else {"split": args.split}
+        data: SampleDataset
         if args.dataset == "scannet":
             data = ScanNetDataset(args.data, **kw)
         else:
             kw = {"frame_ids": args.ids} if args.ids else {"split": args.split}
             data = SunRGBDDataset(args.data, **kw, class_names=det.class_names)
-        results = predict_dataset(det.model, data, det.config.inference, det.device)
+        results = predict_dataset(
+            det.model, data, det.config.inference, det.device, progress=not args.quiet
+        )
     except (FileNotFoundError, CheckpointError, ValueError) as exc:
         print(f"sr3d-eval: error: {exc}", file=sys.stderr)
         return 2
@@ -76,8 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         for t in ev.mAP:
             print(f"{t:>10.2f} {ev.mAP[t]:>8.4f} {oracle.mAP[t]:>11.4f}")
         out["oracle"] = oracle.to_dict()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(out, indent=2, default=str))
+    atomic_write_json(args.out, out)
     print(f"wrote {args.out}")
     return 0
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
+from typing import Any
 
 from sr3d_ros.config import ConfigError
 
@@ -24,13 +26,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-dir", default=None, help="override output_dir")
     p.add_argument("--max-steps", type=int, default=None, help="override optim.max_steps")
     p.add_argument("--seed", type=int, default=None, help="override seed")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument(
+        "-q",
+        "--quiet",
+        "--no-progress",
+        dest="quiet",
+        action="store_true",
+        help="no progress bar and no per-step log lines (warnings and the summary still print)",
+    )
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    overrides: dict = {}
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    overrides: dict[str, Any] = {}
     if args.output_dir is not None:
         overrides["output_dir"] = args.output_dir
     if args.max_steps is not None:
@@ -43,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
             cfg,
             device=args.device,
             resume=args.resume,
-            progress=not args.no_progress,
+            progress=not args.quiet,
             extra_provenance={"argv": sys.argv, "config_file": args.config},
         )
     except (FileNotFoundError, ConfigError, ValueError) as exc:
@@ -52,8 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         summary = trainer.fit()
     except KeyboardInterrupt:
+        path = trainer.checkpoint_path()
         print(
-            f"sr3d-train: interrupted; state saved to {trainer.checkpoint_path()} (resume with --resume)",
+            f"sr3d-train: interrupted; state saved to {path} (resume with --resume)",
             file=sys.stderr,
         )
         return 130

@@ -6,14 +6,14 @@ the geometric centre and ``yaw`` counter-clockwise about +z (box x-axis ``(cos y
 Broken or missing files raise :class:`FileNotFoundError` / :class:`ValueError` naming the file.
 """
 
+from .dataset import SampleDataset
 from .kitti import KITTI_CLASSES, KittiDataset, KittiObjects, read_kitti_calib, read_kitti_label
+from .mmdet3d_infos import InfoRecord, parse_mmdet3d_infos
 from .sample import (
-    InfoRecord,
     Sample,
     load_npy,
     load_pickle_strict,
     load_points_bin,
-    parse_mmdet3d_infos,
 )
 from .scannet import (
     NYU40_TO_LABEL,
@@ -51,6 +51,7 @@ __all__ = [
     "KittiDataset",
     "KittiObjects",
     "Sample",
+    "SampleDataset",
     "ScanNetDataset",
     "ScanNetInfoDataset",
     "SunRGBDDataset",

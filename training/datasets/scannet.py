@@ -1,5 +1,7 @@
 """ScanNet v2 loaders: per-scene export files, mmdetection3d info files and raw unaligned scans.
 
+(~420 lines: the three layouts share the axis alignment and nyu40 label rules kept here.)
+
 All loaders return :class:`~sr3d_training.datasets.sample.Sample` objects in the axis-aligned scene
 frame (z up, metres) with boxes ``(x, y, z, dx, dy, dz, yaw=0)``, ``(x, y, z)`` the geometric
 centre; ScanNet boxes are axis-aligned in that frame, so ``yaw`` is always 0.
@@ -35,6 +37,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -45,13 +48,12 @@ from sr3d_ros.classes import (
     nyu40_boxes_to_labels,
 )
 
+from .mmdet3d_infos import InfoRecord, parse_mmdet3d_infos
 from .sample import (
-    InfoRecord,
     PathLike,
     Sample,
     load_npy,
     load_points_bin,
-    parse_mmdet3d_infos,
 )
 
 __all__ = [
@@ -151,13 +153,13 @@ def _find(data_dir: Path, scene_id: str, suffixes: Sequence[str], what: str) -> 
     raise FileNotFoundError(f"ScanNet {what} for {scene_id} not found; tried {tried}")
 
 
-def _load_export_points(data_dir: Path, scene_id: str) -> tuple[np.ndarray, dict]:
+def _load_export_points(data_dir: Path, scene_id: str) -> tuple[np.ndarray, dict[str, Any]]:
     f = _find(data_dir, scene_id, _POINT_SUFFIXES, "points")
     arr = load_npy(f, ndim=2, min_columns=6)
     pts = arr[:, :6].astype(np.float32)
     if not np.isfinite(pts).all():
         raise ValueError(f"{f}: non-finite values")
-    meta: dict = {"points_file": str(f)}
+    meta: dict[str, Any] = {"points_file": str(f)}
     mfile = data_dir / f"{scene_id}_axis_align_matrix.npy"
     unaligned_export = f.name == f"{scene_id}_vert.npy"
     if unaligned_export and mfile.is_file():
@@ -336,7 +338,7 @@ class ScanNetInfoDataset:
     def __len__(self) -> int:
         return len(self.records)
 
-    def _points(self, rec: InfoRecord) -> tuple[np.ndarray, dict]:
+    def _points(self, rec: InfoRecord) -> tuple[np.ndarray, dict[str, Any]]:
         tried: list[str] = []
         candidates: list[Path] = []
         if rec.sample_id in self.point_files:
@@ -348,7 +350,7 @@ class ScanNetInfoDataset:
             tried.append(str(c))
             if c.is_file():
                 pts = load_points_bin(c, 6)
-                meta: dict = {"points_file": str(c)}
+                meta: dict[str, Any] = {"points_file": str(c)}
                 if rec.axis_align_matrix is not None:
                     pts = align_points(pts, rec.axis_align_matrix)
                     meta["axis_align_matrix"] = rec.axis_align_matrix

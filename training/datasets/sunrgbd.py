@@ -1,5 +1,8 @@
 """SUN RGB-D loaders: the standard VoteNet/mmdetection3d export and mmdetection3d info files.
 
+(~420 lines: the export's label parsing, calibration and both info-file datasets share one
+box-convention conversion that is easiest to check in one place.)
+
 Frame: the UPRIGHT DEPTH frame of each image (x right, y forward, z up against gravity, metres,
 origin at the camera). Points are ``(N, 6)`` float32 x, y, z, r, g, b with rgb in 0..255 (the
 export stores 0..1; the loaders multiply by 255).
@@ -42,18 +45,17 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
 from sr3d_ros.classes import SUNRGBD_CLASSES
 
+from .mmdet3d_infos import InfoRecord, parse_mmdet3d_infos
 from .sample import (
-    InfoRecord,
     PathLike,
     Sample,
     load_points_bin,
-    parse_mmdet3d_infos,
 )
 
 __all__ = [
@@ -234,7 +236,8 @@ def load_sunrgbd_frame(
     kept = [o for o in objs if o.classname in index]
     boxes = np.array([o.box3d for o in kept], np.float32).reshape(-1, 7)
     labels = np.array([index[o.classname] for o in kept], np.int64)
-    meta: dict = {"boxes_2d": np.array([o.box2d for o in kept], np.float32).reshape(-1, 4)}
+    boxes_2d = np.array([o.box2d for o in kept], np.float32).reshape(-1, 4)
+    meta: dict[str, Any] = {"boxes_2d": boxes_2d}
     if with_calib:
         meta["Rtilt"], meta["K"] = read_sunrgbd_calib(r / "calib" / f"{name}.txt")
     return Sample(

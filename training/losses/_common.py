@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 Reduction = Literal["none", "sum", "mean"]
@@ -48,3 +50,44 @@ def check_logits_targets(logits: Tensor, targets: Tensor) -> None:
         raise ValueError(
             f"logits and targets are on different devices ({logits.device}, {targets.device})"
         )
+
+
+def sigmoid_bce_terms(logits: Tensor, targets: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Checked inputs and the terms every sigmoid classification loss here starts from.
+
+    Args:
+        logits: ``(L, C)`` (any shape) float logits.
+        targets: same shape, float in ``[0, 1]``.
+
+    Returns:
+        ``(t, p, ce)``: ``targets`` in the dtype of ``logits``, ``p = sigmoid(logits)`` and the
+        element-wise ``BCE(logits, t)`` computed from the logit (log-sum-exp stable).
+
+    Raises:
+        TypeError / ValueError: see :func:`check_logits_targets`.
+    """
+    check_logits_targets(logits, targets)
+    t = targets.to(logits.dtype)
+    ce = F.binary_cross_entropy_with_logits(logits, t, reduction="none")
+    return t, torch.sigmoid(logits), ce
+
+
+def onehot_targets(
+    cls_logits: Tensor, gt_index: Tensor, gt_labels: Tensor
+) -> tuple[Tensor, Tensor, Tensor]:
+    """One-hot ``(L, C)`` targets plus the positives' location indices and classes.
+
+    Args:
+        cls_logits: ``(L, C)`` float (dtype / device of the targets).
+        gt_index: ``(L,)`` int64 assigned GT per location, ``-1`` = background.
+        gt_labels: ``(K,)`` int64 class of each GT.
+
+    Returns:
+        ``(onehot (L, C), pos_idx (P,) int64, pos_lab (P,) int64)``.
+    """
+    pos_idx = (gt_index >= 0).nonzero().flatten()
+    pos_lab = gt_labels[gt_index[pos_idx]] if pos_idx.numel() else pos_idx
+    onehot = torch.zeros_like(cls_logits)
+    if pos_idx.numel():
+        onehot[pos_idx, pos_lab] = 1.0
+    return onehot, pos_idx, pos_lab

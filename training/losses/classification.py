@@ -14,7 +14,6 @@ soft targets; RAS see :mod:`sr3d_training.losses.ras`. ``ious`` is always detach
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -22,9 +21,11 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
+from ..config_mapping import MappingConfig
+from ._common import onehot_targets
 from .focal import sigmoid_focal_loss
 from .quality_focal import quality_focal_loss
-from .ras import _onehot_targets, check_assignment_inputs, ras_loss
+from .ras import check_assignment_inputs, ras_loss
 from .varifocal import varifocal_loss
 
 __all__ = [
@@ -41,7 +42,7 @@ CLASSIFICATION_LOSS_KINDS: tuple[str, ...] = ("focal", "ras", "qfl", "vfl")
 
 
 @dataclass(frozen=True)
-class ClassificationLossConfig:
+class ClassificationLossConfig(MappingConfig):
     """Which classification loss and its parameters (defaults from the cited papers).
 
     Attributes:
@@ -53,7 +54,8 @@ class ClassificationLossConfig:
         ras_tau: RAS soft-rank temperature; 0.1.
         ras_beta: RAS distillation exponent; 2.0.
 
-    Fields of other kinds are ignored.
+    Fields of other kinds are ignored. Types are checked by :meth:`from_dict` (the core's strict
+    config validator), values at construction.
 
     Raises:
         ValueError / TypeError: (at construction) unknown kind, invalid values.
@@ -72,12 +74,8 @@ class ClassificationLossConfig:
         if self.kind not in CLASSIFICATION_LOSS_KINDS:
             raise ValueError(f"kind must be one of {CLASSIFICATION_LOSS_KINDS}, got {self.kind!r}")
         for f in dataclasses.fields(self):
-            if f.name == "kind":
-                continue
             v = getattr(self, f.name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-                raise TypeError(f"{f.name} must be a finite number, got {v!r}")
-            if v < 0 and f.name != "focal_alpha":
+            if f.name not in ("kind", "focal_alpha") and not v >= 0:
                 raise ValueError(f"{f.name} must be >= 0, got {v}")
         if self.focal_alpha > 1:
             raise ValueError(
@@ -85,28 +83,6 @@ class ClassificationLossConfig:
             )
         if not self.ras_tau > 0:
             raise ValueError(f"ras_tau must be > 0, got {self.ras_tau}")
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ClassificationLossConfig:
-        """Build from a mapping (e.g. parsed YAML); unknown keys raise ``ValueError``.
-
-        Raises:
-            TypeError: ``data`` is not a mapping.
-            ValueError: unknown keys (listed) or invalid values.
-        """
-        if not isinstance(data, Mapping):
-            raise TypeError(f"loss config must be a mapping, got {type(data).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(
-                f"unknown classification loss config keys {unknown}; known: {sorted(known)}"
-            )
-        return cls(**dict(data))
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain-dict form; round-trips through :meth:`from_dict`."""
-        return dataclasses.asdict(self)
 
 
 def iou_targets(cls_logits: Tensor, gt_index: Tensor, gt_labels: Tensor, ious: Tensor) -> Tensor:
@@ -191,7 +167,7 @@ class ClassificationLoss:
             cls_logits, gt_index, gt_labels, ious if self.needs_ious else None, scene_ids
         )
         if cfg.kind == "focal":
-            onehot, _, _ = _onehot_targets(cls_logits, gt_index, gt_labels)
+            onehot, _, _ = onehot_targets(cls_logits, gt_index, gt_labels)
             return sigmoid_focal_loss(
                 cls_logits, onehot, cfg.focal_gamma, cfg.focal_alpha, reduction="sum"
             )

@@ -3,11 +3,9 @@ ICCV 2017, Sec. 3.1-3.2, eq. 5 with the alpha balance of Sec. 3.2)."""
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from ._common import Reduction, check_logits_targets, reduce_loss
+from ._common import Reduction, reduce_loss, sigmoid_bce_terms
 
 __all__ = ["sigmoid_focal_loss"]
 
@@ -51,14 +49,11 @@ def sigmoid_focal_loss(
         TypeError: non-tensor or non-floating inputs.
         ValueError: shape / device mismatch, ``gamma < 0``, ``alpha > 1``, unknown reduction.
     """
-    check_logits_targets(logits, targets)
+    targets, p, ce = sigmoid_bce_terms(logits, targets)
     if gamma < 0:
         raise ValueError(f"gamma must be >= 0, got {gamma}")
     if alpha > 1:
         raise ValueError(f"alpha must be <= 1 (or < 0 to disable), got {alpha}")
-    targets = targets.to(logits.dtype)
-    p = torch.sigmoid(logits)
-    ce = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
     p_t = p * targets + (1 - p) * (1 - targets)
     loss = ce * (1 - p_t).pow(gamma) if gamma != 0 else ce
     if alpha >= 0:

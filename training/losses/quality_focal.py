@@ -3,11 +3,9 @@ Bounding Boxes for Dense Object Detection", NeurIPS 2020, Sec. 3, eq. 5)."""
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from ._common import Reduction, check_logits_targets, reduce_loss
+from ._common import Reduction, reduce_loss, sigmoid_bce_terms
 
 __all__ = ["quality_focal_loss"]
 
@@ -39,10 +37,7 @@ def quality_focal_loss(
         TypeError: non-tensor / non-floating inputs.
         ValueError: shape / device mismatch, ``beta < 0``, unknown reduction.
     """
-    check_logits_targets(logits, targets)
+    targets, sigma, ce = sigmoid_bce_terms(logits, targets)
     if beta < 0:
         raise ValueError(f"beta must be >= 0, got {beta}")
-    targets = targets.to(logits.dtype)
-    sigma = torch.sigmoid(logits)
-    ce = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
     return reduce_loss((targets - sigma).abs().pow(beta) * ce, reduction)

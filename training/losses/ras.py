@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._common import Reduction, reduce_loss
+from ._common import Reduction, onehot_targets, reduce_loss
 from .focal import sigmoid_focal_loss
 
 __all__ = ["check_assignment_inputs", "ras_loss", "ras_targets", "soft_rank"]
@@ -157,9 +157,10 @@ def check_assignment_inputs(
     if gt_labels.dim() != 1:
         raise ValueError(f"gt_labels must be (K,), got {tuple(gt_labels.shape)}")
     k = gt_labels.shape[0]
-    if ious is not None:
-        if not isinstance(ious, Tensor) or not ious.is_floating_point() or ious.shape != (n,):
-            raise ValueError(f"ious must be a floating ({n},) tensor")
+    if ious is not None and (
+        not isinstance(ious, Tensor) or not ious.is_floating_point() or ious.shape != (n,)
+    ):
+        raise ValueError(f"ious must be a floating ({n},) tensor")
     if scene_ids is not None and (
         not isinstance(scene_ids, Tensor)
         or scene_ids.shape != (n,)
@@ -219,7 +220,7 @@ def ras_loss(
         raise ValueError(f"beta must be >= 0, got {beta}")
     if not tau > 0:
         raise ValueError(f"tau must be > 0, got {tau}")
-    onehot, pos_idx, pos_lab = _onehot_targets(cls_logits, gt_index, gt_labels)
+    onehot, pos_idx, pos_lab = onehot_targets(cls_logits, gt_index, gt_labels)
     focal = sigmoid_focal_loss(cls_logits, onehot, gamma=focal_gamma, alpha=focal_alpha)
     if pos_idx.numel():
         x = cls_logits[pos_idx, pos_lab]
@@ -234,15 +235,3 @@ def ras_loss(
         mixed = (1 - w) * focal[pos_idx, pos_lab] + w * rdl
         focal = focal.index_put((pos_idx, pos_lab), mixed)
     return reduce_loss(focal, reduction)
-
-
-def _onehot_targets(
-    cls_logits: Tensor, gt_index: Tensor, gt_labels: Tensor
-) -> tuple[Tensor, Tensor, Tensor]:
-    """One-hot ``(L, C)`` targets plus the positives' location indices and classes."""
-    pos_idx = (gt_index >= 0).nonzero().flatten()
-    pos_lab = gt_labels[gt_index[pos_idx]] if pos_idx.numel() else pos_idx
-    onehot = torch.zeros_like(cls_logits)
-    if pos_idx.numel():
-        onehot[pos_idx, pos_lab] = 1.0
-    return onehot, pos_idx, pos_lab

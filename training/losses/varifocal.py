@@ -4,10 +4,9 @@ Detector", CVPR 2021, Sec. 3.2, eq. 2)."""
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from ._common import Reduction, check_logits_targets, reduce_loss
+from ._common import Reduction, reduce_loss, sigmoid_bce_terms
 
 __all__ = ["varifocal_loss"]
 
@@ -42,13 +41,10 @@ def varifocal_loss(
         TypeError: non-tensor / non-floating inputs.
         ValueError: shape / device mismatch, ``alpha < 0``, ``gamma < 0``, unknown reduction.
     """
-    check_logits_targets(logits, targets)
+    q, p, ce = sigmoid_bce_terms(logits, targets)
     if alpha < 0:
         raise ValueError(f"alpha must be >= 0, got {alpha}")
     if gamma < 0:
         raise ValueError(f"gamma must be >= 0, got {gamma}")
-    q = targets.to(logits.dtype)
-    p = torch.sigmoid(logits)
-    ce = F.binary_cross_entropy_with_logits(logits, q, reduction="none")
     weight = torch.where(q > 0, q, alpha * p.pow(gamma))
     return reduce_loss(weight * ce, reduction)

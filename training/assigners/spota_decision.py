@@ -1,0 +1,122 @@
+"""SPOTA decision rules: how a transport plan (or a cost) becomes positives (SR3D; our
+formulation, see :mod:`sr3d_training.assigners.spota` for when each rule applies).
+
+All rules work on SPOTA's compact layout: ``R`` GT rows with ``M`` entries each, ``columns``
+``(R, M)`` int64 naming the compact candidate location (``[0, U)``) of each entry, and return
+``(U,)`` int64 the GT row each location is assigned to (``-1`` = background). Vectorised and
+deterministic (ties go to the lowest row / entry index).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ._ops import best_per_group, topk_then_resolve
+
+__all__ = ["ensure_one_positive", "max_mass_decision", "top_mass_decision"]
+
+
+def max_mass_decision(
+    log_plan: Tensor, log_plan_bg: Tensor, valid: Tensor, columns: Tensor, num_columns: int
+) -> Tensor:
+    """Each location goes to the supplier sending it the most mass (GT or background).
+
+    Ties between GTs go to the lowest row, ties between a GT and the background to the GT.
+
+    Args:
+        log_plan: ``(R, M)`` log mass of each GT entry (``-inf`` = none).
+        log_plan_bg: ``(U,)`` log mass the background sends to each location.
+        valid: ``(R, M)`` bool real entries.
+        columns: ``(R, M)`` int64 compact location of each entry.
+        num_columns: ``U``.
+
+    Returns:
+        ``(U,)`` int64 GT row per location, ``-1`` = background.
+    """
+    r, m = log_plan.shape
+    flat = valid.reshape(-1)
+    rows = torch.arange(r, device=log_plan.device)[:, None].expand(r, m).reshape(-1)[flat]
+    vals = log_plan.reshape(-1)[flat]
+    best = best_per_group(vals, columns.reshape(-1)[flat], num_columns, largest=True)
+    gt_wins = vals[best] >= log_plan_bg  # ties -> the GT (GT rows before background)
+    return torch.where(gt_wins, rows[best], torch.full_like(best, -1))
+
+
+def top_mass_decision(log_plan: Tensor, k: int, columns: Tensor, num_columns: int) -> Tensor:
+    """Each GT keeps the ``k`` locations it sends the most mass to; a location picked by several
+    GTs goes to the one sending it the most mass.
+
+    Args:
+        log_plan: ``(R, M)`` log mass (``-inf`` entries are never picked).
+        k: picks per GT.
+        columns, num_columns: the compact layout (module docstring).
+
+    Returns:
+        ``(U,)`` int64 GT row per location, ``-1`` = background.
+    """
+    return topk_then_resolve(log_plan, k, largest=True, columns=columns, num_columns=num_columns)
+
+
+def ensure_one_positive(assigned: Tensor, cost: Tensor, columns: Tensor) -> Tensor:
+    """Give every GT with a candidate at least one positive (our rule).
+
+    A GT with candidates that received no location takes its lowest-cost candidate that is not
+    the only positive of another GT (if every candidate is some GT's only positive, its
+    lowest-cost candidate). Vectorised rounds: each GT without positives proposes its lowest-cost
+    eligible candidate; per location the lowest-cost proposal wins and per previous owner at most
+    one location is taken, so nobody is emptied and each round fixes >= 1 GT. GTs left without
+    an eligible candidate take their lowest-cost candidate anyway, in GT order.
+
+    Args:
+        assigned: ``(U,)`` int64 GT row per compact location, -1 = background.
+        cost: ``(R, M)`` cost, ``inf`` = no entry.
+        columns: ``(R, M)`` int64 compact location of each entry.
+
+    Returns:
+        ``(U,)`` int64, a new tensor when anything changed (``assigned`` is not modified).
+    """
+    k, u = cost.shape[0], assigned.shape[0]
+    finite = torch.isfinite(cost)
+    has_cand = finite.any(dim=1)
+    counts = torch.bincount(assigned[assigned >= 0], minlength=k)
+    empty = (counts == 0) & has_cand
+    if not bool(empty.any()):
+        return assigned
+    assigned = assigned.clone()
+    for _ in range(k):
+        owner = assigned[columns]  # (R, M)
+        owner_cnt = torch.where(owner >= 0, counts[owner.clamp_min(0)], 0)
+        eligible = finite & ((owner < 0) | (owner_cnt > 1)) & empty[:, None]
+        best_c, best_m = torch.where(eligible, cost, float("inf")).min(dim=1)
+        rows = torch.isfinite(best_c).nonzero().flatten()
+        if rows.numel() == 0:
+            break
+        locs, vals = columns[rows, best_m[rows]], best_c[rows]
+        win = best_per_group(vals, locs, u, largest=False)  # one proposal per location
+        keep = torch.zeros_like(rows, dtype=torch.bool)
+        keep[win[win >= 0]] = True
+        prev = assigned[locs]
+        steal = keep & (prev >= 0)
+        per_owner = best_per_group(
+            torch.where(steal, vals, float("inf")), prev.clamp_min(0), k, largest=False
+        )
+        one_per_owner = torch.zeros_like(keep)
+        one_per_owner[per_owner[per_owner >= 0]] = True
+        keep &= (prev < 0) | (steal & one_per_owner)
+        rows, locs, prev = rows[keep], locs[keep], prev[keep]
+        assigned[locs] = rows
+        counts.index_add_(0, rows, torch.ones_like(rows))
+        stolen = prev[prev >= 0]
+        counts.index_add_(0, stolen, -torch.ones_like(stolen))
+        empty = (counts == 0) & has_cand
+        if not bool(empty.any()):
+            return assigned
+    for g in empty.nonzero().flatten().tolist():  # no eligible candidate left: rare
+        j = columns[g, int(cost[g].argmin())]
+        prev_owner = int(assigned[j])
+        if prev_owner >= 0:
+            counts[prev_owner] -= 1
+        assigned[j] = g
+        counts[g] += 1
+    return assigned
