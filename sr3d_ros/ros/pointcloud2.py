@@ -21,8 +21,11 @@ Output convention (what the detector consumes):
   are **zero** and ``info.has_color`` is ``False`` (the shape never depends on the message).
 * Colour sources, in order of preference: a packed ``rgb`` field, a packed ``rgba`` field (both
   ``0xAARRGGBB`` in a FLOAT32 [PCL/RViz convention], UINT32 or INT32 field; alpha is ignored),
-  or three separate ``r``, ``g``, ``b`` fields (UINT8 taken as 0..255; FLOAT32/FLOAT64 taken as
-  0..1 and scaled by 255).
+  or three separate ``r``, ``g``, ``b`` fields. UINT8 channels are 0..255. FLOAT32/FLOAT64
+  channels come in both scales in the wild, so the scale is decided per cloud: when every finite
+  r, g, b value is <= 1.0 they are taken as 0..1 and multiplied by 255, otherwise (some value
+  > 1) as 0..255 and copied as they are. (A 0..255 cloud whose colours are all 0 or 1 is the one
+  ambiguous case; it is read as 0..1.)
 * ``x``, ``y``, ``z`` must be FLOAT32 or FLOAT64 (FLOAT64 is rounded to float32).
 * Points whose x, y or z is NaN/inf are dropped when the message says ``is_dense = False``
   (``drop_invalid=None``, the default); ``drop_invalid=True/False`` forces the check on/off.
@@ -300,7 +303,7 @@ def _color_plan(fields: dict[str, Field]) -> tuple[str | None, tuple[Field, ...]
             if fields[n].datatype not in _SPLIT_COLOR_TYPES:
                 raise ValueError(
                     f"colour field {n!r} is {_type_name(fields[n].datatype)}; expected UINT8 "
-                    "(0..255) or FLOAT32/FLOAT64 (0..1)"
+                    "(0..255) or FLOAT32/FLOAT64 (0..1 or 0..255, decided per cloud)"
                 )
         return "r,g,b", (fields["r"], fields["g"], fields["b"])
     return None, ()
@@ -317,12 +320,16 @@ def _fill_color(
         for ch, byte in enumerate(_PACKED_RGB_BYTES[big]):
             out[..., 3 + ch] = u8[..., byte]
         return
+    floats = False
     for ch, f in enumerate(cfields):
-        v = _view(buf, layout, f.offset, pointfield_dtype(f.datatype, big))
-        if f.datatype == UINT8:
-            out[..., 3 + ch] = v
-        else:
-            np.multiply(v, 255.0, out=out[..., 3 + ch], casting="unsafe")
+        out[..., 3 + ch] = _view(buf, layout, f.offset, pointfield_dtype(f.datatype, big))
+        floats |= f.datatype != UINT8
+    if floats:
+        # Float channels: 0..1 or 0..255, decided per cloud (see the module docstring).
+        rgb = out[..., 3:6]
+        finite = rgb[np.isfinite(rgb)]
+        if finite.size and float(finite.max()) <= 1.0:
+            rgb *= 255.0
 
 
 def cloud_to_array(

@@ -329,6 +329,17 @@ def test_split_float_rgb_is_scaled_from_unit_range(scan):
     assert info.color_source == "r,g,b"
 
 
+def test_split_float_rgb_in_0_255_is_kept(scan):
+    """Float r, g, b holding 0..255 (issue 13 #4): detected per cloud and copied, not x255."""
+    cols = xyz_cols(scan)
+    for i, c in enumerate("rgb"):
+        cols[c] = scan[:, 3 + i].astype(np.float32)
+    fields = XYZ_F32 + (Field("r", 12, FLOAT32), Field("g", 16, FLOAT32), Field("b", 20, FLOAT32))
+    layout, data = encode(cols, list(fields), 24)
+    out, _ = cloud_to_array(data, layout)
+    np.testing.assert_array_equal(out, scan)
+
+
 def test_missing_colour_gives_zeros_and_flag(scan):
     layout, data = encode(xyz_cols(scan), list(XYZ_F32), 12)
     out, info = cloud_to_array(data, layout)
