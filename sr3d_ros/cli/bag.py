@@ -46,6 +46,13 @@ def _cmd_build(a: argparse.Namespace) -> int:
     from sr3d_ros.ros.bag import build_bag, load_samples
 
     ids = a.ids or _DEFAULT_IDS[a.dataset]
+    sub = Path(a.data_root) / a.dataset
+    if not sub.is_dir():
+        raise FileNotFoundError(
+            f"sample data not found: {sub} does not exist. The default data root "
+            "(../shared/data beside the source tree, or $SR3D_DATA) is not available in a "
+            "colcon / pip install: pass --data-root /path/to/shared/data or set SR3D_DATA"
+        )
     samples = load_samples(a.dataset, a.data_root, ids)
     s = build_bag(a.out, samples, rate_hz=a.rate, frame_id=a.frame_id)
     print(
@@ -169,7 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--data-root",
         type=Path,
         default=_default_data_root(),
-        help="shared data root (default ../shared/data or $SR3D_DATA)",
+        help="shared data root holding scannet/ and sunrgbd/ (default: $SR3D_DATA, else "
+        "../shared/data beside the source tree; an installed package (colcon, pip) has no "
+        "such folder: pass --data-root or set SR3D_DATA)",
     )
     b.add_argument("--rate", type=float, default=0.5, help="frames per second of bag time")
     b.add_argument("--frame-id", default="map", help="header.frame_id of the messages")

@@ -233,3 +233,15 @@ def test_console_scripts_registered() -> None:
     scripts = {ep.name: ep.value for ep in entry_points(group="console_scripts")}
     assert scripts.get("sr3d-detect") == "sr3d_ros.cli.detect:main"
     assert scripts.get("sr3d-convert-tr3d") == "sr3d_ros.cli.convert_tr3d:main"
+
+
+def test_bag_build_without_data_says_data_root(tmp_path, capsys):
+    """Issue 13 #13: an installed sr3d-bag has no ../shared/data; the error names the fix."""
+    from sr3d_ros.cli.bag import build_parser
+    from sr3d_ros.cli.bag import main as bag_main
+
+    rc = bag_main(["build", str(tmp_path / "b"), "--data-root", str(tmp_path / "nowhere")])
+    err = capsys.readouterr().err
+    assert rc == 1 and "--data-root" in err and "SR3D_DATA" in err and "nowhere" in err, err
+    sub = build_parser()._subparsers._group_actions[0].choices["build"]  # noqa: SLF001
+    assert "colcon" in sub.format_help()
