@@ -243,5 +243,5 @@ def test_bag_build_without_data_says_data_root(tmp_path, capsys):
     rc = bag_main(["build", str(tmp_path / "b"), "--data-root", str(tmp_path / "nowhere")])
     err = capsys.readouterr().err
     assert rc == 1 and "--data-root" in err and "SR3D_DATA" in err and "nowhere" in err, err
-    sub = build_parser()._subparsers._group_actions[0].choices["build"]  # noqa: SLF001
+    sub = build_parser()._subparsers._group_actions[0].choices["build"]
     assert "colcon" in sub.format_help()
