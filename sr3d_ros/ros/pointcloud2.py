@@ -443,6 +443,16 @@ def _pack_rgb(rgb: np.ndarray) -> np.ndarray:
 
 
 def points_to_cloud(points: np.ndarray, height: int = 1) -> tuple[CloudLayout, bytes]:
+    """Encode (N, 3|6) points as PointCloud2 layout + ``bytes`` (see :func:`_encode`).
+
+    Raises:
+        ValueError: ``points`` is not (N, 3) / (N, 6), or N is not a multiple of ``height``.
+    """
+    layout, rec = _encode(points, height)
+    return layout, rec.tobytes()
+
+
+def _encode(points: np.ndarray, height: int = 1) -> tuple[CloudLayout, np.ndarray]:
     """Encode (N, 3|6) points (xyz [+ rgb 0..255]) as PointCloud2 layout + bytes.
 
     Layout: little-endian FLOAT32 ``x, y, z`` at offsets 0, 4, 8 and, for 6 columns, a FLOAT32
@@ -466,12 +476,21 @@ def points_to_cloud(points: np.ndarray, height: int = 1) -> tuple[CloudLayout, b
         fields.append(Field("rgb", 12, FLOAT32))
     step = 4 * len(fields)
     if n == 0:
-        return CloudLayout(1, 0, step, 0, tuple(fields), False, True), b""
+        return CloudLayout(1, 0, step, 0, tuple(fields), False, True), np.empty((0, 3), "<f4")
     width = n // height
     rec = np.empty((n, step // 4), dtype="<f4")
     rec[:, :3] = pts[:, :3]
     if has_rgb:
-        rec.view("<u4")[:, 3] = _pack_rgb(pts[:, 3:6])
+        # the packed word 0x00RRGGBB little-endian is the bytes B, G, R, 0: write them directly
+        c = np.clip(pts[:, 3:6], 0.0, 255.0).astype(np.float32, copy=False)
+        np.rint(c, out=c)
+        if not np.isfinite(c).all():  # NaN colour -> 0 (clip already bounded inf)
+            np.nan_to_num(c, copy=False, nan=0.0)
+        u8 = rec.view(np.uint8)
+        u8[:, 12] = c[:, 2]
+        u8[:, 13] = c[:, 1]
+        u8[:, 14] = c[:, 0]
+        u8[:, 15] = 0
     layout = CloudLayout(
         height=height,
         width=width,
@@ -481,7 +500,7 @@ def points_to_cloud(points: np.ndarray, height: int = 1) -> tuple[CloudLayout, b
         is_bigendian=False,
         is_dense=bool(np.isfinite(rec[:, :3]).all()),
     )
-    return layout, rec.tobytes()
+    return layout, rec
 
 
 # --------------------------------------------------------------------------------------------
@@ -550,7 +569,7 @@ def _make_stamp(stamp: Any) -> Any:
     return Time(sec=whole, nanosec=min(int(round((sec - whole) * 1e9)), 999_999_999))
 
 
-def cloud_to_pointcloud2(layout: CloudLayout, data: bytes, header: Any = None) -> Any:
+def cloud_to_pointcloud2(layout: CloudLayout, data: Any, header: Any = None) -> Any:
     """A ``sensor_msgs/PointCloud2`` holding ``data`` laid out as ``layout`` (any layout, e.g.
     one a driver produced; :func:`points_to_cloud` makes ours).
 
@@ -573,7 +592,9 @@ def cloud_to_pointcloud2(layout: CloudLayout, data: bytes, header: Any = None) -
     msg.is_bigendian = layout.is_bigendian
     msg.point_step = layout.point_step
     msg.row_step = layout.row_step
-    msg.data = array.array("B", data)  # array.array skips rclpy's per-element check
+    buf = array.array("B")  # array.array skips rclpy's per-element check
+    buf.frombytes(data)  # one memcpy from any buffer (bytes, memoryview, numpy)
+    msg.data = buf
     msg.is_dense = layout.is_dense
     return msg
 
@@ -597,7 +618,7 @@ def array_to_pointcloud2(
     """
     from std_msgs.msg import Header
 
-    layout, data = points_to_cloud(points, height=height)
+    layout, rec = _encode(points, height=height)
     if header is None:
         header = Header(frame_id=frame_id, stamp=_make_stamp(stamp))
-    return cloud_to_pointcloud2(layout, data, header)
+    return cloud_to_pointcloud2(layout, rec.data.cast("B"), header)
