@@ -668,3 +668,22 @@ def test_header_argument_wins():
     assert msg.header.frame_id == "base_link" and msg.header.stamp.nanosec == 7
     out, info = pc2.pointcloud2_to_array(msg)
     assert out.shape == (4, 6) and not info.has_color
+
+
+def test_encoder_matches_the_packing_rule_on_hostile_colours(scan):
+    """Issue 13 #14: the fast encoder keeps the exact rule (round, clip to 0..255, NaN -> 0) and
+    is_dense, on a real scan with NaN / inf / out-of-range values planted."""
+    pts = scan.copy()
+    pts[0, 3:6] = [np.nan, 300.0, -5.0]
+    pts[1, 3:6] = [np.inf, -np.inf, 127.5]
+    layout, data = points_to_cloud(pts)
+    words = np.frombuffer(data, "<u4").reshape(-1, 4)[:, 3]
+    np.testing.assert_array_equal(words, pc2._pack_rgb(pts[:, 3:6]))
+    assert layout.is_dense
+    pts[2, 1] = np.nan
+    assert not points_to_cloud(pts)[0].is_dense
+    xyz_layout, xyz_data = points_to_cloud(pts[:, :3].astype(np.float64))
+    assert xyz_layout.point_step == 12 and not xyz_layout.is_dense
+    np.testing.assert_array_equal(
+        np.frombuffer(xyz_data, "<f4").reshape(-1, 3), pts[:, :3].astype(np.float32)
+    )
