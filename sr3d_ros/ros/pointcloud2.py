@@ -495,11 +495,10 @@ def _encode(points: np.ndarray, height: int = 1) -> tuple[CloudLayout, np.ndarra
         c.view(np.dtype("V12")).reshape(n)[:] = rows["rgb"]
         np.clip(c, 0.0, 255.0, out=c)
         np.rint(c, out=c)
+        if not np.isfinite(c).all():  # a NaN channel -> 0 (clip already bounded inf)
+            np.nan_to_num(c, copy=False, nan=0.0)
         # 0x00RRGGBB = 65536 r + 256 g + b, exact in float32 (< 2**24) for integers 0..255
-        word = c @ _RGB_WEIGHTS
-        if not np.isfinite(word).all():  # a NaN colour -> 0 (clip already bounded inf)
-            np.nan_to_num(word, copy=False, nan=0.0)
-        rec.view("<u4")[:, 3] = word
+        rec.view("<u4")[:, 3] = c @ _RGB_WEIGHTS
     layout = CloudLayout(
         height=height,
         width=width,
