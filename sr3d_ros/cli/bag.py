@@ -65,7 +65,14 @@ def _cmd_build(a: argparse.Namespace) -> int:
 def _cmd_info(a: argparse.Namespace) -> int:
     from sr3d_ros.ros.bag import bag_info
 
-    print(json.dumps(bag_info(a.bag), indent=2))
+    info = bag_info(a.bag)
+    print(json.dumps(info, indent=2))
+    corrupt = info["chunks"]["corrupt"]
+    if corrupt:
+        print(f"sr3d-bag: error: {a.bag}: {len(corrupt)} damaged part(s):", file=sys.stderr)
+        for line in corrupt:
+            print(f"  {line}", file=sys.stderr)
+        return 1
     return 0
 
 
