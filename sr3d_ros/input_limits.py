@@ -168,18 +168,28 @@ def check_voxel_budget(voxels: torch.Tensor, limits: InputLimits) -> None:
     """Refuse a cloud whose voxels exceed the budget (before the network runs).
 
     Args:
-        voxels: ``(N, 3)`` int64 unique voxel indices of the cloud (input voxel size).
+        voxels: ``(N, 3)`` int64 voxel indices of the cloud's points (input voxel size;
+            duplicates allowed, distinct voxels are counted).
         limits: ``max_voxels``, ``max_neck_voxels``.
 
     Raises:
         InputBudgetError: too many voxels, or too many predicted neck voxels (the message gives
             the count, the limit and what to do).
     """
-    if len(voxels) > limits.max_voxels:
-        raise InputBudgetError(
-            f"{len(voxels)} voxels > max_voxels {limits.max_voxels}: subsample the cloud or "
-            "reduce max_range / crop_box"
-        )
+    if len(voxels) > limits.max_voxels:  # more points than the cap: count distinct voxels
+        lo = voxels.min(dim=0).values
+        radix = voxels.max(dim=0).values - lo + 1
+        if bool((radix > 2**20 * 16).any()):
+            raise InputBudgetError(
+                f"the points span {radix.tolist()} voxels per axis: too spread out to detect "
+                "in; reduce max_range / crop_box"
+            )
+        n = int(torch.unique(_pack(voxels, lo, radix)).numel())
+        if n > limits.max_voxels:
+            raise InputBudgetError(
+                f"{n} voxels > max_voxels {limits.max_voxels}: subsample the cloud or "
+                "reduce max_range / crop_box"
+            )
     n32, n16 = neck_voxel_counts(voxels, limits.max_neck_voxels)
     if n32 + n16 > limits.max_neck_voxels:
         raise InputBudgetError(

@@ -101,3 +101,4 @@ def test_voxel_cap() -> None:
     check_voxel_budget(voxels, InputLimits(max_voxels=1000))
     with pytest.raises(InputBudgetError, match="1000 voxels > max_voxels 999"):
         check_voxel_budget(voxels, InputLimits(max_voxels=999))
+    check_voxel_budget(voxels.repeat(5, 1), InputLimits(max_voxels=1000))  # points, not voxels
