@@ -88,5 +88,5 @@ def test_sr3d_eval_cli_with_oracle(data_root: Path, tmp_path: Path, capsys) -> N
                 "x",
             ]
         )
-        == 1  # exit codes: 0 ok, 1 runtime error, 2 usage error (argparse)
+        == 2
     )

@@ -9,12 +9,12 @@ prints both mAPs side by side (the ranking gap SR3D targets).
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
 from sr3d_ros.checkpoints import CheckpointError
 from sr3d_ros.inference import PointCloudDetector
-from sr3d_ros.io.atomic import atomic_write_json
 
 from ..datasets import ScanNetDataset, SunRGBDDataset
 from ..evaluate import evaluate_predictions, predict_dataset
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         results = predict_dataset(det.model, data, det.config.inference, det.device)
     except (FileNotFoundError, CheckpointError, ValueError) as exc:
         print(f"sr3d-eval: error: {exc}", file=sys.stderr)
-        return 1
+        return 2
     ev = evaluate_predictions(results, det.class_names)
     print(ev.format_table())
     out = {
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{t:>10.2f} {ev.mAP[t]:>8.4f} {oracle.mAP[t]:>11.4f}")
         out["oracle"] = oracle.to_dict()
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(args.out, out)
+    args.out.write_text(json.dumps(out, indent=2, default=str))
     print(f"wrote {args.out}")
     return 0
 

@@ -48,19 +48,18 @@ def main(argv: list[str] | None = None) -> int:
         )
     except (FileNotFoundError, ConfigError, ValueError) as exc:
         print(f"sr3d-train: error: {exc}", file=sys.stderr)
-        return 1
+        return 2
     try:
         summary = trainer.fit()
     except KeyboardInterrupt:
         print(
-            f"sr3d-train: interrupted; state saved to {trainer.checkpoint_path()} "
-            "(resume with --resume)",
+            f"sr3d-train: interrupted; state saved to {trainer.checkpoint_path()} (resume with --resume)",
             file=sys.stderr,
         )
-        return 1
+        return 130
     except NonFiniteLossError as exc:
         print(f"sr3d-train: error: {exc}", file=sys.stderr)
-        return 1
+        return 3
     if trainer.dist.is_main:
         print(json.dumps(summary, indent=2, default=str))
     return 0
