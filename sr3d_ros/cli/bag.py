@@ -18,16 +18,14 @@ nodes started with ``use_sim_time:=true``
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 __all__ = ["main"]
 
@@ -76,31 +74,6 @@ def _cmd_info(a: argparse.Namespace) -> int:
     return 0
 
 
-@contextlib.contextmanager
-def _ros_session(name: str) -> Iterator[Any]:
-    """An rclpy node (``Any``: rclpy is untyped) spun by a background executor, in the safe
-    environment; on exit the executor stops, the node is destroyed and rclpy shut down."""
-    from sr3d_ros.ros.env import ensure_safe_ros_env
-
-    ensure_safe_ros_env()
-    import rclpy
-    from rclpy.executors import SingleThreadedExecutor
-
-    rclpy.init(args=[])  # our own options only; nothing on the command line is a ROS argument
-    node = rclpy.create_node(name)
-    ex = SingleThreadedExecutor()
-    ex.add_node(node)
-    th = threading.Thread(target=ex.spin, daemon=True)
-    th.start()
-    try:
-        yield node
-    finally:
-        ex.shutdown(timeout_sec=1.0)
-        th.join(timeout=5.0)  # a spin thread still running at exit aborts the process
-        node.destroy_node()
-        rclpy.try_shutdown()
-
-
 def _stop_on_signals(event: threading.Event) -> None:
     """Ctrl-C / SIGTERM set ``event`` (the command then stops cleanly) instead of raising."""
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -117,7 +90,9 @@ def _cmd_play(a: argparse.Namespace) -> int:
             raise ValueError(f"--remap wants FROM:=TO, got {spec!r}")
         remap[src] = dst
     stop = threading.Event()
-    with _ros_session("sr3d_bag_player") as node:
+    from sr3d_ros.ros.node_base import ros_session
+
+    with ros_session("sr3d_bag_player") as node:
         _stop_on_signals(stop)  # stop between messages, then clean up
         player = BagPlayer(node, a.bag, topics=a.topics, remap=remap, clock=a.clock)
         if a.wait_subscribers > 0 and not player.wait_for_subscribers(a.wait_subscribers):
@@ -147,7 +122,9 @@ def _cmd_record(a: argparse.Namespace) -> int:
         types[topic] = msgtype
     done = threading.Event()
     counts: dict[str, int] = {}
-    with _ros_session("sr3d_bag_recorder") as node:
+    from sr3d_ros.ros.node_base import ros_session
+
+    with ros_session("sr3d_bag_recorder") as node:
         _stop_on_signals(done)  # the bag is finished below either way
         rec = BagRecorder(node, a.out, a.topics, types=types)
         try:

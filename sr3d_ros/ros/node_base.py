@@ -8,6 +8,7 @@
   / ``-p`` overrides that the node does not declare (typos).
 * QoS: :func:`input_qos` (keep last 1, volatile, reliable or best effort), :data:`LATCHED_QOS`.
 * :class:`ReasonThrottle`: one log line per distinct reason per period.
+* :func:`ros_session`: an rclpy node spun in a background thread, for command-line tools.
 * :func:`run_node`: a signal-safe ``main``: SIGINT / SIGTERM stop the spin loop within
   0.1 s, later signals are ignored while shutting down, shutdown is idempotent, and the exit
   status is 0 (no traceback) after a signal; a worker thread still inside a frame after the
@@ -16,13 +17,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import rclpy
@@ -41,6 +43,7 @@ __all__ = [
     "declare_parameters",
     "input_qos",
     "raw_parameters",
+    "ros_session",
     "run_node",
     "unknown_overrides",
 ]
@@ -231,3 +234,27 @@ def run_node(
         sys.stderr.flush()
         os._exit(rc)
     return rc
+
+
+@contextlib.contextmanager
+def ros_session(name: str) -> Iterator[Any]:
+    """An rclpy node (``Any``: rclpy is untyped) spun by a background executor, in the safe
+    environment; on exit the executor stops, the node is destroyed and rclpy shut down (tools
+    such as ``sr3d-bag play/record``)."""
+    from rclpy.executors import SingleThreadedExecutor
+
+    ensure_safe_ros_env()
+
+    rclpy.init(args=[])  # our own options only; nothing on the command line is a ROS argument
+    node = rclpy.create_node(name)
+    ex = SingleThreadedExecutor()
+    ex.add_node(node)
+    th = threading.Thread(target=ex.spin, daemon=True)
+    th.start()
+    try:
+        yield node
+    finally:
+        ex.shutdown(timeout_sec=1.0)
+        th.join(timeout=5.0)  # a spin thread still running at exit aborts the process
+        node.destroy_node()
+        rclpy.try_shutdown()
