@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ResultCollector", "replay"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("sr3d_ros.demo.replay")  # the demo prints its loggers
 
 
 class ResultCollector:

@@ -723,6 +723,16 @@ def _env():
     return env
 
 
+def _wait_for_process(cli, proc, log):
+    """Wait until the node process's subscription and publisher match ``cli`` (fails with its
+    log if it dies first)."""
+    deadline = time.monotonic() + 60
+    while cli.pub.get_subscription_count() == 0 and time.monotonic() < deadline:
+        assert proc.poll() is None, log.read_text()
+        time.sleep(0.05)
+    cli.wait_matched(30)
+
+
 def _proc_rss_mb(pid):
     with open(f"/proc/{pid}/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
@@ -776,11 +786,7 @@ def test_node_process_detects_and_exits_zero(
         )
     cli = Client(ctx, ex, ns, reliable=reliability == "reliable")
     try:
-        deadline = time.monotonic() + 60
-        while cli.pub.get_subscription_count() == 0 and time.monotonic() < deadline:
-            assert proc.poll() is None, log.read_text()
-            time.sleep(0.05)
-        cli.wait_matched(30)
+        _wait_for_process(cli, proc, log)
         msg = None
         for k in range(4):  # best-effort input: resend if a frame got lost (any result will do)
             cli.pub.publish(cloud(pts, "camera", 2024, k))
@@ -1114,11 +1120,7 @@ def test_process_group_signals(mode, ros, ckpt, ns, data_root, tmp_path):
     proc = _start_node_process(ns, ckpt, log, "max_points:=0", "num_threads:=1")
     cli = Client(ctx, ex, ns)
     try:
-        deadline = time.monotonic() + 60
-        while cli.pub.get_subscription_count() == 0 and time.monotonic() < deadline:
-            assert proc.poll() is None, log.read_text()
-            time.sleep(0.05)
-        cli.wait_matched(30)
+        _wait_for_process(cli, proc, log)
         full = np.load(data_root / "scannet/scannet_instance_data/scene0000_00_vert_all.npy")
         big = np.concatenate([full, full + np.float32(0.01)])  # a slow frame
         cli.pub.publish(cloud(big, "map", 1))
