@@ -631,4 +631,4 @@ def array_to_pointcloud2(
     layout, rec = _encode(points, height=height)
     if header is None:
         header = Header(frame_id=frame_id, stamp=_make_stamp(stamp))
-    return cloud_to_pointcloud2(layout, rec.data.cast("B"), header)
+    return cloud_to_pointcloud2(layout, rec.data.cast("B") if rec.size else b"", header)

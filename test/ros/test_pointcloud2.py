@@ -682,6 +682,9 @@ def test_encoder_matches_the_packing_rule_on_hostile_colours(scan):
     assert layout.is_dense
     pts[2, 1] = np.nan
     assert not points_to_cloud(pts)[0].is_dense
+    for cols in (3, 6):  # empty clouds encode to an empty message
+        empty = pc2.array_to_pointcloud2(np.zeros((0, cols), np.float32))
+        assert empty.width == 0 and len(empty.data) == 0
     xyz_layout, xyz_data = points_to_cloud(pts[:, :3].astype(np.float64))
     assert xyz_layout.point_step == 12 and not xyz_layout.is_dense
     np.testing.assert_array_equal(
