@@ -11,7 +11,10 @@ Arguments:
     device        'auto' | 'cpu' | 'cuda' | 'cuda:N'; '' = the value in params_file.
     namespace     namespace of the node (its topics become /<namespace>/pointcloud_detector/...).
     use_sim_time  use /clock (bag replay: `sr3d-bag play BAG --clock`).
-    rviz          start RViz with rviz/sr3d.rviz, adapted to this launch (see below).
+    qos_reliability  'reliable' (default, keep last 1) | 'best_effort'; '' = params_file value.
+    rviz          start RViz with rviz/sr3d.rviz, adapted to this launch (see below). When
+                  rviz2 is not installed the launch fails at once with a clear message and
+                  starts nothing.
     fixed_frame   RViz Fixed Frame (default map, the frame_id of `sr3d-bag build` bags). Without
                   TF (bag replay, a lone sensor) set it to the cloud's header.frame_id, or RViz
                   shows nothing.
@@ -28,6 +31,7 @@ reach sensors on other computers.
 """
 
 import os
+import shutil
 
 from ament_index_python.packages import get_package_share_directory
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
@@ -40,6 +44,31 @@ from sr3d_ros.ros.rviz_config import write_rviz_config
 PACKAGE = "sr3d_ros"
 
 
+def _rviz2_installed():
+    """True when rviz2 can be started (on PATH or in the ament index)."""
+    if shutil.which("rviz2"):
+        return True
+    try:
+        from ament_index_python.packages import get_package_prefix
+
+        get_package_prefix("rviz2")
+    except Exception:
+        return False
+    return True
+
+
+def _check_rviz(context, *args, **kwargs):
+    """rviz:=true without rviz2 installed: fail before anything is started."""
+    wanted = LaunchConfiguration("rviz").perform(context).lower() in ("true", "1")
+    if wanted and not _rviz2_installed():
+        raise RuntimeError(
+            "rviz:=true but rviz2 is not installed (not on PATH, not in the ament index); "
+            "install it (apt install ros-$ROS_DISTRO-rviz2) or launch with rviz:=false. "
+            "Nothing was started."
+        )
+    return []
+
+
 def _detector(context, *args, **kwargs):
     """The detector node, with checkpoint / device overriding params_file only when given."""
     overrides = {}
@@ -49,6 +78,9 @@ def _detector(context, *args, **kwargs):
         overrides["checkpoint"] = checkpoint
     if device:
         overrides["device"] = device
+    qos = LaunchConfiguration("qos_reliability").perform(context)
+    if qos:
+        overrides["qos_reliability"] = qos
     use_sim_time = LaunchConfiguration("use_sim_time").perform(context).lower() in ("true", "1")
     overrides["use_sim_time"] = use_sim_time
     return [
@@ -132,6 +164,13 @@ def generate_launch_description():
                 default_value="map",
                 description="RViz Fixed Frame; without TF it must be the cloud's header.frame_id",
             ),
+            DeclareLaunchArgument(
+                "qos_reliability",
+                default_value="",
+                description="input subscription reliability: 'reliable' (the node's default) or "
+                "'best_effort'; empty = the params_file value",
+            ),
+            OpaqueFunction(function=_check_rviz),
             OpaqueFunction(function=_detector),
             OpaqueFunction(function=_rviz),
         ]

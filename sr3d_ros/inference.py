@@ -23,6 +23,7 @@ import torch
 from .checkpoints import CheckpointError, config_from_checkpoint, load_checkpoint
 from .config import DetectorConfig, InferenceConfig, from_dict, to_dict
 from .detections import Detections
+from .input_limits import CropCounts, InputLimits, check_voxel_budget, crop_points
 from .models import TR3DDetector, points_to_sparse
 from .timing import StageTimer
 
@@ -174,6 +175,10 @@ class PointCloudDetector:
         self.class_names = tuple(config.model.class_names)
         self.provenance: dict[str, Any] = {}
         self._warned_unit_colors = False
+        #: Work bounds (crop box / max range, voxel budget); replace to change them.
+        self.limits = InputLimits()
+        #: Points the last call removed (non-finite, out of range); for diagnostics.
+        self.last_crop = CropCounts()
 
     @classmethod
     def from_checkpoint(
@@ -224,7 +229,8 @@ class PointCloudDetector:
         return det
 
     def _validate(self, inputs: object) -> torch.Tensor:
-        """Checked ``(N', 3|6)`` float32 tensor on ``self.device``, non-finite rows dropped."""
+        """Checked ``(N', 3|6)`` float32 tensor on ``self.device``; non-finite and out-of-range
+        rows dropped (counted in ``self.last_crop``)."""
         points = inputs
         if isinstance(points, np.ndarray):
             if points.dtype.kind not in "fiu":
@@ -245,7 +251,7 @@ class PointCloudDetector:
                 f"points must be (N, 3) or (N, 6) = xyz [+ rgb 0..255], got {tuple(points.shape)}"
             )
         points = points.to(self.device, torch.float32)
-        points = points[torch.isfinite(points).all(dim=1)]
+        points, self.last_crop = crop_points(points, self.limits)
         if points.shape[1] == 6 and points.shape[0] > 0:
             rgb = points[:, 3:6]
             lo, hi = float(rgb.min()), float(rgb.max())
@@ -289,6 +295,11 @@ class PointCloudDetector:
         * Non-finite values: every row with a NaN or inf in any column (xyz or rgb) is dropped
           before detection (organised sensor clouds mark missing depth with NaN); a cloud with
           no finite row gives empty :class:`Detections`.
+        * Bounded work (``self.limits``, :class:`~sr3d_ros.input_limits.InputLimits`): rows
+          farther than ``max_range`` (default 20 m) or outside ``crop_box`` are dropped before
+          voxelisation (``self.last_crop`` counts both kinds of dropped rows); a cloud still
+          over the voxel budget is refused with :class:`~sr3d_ros.input_limits.InputBudgetError`
+          before the network runs.
 
         Args:
             points: see above.
@@ -302,10 +313,13 @@ class PointCloudDetector:
             TypeError: not a numpy array / torch tensor.
             ValueError: wrong shape; a dtype that is not real-valued (bool, complex, object,
                 strings); finite colours outside [0, 255] (the message gives the observed range).
+            InputBudgetError (a ValueError): too many voxels, or points too spread out.
         """
         points = self._validate(points)
         if points.shape[0] == 0:
             return Detections.empty(self.class_names, self.device)
+        voxel_size = self.config.model.voxel_size
+        check_voxel_budget(torch.floor(points[:, :3] / voxel_size).long(), self.limits)
         timer = StageTimer(self.device, enabled=timed)
         with timer.stage("voxelize"):
             x = points_to_sparse(

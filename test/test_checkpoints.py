@@ -192,3 +192,28 @@ def test_saved_file_has_umask_permissions(tmp_path: Path) -> None:
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "a.pt").stat().st_mode) == 0o644
+
+
+def test_hostile_checkpoint_files(tmp_path: Path, small_model: TR3DDetector) -> None:
+    """Issue 13 #5: empty, random and truncated files and NaN weights give one clear error that
+    names the file and never suggests unsafe loading."""
+    rng = np.random.default_rng(0)
+    save_checkpoint(tmp_path / "m.pt", small_model.state_dict(), SMALL)
+    good = (tmp_path / "m.pt").read_bytes()
+    (tmp_path / "empty.pt").write_bytes(b"")
+    (tmp_path / "random.pt").write_bytes(rng.bytes(4096))
+    (tmp_path / "cut.pt").write_bytes(good[: len(good) // 2])
+    cases = {"empty.pt": "empty file", "random.pt": "not a PyTorch", "cut.pt": "corrupt"}
+    for name, what in cases.items():
+        with pytest.raises(CheckpointError) as info:
+            load_checkpoint(tmp_path / name)
+        msg = str(info.value)
+        assert name in msg and what in msg, msg
+        assert "weights_only=False" not in msg and "\n" not in msg, msg
+    nan = {
+        k: torch.full_like(v, float("nan")) if v.is_floating_point() else v
+        for k, v in small_model.state_dict().items()
+    }
+    save_checkpoint(tmp_path / "nan.pt", nan, SMALL)
+    with pytest.raises(CheckpointError, match=r"nan\.pt: \d+ of \d+ weight tensors hold NaN"):
+        PointCloudDetector.from_checkpoint(tmp_path / "nan.pt", device="cpu")

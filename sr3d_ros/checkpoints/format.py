@@ -92,19 +92,24 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 
     Raises:
         FileNotFoundError: missing file.
-        CheckpointError: not loadable with weights_only (e.g. pickled code objects), not an
-            sr3d_ros checkpoint (a raw state dict or a TR3D checkpoint: convert it first with
-            ``sr3d-convert-tr3d``), or missing fields.
+        CheckpointError: an empty, truncated or non-torch file; not loadable with weights_only
+            (e.g. pickled code objects); weights holding NaN/inf; not an sr3d_ros checkpoint
+            (a raw state dict or a TR3D checkpoint: convert it first with
+            ``sr3d-convert-tr3d``), or missing fields. One line naming the file, the problem
+            and what to do; never a suggestion to load unsafely.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
+    size = path.stat().st_size
+    if size == 0:
+        raise CheckpointError(
+            f"{path}: empty file (0 bytes), not a checkpoint; re-export or re-download it"
+        )
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:
-        raise CheckpointError(
-            f"{path}: cannot be loaded safely (weights_only=True): {exc}"
-        ) from exc
+        raise CheckpointError(_load_failure(path, size, exc)) from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         hint = ""
         if isinstance(ckpt, dict) and (
@@ -124,6 +129,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
                 f"{path}: checkpoint field {key!r} is a {type(ckpt[key]).__name__}, "
                 f"not a {kind.__name__}"
             )
+    _check_finite(path, ckpt["state_dict"])
     version = ckpt.get("version", 0)
     if not isinstance(version, int):
         raise CheckpointError(f"{path}: checkpoint version {version!r} is not an integer")
@@ -132,6 +138,43 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             f"{path}: checkpoint version {version} is newer than this sr3d_ros supports"
         )
     return ckpt
+
+
+def _load_failure(path: Path, size: int, exc: Exception) -> str:
+    """One clear sentence for a file torch cannot load with weights_only=True (never torch's own
+    advice to load unsafely)."""
+    with path.open("rb") as f:
+        magic = f.read(4)
+    if magic != b"PK\x03\x04":  # torch.save writes a zip archive
+        return (
+            f"{path}: not a PyTorch checkpoint ({size} bytes that are not a torch.save zip "
+            "archive: truncated, corrupt or another format); re-export or re-download it"
+        )
+    if "weights_only" in str(exc) or "Unpickler" in str(exc):
+        return (
+            f"{path}: holds Python objects other than tensors and plain types, so it cannot be "
+            "loaded safely; only sr3d_ros checkpoints (sr3d-train, sr3d-convert-tr3d) are "
+            "supported"
+        )
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return f"{path}: corrupt or truncated checkpoint ({first}); re-export or re-download it"
+
+
+def _check_finite(path: Path, state_dict: dict[str, Any]) -> None:
+    """CheckpointError naming the first tensors holding NaN/inf (a diverged or corrupt save)."""
+    bad = [
+        k
+        for k, v in state_dict.items()
+        if isinstance(v, torch.Tensor)
+        and v.is_floating_point()
+        and not bool(torch.isfinite(v).all())
+    ]
+    if bad:
+        names = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+        raise CheckpointError(
+            f"{path}: {len(bad)} of {len(state_dict)} weight tensors hold NaN/inf ({names}): "
+            "the training diverged or the file is corrupt; use an earlier checkpoint"
+        )
 
 
 def config_from_checkpoint(

@@ -2,8 +2,8 @@
 
 Files are opened with ``torch.load(weights_only=True)``. Published TR3D files are
 ``{"state_dict": ..., "meta": ...}`` and the meta may hold pickled mmcv / mmengine / numpy
-objects that ``weights_only`` refuses. Then the error names those globals and explains the two
-ways out: strip the file in a trusted mmcv environment, or pass ``inert_globals=True``
+objects that ``weights_only`` refuses. Then the error names those globals and explains the
+way out: pass ``inert_globals=True``
 (``--inert-globals``), which re-reads the file with an unpickler that resolves only torch's own
 ``weights_only`` allowlist and replaces every other global by an inert placeholder (no code from
 the file runs; the placeholders are discarded, only tensors of the state dict are kept).
@@ -26,11 +26,7 @@ from .tr3d_names import TR3DConversionError
 __all__ = ["TR3DFile", "extract_state_dict", "load_tr3d_checkpoint", "read_tr3d_file"]
 
 _STRIP_HINT = (
-    "To strip it, run once in a trusted environment that has mmcv/mmengine installed (this "
-    "unpickles the file, so only do it for a file you trust):\n"
-    "    python -c \"import torch; c = torch.load('IN.pth', map_location='cpu', "
-    "weights_only=False); torch.save({'state_dict': c['state_dict']}, 'IN_weights.pth')\"\n"
-    "or re-run the conversion with --inert-globals (convert_tr3d_checkpoint(..., "
+    "Re-run the conversion with --inert-globals (convert_tr3d_checkpoint(..., "
     "inert_globals=True)): the file is then read with torch's weights_only allowlist plus inert "
     "placeholders for the globals above; no code from the file is executed and everything but "
     "the tensors is discarded."

@@ -18,16 +18,14 @@ nodes started with ``use_sim_time:=true``
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 __all__ = ["main"]
 
@@ -46,6 +44,13 @@ def _cmd_build(a: argparse.Namespace) -> int:
     from sr3d_ros.ros.bag import build_bag, load_samples
 
     ids = a.ids or _DEFAULT_IDS[a.dataset]
+    sub = Path(a.data_root) / a.dataset
+    if not sub.is_dir():
+        raise FileNotFoundError(
+            f"sample data not found: {sub} does not exist. The default data root "
+            "(../shared/data beside the source tree, or $SR3D_DATA) is not available in a "
+            "colcon / pip install: pass --data-root /path/to/shared/data or set SR3D_DATA"
+        )
     samples = load_samples(a.dataset, a.data_root, ids)
     s = build_bag(a.out, samples, rate_hz=a.rate, frame_id=a.frame_id)
     print(
@@ -58,33 +63,15 @@ def _cmd_build(a: argparse.Namespace) -> int:
 def _cmd_info(a: argparse.Namespace) -> int:
     from sr3d_ros.ros.bag import bag_info
 
-    print(json.dumps(bag_info(a.bag), indent=2))
+    info = bag_info(a.bag)
+    print(json.dumps(info, indent=2))
+    corrupt = info["chunks"]["corrupt"]
+    if corrupt:
+        print(f"sr3d-bag: error: {a.bag}: {len(corrupt)} damaged part(s):", file=sys.stderr)
+        for line in corrupt:
+            print(f"  {line}", file=sys.stderr)
+        return 1
     return 0
-
-
-@contextlib.contextmanager
-def _ros_session(name: str) -> Iterator[Any]:
-    """An rclpy node (``Any``: rclpy is untyped) spun by a background executor, in the safe
-    environment; on exit the executor stops, the node is destroyed and rclpy shut down."""
-    from sr3d_ros.ros.env import ensure_safe_ros_env
-
-    ensure_safe_ros_env()
-    import rclpy
-    from rclpy.executors import SingleThreadedExecutor
-
-    rclpy.init(args=[])  # our own options only; nothing on the command line is a ROS argument
-    node = rclpy.create_node(name)
-    ex = SingleThreadedExecutor()
-    ex.add_node(node)
-    th = threading.Thread(target=ex.spin, daemon=True)
-    th.start()
-    try:
-        yield node
-    finally:
-        ex.shutdown(timeout_sec=1.0)
-        th.join(timeout=5.0)  # a spin thread still running at exit aborts the process
-        node.destroy_node()
-        rclpy.try_shutdown()
 
 
 def _stop_on_signals(event: threading.Event) -> None:
@@ -103,7 +90,9 @@ def _cmd_play(a: argparse.Namespace) -> int:
             raise ValueError(f"--remap wants FROM:=TO, got {spec!r}")
         remap[src] = dst
     stop = threading.Event()
-    with _ros_session("sr3d_bag_player") as node:
+    from sr3d_ros.ros.node_base import ros_session
+
+    with ros_session("sr3d_bag_player") as node:
         _stop_on_signals(stop)  # stop between messages, then clean up
         player = BagPlayer(node, a.bag, topics=a.topics, remap=remap, clock=a.clock)
         if a.wait_subscribers > 0 and not player.wait_for_subscribers(a.wait_subscribers):
@@ -133,7 +122,9 @@ def _cmd_record(a: argparse.Namespace) -> int:
         types[topic] = msgtype
     done = threading.Event()
     counts: dict[str, int] = {}
-    with _ros_session("sr3d_bag_recorder") as node:
+    from sr3d_ros.ros.node_base import ros_session
+
+    with ros_session("sr3d_bag_recorder") as node:
         _stop_on_signals(done)  # the bag is finished below either way
         rec = BagRecorder(node, a.out, a.topics, types=types)
         try:
@@ -169,7 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--data-root",
         type=Path,
         default=_default_data_root(),
-        help="shared data root (default ../shared/data or $SR3D_DATA)",
+        help="shared data root holding scannet/ and sunrgbd/ (default: $SR3D_DATA, else "
+        "../shared/data beside the source tree; an installed package (colcon, pip) has no "
+        "such folder: pass --data-root or set SR3D_DATA)",
     )
     b.add_argument("--rate", type=float, default=0.5, help="frames per second of bag time")
     b.add_argument("--frame-id", default="map", help="header.frame_id of the messages")

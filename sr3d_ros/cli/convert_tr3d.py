@@ -5,7 +5,8 @@
     sr3d-convert-tr3d tr3d.pth model.pt --inert-globals          # meta holds mmcv objects
 
 Both naming schemes (SamsungLabs/tr3d and mmdetection3d projects/TR3D) are recognised; see
-:mod:`sr3d_ros.checkpoints`. Exit status: 0 converted, 1 conversion error, 2 bad arguments.
+:mod:`sr3d_ros.checkpoints`. Exit status: 0 converted, 1 error (unreadable file or config,
+conversion failed), 2 usage error.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
             config = load_yaml(args.config, DetectorConfig)
         except (FileNotFoundError, ConfigError) as exc:
             print(f"sr3d-convert-tr3d: error: {exc}", file=sys.stderr)
-            return 2
+            return 1
     try:
         report = convert_tr3d_checkpoint(
             args.src, args.dst, config=config, inert_globals=args.inert_globals, scheme=args.scheme

@@ -15,6 +15,7 @@ checkpoint), 2 bad arguments.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -74,6 +75,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1, ..."
+    )
+    p.add_argument(
+        "--max-range",
+        type=float,
+        default=20.0,
+        help="drop points farther than this many metres from the origin before detection "
+        "(default 20, suits the indoor models; 0 = no limit)",
     )
     p.add_argument(
         "--score-threshold",
@@ -209,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         points = read_points(args.cloud, bin_columns=args.bin_columns)
         gt = load_gt_boxes(args.gt, args.gt_format) if args.gt else None
         detector = PointCloudDetector.from_checkpoint(ckpt_path, device=args.device, **overrides)
+        detector.limits = dataclasses.replace(detector.limits, max_range=args.max_range)
     except (FileNotFoundError, CheckpointError, ConfigError, ValueError, ImportError) as exc:
         return fail(str(exc))
     t0 = time.perf_counter()
@@ -223,6 +232,8 @@ def main(argv: list[str] | None = None) -> int:
         "input": {
             "path": str(Path(args.cloud).resolve()),
             "num_points": int(points.shape[0]),
+            "points_non_finite": detector.last_crop.non_finite,
+            "points_out_of_range": detector.last_crop.out_of_range,
             "columns": int(points.shape[1]),
             **({"bin_columns": args.bin_columns} if args.cloud.lower().endswith(".bin") else {}),
         },

@@ -37,10 +37,11 @@ Environment: DDS discovery is forced to LOCALHOST and ROS logs go to a new tempo
 every run (:func:`sr3d_ros.ros.env.ensure_safe_ros_env`); nothing leaves the machine.
 
 Stages, one module each: :mod:`.prepare` (data, model, input bag), :mod:`.node` (the node
-process), :mod:`.replay` (lock-step play and recording with rclpy), :mod:`.evaluation` (the
+process), :mod:`sr3d_ros.ros.replay` (lock-step play and recording with rclpy; its data types
+in :mod:`.replay`), :mod:`.evaluation` (the
 recorded bag read back, mAP), :mod:`.report` (table, pictures, ``results.json``); :mod:`.cli`
-runs them in order. The demo is a ROS program: rclpy is imported by :mod:`.replay` only, when it
-runs.
+runs them in order. The demo is a ROS program: rclpy is imported by
+:mod:`sr3d_ros.ros.replay` only, when it runs.
 """
 
 from .cli import build_parser, main

@@ -25,7 +25,7 @@ from .prepare import (
     data_root,
     training_scenes,
 )
-from .replay import Replay, replay
+from .replay import Replay
 from .report import TIMING_NOTE, frame_table, render_scans, summary
 
 __all__ = ["SCENES", "build_parser", "main", "run"]
@@ -72,6 +72,8 @@ def run(args: argparse.Namespace) -> int:
         shutil.rmtree(out_bag)
     samples = build_input_bag(root, args.scenes, in_bag, args.rate)
     node = start_node(ckpt, args.device, args.score_threshold, args.num_threads, out / "node.log")
+    from sr3d_ros.ros.replay import replay  # the rclpy part of the demo
+
     played = replay(
         node,
         in_bag,

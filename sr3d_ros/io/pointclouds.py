@@ -5,7 +5,10 @@ Output layout (what :class:`sr3d_ros.inference.PointCloudDetector` takes): ``flo
 frame (no transformation is applied; the detector expects a gravity-aligned frame, z up).
 
 Formats:
-    * ``.ply`` / ``.pcd`` - read with open3d; colours (stored 0..1 by open3d) are scaled to 0..255.
+    * ``.ply`` / ``.pcd`` - read with open3d after checking that the file holds every point its
+      header declares. Colours: open3d returns 8-bit colours as 0..1 and float colours as
+      stored, so the scale is decided per cloud: all finite values <= 1.0 -> 0..1, scaled by
+      255; some value > 1 -> already 0..255, kept.
     * ``.bin`` - headerless little-endian float32 records of ``bin_columns`` values each:
       6 = x, y, z, r, g, b (0..255; the default, as ScanNet / SUN RGB-D ``.bin`` exports of
       mmdetection3d), 4 = KITTI velodyne x, y, z, reflectance (reflectance dropped -> xyz only),
@@ -19,7 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["DEFAULT_BIN_COLUMNS", "SUPPORTED_SUFFIXES", "read_points"]
+from .file_checks import TruncatedFileError, check_pcd_size, check_ply_size
+
+__all__ = ["DEFAULT_BIN_COLUMNS", "SUPPORTED_SUFFIXES", "TruncatedFileError", "read_points"]
 
 SUPPORTED_SUFFIXES: tuple[str, ...] = (".ply", ".pcd", ".bin", ".npy")
 #: Default number of float32 values per ``.bin`` record (x, y, z, r, g, b).
@@ -31,6 +36,10 @@ def _read_open3d(path: Path) -> np.ndarray:
         import open3d as o3d
     except ImportError as exc:  # pragma: no cover - open3d is installed in the venv
         raise ImportError(f"reading {path.suffix} files needs open3d (pip install open3d)") from exc
+    if path.suffix.lower() == ".ply":
+        check_ply_size(path)
+    else:
+        check_pcd_size(path)
     cloud = o3d.io.read_point_cloud(path)
     xyz = np.asarray(cloud.points, dtype=np.float32)
     if xyz.shape[0] == 0:
@@ -38,7 +47,10 @@ def _read_open3d(path: Path) -> np.ndarray:
             f"{path}: no points could be read (empty or not a valid {path.suffix} point cloud)"
         )
     if cloud.has_colors():
-        rgb = np.asarray(cloud.colors, dtype=np.float32) * 255.0
+        rgb = np.asarray(cloud.colors, dtype=np.float32)
+        finite = rgb[np.isfinite(rgb)]
+        if not finite.size or float(finite.max()) <= 1.0:  # 0..1 (open3d's scale for uchar)
+            rgb = rgb * 255.0
         return np.ascontiguousarray(np.concatenate([xyz, rgb], axis=1), dtype=np.float32)
     return np.ascontiguousarray(xyz)
 
@@ -52,11 +64,12 @@ def _read_bin(path: Path, columns: int) -> np.ndarray:
     raw = np.fromfile(path, dtype="<f4")
     if raw.size == 0:
         raise ValueError(f"{path}: empty file")
-    if raw.size % columns != 0:
+    if raw.size % columns != 0 or path.stat().st_size % 4 != 0:
         others = [c for c in (3, 4, 6) if raw.size % c == 0]
         hint = f"; it would divide into {others} columns" if others else ""
-        raise ValueError(
-            f"{path}: {raw.size} float32 values do not divide into records of {columns} columns "
+        raise TruncatedFileError(
+            f"{path}: truncated or not {columns}-column float32 records: {path.stat().st_size} "
+            f"bytes = {raw.size} float32 values do not divide into records of {columns} columns "
             f"(bin_columns={columns}){hint}"
         )
     pts = raw.reshape(-1, columns)
@@ -68,7 +81,13 @@ def _read_bin(path: Path, columns: int) -> np.ndarray:
 def _read_npy(path: Path) -> np.ndarray:
     try:
         arr = np.load(path, allow_pickle=False)
+    except EOFError as exc:
+        raise TruncatedFileError(f"{path}: truncated .npy (no complete header): {exc}") from exc
     except ValueError as exc:
+        if any(w in str(exc) for w in ("EOF", "size", "reshape", "read all data", "not fully")):
+            raise TruncatedFileError(
+                f"{path}: truncated .npy (shorter than its header declares): {exc}"
+            ) from exc
         raise ValueError(f"{path}: not a plain numeric .npy array: {exc}") from exc
     if arr.ndim != 2 or arr.shape[1] not in (3, 6):
         raise ValueError(
@@ -94,9 +113,11 @@ def read_points(path: str | Path, bin_columns: int = DEFAULT_BIN_COLUMNS) -> np.
 
     Raises:
         FileNotFoundError: the file does not exist (the message names it).
-        ValueError: unsupported suffix, a ``.bin`` size not divisible by ``bin_columns``, a
-            ``.npy`` of the wrong shape, or an unreadable / empty cloud (the message names the
-            file).
+        TruncatedFileError (a ValueError): a .ply / .pcd / .npy holding less data than its
+            header declares, or a ``.bin`` whose size is not a whole number of records (the
+            message names the file, what is short, expected and found).
+        ValueError: unsupported suffix, a ``.npy`` of the wrong shape, or an unreadable / empty
+            cloud (the message names the file).
     """
     path = Path(path)
     if not path.is_file():

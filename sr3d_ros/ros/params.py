@@ -120,6 +120,35 @@ PARAMS: tuple[ParamSpec, ...] = (
         "max_input_points",
     ),
     ParamSpec(
+        "max_range",
+        "float",
+        20.0,
+        "Points farther than this from the origin of the (gravity-aligned) detection frame are "
+        "dropped before voxelisation, metres; 0 = no limit. 20 m suits the indoor models; "
+        "far outliers would otherwise blow up the work and memory.",
+        True,
+        "max_range",
+    ),
+    ParamSpec(
+        "crop_box",
+        "float_list",
+        (),
+        "[x_min, y_min, z_min, x_max, y_max, z_max] metres in the gravity-aligned frame: "
+        "points outside are dropped before voxelisation; [] = no box.",
+        True,
+        "crop_box",
+    ),
+    ParamSpec(
+        "max_voxels",
+        "int",
+        400000,
+        "Clouds occupying more voxels than this (after cropping and subsampling), or whose "
+        "points are so spread out that the network would need more than ~1M voxels, are "
+        "refused as bad input (empty Detection3DArray): bounds memory and time.",
+        True,
+        "max_voxels",
+    ),
+    ParamSpec(
         "classes_to_keep",
         "str_list",
         (),
@@ -159,12 +188,12 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec(
         "qos_reliability",
         "str",
-        "best_effort",
-        "Reliability of the input subscription: 'best_effort' (sensor-data QoS, matches "
-        "any publisher) or 'reliable' (matches only reliable publishers). With Fast DDS's "
-        "default transports, best-effort clouds larger than ~0.5 MB (~30k xyz+rgb points) "
-        "from another process are mostly lost: use 'reliable' when the driver publishes "
-        "reliably.",
+        "reliable",
+        "Reliability of the input subscription (keep last 1, volatile): 'reliable' (the "
+        "default: large clouds arrive whole; matches only reliable publishers, which most "
+        "RGB-D drivers are) or 'best_effort' (matches every publisher; with Fast DDS's default "
+        "transports best-effort clouds larger than ~0.5 MB from another process are mostly "
+        "lost).",
         False,
         "qos_reliability",
     ),
@@ -202,11 +231,14 @@ class NodeParams:
     max_detections: int = 0
     max_points: int = 200000
     max_input_points: int = 4000000
+    max_range: float = 20.0
+    crop_box: tuple[float, ...] = ()
+    max_voxels: int = 400000
     classes_to_keep: tuple[str, ...] = ()
     gravity_matrix: tuple[float, ...] = ()
     gravity_rpy: tuple[float, ...] = (0.0, 0.0, 0.0)
     gravity_translation: tuple[float, ...] = (0.0, 0.0, 0.0)
-    qos_reliability: str = "best_effort"
+    qos_reliability: str = "reliable"
     publish_markers: bool = True
     marker_lifetime: float = 0.0
 
@@ -303,6 +335,14 @@ def validate_params(
     check(out["max_detections"] >= 0, "max_detections", "must be >= 0 (0 = no cap)")
     check(out["max_points"] >= 0, "max_points", "must be >= 0 (0 = no limit)")
     check(out["max_input_points"] >= 0, "max_input_points", "must be >= 0 (0 = no limit)")
+    check(out["max_range"] >= 0.0, "max_range", "must be >= 0 metres (0 = no limit)")
+    box = out["crop_box"]
+    check(
+        not box or (len(box) == 6 and all(a < b for a, b in zip(box[:3], box[3:], strict=True))),
+        "crop_box",
+        "must be [] or [x_min, y_min, z_min, x_max, y_max, z_max] with min < max",
+    )
+    check(out["max_voxels"] >= 1, "max_voxels", "must be >= 1")
     check(
         out["qos_reliability"] in ("best_effort", "reliable"),
         "qos_reliability",

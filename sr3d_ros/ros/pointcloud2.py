@@ -21,8 +21,11 @@ Output convention (what the detector consumes):
   are **zero** and ``info.has_color`` is ``False`` (the shape never depends on the message).
 * Colour sources, in order of preference: a packed ``rgb`` field, a packed ``rgba`` field (both
   ``0xAARRGGBB`` in a FLOAT32 [PCL/RViz convention], UINT32 or INT32 field; alpha is ignored),
-  or three separate ``r``, ``g``, ``b`` fields (UINT8 taken as 0..255; FLOAT32/FLOAT64 taken as
-  0..1 and scaled by 255).
+  or three separate ``r``, ``g``, ``b`` fields. UINT8 channels are 0..255. FLOAT32/FLOAT64
+  channels come in both scales in the wild, so the scale is decided per cloud: when every finite
+  r, g, b value is <= 1.0 they are taken as 0..1 and multiplied by 255, otherwise (some value
+  > 1) as 0..255 and copied as they are. (A 0..255 cloud whose colours are all 0 or 1 is the one
+  ambiguous case; it is read as 0..1.)
 * ``x``, ``y``, ``z`` must be FLOAT32 or FLOAT64 (FLOAT64 is rounded to float32).
 * Points whose x, y or z is NaN/inf are dropped when the message says ``is_dense = False``
   (``drop_invalid=None``, the default); ``drop_invalid=True/False`` forces the check on/off.
@@ -300,7 +303,7 @@ def _color_plan(fields: dict[str, Field]) -> tuple[str | None, tuple[Field, ...]
             if fields[n].datatype not in _SPLIT_COLOR_TYPES:
                 raise ValueError(
                     f"colour field {n!r} is {_type_name(fields[n].datatype)}; expected UINT8 "
-                    "(0..255) or FLOAT32/FLOAT64 (0..1)"
+                    "(0..255) or FLOAT32/FLOAT64 (0..1 or 0..255, decided per cloud)"
                 )
         return "r,g,b", (fields["r"], fields["g"], fields["b"])
     return None, ()
@@ -317,12 +320,16 @@ def _fill_color(
         for ch, byte in enumerate(_PACKED_RGB_BYTES[big]):
             out[..., 3 + ch] = u8[..., byte]
         return
+    floats = False
     for ch, f in enumerate(cfields):
-        v = _view(buf, layout, f.offset, pointfield_dtype(f.datatype, big))
-        if f.datatype == UINT8:
-            out[..., 3 + ch] = v
-        else:
-            np.multiply(v, 255.0, out=out[..., 3 + ch], casting="unsafe")
+        out[..., 3 + ch] = _view(buf, layout, f.offset, pointfield_dtype(f.datatype, big))
+        floats |= f.datatype != UINT8
+    if floats:
+        # Float channels: 0..1 or 0..255, decided per cloud (see the module docstring).
+        rgb = out[..., 3:6]
+        finite = rgb[np.isfinite(rgb)]
+        if finite.size and float(finite.max()) <= 1.0:
+            rgb *= 255.0
 
 
 def cloud_to_array(
@@ -427,6 +434,9 @@ def cloud_to_structured(data: Any, layout: CloudLayout) -> np.ndarray:
     )
 
 
+_RGB_WEIGHTS = np.array([65536.0, 256.0, 1.0], dtype=np.float32)
+
+
 def _pack_rgb(rgb: np.ndarray) -> np.ndarray:
     """(N, 3) colour in 0..255 -> uint32 0x00RRGGBB (rounded, clipped, NaN -> 0)."""
     c = np.clip(np.rint(np.nan_to_num(rgb, nan=0.0, posinf=255.0, neginf=0.0)), 0, 255)
@@ -436,6 +446,16 @@ def _pack_rgb(rgb: np.ndarray) -> np.ndarray:
 
 
 def points_to_cloud(points: np.ndarray, height: int = 1) -> tuple[CloudLayout, bytes]:
+    """Encode (N, 3|6) points as PointCloud2 layout + ``bytes`` (see :func:`_encode`).
+
+    Raises:
+        ValueError: ``points`` is not (N, 3) / (N, 6), or N is not a multiple of ``height``.
+    """
+    layout, rec = _encode(points, height)
+    return layout, rec.tobytes()
+
+
+def _encode(points: np.ndarray, height: int = 1) -> tuple[CloudLayout, np.ndarray]:
     """Encode (N, 3|6) points (xyz [+ rgb 0..255]) as PointCloud2 layout + bytes.
 
     Layout: little-endian FLOAT32 ``x, y, z`` at offsets 0, 4, 8 and, for 6 columns, a FLOAT32
@@ -459,12 +479,26 @@ def points_to_cloud(points: np.ndarray, height: int = 1) -> tuple[CloudLayout, b
         fields.append(Field("rgb", 12, FLOAT32))
     step = 4 * len(fields)
     if n == 0:
-        return CloudLayout(1, 0, step, 0, tuple(fields), False, True), b""
+        return CloudLayout(1, 0, step, 0, tuple(fields), False, True), np.empty((0, 3), "<f4")
     width = n // height
-    rec = np.empty((n, step // 4), dtype="<f4")
-    rec[:, :3] = pts[:, :3]
+    ncol = step // 4
+    rec = np.empty((n, ncol), dtype="<f4")
+    src = np.ascontiguousarray(pts, dtype="<f4")
+    # Whole 12-byte x, y, z (and r, g, b) groups are copied as opaque items: several times
+    # faster than numpy's per-value strided copies.
+    rows = src.view(np.dtype([("xyz", "V12"), ("rgb", "V12")] if has_rgb else [("xyz", "V12")]))
+    rows = rows.reshape(n)
+    out = rec.view(np.dtype([("xyz", "V12"), ("c", "V4")] if has_rgb else [("xyz", "V12")]))
+    out.reshape(n)["xyz"] = rows["xyz"]
     if has_rgb:
-        rec.view("<u4")[:, 3] = _pack_rgb(pts[:, 3:6])
+        c = np.empty((n, 3), dtype=np.float32)
+        c.view(np.dtype("V12")).reshape(n)[:] = rows["rgb"]
+        np.clip(c, 0.0, 255.0, out=c)
+        np.rint(c, out=c)
+        if not np.isfinite(c).all():  # a NaN channel -> 0 (clip already bounded inf)
+            np.nan_to_num(c, copy=False, nan=0.0)
+        # 0x00RRGGBB = 65536 r + 256 g + b, exact in float32 (< 2**24) for integers 0..255
+        rec.view("<u4")[:, 3] = c @ _RGB_WEIGHTS
     layout = CloudLayout(
         height=height,
         width=width,
@@ -472,9 +506,11 @@ def points_to_cloud(points: np.ndarray, height: int = 1) -> tuple[CloudLayout, b
         row_step=step * width,
         fields=tuple(fields),
         is_bigendian=False,
-        is_dense=bool(np.isfinite(rec[:, :3]).all()),
+        # contiguous check of the whole record: the packed colour word is always a finite
+        # float32 (its top byte is 0, so its exponent is 0 or 1)
+        is_dense=bool(np.isfinite(rec).all()),
     )
-    return layout, rec.tobytes()
+    return layout, rec
 
 
 # --------------------------------------------------------------------------------------------
@@ -543,7 +579,7 @@ def _make_stamp(stamp: Any) -> Any:
     return Time(sec=whole, nanosec=min(int(round((sec - whole) * 1e9)), 999_999_999))
 
 
-def cloud_to_pointcloud2(layout: CloudLayout, data: bytes, header: Any = None) -> Any:
+def cloud_to_pointcloud2(layout: CloudLayout, data: Any, header: Any = None) -> Any:
     """A ``sensor_msgs/PointCloud2`` holding ``data`` laid out as ``layout`` (any layout, e.g.
     one a driver produced; :func:`points_to_cloud` makes ours).
 
@@ -566,7 +602,9 @@ def cloud_to_pointcloud2(layout: CloudLayout, data: bytes, header: Any = None) -
     msg.is_bigendian = layout.is_bigendian
     msg.point_step = layout.point_step
     msg.row_step = layout.row_step
-    msg.data = array.array("B", data)  # array.array skips rclpy's per-element check
+    buf = array.array("B")  # array.array skips rclpy's per-element check
+    buf.frombytes(data)  # one memcpy from any buffer (bytes, memoryview, numpy)
+    msg.data = buf
     msg.is_dense = layout.is_dense
     return msg
 
@@ -590,7 +628,7 @@ def array_to_pointcloud2(
     """
     from std_msgs.msg import Header
 
-    layout, data = points_to_cloud(points, height=height)
+    layout, rec = _encode(points, height=height)
     if header is None:
         header = Header(frame_id=frame_id, stamp=_make_stamp(stamp))
-    return cloud_to_pointcloud2(layout, data, header)
+    return cloud_to_pointcloud2(layout, rec.data.cast("B") if rec.size else b"", header)

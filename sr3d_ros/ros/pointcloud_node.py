@@ -6,8 +6,8 @@ diagnostics and behaviour; the parameters, conversions and message builders live
 Topics (relative names, remap them or set a namespace):
 
 * ``~/input/points`` (sensor_msgs/PointCloud2, subscribed): xyz (FLOAT32/FLOAT64) + optional
-  colour (packed ``rgb``/``rgba`` or ``r, g, b``). Sensor-data QoS (keep last 1, volatile;
-  reliability from ``qos_reliability``; see its description for large best-effort clouds).
+  colour (packed ``rgb``/``rgba`` or ``r, g, b``). Keep last 1, volatile; reliability from
+  ``qos_reliability`` (default reliable; best_effort as an option).
 * ``~/output/detections`` (vision_msgs/Detection3DArray): one message per processed frame, header
   copied from the input (stamp + frame_id), boxes in the input cloud's frame.
 * ``~/output/markers`` (visualization_msgs/MarkerArray): box edges + labels for RViz.
@@ -15,12 +15,15 @@ Topics (relative names, remap them or set a namespace):
   and the score threshold, published at start-up and again whenever ``score_threshold`` is
   changed at run time; late subscribers still get the latest.
 * ``/diagnostics`` (diagnostic_msgs/DiagnosticArray): per processed frame one status named
-  ``"<namespace>/pointcloud_detector: detector"`` with level OK (fine), WARN (bad input,
-  subsampled cloud, non-finite points in an ``is_dense`` cloud, frames dropped since the last
-  result) or ERROR (inference failed), and key-values ``points_in``, ``detections_out``,
-  ``frames_dropped`` (since start), ``<stage>_ms`` for wait (in the mailbox), convert, voxelize,
-  backbone, neck, head, nms, inference, publish and total, ``input_stamp``, ``input_frame_id``,
-  ``points_used``, ``frames_received``, ``frames_processed``, ``bad_input_frames``.
+  ``"<namespace>/pointcloud_detector: detector"`` with level OK (normal operation, including
+  dropped stale frames, subsampling and cropped points), WARN (real trouble: bad input,
+  non-finite points in a cloud marked ``is_dense``) or ERROR (inference failed), and key-values
+  ``points_in`` (the cloud's height * width, also for bad input), ``detections_out``,
+  ``frames_dropped`` (since start), ``frames_dropped_rate`` (dropped / received),
+  ``<stage>_ms`` for wait (in the mailbox), convert, voxelize, backbone, neck, head, nms,
+  inference, publish and total, ``input_stamp``, ``input_frame_id``, ``points_used``,
+  ``points_non_finite`` and ``points_out_of_range`` (dropped before voxelisation),
+  ``frames_received``, ``frames_processed``, ``bad_input_frames``.
 
 Frames are never queued: the subscription callback only stores the newest message in a one-slot
 mailbox; a worker thread runs conversion + inference + publishing. A message that arrives while
@@ -28,8 +31,10 @@ another is waiting in the mailbox replaces it (counted in ``frames_dropped``), s
 works on the newest frame and its latency never grows.
 
 Bad input (empty cloud, no x/y/z, wrong field types, malformed sizes, all points NaN, more than
-``max_input_points``) logs a throttled warning and publishes an EMPTY Detection3DArray with the
-input header (and clears the markers); the node keeps running. Parameters: see
+``max_input_points``, over the voxel budget ``max_voxels`` or too spread out) logs a warning
+(throttled per distinct reason) and publishes an EMPTY Detection3DArray with the input header
+(and clears the markers); the node keeps running. Points beyond ``max_range`` / outside
+``crop_box`` and non-finite points are dropped and counted; the rest is detected. Parameters: see
 :mod:`sr3d_ros.ros.params` and ``config/pointcloud_detector.yaml``.
 
 Gravity alignment: the model expects z up. ``gravity_transform.*`` gives the static transform
@@ -39,8 +44,9 @@ the boxes stay upright (yaw adjusted); for a tilted sensor each box orientation 
 of the full rotation (``R^T Rz(yaw)``), see :mod:`sr3d_ros.frames`.
 
 Run: ``pointcloud_detector --ros-args -p checkpoint:=model.pt -r ~/input/points:=/camera/points``
-or ``python -m sr3d_ros.ros.pointcloud_node``. Exits 0 on Ctrl-C / SIGTERM / external shutdown,
-1 on invalid parameters or an unusable checkpoint.
+or ``python -m sr3d_ros.ros.pointcloud_node``. Exits 0 on Ctrl-C / SIGTERM / external shutdown
+(within ~1 s, also mid-inference; repeated signals are ignored), 1 on invalid parameters or an
+unusable checkpoint. Unknown keys in the params file are reported in one warning.
 """
 
 from __future__ import annotations
@@ -53,20 +59,26 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
-from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
-from rclpy.exceptions import ParameterUninitializedException
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import PointCloud2
 from std_msgs.msg import Header
 from vision_msgs.msg import Detection3DArray, LabelInfo
 from visualization_msgs.msg import MarkerArray
 
+from sr3d_ros.input_limits import InputBudgetError
 from sr3d_ros.ros import params as P
-from sr3d_ros.ros.env import ensure_safe_ros_env
+from sr3d_ros.ros.node_base import (
+    LATCHED_QOS,
+    ReasonThrottle,
+    declare_parameters,
+    input_qos,
+    raw_parameters,
+    run_node,
+    unknown_overrides,
+)
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -77,10 +89,16 @@ __all__ = ["NODE_NAME", "PointCloudDetectorNode", "main"]
 
 NODE_NAME = "pointcloud_detector"
 _WARN_THROTTLE_S = 5.0
+#: Seconds destroy_node waits for a frame in progress before abandoning it.
+_SHUTDOWN_DEADLINE_S = 0.5
 
 
 class BadInput(ValueError):
-    """The input cloud cannot be used (the message says why)."""
+    """The input cloud cannot be used (the message says why; ``points_in`` = its size)."""
+
+    def __init__(self, message: str, points_in: int = 0) -> None:
+        super().__init__(message)
+        self.points_in = points_in
 
 
 class PointCloudDetectorNode(Node):
@@ -113,7 +131,13 @@ class PointCloudDetectorNode(Node):
             raise
 
     def _setup(self, node_name: str, detector: PointCloudDetector | None) -> None:
-        self._declare_parameters()
+        declare_parameters(self, P.PARAMS)
+        unknown = unknown_overrides(self, P.PARAMS)
+        if unknown:
+            self.get_logger().warning(
+                f"unknown parameter(s) {unknown} in the params file / overrides are ignored "
+                "(misspelled?); see config/pointcloud_detector.yaml for the known ones"
+            )
         raw = self._raw_params()
         # structure first, classes once the model is loaded
         self.params: P.NodeParams = P.validate_params(raw)
@@ -133,22 +157,13 @@ class PointCloudDetectorNode(Node):
         self._pending: Any = None  # the newest PointCloud2 not yet taken by the worker
         self._pending_t = 0.0
         self._stop = False
+        self._destroyed = False
+        self.worker_abandoned = False
         self._stats = {"received": 0, "processed": 0, "dropped": 0, "bad_input": 0, "errors": 0}
-        self._dropped_reported = 0
+        self._throttle = ReasonThrottle(_WARN_THROTTLE_S)
 
-        reliable = self.params.qos_reliability == "reliable"
-        in_qos = QoSProfile(
-            history=HistoryPolicy.KEEP_LAST,
-            depth=1,
-            reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT,
-            durability=DurabilityPolicy.VOLATILE,
-        )
-        latched = QoSProfile(
-            history=HistoryPolicy.KEEP_LAST,
-            depth=1,
-            reliability=ReliabilityPolicy.RELIABLE,
-            durability=DurabilityPolicy.TRANSIENT_LOCAL,
-        )
+        in_qos = input_qos(self.params.qos_reliability)
+        latched = LATCHED_QOS
         self.pub_detections = self.create_publisher(Detection3DArray, "~/output/detections", 5)
         self.pub_markers = self.create_publisher(MarkerArray, "~/output/markers", 1)
         self.pub_label_info = self.create_publisher(LabelInfo, "~/output/label_info", latched)
@@ -171,31 +186,8 @@ class PointCloudDetectorNode(Node):
 
     # -------------------------------------------------------------------------------- params
 
-    def _declare_parameters(self) -> None:
-        static = {"str": Parameter.Type.STRING, "bool": Parameter.Type.BOOL}
-        for spec in P.PARAMS:
-            desc = ParameterDescriptor(description=spec.description, read_only=not spec.dynamic)
-            if spec.kind in static:
-                self.declare_parameter(spec.name, spec.default, desc)
-            else:
-                # Numbers and lists are typed dynamically so that `1` for a float or `[]` in a
-                # YAML file (which ROS cannot type) are accepted; validate_params checks them.
-                desc.dynamic_typing = True
-                value = list(spec.default) if isinstance(spec.default, tuple) else spec.default
-                self.declare_parameter(spec.name, value if value != [] else None, desc)
-
     def _raw_params(self, changes: Sequence[Parameter[Any]] = ()) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for spec in P.PARAMS:
-            try:
-                p = self.get_parameter(spec.name)
-            except ParameterUninitializedException:  # static type, no value
-                out[spec.name] = None
-                continue
-            out[spec.name] = None if p.type_ == Parameter.Type.NOT_SET else p.value
-        for p in changes:
-            out[p.name] = None if p.type_ == Parameter.Type.NOT_SET else p.value
-        return out
+        return raw_parameters(self, P.PARAMS, changes)
 
     def _on_set_parameters(self, changes: list[Parameter[Any]]) -> SetParametersResult:
         try:
@@ -217,6 +209,13 @@ class PointCloudDetectorNode(Node):
             max_detections=p.max_detections or self._base_inference.max_detections,
         )
         self.detector.config = dataclasses.replace(self.detector.config, inference=inf)
+        if hasattr(self.detector, "limits"):
+            self.detector.limits = dataclasses.replace(
+                self.detector.limits,
+                max_range=p.max_range,
+                crop_box=p.crop_box,
+                max_voxels=p.max_voxels,
+            )
 
     def _load_detector(self, p: P.NodeParams) -> PointCloudDetector:
         from sr3d_ros.inference import PointCloudDetector, default_checkpoint_path
@@ -291,11 +290,11 @@ class PointCloudDetectorNode(Node):
         except (TypeError, ValueError):
             raise BadInput("malformed height/width") from None
         if p.max_input_points and n_in > p.max_input_points:
-            raise BadInput(f"{n_in} points > max_input_points {p.max_input_points}")
+            raise BadInput(f"{n_in} points > max_input_points {p.max_input_points}", n_in)
         try:
             points, info = pointcloud2_to_array(msg)
         except ValueError as exc:
-            raise BadInput(str(exc)) from None
+            raise BadInput(str(exc), n_in) from None
         if info.valid_mask is None and len(points):  # is_dense claimed: trust but verify
             finite = (
                 np.isfinite(points[:, 0]) & np.isfinite(points[:, 1]) & np.isfinite(points[:, 2])
@@ -306,10 +305,11 @@ class PointCloudDetectorNode(Node):
                 points = points[finite]
         if len(points) == 0:
             raise BadInput(
-                "no valid points (empty cloud or all x/y/z non-finite)" if n_in else "empty cloud"
+                "no valid points (empty cloud or all x/y/z non-finite)" if n_in else "empty cloud",
+                n_in,
             )
         if p.max_points and len(points) > p.max_points:
-            warnings.append(f"{len(points)} points subsampled to max_points {p.max_points}")
+            # configured behaviour, not trouble: reported in the diagnostics values
             points = random_subsample(points, p.max_points, self._rng)
         return points, n_in
 
@@ -326,11 +326,7 @@ class PointCloudDetectorNode(Node):
         try:
             points, n_in = self._decode(msg, warnings)
         except BadInput as exc:
-            self.get_logger().warning(
-                f"bad input cloud ({exc}); publishing no detections",
-                throttle_duration_sec=_WARN_THROTTLE_S,
-            )
-            self._publish_failure("bad_input", "WARN", f"bad input: {exc}", header, timings, 0)
+            self._bad_input(str(exc), header, timings, exc.points_in)
             return
         n_used = len(points)
         t1 = time.perf_counter()
@@ -339,6 +335,9 @@ class PointCloudDetectorNode(Node):
             points = transform_points(points, self._gravity)
         try:
             det = self.detector(points)
+        except InputBudgetError as exc:
+            self._bad_input(str(exc), header, timings, n_in)
+            return
         except Exception as exc:
             self.get_logger().error(
                 f"inference failed: {type(exc).__name__}: {exc}",
@@ -369,19 +368,32 @@ class PointCloudDetectorNode(Node):
         timings["total"] = (t3 - t_in) * 1e3
         with self._cv:
             self._stats["processed"] += 1
-            dropped_now = self._stats["dropped"] - self._dropped_reported
-            self._dropped_reported = self._stats["dropped"]
-        if dropped_now:
-            warnings.append(
-                f"{dropped_now} frame(s) dropped since the last result (input faster "
-                "than inference)"
-            )
-        if warnings:
-            self.get_logger().warning("; ".join(warnings), throttle_duration_sec=_WARN_THROTTLE_S)
+        for w in warnings:
+            if self._throttle.allow(w):
+                self.get_logger().warning(w)
         level = "WARN" if warnings else "OK"
         message = "; ".join(warnings) if warnings else f"{len(det)} detections"
+        crop = getattr(self.detector, "last_crop", None)
         self._publish_diagnostics(
-            level, message, header, timings, n_in, len(det), points_used=n_used
+            level,
+            message,
+            header,
+            timings,
+            n_in,
+            len(det),
+            points_used=n_used,
+            points_non_finite=getattr(crop, "non_finite", 0),
+            points_out_of_range=getattr(crop, "out_of_range", 0),
+        )
+
+    def _bad_input(
+        self, reason: str, header: Any, timings: dict[str, float], points_in: int
+    ) -> None:
+        """Log (once per distinct reason per period) and publish an empty result."""
+        if self._throttle.allow(reason):
+            self.get_logger().warning(f"bad input cloud ({reason}); publishing no detections")
+        self._publish_failure(
+            "bad_input", "WARN", f"bad input: {reason}", header, timings, points_in
         )
 
     def _publish_failure(
@@ -417,10 +429,13 @@ class PointCloudDetectorNode(Node):
         points_in: int,
         detections_out: int,
         points_used: int = 0,
+        points_non_finite: int = 0,
+        points_out_of_range: int = 0,
     ) -> None:
         from sr3d_ros.ros.status_messages import diagnostics_msg
 
         s = self.stats
+        drop_rate = s["dropped"] / s["received"] if s["received"] else 0.0
         self.pub_diagnostics.publish(
             diagnostics_msg(
                 self.get_clock().now().to_msg(),
@@ -436,6 +451,9 @@ class PointCloudDetectorNode(Node):
                     "input_stamp": f"{header.stamp.sec}.{header.stamp.nanosec:09d}",
                     "input_frame_id": header.frame_id,
                     "points_used": points_used,
+                    "points_non_finite": points_non_finite,
+                    "points_out_of_range": points_out_of_range,
+                    "frames_dropped_rate": f"{drop_rate:.3f}",
                     "frames_received": s["received"],
                     "frames_processed": s["processed"],
                     "bad_input_frames": s["bad_input"],
@@ -455,19 +473,30 @@ class PointCloudDetectorNode(Node):
     # ---------------------------------------------------------------------------- shutdown
 
     def destroy_node(self) -> None:
-        """Stop the worker (waits for the frame in progress, at most 30 s), then destroy."""
+        """Stop the worker, then destroy the node; idempotent (a second call does nothing).
+
+        The frame in progress gets ``_SHUTDOWN_DEADLINE_S`` (0.5 s) to finish; after that it is
+        abandoned (``worker_abandoned`` is set; the worker is a daemon thread and publishes
+        nothing more)."""
+        if getattr(self, "_destroyed", False):
+            return
+        self._destroyed = True
         cv, worker = getattr(self, "_cv", None), getattr(self, "_worker", None)
         if cv is not None:
             with cv:
                 self._stop = True
                 cv.notify_all()
         if worker is not None and worker.is_alive() and worker is not threading.current_thread():
-            worker.join(timeout=30.0)
+            worker.join(timeout=_SHUTDOWN_DEADLINE_S)
+            self.worker_abandoned = worker.is_alive()
         super().destroy_node()
 
 
 def main(args: Sequence[str] | None = None) -> int:
-    """Console script ``pointcloud_detector``: run the node until Ctrl-C / shutdown.
+    """Console script ``pointcloud_detector``: run the node until Ctrl-C / SIGTERM / shutdown.
+
+    Signal-safe (see :func:`sr3d_ros.ros.node_base.run_node`): the first SIGINT / SIGTERM stops
+    it within ~1 s even mid-inference, later ones are ignored, no traceback.
 
     Args:
         args: command line (default ``sys.argv``), including ``--ros-args ...``.
@@ -476,34 +505,15 @@ def main(args: Sequence[str] | None = None) -> int:
         0 after Ctrl-C, SIGTERM or an external shutdown; 1 when the node cannot start (invalid
         parameters, missing / invalid checkpoint, unusable device).
     """
-    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
-
     from sr3d_ros.checkpoints import CheckpointError
     from sr3d_ros.ros.params import ParamError
 
-    ensure_safe_ros_env()
-    rclpy.init(args=list(sys.argv if args is None else args))
-    node = None
-    rc = 0
-    try:
-        node = PointCloudDetectorNode()
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except (ParamError, FileNotFoundError, CheckpointError, ValueError) as exc:
-        if rclpy.ok():
-            rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start: {exc}")
-            rc = 1
-    except Exception:
-        if rclpy.ok():  # a real failure, not one caused by a shutdown in the middle of start-up
-            raise
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return rc
+    return run_node(
+        PointCloudDetectorNode,
+        NODE_NAME,
+        args,
+        (ParamError, FileNotFoundError, CheckpointError, ValueError),
+    )
 
 
 if __name__ == "__main__":

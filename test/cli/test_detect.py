@@ -233,3 +233,53 @@ def test_console_scripts_registered() -> None:
     scripts = {ep.name: ep.value for ep in entry_points(group="console_scripts")}
     assert scripts.get("sr3d-detect") == "sr3d_ros.cli.detect:main"
     assert scripts.get("sr3d-convert-tr3d") == "sr3d_ros.cli.convert_tr3d:main"
+
+
+def test_bag_build_without_data_says_data_root(tmp_path, capsys):
+    """Issue 13 #13: an installed sr3d-bag has no ../shared/data; the error names the fix."""
+    from sr3d_ros.cli.bag import build_parser
+    from sr3d_ros.cli.bag import main as bag_main
+
+    rc = bag_main(["build", str(tmp_path / "b"), "--data-root", str(tmp_path / "nowhere")])
+    err = capsys.readouterr().err
+    assert rc == 1 and "--data-root" in err and "SR3D_DATA" in err and "nowhere" in err, err
+    sub = build_parser()._subparsers._group_actions[0].choices["build"]
+    assert "colcon" in sub.format_help()
+
+
+def test_detect_hostile_inputs(
+    tmp_path: Path, checkpoint: Path, capsys: pytest.CaptureFixture[str], data_root: Path
+) -> None:
+    """Issue 13 #3/#5/#1/#7: a truncated .ply and an empty checkpoint are errors (exit 1, the file
+    named, no output); a cloud spread over +-10 km is cropped to nothing (exit 0, 0 detections,
+    counted); the JSON gets plain file permissions."""
+    import os
+    import stat
+
+    header = (
+        "ply\nformat binary_little_endian 1.0\nelement vertex 1000\n"
+        "property float x\nproperty float y\nproperty float z\nend_header\n"
+    )
+    (tmp_path / "cut.ply").write_bytes(header.encode() + np.zeros(3, "<f4").tobytes())
+    out = tmp_path / "o.json"
+    assert (
+        main([str(tmp_path / "cut.ply"), "--checkpoint", str(checkpoint), "--out", str(out)]) == 1
+    )
+    err = capsys.readouterr().err
+    assert "cut.ply" in err and "truncated" in err and not out.exists(), err
+    (tmp_path / "empty.pt").write_bytes(b"")
+    np.save(tmp_path / "c.npy", np.zeros((10, 3), np.float32))
+    assert main([str(tmp_path / "c.npy"), "--checkpoint", str(tmp_path / "empty.pt")]) == 1
+    err = capsys.readouterr().err
+    assert "empty.pt" in err and "empty file" in err and "weights_only" not in err, err
+    wide = np.random.default_rng(0).uniform(-1e4, 1e4, (100_000, 3)).astype(np.float32)
+    np.save(tmp_path / "wide.npy", wide)
+    old = os.umask(0o022)
+    try:
+        rc = main([str(tmp_path / "wide.npy"), "--checkpoint", str(checkpoint), "--out", str(out)])
+    finally:
+        os.umask(old)
+    assert rc == 0
+    result = json.loads(out.read_text())
+    assert result["input"]["points_out_of_range"] == 100_000 and not result["detections"]
+    assert stat.S_IMODE(out.stat().st_mode) == 0o644

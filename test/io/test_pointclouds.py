@@ -14,6 +14,7 @@ from sr3d_ros.config import SCANNET_CLASSES
 from sr3d_ros.detections import Detections
 from sr3d_ros.io import read_points, render_detections, render_open3d
 from sr3d_ros.io import render as render_mod
+from sr3d_ros.io.pointclouds import TruncatedFileError
 
 o3d = pytest.importorskip("open3d")
 
@@ -236,3 +237,68 @@ def test_render_falls_back_with_warning(
         render_detections(scan, None, tmp_path / "h.png", backend="vulkan")
     with pytest.raises(ValueError, match=r"\(N, 3\)"):
         render_detections(np.zeros((5, 4)), None, tmp_path / "i.png", backend="bev")
+
+
+# ------------------------------------------------------------ hostile files (issue 13 #3, #4)
+
+
+def _cut(path: Path, keep: int) -> Path:
+    """A copy of ``path`` holding only its first ``keep`` bytes (a truncated download)."""
+    out = path.with_name(f"cut_{path.name}")
+    out.write_bytes(path.read_bytes()[:keep])
+    return out
+
+
+@pytest.mark.parametrize("suffix", [".ply", ".pcd"])
+@pytest.mark.parametrize("ascii_", [False, True])
+def test_truncated_open3d_files_are_refused(
+    tmp_path: Path, scan: np.ndarray, suffix: str, ascii_: bool
+) -> None:
+    """A header declaring N points over a body holding fewer must not read as data."""
+    path = tmp_path / f"cloud{suffix}"
+    assert o3d.io.write_point_cloud(str(path), _o3d_cloud(scan[:1000]), write_ascii=ascii_)
+    size = path.stat().st_size
+    cut = _cut(path, size - size // 3)
+    with pytest.raises(TruncatedFileError, match=rf"cut_cloud\{suffix}: truncated .*declares"):
+        read_points(cut)
+    assert read_points(path).shape == (1000, 6)  # the whole file still reads
+
+
+def test_ply_declaring_1000_vertices_holding_one(tmp_path: Path, scan: np.ndarray) -> None:
+    """The case from the issue: header 1000 vertices, body 1 vertex."""
+    header = (
+        "ply\nformat binary_little_endian 1.0\nelement vertex 1000\n"
+        "property float x\nproperty float y\nproperty float z\nend_header\n"
+    )
+    path = tmp_path / "one.ply"
+    path.write_bytes(header.encode() + scan[:1, :3].astype("<f4").tobytes())
+    with pytest.raises(TruncatedFileError, match=r"one\.ply: .*12000 bytes.*holds 12"):
+        read_points(path)
+
+
+def test_truncated_npy_and_bin(tmp_path: Path, scan: np.ndarray, data_root: Path) -> None:
+    np.save(tmp_path / "s.npy", scan)
+    npy = _cut(tmp_path / "s.npy", 5000)
+    with pytest.raises(TruncatedFileError, match=r"cut_s\.npy: truncated"):
+        read_points(npy)
+    with pytest.raises(TruncatedFileError, match=r"cut_s\.npy: truncated"):
+        read_points(_cut(tmp_path / "s.npy", 40))  # inside the header
+    raw = data_root / "scannet" / "raw" / "scene0000_00_unaligned.bin"
+    cut_bin = tmp_path / "cut.bin"
+    cut_bin.write_bytes(raw.read_bytes()[:1001])
+    with pytest.raises(TruncatedFileError, match=r"cut\.bin: truncated .*1001 bytes"):
+        read_points(cut_bin)
+
+
+def test_float_ply_colours_in_0_255_are_kept(tmp_path: Path, scan: np.ndarray) -> None:
+    """Float red/green/blue holding 0..255 are detected per cloud and not multiplied by 255."""
+    n = 500
+    header = (
+        f"ply\nformat binary_little_endian 1.0\nelement vertex {n}\n"
+        "property float x\nproperty float y\nproperty float z\n"
+        "property float red\nproperty float green\nproperty float blue\nend_header\n"
+    )
+    path = tmp_path / "float_rgb.ply"
+    path.write_bytes(header.encode() + scan[:n].astype("<f4").tobytes())
+    out = read_points(path)
+    np.testing.assert_allclose(out, scan[:n], atol=1e-4)

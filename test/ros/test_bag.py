@@ -162,6 +162,8 @@ def test_play_record_in_process(ros, scan_bag, tmp_path):
     assert_same_messages(got, orig)
     info = B.bag_info(tmp_path / "rec")
     assert info["topics"][remap["/points"]]["type"] == "sensor_msgs/msg/PointCloud2"
+    assert info["chunks"]["with_crc"] == info["chunks"]["count"] > 0  # recorded with CRCs
+    assert not info["chunks"]["corrupt"]
     stamps = [m.timestamp_ns for m in got["/points"]]
     assert 0.05e9 < stamps[1] - stamps[0] < 2e9  # receive times, ~0.125 s apart
 
@@ -430,3 +432,44 @@ def test_cli_play_loop_replays_until_stopped(ros, scan_bag):
         node.destroy_node()
     for k in range(2 * len(orig)):  # pass 1, pass 2, ...: the bag's messages in bag order
         assert same_cdr(bytes(got[k]), orig[k % len(orig)]), k
+
+
+def test_chunk_crcs_written_and_corruption_reported(ros, scan_bag, tmp_path, capsys):
+    """Issue 13 #6: built bags carry chunk CRCs; a byte flipped inside a chunk, or a truncated
+    file, is reported by `sr3d-bag info` (exit 1, the chunk and its offset) and refused by the
+    player before anything is published."""
+    import shutil
+
+    from sr3d_ros.cli.bag import main as bag_main
+    from sr3d_ros.ros.bag.integrity import BagIntegrityError, _chunks, check_bag
+
+    scan_bag, _ = scan_bag
+    (report,) = check_bag(scan_bag)
+    assert report.chunks > 0 and report.with_crc == report.chunks and not report.problems
+    assert bag_main(["info", str(scan_bag)]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["chunks"]["with_crc"] == info["chunks"]["count"] > 0
+
+    bad = tmp_path / "bad"
+    shutil.copytree(scan_bag, bad)
+    (mcap,) = sorted(bad.glob("*.mcap"))
+    data = bytearray(mcap.read_bytes())
+    pos, _, rec, rlen, _, _ = _chunks(data, mcap)[-1]
+    data[rec + rlen // 2] ^= 0xFF  # a flipped byte in the middle of the last chunk's messages
+    mcap.write_bytes(bytes(data))
+    assert bag_main(["info", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert "corrupt" in err and f"at byte {pos}" in err and mcap.name in err, err
+    ctx, _ex = ros
+    node = rclpy.create_node("crc_player", context=ctx)
+    try:
+        with pytest.raises(BagIntegrityError, match=f"chunk .* at byte {pos} is corrupt"):
+            B.BagPlayer(node, bad)
+        topics = {t for t, _ in node.get_publisher_names_and_types_by_node("crc_player", "/")}
+        assert not topics & {"/points", "/ground_truth"}, topics
+    finally:
+        node.destroy_node()
+
+    mcap.write_bytes(bytes(data[: rec + rlen // 2]))  # truncated in the middle of a chunk
+    (report,) = check_bag(bad)
+    assert report.problems and "truncated" in report.problems[0]

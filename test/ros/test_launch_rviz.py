@@ -209,3 +209,30 @@ def test_launch_declares_fixed_frame_and_rviz_follows_arguments(launch_file):
     assert det.kwargs["name"] == "pointcloud_detector"
     assert det.kwargs["namespace"].perform(ctx) == "front"
     assert det.kwargs["remappings"][0][0] == "~/input/points"
+
+
+def test_rviz_without_rviz2_fails_before_anything_starts(launch_file, monkeypatch, tmp_path):
+    """Issue 13 #11: the check runs first (before the detector) and names the fix."""
+    g, _, desc, defaults = launch_file
+    funcs = [a.kwargs["function"] for a in desc if type(a).__name__ == "OpaqueFunction"]
+    assert funcs[0] is g["_check_rviz"]
+    empty = tmp_path / "empty_bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    ctx = dict(defaults, rviz="true")
+    with pytest.raises(RuntimeError, match="rviz2 is not installed.*rviz:=false"):
+        g["_check_rviz"](ctx)
+    assert g["_check_rviz"](dict(defaults)) == []  # rviz:=false: no check
+    fake = empty / "rviz2"
+    fake.write_text("#!/bin/sh\n")
+    fake.chmod(0o755)
+    assert g["_check_rviz"](ctx) == []
+
+
+def test_launch_qos_argument(launch_file):
+    g, _, _, defaults = launch_file
+    assert defaults["qos_reliability"] == ""
+    (det,) = g["_detector"](dict(defaults, qos_reliability="best_effort"))
+    assert det.kwargs["parameters"][1]["qos_reliability"] == "best_effort"
+    (det,) = g["_detector"](dict(defaults))
+    assert "qos_reliability" not in det.kwargs["parameters"][1]

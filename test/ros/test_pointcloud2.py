@@ -329,6 +329,17 @@ def test_split_float_rgb_is_scaled_from_unit_range(scan):
     assert info.color_source == "r,g,b"
 
 
+def test_split_float_rgb_in_0_255_is_kept(scan):
+    """Float r, g, b holding 0..255 (issue 13 #4): detected per cloud and copied, not x255."""
+    cols = xyz_cols(scan)
+    for i, c in enumerate("rgb"):
+        cols[c] = scan[:, 3 + i].astype(np.float32)
+    fields = XYZ_F32 + (Field("r", 12, FLOAT32), Field("g", 16, FLOAT32), Field("b", 20, FLOAT32))
+    layout, data = encode(cols, list(fields), 24)
+    out, _ = cloud_to_array(data, layout)
+    np.testing.assert_array_equal(out, scan)
+
+
 def test_missing_colour_gives_zeros_and_flag(scan):
     layout, data = encode(xyz_cols(scan), list(XYZ_F32), 12)
     out, info = cloud_to_array(data, layout)
@@ -657,3 +668,25 @@ def test_header_argument_wins():
     assert msg.header.frame_id == "base_link" and msg.header.stamp.nanosec == 7
     out, info = pc2.pointcloud2_to_array(msg)
     assert out.shape == (4, 6) and not info.has_color
+
+
+def test_encoder_matches_the_packing_rule_on_hostile_colours(scan):
+    """Issue 13 #14: the fast encoder keeps the exact rule (round, clip to 0..255, NaN -> 0) and
+    is_dense, on a real scan with NaN / inf / out-of-range values planted."""
+    pts = scan.copy()
+    pts[0, 3:6] = [np.nan, 300.0, -5.0]
+    pts[1, 3:6] = [np.inf, -np.inf, 127.5]
+    layout, data = points_to_cloud(pts)
+    words = np.frombuffer(data, "<u4").reshape(-1, 4)[:, 3]
+    np.testing.assert_array_equal(words, pc2._pack_rgb(pts[:, 3:6]))
+    assert layout.is_dense
+    pts[2, 1] = np.nan
+    assert not points_to_cloud(pts)[0].is_dense
+    for cols in (3, 6):  # empty clouds encode to an empty message
+        empty = pc2.array_to_pointcloud2(np.zeros((0, cols), np.float32))
+        assert empty.width == 0 and len(empty.data) == 0
+    xyz_layout, xyz_data = points_to_cloud(pts[:, :3].astype(np.float64))
+    assert xyz_layout.point_step == 12 and not xyz_layout.is_dense
+    np.testing.assert_array_equal(
+        np.frombuffer(xyz_data, "<f4").reshape(-1, 3), pts[:, :3].astype(np.float32)
+    )

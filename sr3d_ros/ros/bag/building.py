@@ -166,6 +166,8 @@ def build_bag(
     """
     from rosbags.rosbag2 import StoragePlugin, Writer
 
+    from sr3d_ros.ros.bag.integrity import add_chunk_crcs
+
     if not rate_hz > 0:
         raise ValueError(f"rate_hz must be > 0, got {rate_hz}")
     if not samples:
@@ -188,4 +190,5 @@ def build_bag(
             names = [s.class_names[int(k)] for k in np.asarray(s.gt_labels).reshape(-1)]
             gt = _detection_array(ts, header, s.gt_boxes, np.ones(len(names)), names)
             writer.write(c_gt, t, ts.serialize_cdr(gt, DETECTION3DARRAY))
+    add_chunk_crcs(out)  # rosbags writes CRC 0 ("not computed"): corruption would play silently
     return BagSummary(out, len(samples), start, period, [str(s.sample_id) for s in samples])

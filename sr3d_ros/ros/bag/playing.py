@@ -38,6 +38,8 @@ class BagPlayer:
     Raises:
         FileNotFoundError: no such bag. ImportError: a message type is not installed.
         ValueError: a played topic has more than one message type in the bag.
+        BagIntegrityError (a ValueError): damaged chunks (CRC mismatch) or a truncated file;
+            the message lists each damaged chunk with its byte offset.
     """
 
     def __init__(
@@ -51,8 +53,11 @@ class BagPlayer:
         from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
         from rosbags.rosbag2 import Reader
 
+        from sr3d_ros.ros.bag.integrity import require_intact
+
         self.node = node
         self.path = Path(path)
+        require_intact(self.path)  # a corrupt chunk is refused up front, never played
         self.topics = None if topics is None else set(topics)
         remap = remap or {}
         qos = QoSProfile(

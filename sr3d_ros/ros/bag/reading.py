@@ -63,13 +63,24 @@ def bag_info(path: str | Path) -> dict[str, Any]:
 
     Returns:
         ``{"path", "duration_s", "start_ns", "messages", "topics": {topic: {"type", "count"}},
-        "custom_data"}``: duration in seconds, start as bag time in nanoseconds, and the bag's
-        ``custom_data`` (empty for single-file bags without metadata).
+        "custom_data", "chunks"}``: duration in seconds, start as bag time in nanoseconds,
+        the bag's ``custom_data`` (empty for single-file bags without metadata) and
+        ``chunks = {"count", "with_crc", "corrupt": [one line per damaged chunk]}``.
 
     Raises:
-        FileNotFoundError: no such bag. rosbags errors for unreadable bags.
+        FileNotFoundError: no such bag. rosbags errors for unreadable bags (a damaged record
+        structure; a corrupt chunk alone is reported in ``chunks["corrupt"]``).
     """
     from rosbags.rosbag2 import Reader
+
+    from sr3d_ros.ros.bag.integrity import check_bag
+
+    reports = check_bag(path)
+    chunks = {
+        "count": sum(r.chunks for r in reports),
+        "with_crc": sum(r.with_crc for r in reports),
+        "corrupt": [p for r in reports for p in r.problems],
+    }
 
     with Reader(path) as r:
         topics = {t: {"type": i.msgtype, "count": i.msgcount} for t, i in r.topics.items()}
@@ -82,4 +93,5 @@ def bag_info(path: str | Path) -> dict[str, Any]:
             "messages": r.message_count,
             "topics": topics,
             "custom_data": custom,
+            "chunks": chunks,
         }

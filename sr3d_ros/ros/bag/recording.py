@@ -151,4 +151,7 @@ class BagRecorder:
             self.node.destroy_subscription(sub)
         with self._lock:
             self._writer.close()
+            from sr3d_ros.ros.bag.integrity import add_chunk_crcs
+
+            add_chunk_crcs(self.path)  # rosbags writes CRC 0: corruption would play silently
         return dict(self.counts)
