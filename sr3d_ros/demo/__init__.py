@@ -27,8 +27,9 @@ never queues frames (a frame arriving while it infers replaces the waiting one),
 inference of a ScanNet scan takes ~1-3 s, so a free-running player would see frames dropped by
 design; lock-step makes every scan count in the evaluation whatever the machine's speed.
 
-Exit status: 0 when the node answered every scan; 1 when it published nothing or missed a scan
-(or exited with an error); 2 when the data or the model is missing (with the reason). A scan
+Exit status (the CLIs' convention): 0 when the node answered every scan; 1 when it published
+nothing or missed a scan, exited with an error, or the data or the model is missing (with the
+reason); 2 for bad command-line options. A scan
 whose input cloud or ground truth is missing from the recorded bag (the recorder lost the
 message) is left out of the mAP and the pictures, with a WARNING line under the table; that alone
 does not change the exit status, unless no scan is left to evaluate (1).

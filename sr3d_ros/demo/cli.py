@@ -236,7 +236,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run(args)
     except DemoError as exc:
         logger.error("%s", exc)
-        return 2
+        return 1
     finally:
         logger.removeHandler(handler)
         logger.propagate = True

@@ -921,10 +921,10 @@ def test_demo_reports_missing_inputs(tmp_path, capsys):
     full run takes ~30 s of CPU inference and is `make demo`)."""
     from sr3d_ros import demo
 
-    assert demo.main(["--data-root", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o")]) == 2
+    assert demo.main(["--data-root", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o")]) == 1
     assert "ScanNet sample scans" in capsys.readouterr().err
     assert (
-        demo.main(["--checkpoint", str(tmp_path / "missing.pt"), "--out", str(tmp_path / "o")]) == 2
+        demo.main(["--checkpoint", str(tmp_path / "missing.pt"), "--out", str(tmp_path / "o")]) == 1
     )
     assert "missing.pt not found" in capsys.readouterr().err
 

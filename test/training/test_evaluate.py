@@ -88,5 +88,5 @@ def test_sr3d_eval_cli_with_oracle(data_root: Path, tmp_path: Path, capsys) -> N
                 "x",
             ]
         )
-        == 2
+        == 1
     )

@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     except (FileNotFoundError, CheckpointError, ValueError) as exc:
         print(f"sr3d-eval: error: {exc}", file=sys.stderr)
-        return 2
+        return 1
     ev = evaluate_predictions(results, det.class_names)
     print(ev.format_table())
     out = {

@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     except (FileNotFoundError, ConfigError, ValueError) as exc:
         print(f"sr3d-train: error: {exc}", file=sys.stderr)
-        return 2
+        return 1
     try:
         summary = trainer.fit()
     except KeyboardInterrupt:
@@ -70,10 +70,10 @@ def main(argv: list[str] | None = None) -> int:
             f"sr3d-train: interrupted; state saved to {path} (resume with --resume)",
             file=sys.stderr,
         )
-        return 130
+        return 1
     except NonFiniteLossError as exc:
         print(f"sr3d-train: error: {exc}", file=sys.stderr)
-        return 3
+        return 1
     if trainer.dist.is_main:
         print(json.dumps(summary, indent=2, default=str))
     return 0

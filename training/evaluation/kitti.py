@@ -31,10 +31,8 @@ ground truth gets AP 0, as in the port (``num_gt`` tells). Values are percent.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +42,7 @@ import numpy as np
 import torch
 
 from sr3d_ros.geometry import box_iou_3d, box_iou_bev
+from sr3d_ros.io.atomic import atomic_write_json
 
 from ..datasets.kitti import KITTI_DETECTED_CLASSES, KittiObjects, read_kitti_label
 from ..datasets.scannet import read_split_file
@@ -296,18 +295,6 @@ def evaluate_kitti_folders(
     return evaluate_kitti(gts, dts, classes)
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def run_kitti_cli(
     data: str, predictions: str | None, ids: Sequence[str] | None, split: str | None, out: Path
 ) -> int:
@@ -319,24 +306,29 @@ def run_kitti_cli(
             ``ImageSets/SPLIT.txt``). out: JSON file (written atomically).
 
     Returns:
-        Exit status: 0, or 2 with one error line on stderr for bad input.
+        Exit status: 0; 2 (usage error: no ``--predictions``) or 1 (unreadable or invalid
+        files), with one error line on stderr.
     """
     import sys
 
     root = Path(data)
     folder = root if (root / "label_2").is_dir() else root / "training"
+    if predictions is None:
+        print(
+            "sr3d-eval: error: --predictions DIR (KITTI result files) is required for kitti",
+            file=sys.stderr,
+        )
+        return 2
     try:
-        if predictions is None:
-            raise ValueError("--predictions DIR (KITTI result files) is required for kitti")
         frame_ids = list(ids) if ids else None
         if split:
             frame_ids = read_split_file(folder.parent / "ImageSets" / f"{split}.txt")
         res = evaluate_kitti_folders(folder / "label_2", predictions, frame_ids)
     except (FileNotFoundError, ValueError) as exc:
         print(f"sr3d-eval: error: {exc}", file=sys.stderr)
-        return 2
+        return 1
     print(res.format_table())
     payload = {"dataset": "kitti", "predictions": str(predictions), "result": res.to_dict()}
-    _atomic_write_text(out, json.dumps(payload, indent=2) + "\n")
+    atomic_write_json(out, payload)
     print(f"wrote {out}")
     return 0
