@@ -254,7 +254,8 @@ def test_folder_evaluation_and_cli(labels, data_root, tmp_path, capsys):
     car = js["per_class"]["Car"]
     assert car["AP40"]["loose"]["3d"]["moderate"] == pytest.approx(res.ap40["3d"][0, 1, 1])
     assert car["iou"]["strict"]["3d"] == 0.7 and car["num_gt"]["moderate"] == 26
-    assert run_kitti_cli(str(tmp_path / "nowhere"), str(res_dir), None, None, out) == 1  # missing data folder: runtime error
+    # a missing data folder is a runtime error (1); a missing option a usage error (2)
+    assert run_kitti_cli(str(tmp_path / "nowhere"), str(res_dir), None, None, out) == 1
     assert "error" in capsys.readouterr().err
     assert eval_main([*argv, "--out", str(out)]) == 2  # no --predictions
     assert "--predictions" in capsys.readouterr().err
