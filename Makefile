@@ -44,6 +44,7 @@ bench: setup minkowski  ## benchmark tables (ours vs reference); run on a quiet 
 	$(PY) benchmarks/bench_pointcloud2.py
 	$(PY) benchmarks/bench_messages.py
 	$(PY) benchmarks/bench_node.py
+	$(PY) benchmarks/bench_node_memory.py
 	$(PY) benchmarks/bench_detector.py
 	$(PY) benchmarks/bench_assign_loss.py
 	$(PY) benchmarks/bench_train_step.py
