@@ -39,7 +39,8 @@ setup(
     zip_safe=True,
     maintainer="sr3d_ros maintainers",
     maintainer_email="sr3d-ros@example.com",
-    description="Real-time 3D object detection (TR3D architecture, SR3D training) for ROS 2.",
+    description="Real-time 3D object detection for ROS 2 (TR3D architecture; TR3D or SR3D "
+    "training; default model trained with the TR3D baseline).",
     license="Apache-2.0",
     entry_points={
         "console_scripts": [

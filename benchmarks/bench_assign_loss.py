@@ -13,7 +13,7 @@ Pipelines timed (forward + backward of the loss w.r.t. the logits):
 * ``baseline``: ``TR3DAssigner`` + focal loss (TR3D);
 * ``sr3d``: ``SPOTAAssigner`` (default config: OT over the 64 nearest candidates per GT) + IoU
   of the positives' boxes with their GTs + RAS loss;
-* component rows (assigners alone, losses alone), the ``top_mass`` SPOTA decision, and with
+* component rows (assigners alone, losses alone), the ``max_mass`` SPOTA decision, and with
   ``--exact`` SPOTA scoring all candidates (no ``max_candidates`` cut; slow);
 * batched rows: ``--batch`` scenes (the three real ScanNet scenes cycled, each with its own
   synthetic predictions): baseline = TR3D per scene + one focal call on the collated batch,
@@ -32,7 +32,6 @@ Usage: ``python benchmarks/bench_assign_loss.py [--device cpu|cuda] [--repeats 1
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -47,6 +46,7 @@ sys.path.insert(0, str(REPO))
 SCENE_DIR = REPO.parent / "shared" / "data" / "scannet" / "scannet_instance_data"
 
 from sr3d_ros.geometry import box_iou_3d  # noqa: E402
+from sr3d_ros.io.atomic import atomic_write_json  # noqa: E402
 from sr3d_training.assigners import (  # noqa: E402
     TR3D_LABEL2LEVEL_SCANNET,
     AssignerConfig,
@@ -137,7 +137,7 @@ def main() -> None:
     tr3d = build_assigner(AssignerConfig(kind="tr3d", label2level=TR3D_LABEL2LEVEL_SCANNET))
     spota = build_assigner(AssignerConfig(kind="spota", label2level=TR3D_LABEL2LEVEL_SCANNET))
     assert isinstance(spota, SPOTAAssigner)
-    spota_top = build_assigner(AssignerConfig(kind="spota", ot_decision="top_mass"))
+    spota_max = build_assigner(AssignerConfig(kind="spota", ot_decision="max_mass"))
     spota_exact = build_assigner(AssignerConfig(kind="spota", max_candidates=None))
     focal, ras = ClassificationLoss("focal"), ClassificationLoss("ras")
 
@@ -199,8 +199,8 @@ def main() -> None:
 
     rows = [
         ("TR3D assigner", lambda: tr3d.assign(loc, lev, gtb, gtl)),
-        ("SPOTA assigner (max_mass, M=64)", lambda: spota.assign(loc, lev, gtb, gtl, pred)),
-        ("SPOTA assigner (top_mass, M=64)", lambda: spota_top.assign(loc, lev, gtb, gtl, pred)),
+        ("SPOTA assigner (top_mass, M=64)", lambda: spota.assign(loc, lev, gtb, gtl, pred)),
+        ("SPOTA assigner (max_mass, M=64)", lambda: spota_max.assign(loc, lev, gtb, gtl, pred)),
         ("focal loss fwd+bwd", lambda: loss_step(focal, fixed_tr3d.gt_index, None)),
         (
             "IoU of positives + RAS fwd+bwd",
@@ -227,7 +227,7 @@ def main() -> None:
     base = results["baseline: TR3D + focal"]
 
     pos_info = {}
-    for name, a in (("tr3d", tr3d), ("spota max_mass", spota), ("spota top_mass", spota_top)):
+    for name, a in (("tr3d", tr3d), ("spota top_mass", spota), ("spota max_mass", spota_max)):
         r = a.assign(loc, lev, gtb, gtl, pred)
         cnt = r.counts().float()
         pos_info[name] = {
@@ -256,23 +256,21 @@ def main() -> None:
     for name, info in pos_info.items():
         print(f"positives {name:<16} {info}")
     if args.json:
-        args.json.write_text(
-            json.dumps(
-                {
-                    "device": dev,
-                    "torch": torch.__version__,
-                    "threads": torch.get_num_threads(),
-                    "L": n,
-                    "K": k,
-                    "C": c,
-                    "repeats": args.repeats,
-                    "ms": results,
-                    "ratio_sr3d_over_baseline": results["sr3d: SPOTA + RAS"] / base,
-                    "ratio_batched": sb / bb,
-                    "positives": pos_info,
-                },
-                indent=2,
-            )
+        atomic_write_json(
+            args.json,
+            {
+                "device": dev,
+                "torch": torch.__version__,
+                "threads": torch.get_num_threads(),
+                "L": n,
+                "K": k,
+                "C": c,
+                "repeats": args.repeats,
+                "ms": results,
+                "ratio_sr3d_over_baseline": results["sr3d: SPOTA + RAS"] / base,
+                "ratio_batched": sb / bb,
+                "positives": pos_info,
+            },
         )
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import statistics
 import sys
 import time
@@ -25,6 +24,7 @@ sys.path.insert(0, str(REPO))
 def main() -> int:
     import torch
 
+    from sr3d_ros.io.atomic import atomic_write_json
     from sr3d_training.assigners import AssignerConfig
     from sr3d_training.config import load_train_config
     from sr3d_training.losses import ClassificationLossConfig
@@ -85,12 +85,8 @@ def main() -> int:
     target = "target <= 1.10 (paper: 1.024)"
     print(f"{'SR3D (spota + ras)':>22} {med['sr3d']:>9.1f} {ratio:>6.3f}   {target}")
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(
-            json.dumps(
-                {"device": str(dev), "median_ms": med, "ratio": ratio, "times_ms": times}, indent=2
-            )
-        )
+        payload = {"device": str(dev), "median_ms": med, "ratio": ratio, "times_ms": times}
+        atomic_write_json(args.json, payload)
         print(f"wrote {args.json}")
     return 0
 

@@ -1,7 +1,7 @@
 """Detection loss of one batch: label assignment + classification loss + DIoU box loss.
 
-Per scene: decode the head's boxes, assign locations to ground-truth boxes (TR3D or SPOTA,
-from the config), then
+Decode the head's boxes, assign every scene's locations to its ground-truth boxes (TR3D or SPOTA,
+from the config; one batched call), then
 
 * classification: the configured loss (focal baseline, or RAS / QFL / VFL) summed over all
   locations of all scenes and divided by the total number of positives (TR3D's normalisation;
@@ -24,7 +24,7 @@ from sr3d_ros.geometry import aligned_box_iou_3d, diou_loss
 from sr3d_ros.models import HeadOutputs, decode_boxes
 
 from .assigners import Assigner
-from .losses import ClassificationLoss
+from .losses import ClassificationLoss, collate_assignments
 
 __all__ = ["DetectionLoss", "LossOutput"]
 
@@ -83,41 +83,52 @@ class DetectionLoss:
     def __call__(
         self, outputs: HeadOutputs, gt_boxes: list[torch.Tensor], gt_labels: list[torch.Tensor]
     ) -> LossOutput:
-        """Args:
-        outputs: head outputs of the batch (``outputs.batch`` indexes ``gt_*``).
-        gt_boxes: per scene ``(K_i, 7)`` float boxes (our convention) on the model's device.
-        gt_labels: per scene ``(K_i,)`` int64.
+        """Assign every scene of the batch (one :meth:`Assigner.assign_batch` call: SPOTA solves
+        the batch in one transport problem), then the classification and box losses.
+
+        Args:
+            outputs: head outputs of the batch (``outputs.batch`` indexes ``gt_*``).
+            gt_boxes: per scene ``(K_i, 7)`` float boxes (our convention, metres / radians) on
+                the model's device.
+            gt_labels: per scene ``(K_i,)`` int64 class indices.
+
+        Returns:
+            :class:`LossOutput`: ``cls`` = summed classification loss / number of positives
+            (mean over DDP ranks, at least 1), ``bbox`` = mean DIoU loss of the positives (0
+            without positives), ``total = cls + bbox_loss_weight * bbox``.
+
+        Raises:
+            ValueError / TypeError: from the assigner or the losses (bad shapes, labels).
         """
         device = outputs.cls_logits.device
-        cls_sum = outputs.cls_logits.new_zeros(())
-        box_losses: list[torch.Tensor] = []
-        ious_all: list[torch.Tensor] = []
-        num_pos = 0
+        scenes = [outputs.select(outputs.batch == b) for b in range(len(gt_boxes))]
+        preds = [decode_boxes(o.locations, o.bbox_pred, self.yaw_parametrization) for o in scenes]
+        results = self.assigner.assign_batch(
+            [o.locations for o in scenes],
+            [o.levels for o in scenes],
+            gt_boxes,
+            gt_labels,
+            [p.detach() for p in preds],
+            [o.cls_logits.detach() for o in scenes],
+        )
+        gt_index, labels, scene_ids = collate_assignments([r.gt_index for r in results], gt_labels)
+        cls_logits = torch.cat([o.cls_logits for o in scenes])
+        pred = torch.cat(preds)
+        pos = gt_index >= 0
+        num_pos = int(pos.sum())
+        ious = pred.new_zeros(pred.shape[0])
         rotated = bool(self.with_yaw)
-        for b, (boxes, labels) in enumerate(zip(gt_boxes, gt_labels)):
-            rows = torch.nonzero(outputs.batch == b, as_tuple=True)[0]
-            o = outputs.select(rows)
-            pred = decode_boxes(o.locations, o.bbox_pred, self.yaw_parametrization)
-            result = self.assigner.assign(
-                o.locations, o.levels, boxes, labels, pred.detach(), o.cls_logits.detach()
-            )
-            gt_index = result.gt_index
-            pos = gt_index >= 0
-            ious = torch.zeros(len(rows), device=device, dtype=pred.dtype)
-            if bool(pos.any()):
-                target = boxes[gt_index[pos]]
-                with torch.no_grad():
-                    ious[pos] = (
-                        aligned_box_iou_3d(pred[pos].detach(), target, rotated=rotated)
-                        .clamp(0, 1)
-                        .to(pred.dtype)
-                    )
-                box_losses.append(diou_loss(pred[pos], target, rotated=rotated, reduction="none"))
-                ious_all.append(ious[pos])
-                num_pos += int(pos.sum())
-            cls_sum = cls_sum + self.cls_loss(o.cls_logits, gt_index, labels, ious)
+        if num_pos:
+            target = torch.cat(gt_boxes)[gt_index[pos]]
+            with torch.no_grad():
+                ious[pos] = aligned_box_iou_3d(pred[pos].detach(), target, rotated=rotated).clamp(
+                    0, 1
+                )
+            bbox = diou_loss(pred[pos], target, rotated=rotated, reduction="mean")
+        else:
+            bbox = outputs.bbox_pred.sum() * 0.0
+        cls_sum = self.cls_loss(cls_logits, gt_index, labels, ious, scene_ids)
         cls = cls_sum / max(_mean_over_ranks(num_pos, device), 1.0)
-        bbox = torch.cat(box_losses).mean() if box_losses else outputs.bbox_pred.sum() * 0.0
         total = cls + self.bbox_loss_weight * bbox
-        mean_iou = float(torch.cat(ious_all).mean()) if ious_all else 0.0
+        mean_iou = float(ious[pos].mean()) if num_pos else 0.0
         return LossOutput(total, cls.detach(), bbox.detach(), num_pos, mean_iou)

@@ -177,10 +177,24 @@ def test_ras_loss_by_hand() -> None:
     x = [1.2, -0.3, 0.4]
     q = [0.9, 0.5, 0.1]
     logits = t64(*x)[:, None]
+    # three positives of ONE GT: ranked among each other (default rank group "gt")
+    got = ras_loss(logits, torch.tensor([0, 0, 0]), torch.tensor([0]), t64(*q))
+    assert float(got) == pytest.approx(_ras_by_hand(x, q), rel=1e-12)
+    # three GTs of one class in one scene: "class" and "scene" rank the three together, "gt"
+    # ranks each alone (N = 1 per group: r = w = 1, the RDL towards t = q)
     gt_index = torch.tensor([0, 1, 2])
     gt_labels = torch.tensor([0, 0, 0])
-    got = ras_loss(logits, gt_index, gt_labels, t64(*q))
-    assert float(got) == pytest.approx(_ras_by_hand(x, q), rel=1e-12)
+    for group in ("class", "scene"):
+        got = ras_loss(logits, gt_index, gt_labels, t64(*q), rank_group=group)
+        assert float(got) == pytest.approx(_ras_by_hand(x, q), rel=1e-12), group
+    alone = sum(_ras_by_hand([xi], [qi]) for xi, qi in zip(x, q))
+    assert float(ras_loss(logits, gt_index, gt_labels, t64(*q))) == pytest.approx(alone, rel=1e-12)
+    # two GTs: positives 0, 2 of GT 0 and 1 of GT 1 -> two rank groups
+    two = ras_loss(logits, torch.tensor([0, 1, 0]), torch.tensor([0, 0]), t64(*q))
+    want = _ras_by_hand([x[0], x[2]], [q[0], q[2]]) + _ras_by_hand([x[1]], [q[1]])
+    assert float(two) == pytest.approx(want, rel=1e-12)
+    with pytest.raises(ValueError, match="rank_group"):
+        ras_loss(logits, gt_index, gt_labels, t64(*q), rank_group="image")  # type: ignore[arg-type]
     # targets and weights by hand
     t, w = ras_targets(t64(*q), torch.sigmoid(t64(*x)))
     assert t.tolist() == pytest.approx([qi * ri for qi, ri in zip(q, soft_rank(t64(*q)).tolist())])
@@ -190,14 +204,14 @@ def test_ras_loss_by_hand() -> None:
     # with negatives and extra classes: those entries keep the focal loss
     logits2 = torch.cat([logits, t64(0.7, -1.0, 2.0)[:, None]], 0)  # 3 negatives
     logits2 = torch.cat([logits2, t64(0.2, -0.5, 1.0, 0.3, -2.0, 0.0)[:, None]], 1)  # class 1
-    gi2 = torch.tensor([0, 1, 2, -1, -1, -1])
+    gi2 = torch.tensor([0, 0, 0, -1, -1, -1])
     ious2 = torch.cat([t64(*q), t64(0.0, 0.0, 0.0)])
     onehot = torch.zeros(6, 2, dtype=F64)
     onehot[:3, 0] = 1
     focal = sigmoid_focal_loss(logits2, onehot)
     want = float(focal.sum() - focal[:3, 0].sum()) + _ras_by_hand(x, q)
-    assert float(ras_loss(logits2, gi2, gt_labels, ious2)) == pytest.approx(want, rel=1e-12)
-    per = ras_loss(logits2, gi2, gt_labels, ious2, reduction="none")
+    assert float(ras_loss(logits2, gi2, gt_labels[:1], ious2)) == pytest.approx(want, rel=1e-12)
+    per = ras_loss(logits2, gi2, gt_labels[:1], ious2, reduction="none")
     assert per.shape == (6, 2) and torch.equal(per[3:], focal[3:])
 
 
@@ -256,7 +270,7 @@ def test_ras_gradients_flow_only_through_the_scores() -> None:
     pos = (gi >= 0).nonzero().flatten()
     lab = labels[gi[pos]]
     with torch.no_grad():
-        t, w = ras_targets(ious[pos], torch.sigmoid(logits[pos, lab]))
+        t, w = ras_targets(ious[pos], torch.sigmoid(logits[pos, lab]), groups=gi[pos])
     x = logits.detach().clone().requires_grad_(True)
     onehot = torch.zeros_like(x)
     onehot[pos, lab] = 1
@@ -310,11 +324,19 @@ def test_ras_batch_equals_sum_of_scenes() -> None:
         )
         assert float(batch) == pytest.approx(per_scene, rel=1e-10), kind
     assert sid.tolist() == [0] * 12 + [1] * 9 + [2] * 7
-    # without scene ids RAS ranks across scenes: a different value
-    ras = ClassificationLoss("ras")
-    assert float(
-        ras(torch.cat([s[0] for s in scenes]), gi_b, labels_b, torch.cat([s[3] for s in scenes]))
-    ) != pytest.approx(sum(float(ras(*s)) for s in scenes), rel=1e-10)
+    # rank groups "gt" (default) and "class" never mix scenes; "scene" needs the scene ids:
+    # without them it ranks across scenes, a different value
+    cat_logits, cat_ious = torch.cat([s[0] for s in scenes]), torch.cat([s[3] for s in scenes])
+    for group in ("gt", "class", "scene"):
+        ras = ClassificationLoss("ras", ras_rank_group=group)
+        per_scene = sum(float(ras(*s)) for s in scenes)
+        with_ids = float(ras(cat_logits, gi_b, labels_b, cat_ious, scene_ids=sid))
+        assert with_ids == pytest.approx(per_scene, rel=1e-10), group
+        without = float(ras(cat_logits, gi_b, labels_b, cat_ious))
+        if group == "gt":
+            assert without == pytest.approx(per_scene, rel=1e-10)
+        elif group == "scene":
+            assert without != pytest.approx(per_scene, rel=1e-10)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -57,11 +57,13 @@ def test_assigner_on_device(scene: dict, kind: str, device: torch.device) -> Non
     assert res.gt_index.device == device and res.gt_index.dtype == torch.int64
     pos = res.pos_mask
     # every box gets positives (the scan covers them all), on the level of its class; TR3D
-    # takes top_k = 6 each (SPOTA's max-mass rounding may give a box more)
+    # takes at most top_k = 6 each (shared locations go to the nearer box), SPOTA exactly 6
     counts = torch.bincount(res.gt_index[pos], minlength=len(boxes))
     assert bool((counts >= 1).all()), counts.tolist()
     if kind == "tr3d":
         assert bool((counts <= 6).all()), counts.tolist()
+    else:
+        assert counts.tolist() == [6] * len(boxes)
     table = torch.tensor(TR3D_LABEL2LEVEL_SCANNET, device=device)
     assert torch.equal(out.levels[pos], table[labels[res.gt_index[pos]]])
     if device.type != "cpu":

@@ -12,12 +12,23 @@ levels (L,), gt_boxes (K, 7), gt_labels (K,), pred_boxes (L, 7) | None, cls_logi
 -> AssignResult`` with ``gt_index (L,)`` int64, ``-1`` = background.
 """
 
-from ._ops import best_per_group, level_candidates, squared_center_distance, topk_then_resolve
+from ._ops import (
+    best_per_group,
+    level_candidates,
+    level_spacing,
+    squared_center_distance,
+    topk_then_resolve,
+)
 from .base import Assigner, AssignResult, SceneInputs, check_assign_inputs
 from .config import ASSIGNER_KINDS, AssignerConfig, build_assigner
 from .spota import OT_DECISIONS, SPOTAAssigner
 from .spota_cost import centre_prior, focal_matching_cost, spota_pair_cost
-from .spota_decision import ensure_one_positive, max_mass_decision, top_mass_decision
+from .spota_decision import (
+    ensure_one_positive,
+    max_mass_decision,
+    top_k_decision,
+    top_mass_decision,
+)
 from .tr3d import (
     TR3D_LABEL2LEVEL_S3DIS,
     TR3D_LABEL2LEVEL_SCANNET,
@@ -47,12 +58,14 @@ __all__ = [
     "ensure_one_positive",
     "focal_matching_cost",
     "level_candidates",
+    "level_spacing",
     "max_mass_decision",
     "sinkhorn_log",
     "sinkhorn_log_sparse",
     "spota_pair_cost",
     "spota_supplies",
     "squared_center_distance",
+    "top_k_decision",
     "top_mass_decision",
     "topk_then_resolve",
 ]

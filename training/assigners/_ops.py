@@ -8,6 +8,7 @@ from torch import Tensor
 __all__ = [
     "best_per_group",
     "level_candidates",
+    "level_spacing",
     "pad_groups",
     "squared_center_distance",
     "topk_then_resolve",
@@ -158,4 +159,31 @@ def pad_groups(group: Tensor, num_groups: int, pad_value: int) -> Tensor:
     starts = torch.cumsum(counts, 0) - counts
     pos = torch.arange(p, device=group.device) - starts[sorted_group]
     out[sorted_group, pos] = order
+    return out
+
+
+def level_spacing(locations: Tensor, levels: Tensor, num_levels: int) -> Tensor:
+    """Spacing of the location lattice of each output level, read off the locations (metres).
+
+    Head locations are voxel coordinates x voxel size on a lattice of the level's tensor stride,
+    so the smallest positive difference between two locations' coordinates (any axis) of one
+    level is that level's stride in metres (our use: SPOTA's centre prior, our formulation).
+
+    Args:
+        locations: ``(L, 3)`` float, metres.
+        levels: ``(L,)`` int64 level per location.
+        num_levels: number of levels ``V`` to report (levels ``>= V`` are ignored).
+
+    Returns:
+        ``(V,)`` float (dtype of ``locations``): the spacing per level; ``1.0`` (no scaling)
+        for a level with fewer than two distinct coordinates on every axis. One host sync per
+        level.
+    """
+    out = torch.ones(num_levels, dtype=locations.dtype, device=locations.device)
+    for lvl in range(num_levels):
+        pts = locations[levels == lvl]
+        gaps = [torch.diff(torch.unique(pts[:, a])) for a in range(3)] if len(pts) > 1 else []
+        gaps = [g[g > 0] for g in gaps]
+        if any(g.numel() for g in gaps):
+            out[lvl] = torch.cat(gaps).min()
     return out

@@ -26,8 +26,8 @@ class AssignerConfig(MappingConfig):
         label2level: output level per class; default TR3D's ScanNet table
             (:data:`~sr3d_training.assigners.TR3D_LABEL2LEVEL_SCANNET`, 18 classes). Lists are
             converted to tuples.
-        top_k: positives (TR3D) / units supplied (SPOTA) per GT; 6 (TR3D paper).
-        mu: SPOTA centre-prior sharpness, 1/m^2; 1.0.
+        top_k: positives per GT (TR3D; SPOTA: also the units each GT supplies); 6 (both papers).
+        mu: SPOTA centre-prior sharpness (distances in strides of the GT's level); 1.0.
         beta: SPOTA vertex-distance weight; 1.0.
         sinkhorn_eps: SPOTA entropic temperature (cost units); 0.1.
         sinkhorn_iters: SPOTA Sinkhorn iterations; 50.
@@ -35,9 +35,10 @@ class AssignerConfig(MappingConfig):
         max_candidates: SPOTA nearest candidates scored per GT (speed measure); 64, ``None`` =
             all candidates on the level.
         use_ot: SPOTA ablation: ``False`` = plain top-k lowest cost; True.
-        ot_decision: SPOTA plan rounding, ``"max_mass"`` (each location to the supplier sending
-            it the most mass) or ``"top_mass"`` (each GT keeps its ``top_k`` largest-mass
-            locations); see :mod:`sr3d_training.assigners.spota`. Default ``"max_mass"``.
+        ot_decision: SPOTA plan rounding, ``"top_mass"`` (default, SR3D's rule: each GT keeps
+            its ``top_k`` largest-mass locations, conflicts to the lower cost) or ``"max_mass"``
+            (ablation: each location to the supplier sending it the most mass); see
+            :mod:`sr3d_training.assigners.spota`.
         use_vertex_distance: SPOTA ablation: ``False`` drops ``R_VD``; True.
         use_cls_cost: SPOTA ablation: add the focal classification cost; False (SR3D: hurts).
         cls_cost_weight: weight of that term; 1.0.
@@ -64,7 +65,7 @@ class AssignerConfig(MappingConfig):
     bg_cost: float | None = None
     max_candidates: int | None = 64
     use_ot: bool = True
-    ot_decision: Literal["max_mass", "top_mass"] = "max_mass"
+    ot_decision: Literal["top_mass", "max_mass"] = "top_mass"
     use_vertex_distance: bool = True
     use_cls_cost: bool = False
     cls_cost_weight: float = 1.0

@@ -4,11 +4,12 @@ For a ground-truth box ``g`` and a candidate location ``a`` (position ``p_a``, d
 box ``b_a``, detached)::
 
     C(a, g) = (1 - IoU(b_a, g)) + beta * R_VD(b_a, g) + gamma_c(a, g) [+ w_cls * C_cls(a, g)]
-    gamma_c(a, g) = 1 - exp(-mu * |p_a - c_g|^2)            (mu in 1 / m^2)
+    gamma_c(a, g) = 1 - exp(-mu * (|p_a - c_g| / s_l)^2)     (s_l: the stride of g's level, m)
 
 ``IoU`` is :func:`sr3d_ros.geometry.box_iou_3d` (exact rotated IoU when any yaw != 0), ``R_VD``
 :func:`sr3d_ros.geometry.normalized_vertex_distance` (in ``[0, 1]``). The optional
 classification term is the focal matching cost of Deformable DETR (Zhu et al., ICLR 2021).
+Why the distance is normalised by the stride: :mod:`sr3d_training.assigners.spota`.
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ def centre_prior(d2: Tensor, mu: float) -> Tensor:
     """SPOTA's spatial prior ``gamma_c = 1 - exp(-mu * d2)`` (our formulation), in ``[0, 1)``.
 
     Args:
-        d2: squared centre distances (any shape, float), in the units ``mu`` is the inverse of.
+        d2: squared centre distances (any shape, float), in the units ``mu`` is the inverse of
+            (SPOTA: squared multiples of the level's stride).
         mu: sharpness >= 0.
 
     Returns:
@@ -71,7 +73,8 @@ def spota_pair_cost(
     Args:
         pred: ``(R, M, 7)`` float decoded predicted boxes of the candidates (detached).
         gt: ``(R, 7)`` float GT boxes (project convention: centre, full sizes, metres, yaw).
-        d2: ``(R, M)`` float squared centre distances (finite; ``mu``'s inverse units).
+        d2: ``(R, M)`` float squared centre distances in units of the level's stride
+            (``(|p_a - c_g| / s_l)^2``, finite).
         mu: centre-prior sharpness >= 0.
         beta: vertex-distance weight >= 0 (0 drops the term).
         rotated: IoU mode of :func:`sr3d_ros.geometry.box_iou_3d` (``None`` = automatic).

@@ -12,9 +12,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ._ops import best_per_group, topk_then_resolve
+from ._ops import best_per_group
 
-__all__ = ["ensure_one_positive", "max_mass_decision", "top_mass_decision"]
+__all__ = ["ensure_one_positive", "max_mass_decision", "top_k_decision", "top_mass_decision"]
 
 
 def max_mass_decision(
@@ -43,19 +43,71 @@ def max_mass_decision(
     return torch.where(gt_wins, rows[best], torch.full_like(best, -1))
 
 
-def top_mass_decision(log_plan: Tensor, k: int, columns: Tensor, num_columns: int) -> Tensor:
-    """Each GT keeps the ``k`` locations it sends the most mass to; a location picked by several
-    GTs goes to the one sending it the most mass.
+def top_k_decision(
+    score: Tensor, cost: Tensor, need: Tensor, columns: Tensor, num_columns: int, largest: bool
+) -> Tensor:
+    """Each GT takes its ``need`` best candidates by ``score``; conflicts go to the lower cost.
+
+    Rounds (our formulation of SR3D's "top-k anchors per ground truth"): every GT still short of
+    ``need[r]`` positives proposes its best free candidates (by ``score``, as many as it lacks);
+    a location proposed by several GTs goes to the one with the lowest ``cost`` (ties -> the
+    lowest row). A GT that lost a location proposes its next best free one in the next round, so
+    a GT ends with ``need[r]`` positives unless fewer of its candidates are left free. Each round
+    assigns at least one location; one host sync per round (usually 1-3 rounds).
 
     Args:
-        log_plan: ``(R, M)`` log mass (``-inf`` entries are never picked).
-        k: picks per GT.
-        columns, num_columns: the compact layout (module docstring).
+        score: ``(R, M)`` ranking score of each entry (the transport plan's log mass with
+            ``largest=True``, or the cost itself with ``largest=False``).
+        cost: ``(R, M)`` cost ``C``; ``inf`` marks entries that do not exist (never picked).
+        need: ``(R,)`` int64 positives each GT should get (e.g. ``min(k, n_g)``).
+        columns: ``(R, M)`` int64 compact location of each entry; a row names a column at most
+            once.
+        num_columns: ``U``.
+        largest: rank by the largest (``True``) or smallest (``False``) score.
 
     Returns:
         ``(U,)`` int64 GT row per location, ``-1`` = background.
     """
-    return topk_then_resolve(log_plan, k, largest=True, columns=columns, num_columns=num_columns)
+    r, m = cost.shape
+    assigned = torch.full((num_columns,), -1, dtype=torch.long, device=cost.device)
+    if r == 0 or m == 0:
+        return assigned
+    valid = torch.isfinite(cost)
+    key = torch.where(valid, -score if largest else score, float("inf"))
+    order = torch.sort(key, dim=1, stable=True).indices  # best first; missing entries last
+    cols = torch.gather(columns, 1, order)
+    ok = torch.gather(valid, 1, order)
+    costs = torch.gather(cost, 1, order)
+    count = torch.zeros(r, dtype=torch.long, device=cost.device)
+    for _ in range(num_columns):
+        free = ok & (assigned[cols] < 0)
+        lacking = (need - count).clamp_min(0)
+        propose = free & (torch.cumsum(free, dim=1) <= lacking[:, None])
+        rows, slots = propose.nonzero(as_tuple=True)  # row-major: rows ascending
+        if rows.numel() == 0:
+            break
+        locs = cols[rows, slots]
+        win = best_per_group(costs[rows, slots], locs, num_columns, largest=False)
+        win = win[win >= 0]
+        assigned[locs[win]] = rows[win]
+        count += torch.bincount(rows[win], minlength=r)
+    return assigned
+
+
+def top_mass_decision(
+    log_plan: Tensor, cost: Tensor, need: Tensor, columns: Tensor, num_columns: int
+) -> Tensor:
+    """SPOTA's rule (SR3D: top-k anchors per ground truth): each GT keeps the ``need`` candidates
+    it sends the most mass to, conflicts go to the lower cost (:func:`top_k_decision`).
+
+    Args:
+        log_plan: ``(R, M)`` log mass of each entry.
+        cost, need, columns, num_columns: as :func:`top_k_decision`.
+
+    Returns:
+        ``(U,)`` int64 GT row per location, ``-1`` = background.
+    """
+    return top_k_decision(log_plan, cost, need, columns, num_columns, largest=True)
 
 
 def ensure_one_positive(assigned: Tensor, cost: Tensor, columns: Tensor) -> Tensor:

@@ -18,11 +18,12 @@ from .classification import (
 from .focal import sigmoid_focal_loss
 from .iou import box_diou_loss
 from .quality_focal import quality_focal_loss
-from .ras import check_assignment_inputs, ras_loss, ras_targets, soft_rank
+from .ras import RANK_GROUPS, check_assignment_inputs, ras_loss, ras_targets, soft_rank
 from .varifocal import varifocal_loss
 
 __all__ = [
     "CLASSIFICATION_LOSS_KINDS",
+    "RANK_GROUPS",
     "ClassificationLoss",
     "ClassificationLossConfig",
     "box_diou_loss",

@@ -25,7 +25,7 @@ from ..config_mapping import MappingConfig
 from ._common import onehot_targets
 from .focal import sigmoid_focal_loss
 from .quality_focal import quality_focal_loss
-from .ras import check_assignment_inputs, ras_loss
+from .ras import RANK_GROUPS, RankGroup, check_assignment_inputs, ras_loss
 from .varifocal import varifocal_loss
 
 __all__ = [
@@ -53,6 +53,9 @@ class ClassificationLossConfig(MappingConfig):
         vfl_alpha, vfl_gamma: VFL negative weight / exponent; 0.75, 2.0.
         ras_tau: RAS soft-rank temperature; 0.1.
         ras_beta: RAS distillation exponent; 2.0.
+        ras_rank_group: among which positives RAS ranks a positive: ``"gt"`` (default, the
+            positives of the same GT), ``"class"`` (same class and scene) or ``"scene"``
+            (ablation); see :mod:`sr3d_training.losses.ras`.
 
     Fields of other kinds are ignored. Types are checked by :meth:`from_dict` (the core's strict
     config validator), values at construction.
@@ -69,13 +72,14 @@ class ClassificationLossConfig(MappingConfig):
     vfl_gamma: float = 2.0
     ras_tau: float = 0.1
     ras_beta: float = 2.0
+    ras_rank_group: RankGroup = "gt"
 
     def __post_init__(self) -> None:
         if self.kind not in CLASSIFICATION_LOSS_KINDS:
             raise ValueError(f"kind must be one of {CLASSIFICATION_LOSS_KINDS}, got {self.kind!r}")
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
-            if f.name not in ("kind", "focal_alpha") and not v >= 0:
+            if isinstance(v, (int, float)) and f.name != "focal_alpha" and not v >= 0:
                 raise ValueError(f"{f.name} must be >= 0, got {v}")
         if self.focal_alpha > 1:
             raise ValueError(
@@ -83,6 +87,8 @@ class ClassificationLossConfig(MappingConfig):
             )
         if not self.ras_tau > 0:
             raise ValueError(f"ras_tau must be > 0, got {self.ras_tau}")
+        if self.ras_rank_group not in RANK_GROUPS:
+            raise ValueError(f"ras_rank_group must be one of {RANK_GROUPS}")
 
 
 def iou_targets(cls_logits: Tensor, gt_index: Tensor, gt_labels: Tensor, ious: Tensor) -> Tensor:
@@ -148,8 +154,8 @@ class ClassificationLoss:
                 GT (0 / ignored for negatives), used detached; required unless
                 ``kind == "focal"`` (ignored there).
             scene_ids: ``(L,)`` int64 scene of each location when several scenes are passed at
-                once (RAS ranks positives within a scene; other kinds ignore it). ``None`` = one
-                scene.
+                once (RAS's ``"class"`` / ``"scene"`` rank groups; other kinds ignore it).
+                ``None`` = one scene.
 
         Returns:
             Scalar float loss SUMMED over all locations and classes (dtype of ``cls_logits``);
@@ -184,6 +190,7 @@ class ClassificationLoss:
                 focal_alpha=cfg.focal_alpha,
                 scene_ids=scene_ids,
                 reduction="sum",
+                rank_group=cfg.ras_rank_group,
             )
         targets = iou_targets(cls_logits, gt_index, gt_labels, ious)
         if cfg.kind == "qfl":

@@ -1,12 +1,16 @@
 """RAS: Ranking-Aware adaptive Self-distillation (SR3D; our formulation).
 
-SR3D's classification loss distils the ranking of box quality into the classifier: positives
-whose predicted box is good relative to the other positives of the scene get a high soft target,
-and the balance between the plain focal loss and the distillation term adapts to how well the
-classifier already ranks each positive. The paper gives no exact equations; everything below
-is **our formulation**.
+SR3D's classification loss distils the ranking of box quality into the classifier: a positive
+whose predicted box is good relative to COMPARABLE predictions gets a high soft target, and the
+balance between the plain focal loss and the distillation term adapts to how well the classifier
+already ranks each positive. The paper gives no exact equations; everything below is **our
+formulation**.
 
-For the ``N`` positive locations of ONE scene (``i = 1..N``), with ``g_i`` the assigned GT,
+Rank groups (``rank_group``; our formulation of "comparable predictions"): ranks are computed
+among the positives of the same ground-truth box (``"gt"``, default: the ~k candidates competing
+to predict one object, which NMS will choose between), of the same class in the same scene
+(``"class"``, switch), or of the whole scene (``"scene"``, the earlier behaviour, kept for the
+ablation). For the ``N`` positives of ONE group (``i = 1..N``), with ``g_i`` the assigned GT,
 ``c_i`` its class, ``x_i`` the logit of class ``c_i`` at location ``i``:
 
 * quality ``q_i = IoU(b_i, g_i)`` of the decoded predicted box with its GT (DETACHED, given);
@@ -14,7 +18,7 @@ For the ``N`` positive locations of ONE scene (``i = 1..N``), with ``g_i`` the a
 
       rank_tau(v)_i = 1 - 1/(N-1) * sum_{j != i} sigmoid((v_j - v_i) / tau),   tau = 0.1
 
-  defined as 1 for ``N = 1`` (a lone positive is the best of its scene);
+  defined as 1 for ``N = 1`` (a lone positive is the best of its group);
 * soft target ``t_i = q_i * r_i`` with ``r = rank_tau(q)`` (detached);
 * ``s_i = sigmoid(x_i)``; ranking distillation loss (the QFL form of Li et al., NeurIPS 2020,
   eq. 5, with target ``t``): ``RDL_i = |t_i - s_i|^beta * BCE(s_i, t_i)``, ``beta = 2``;
@@ -33,6 +37,8 @@ job, as for the focal loss.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -40,7 +46,18 @@ from torch import Tensor
 from ._common import Reduction, onehot_targets, reduce_loss
 from .focal import sigmoid_focal_loss
 
-__all__ = ["check_assignment_inputs", "ras_loss", "ras_targets", "soft_rank"]
+__all__ = [
+    "RANK_GROUPS",
+    "RankGroup",
+    "check_assignment_inputs",
+    "ras_loss",
+    "ras_targets",
+    "soft_rank",
+]
+
+RankGroup = Literal["gt", "class", "scene"]
+#: Among which positives RAS ranks a positive (module docstring).
+RANK_GROUPS: tuple[str, ...] = ("gt", "class", "scene")
 
 # Row-chunk size of the pairwise rank matrix (bounds peak memory to ~chunk * N floats).
 _RANK_CHUNK_ELEMS = 1 << 22
@@ -107,7 +124,8 @@ def ras_targets(
         ious: ``(N,)`` float IoU ``q`` of each positive's predicted box with its GT, ``[0, 1]``.
         scores: ``(N,)`` float ``s = sigmoid(true-class logit)`` of each positive.
         tau: soft-rank temperature; 0.1.
-        groups: optional ``(N,)`` scene id per positive (ranks are computed within a scene).
+        groups: optional ``(N,)`` rank group per positive (ranks are computed within a group,
+            module docstring); ``None`` = one group.
 
     Returns:
         ``(t, w)``: soft targets ``t = q * rank(q)`` and weights ``w = rank(s)``, both ``(N,)``
@@ -187,6 +205,7 @@ def ras_loss(
     focal_alpha: float = 0.25,
     scene_ids: Tensor | None = None,
     reduction: Reduction = "sum",
+    rank_group: RankGroup = "gt",
 ) -> Tensor:
     """RAS classification loss (SR3D; our formulation, see the module docstring).
 
@@ -202,8 +221,11 @@ def ras_loss(
         tau: soft-rank temperature; 0.1.
         beta: RDL modulating exponent; 2.0.
         focal_gamma, focal_alpha: focal-loss parameters; 2.0, 0.25 (Lin et al. 2017).
-        scene_ids: optional ``(L,)`` int64 scene of each location: ranks are computed among the
-            positives of the same scene (``None`` = the input is one scene).
+        scene_ids: optional ``(L,)`` int64 scene of each location (``None`` = the input is one
+            scene); used by ``rank_group`` ``"class"`` and ``"scene"``.
+        rank_group: among which positives a positive is ranked: ``"gt"`` (default, the
+            positives of the same GT), ``"class"`` (same class and scene) or ``"scene"``
+            (module docstring).
         reduction: ``"sum"`` (default; divide by the number of positives yourself), ``"mean"``
             (over all ``L * C`` entries) or ``"none"`` (``(L, C)`` per-entry losses).
 
@@ -213,21 +235,27 @@ def ras_loss(
 
     Raises:
         TypeError / ValueError: invalid inputs (:func:`check_assignment_inputs`), ``tau <= 0``,
-            ``beta < 0``, unknown reduction.
+            ``beta < 0``, unknown reduction or rank group.
     """
     check_assignment_inputs(cls_logits, gt_index, gt_labels, ious, scene_ids)
     if beta < 0:
         raise ValueError(f"beta must be >= 0, got {beta}")
     if not tau > 0:
         raise ValueError(f"tau must be > 0, got {tau}")
+    if rank_group not in RANK_GROUPS:
+        raise ValueError(f"rank_group must be one of {RANK_GROUPS}, got {rank_group!r}")
     onehot, pos_idx, pos_lab = onehot_targets(cls_logits, gt_index, gt_labels)
     focal = sigmoid_focal_loss(cls_logits, onehot, gamma=focal_gamma, alpha=focal_alpha)
     if pos_idx.numel():
         x = cls_logits[pos_idx, pos_lab]
         s = torch.sigmoid(x)
         q = ious.detach()[pos_idx].to(cls_logits.dtype).clamp(0.0, 1.0)
-        groups = None if scene_ids is None else scene_ids[pos_idx]
-        t, w = ras_targets(q, s, tau, groups)
+        t, w = ras_targets(
+            q,
+            s,
+            tau,
+            _rank_groups(rank_group, gt_index, pos_idx, pos_lab, scene_ids, cls_logits.shape[1]),
+        )
         gap = (t - s).abs()
         if beta < 1:  # d|d|^beta/dd is infinite at 0 for beta < 1: keep the gradient finite
             gap = gap.clamp_min(1e-12)
@@ -235,3 +263,20 @@ def ras_loss(
         mixed = (1 - w) * focal[pos_idx, pos_lab] + w * rdl
         focal = focal.index_put((pos_idx, pos_lab), mixed)
     return reduce_loss(focal, reduction)
+
+
+def _rank_groups(
+    rank_group: str,
+    gt_index: Tensor,
+    pos_idx: Tensor,
+    pos_lab: Tensor,
+    scene_ids: Tensor | None,
+    num_classes: int,
+) -> Tensor | None:
+    """``(P,)`` rank group id of each positive (``None`` = one group: a single scene)."""
+    if rank_group == "gt":
+        return gt_index[pos_idx]
+    scene = None if scene_ids is None else scene_ids[pos_idx].to(torch.int64)
+    if rank_group == "scene":
+        return scene
+    return pos_lab if scene is None else scene * num_classes + pos_lab
