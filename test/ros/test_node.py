@@ -37,6 +37,7 @@ from sensor_msgs.msg import PointCloud2, PointField  # noqa: E402
 from vision_msgs.msg import Detection3DArray, LabelInfo  # noqa: E402
 from visualization_msgs.msg import Marker, MarkerArray  # noqa: E402
 
+from sr3d_ros.demo.node import node_command  # noqa: E402
 from sr3d_ros.frames import boxes_from_gravity, make_transform, transform_points  # noqa: E402
 from sr3d_ros.ros import params as P  # noqa: E402
 from sr3d_ros.ros.messages import detection3d_array_to_boxes  # noqa: E402
@@ -755,30 +756,19 @@ def test_node_process_detects_and_exits_zero(
     log = tmp_path / "node.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "sr3d_ros.ros.pointcloud_node",
-                "--ros-args",
-                "-r",
-                f"__ns:={ns}",
-                "-r",
-                f"/diagnostics:={ns}/diagnostics",
-                "-p",
-                f"checkpoint:={ckpt}",
-                "-p",
-                "device:=cpu",
-                "-p",
-                "score_threshold:=0.01",
-                "-p",
-                f"max_points:={N_POINTS}",
-                "-p",
-                "num_threads:=1",
-                "-p",
-                f"max_detections:={MAX_DET}",
-                "-p",
-                f"qos_reliability:={reliability}",
-            ],
+            node_command(
+                ns,
+                {
+                    "checkpoint": ckpt,
+                    "device": "cpu",
+                    "score_threshold": 0.01,
+                    "max_points": N_POINTS,
+                    "num_threads": 1,
+                    "max_detections": MAX_DET,
+                    "qos_reliability": reliability,
+                },
+                remaps={"/diagnostics": f"{ns}/diagnostics"},
+            ),
             env=_env(),
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -840,18 +830,7 @@ def test_node_process_detects_and_exits_zero(
 
 def test_node_process_bad_parameters_exit_1(ckpt, ns):
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "sr3d_ros.ros.pointcloud_node",
-            "--ros-args",
-            "-r",
-            f"__ns:={ns}",
-            "-p",
-            f"checkpoint:={ckpt}",
-            "-p",
-            "score_threshold:=3.0",
-        ],
+        node_command(ns, {"checkpoint": ckpt, "score_threshold": 3.0}),
         env=_env(),
         capture_output=True,
         text=True,
