@@ -8,6 +8,7 @@
   :class:`MonoHeadOutputs`.
 * :mod:`.model`: :class:`MonoDetectorModel` -> :class:`MonoOutputs`.
 * :mod:`.decode`: head outputs -> 2D boxes and KITTI camera boxes.
+* :mod:`.gating`: CGI3D, the 3D branches on 3x3 patches of the top-K confident locations.
 """
 
 from .config import (
@@ -19,6 +20,7 @@ from .config import (
     MonoModelConfig,
 )
 from .decode import decode_camera_boxes, decode_image_boxes, unproject_centers
+from .gating import GatedOutputs, full_head_topk, gated_3d, gated_head_topk, select_topk
 from .head import MonoHeadOutputs
 from .model import MonoDetectorModel, MonoOutputs, anchor_grid
 
@@ -26,6 +28,7 @@ __all__ = [
     "KITTI_MEAN_SIZES",
     "MONO_CLASSES",
     "MONO_SIZES",
+    "GatedOutputs",
     "MonoDetectorConfig",
     "MonoDetectorModel",
     "MonoHeadOutputs",
@@ -35,5 +38,9 @@ __all__ = [
     "anchor_grid",
     "decode_camera_boxes",
     "decode_image_boxes",
+    "full_head_topk",
+    "gated_3d",
+    "gated_head_topk",
+    "select_topk",
     "unproject_centers",
 ]
