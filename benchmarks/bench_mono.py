@@ -57,7 +57,7 @@ from sr3d_ros.models.mono import (
     MonoInferenceConfig,
     MonoModelConfig,
 )
-from sr3d_ros.models.mono.gating import full_head_topk, gated_head_topk
+from sr3d_ros.models.mono.gating import head_topk
 from sr3d_ros.mono_inference import MonoDetector
 
 FRAME = "000007"
@@ -90,8 +90,8 @@ def gflops(model: MonoDetectorModel, x: torch.Tensor, k: int) -> dict[str, float
         _, strides = model.anchors(feats)
     trunk = count(lambda: model.neck(model.backbone(x)))
     head2d = count(lambda: model.one2one.forward_2d(feats))
-    full = count(lambda: full_head_topk(model.one2one, feats, strides, k))
-    gated = count(lambda: gated_head_topk(model.one2one, feats, strides, k))
+    full = count(lambda: head_topk(model.one2one, feats, strides, k, gated=False))
+    gated = count(lambda: head_topk(model.one2one, feats, strides, k, gated=True))
     return {
         "gflops_full": trunk + full,
         "gflops_gated": trunk + gated,

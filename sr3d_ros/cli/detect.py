@@ -30,12 +30,13 @@ import numpy as np
 from .. import __version__
 from ..checkpoints import CheckpointError
 from ..classes import nyu40_boxes_to_labels
-from ..config import ConfigError, to_dict
+from ..config import ConfigError
 from ..detections import Detections
 from ..inference import PointCloudDetector, default_checkpoint_path
 from ..io.atomic import atomic_write_json
 from ..io.images import IMAGE_SUFFIXES
 from ..io.pointclouds import DEFAULT_BIN_COLUMNS, SUPPORTED_SUFFIXES, read_points
+from .detect_image import checkpoint_record
 
 __all__ = ["build_parser", "load_gt_boxes", "main"]
 
@@ -268,12 +269,7 @@ def main(argv: list[str] | None = None) -> int:
             "columns": int(points.shape[1]),
             **({"bin_columns": args.bin_columns} if args.cloud.lower().endswith(".bin") else {}),
         },
-        "checkpoint": {
-            "path": str(ckpt_path.resolve()),
-            "embedded_default": args.checkpoint is None,
-            "provenance": detector.provenance,
-            "config": to_dict(detector.config),
-        },
+        "checkpoint": checkpoint_record(ckpt_path, args.checkpoint is None, detector),
         "device": str(detector.device),
         "wall_ms": wall_ms,
         **det.to_dict(),

@@ -26,7 +26,7 @@ from ..io.calibration import read_camera_file
 from ..io.images import read_image
 from ..mono_inference import MonoDetector, default_mono_checkpoint_path
 
-__all__ = ["FRAME_NOTE", "run_image"]
+__all__ = ["FRAME_NOTE", "checkpoint_record", "run_image"]
 
 FRAME_NOTE = (
     "camera_box: KITTI camera box in the optical frame of the calibration's P (x right, y down, "
@@ -34,6 +34,17 @@ FRAME_NOTE = (
     "alpha = rotation_y - atan2(x, z); box: the same box in the camera body frame (x forward, "
     "y left, z up), geometric centre, sizes (l, w, h), yaw about +z; bbox_2d: image pixels"
 )
+
+
+def checkpoint_record(path: Path, default: bool, detector: Any) -> dict[str, Any]:
+    """The ``checkpoint`` entry of sr3d-detect's JSON (both detector kinds): resolved path,
+    whether it is the default model, provenance and config."""
+    return {
+        "path": str(path.resolve()),
+        "embedded_default": default,
+        "provenance": detector.provenance,
+        "config": to_dict(detector.config),
+    }
 
 
 def _fail(msg: str) -> int:
@@ -114,12 +125,7 @@ def run_image(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             "calib_notes": notes,
         },
         "frames": FRAME_NOTE,
-        "checkpoint": {
-            "path": str(ckpt_path.resolve()),
-            "default_model": args.checkpoint is None,
-            "provenance": detector.provenance,
-            "config": to_dict(detector.config),
-        },
+        "checkpoint": checkpoint_record(ckpt_path, args.checkpoint is None, detector),
         "device": str(detector.device),
         "wall_ms": wall_ms,
         **det.to_dict(),
