@@ -1,8 +1,11 @@
-"""``sr3d-bag``: build, inspect, play and record rosbag2 (MCAP) bags (see :mod:`sr3d_ros.ros.bag`).
+"""``sr3d-bag``: build, inspect, extract, pseudo-label, play and record rosbag2 bags (.db3, .mcap).
 
-    sr3d-bag build OUT [--dataset scannet|sunrgbd|kitti] [--ids ID ...] [--rate 0.5]
-                       [--frame-id map] [--storage mcap|sqlite3]
-    sr3d-bag info BAG
+    sr3d-bag build OUT [--dataset scannet|sunrgbd|kitti|scannet_sensor] [--ids ID ...]
+                       [--rate 0.5] [--frame-id map] [--frames 3] [--storage mcap|sqlite3]
+    sr3d-bag info BAG [--target-frame F]
+    sr3d-bag extract BAG --out DIR (--points-topic T | --image-topic T --camera-info-topic T)
+                     [--gt-topic T] [--target-frame F | --gravity-matrix V*16] [--every N]
+                     [--resume]
     sr3d-bag play BAG [--rate 1.0] [--loop] [--clock [--clock-hz 40]] [--topics T ...]
                       [--remap FROM:=TO] [--wait-subscribers 5]
     sr3d-bag record OUT TOPIC ... [--duration S] [--type TOPIC=pkg/msg/Type ...]
@@ -34,6 +37,7 @@ _DEFAULT_IDS = {
     "scannet": ["scene0000_00", "scene0000_01", "scene0000_02"],
     "sunrgbd": ["000001", "000002", "000003", "000004"],
     "kitti": ["000000", "000003", "000004", "000005"],
+    "scannet_sensor": [],  # scene0000_00's raw scan, --frames times (sr3d_ros.ros.bag.scannet)
 }
 
 
@@ -43,10 +47,10 @@ def _default_data_root() -> Path:
 
 
 def _cmd_build(a: argparse.Namespace) -> int:
-    from sr3d_ros.ros.bag import build_bag, build_kitti_bag, load_samples
+    from sr3d_ros.ros.bag import build_bag, build_kitti_bag, build_scannet_sensor_bag, load_samples
 
     ids = a.ids or _DEFAULT_IDS[a.dataset]
-    sub = Path(a.data_root) / a.dataset
+    sub = Path(a.data_root) / a.dataset.split("_")[0]
     if not sub.is_dir():
         raise FileNotFoundError(
             f"sample data not found: {sub} does not exist. The default data root "
@@ -56,6 +60,11 @@ def _cmd_build(a: argparse.Namespace) -> int:
     if a.dataset == "kitti":
         s = build_kitti_bag(a.out, sub / "training", ids, rate_hz=a.rate, storage=a.storage)
         frames = "camera_optical_frame, velodyne"
+    elif a.dataset == "scannet_sensor":
+        s = build_scannet_sensor_bag(
+            a.out, a.data_root, frames=a.frames, rate_hz=a.rate, storage=a.storage
+        )
+        frames = "scannet_sensor (moving; /tf, /tf_static to scannet_aligned)"
     else:
         samples = load_samples(a.dataset, a.data_root, ids)
         s = build_bag(a.out, samples, rate_hz=a.rate, frame_id=a.frame_id, storage=a.storage)
@@ -70,7 +79,7 @@ def _cmd_build(a: argparse.Namespace) -> int:
 def _cmd_info(a: argparse.Namespace) -> int:
     from sr3d_ros.ros.bag import bag_info
 
-    info = bag_info(a.bag)
+    info = bag_info(a.bag, target_frame=a.target_frame)
     print(json.dumps(info, indent=2))
     corrupt = info["chunks"]["corrupt"]
     if corrupt:
@@ -78,6 +87,59 @@ def _cmd_info(a: argparse.Namespace) -> int:
         for line in corrupt:
             print(f"  {line}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _gravity(a: argparse.Namespace) -> tuple[float, ...] | None:
+    """The --gravity-* options as 16 row-major values (None when none is given)."""
+    if a.gravity_matrix is None and a.gravity_rpy is None and a.gravity_translation is None:
+        return None
+    from sr3d_ros.frames import transform_from_params
+
+    T = transform_from_params(a.gravity_matrix, a.gravity_rpy, a.gravity_translation)
+    return tuple(float(v) for v in T.reshape(16))
+
+
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _cmd_extract(a: argparse.Namespace) -> int:
+    from sr3d_ros.ros.bag import ExtractOptions, extract_bag
+
+    opts = ExtractOptions(
+        points_topic=a.points_topic,
+        image_topic=a.image_topic,
+        camera_info_topic=a.camera_info_topic,
+        gt_topic=a.gt_topic,
+        target_frame=a.target_frame,
+        gravity_transform=_gravity(a),
+        every=a.every,
+        sync_tolerance_s=a.sync_tolerance,
+        tf_tolerance_s=a.tf_tolerance,
+    )
+    signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM stops like Ctrl-C: resumable
+    try:
+        s = extract_bag(
+            a.bag,
+            a.out,
+            opts,
+            resume=a.resume,
+            progress=not a.quiet,
+            class_names=a.class_names or (),
+        )
+    except KeyboardInterrupt:
+        print(
+            f"sr3d-bag extract: interrupted; the samples written so far are in "
+            f"{a.out}.partial (rerun with --resume to continue)",
+            file=sys.stderr,
+        )
+        return 1
+    print(
+        f"wrote {s.out}: {s.samples} samples ({s.written} now, {s.samples - s.written} resumed), "
+        f"{s.labelled} with labels, frame {s.frame_id!r}, {s.messages} messages read at "
+        f"{s.messages_per_s:.1f} msg/s"
+    )
     return 0
 
 
@@ -162,7 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--ids",
         nargs="+",
         help="scene / frame ids (default: "
-        + "; ".join(f"{d}: {' '.join(ids)}" for d, ids in sorted(_DEFAULT_IDS.items()))
+        + "; ".join(f"{d}: {' '.join(ids)}" for d, ids in sorted(_DEFAULT_IDS.items()) if ids)
         + ")",
     )
     b.add_argument(
@@ -174,6 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
         "such folder: pass --data-root or set SR3D_DATA)",
     )
     b.add_argument("--rate", type=float, default=0.5, help="frames per second of bag time")
+    b.add_argument("--frames", type=int, default=3, help="scannet_sensor: number of frames")
     b.add_argument("--frame-id", default="map", help="header.frame_id of the messages (not kitti)")
     b.add_argument(
         "--storage",
@@ -183,9 +246,60 @@ def build_parser() -> argparse.ArgumentParser:
     )
     b.set_defaults(func=_cmd_build)
 
-    i = sub.add_parser("info", help="topics, counts, duration")
+    i = sub.add_parser(
+        "info", help="topics, types, counts, duration, frame_ids, TF coverage, chunk CRCs (JSON)"
+    )
     i.add_argument("bag", type=Path)
+    i.add_argument(
+        "--target-frame", help="also check that /tf_static (+ /tf) reach this frame from the data"
+    )
     i.set_defaults(func=_cmd_info)
+
+    e = sub.add_parser(
+        "extract",
+        help="a training dataset from a bag (sr3d_training.datasets.bag format; atomic, resumable)",
+    )
+    e.add_argument("bag", type=Path, help="bag folder or .mcap / .db3 file")
+    e.add_argument("--out", type=Path, required=True, help="dataset folder to create")
+    src = e.add_mutually_exclusive_group(required=True)
+    src.add_argument("--points-topic", help="PointCloud2 topic (point-cloud samples)")
+    src.add_argument("--image-topic", help="Image topic (monocular samples; --camera-info-topic)")
+    e.add_argument("--camera-info-topic", help="CameraInfo topic of --image-topic")
+    e.add_argument("--gt-topic", help="Detection3DArray topic with ground truth (optional)")
+    e.add_argument(
+        "--target-frame",
+        help="move clouds and labels into this gravity-aligned (z up) frame through /tf_static "
+        "and /tf at each stamp",
+    )
+    e.add_argument(
+        "--gravity-matrix",
+        type=float,
+        nargs=16,
+        metavar="V",
+        help="without --target-frame: the node's gravity_transform.matrix (16 values, row-major, "
+        "input frame -> gravity-aligned)",
+    )
+    e.add_argument("--gravity-rpy", type=float, nargs=3, metavar=("R", "P", "Y"))
+    e.add_argument("--gravity-translation", type=float, nargs=3, metavar=("X", "Y", "Z"))
+    e.add_argument("--every", type=int, default=1, help="keep every N-th message (default 1)")
+    e.add_argument(
+        "--sync-tolerance",
+        type=float,
+        default=0.05,
+        metavar="S",
+        help="max stamp difference (s) of the labels / camera info to a sample (default 0.05)",
+    )
+    e.add_argument(
+        "--tf-tolerance",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="how far (s) outside the recorded /tf a lookup may fall (default 0, as tf2)",
+    )
+    e.add_argument("--class-names", nargs="+", help="label order (default: from the bag)")
+    e.add_argument("--resume", action="store_true", help="continue an interrupted extract")
+    e.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    e.set_defaults(func=_cmd_extract)
 
     pl = sub.add_parser("play", help="publish a bag into the ROS graph")
     pl.add_argument("bag", type=Path)

@@ -10,9 +10,9 @@ from typing import Any
 
 import numpy as np
 
-from sr3d_ros.frames import matrix_from_quaternion
+from sr3d_ros.frames import matrix_from_quaternion, quaternion_from_matrix
 
-__all__ = ["DetectionPoses", "detection_poses"]
+__all__ = ["DetectionPoses", "detection_poses", "upright_boxes"]
 
 
 @dataclass
@@ -43,6 +43,25 @@ class DetectionPoses:
         """``(M, 3, 3)`` box axes as columns (:func:`sr3d_ros.frames.matrix_from_quaternion`)."""
         return matrix_from_quaternion(self.quaternions).reshape(-1, 3, 3)
 
+    def transformed(self, T: np.ndarray, frame_id: str) -> DetectionPoses:
+        """The same boxes in another frame: ``T`` ``(4, 4)`` maps this frame to ``frame_id``
+        (centres ``R c + t``, orientations ``R R_box``); sizes, scores, names kept."""
+        T = np.asarray(T, np.float64)
+        rots = np.einsum("ij,mjk->mik", T[:3, :3], self.rotations)
+        return DetectionPoses(
+            self.centers @ T[:3, :3].T + T[:3, 3],
+            quaternion_from_matrix(rots).reshape(-1, 4),
+            self.sizes.copy(),
+            self.scores.copy(),
+            list(self.names),
+            frame_id,
+            self.stamp_ns,
+        )
+
+    def upright(self) -> tuple[np.ndarray, float]:
+        """:func:`upright_boxes` of these poses."""
+        return upright_boxes(self.centers, self.rotations, self.sizes)
+
 
 def detection_poses(msg: Any) -> DetectionPoses:
     """Box poses of a ``vision_msgs/Detection3DArray`` (rclpy, rosbags or duck-typed).
@@ -69,3 +88,43 @@ def detection_poses(msg: Any) -> DetectionPoses:
         return DetectionPoses(c, q, s, scores, names, str(msg.header.frame_id), stamp)
     except AttributeError as exc:
         raise ValueError(f"not a Detection3DArray message: {exc}") from None
+
+
+def upright_boxes(
+    centers: np.ndarray, rotations: np.ndarray, sizes: np.ndarray
+) -> tuple[np.ndarray, float]:
+    """Box poses in a gravity-aligned frame (z up) as our boxes ``(x, y, z, dx, dy, dz, yaw)``.
+
+    For each box, the local axis closest to the frame's z axis is the vertical one (its size
+    becomes ``dz``); of the two others, the first in local order becomes the box x axis (``dx``,
+    ``yaw`` = its heading in the xy plane) and the second ``dy``. Upright boxes map exactly
+    (e.g. KITTI camera-frame boxes, whose height is the local y axis, give ``dx = l``,
+    ``dy = w``, ``dz = h``); a tilted box keeps its centre and sizes and loses its tilt (our
+    formulation).
+
+    Args:
+        centers: ``(M, 3)``. rotations: ``(M, 3, 3)`` box axes as columns. sizes: ``(M, 3)``
+            along the local axes. Metres, in the gravity-aligned frame.
+
+    Returns:
+        ``(boxes float64 (M, 7), max_tilt)``: ``max_tilt`` the largest angle (radians) between a
+        box's vertical axis and +z (0 for none).
+    """
+    c = np.asarray(centers, np.float64).reshape(-1, 3)
+    R = np.asarray(rotations, np.float64).reshape(-1, 3, 3)
+    s = np.asarray(sizes, np.float64).reshape(-1, 3)
+    m = len(c)
+    if m == 0:
+        return np.zeros((0, 7)), 0.0
+    vert = np.abs(R[:, 2, :]).argmax(axis=1)  # (M,) local axis most aligned with z
+    others = np.array([[1, 2], [0, 2], [0, 1]])[vert]  # (M, 2) remaining local axes, in order
+    rows = np.arange(m)
+    ax = R[rows, :, others[:, 0]]  # (M, 3) the box x axis
+    out = np.empty((m, 7))
+    out[:, :3] = c
+    out[:, 3] = s[rows, others[:, 0]]
+    out[:, 4] = s[rows, others[:, 1]]
+    out[:, 5] = s[rows, vert]
+    out[:, 6] = np.arctan2(ax[:, 1], ax[:, 0])
+    tilt = float(np.arccos(np.clip(np.abs(R[rows, 2, vert]), 0.0, 1.0)).max())
+    return out, tilt
