@@ -15,7 +15,7 @@ from __future__ import annotations
 import sqlite3
 import struct
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -271,7 +271,13 @@ def bag_info(path: str | Path, target_frame: str | None = None) -> dict[str, Any
         "with_crc": sum(r.with_crc for r in reports),
         "corrupt": corrupt,
     }
-    with open_bag(path) as r:
+    with ExitStack() as stack:
+        try:
+            r = stack.enter_context(open_bag(path))
+        except BagReadError:
+            if corrupt:  # say what is damaged, not only that rosbags cannot open it
+                raise BagReadError(f"{path}: damaged bag: " + "; ".join(corrupt)) from None
+            raise
         rb = r.rosbags
         topics: dict[str, dict[str, Any]] = {
             t: {"type": i.msgtype, "count": i.msgcount, "frame_ids": []}
