@@ -3,15 +3,15 @@
     sr3d-bag build OUT [--dataset scannet|sunrgbd|kitti|scannet_sensor] [--ids ID ...]
                        [--rate 0.5] [--frame-id map] [--frames 3] [--storage mcap|sqlite3]
     sr3d-bag info BAG [--target-frame F]
-    sr3d-bag extract BAG --out DIR (--points-topic T | --image-topic T --camera-info-topic T)
-                     [--gt-topic T] [--target-frame F | --gravity-matrix V*16] [--every N]
-                     [--resume]
+    sr3d-bag extract BAG --out DIR (--points-topic T | --image-topic T ...) [...]
+    sr3d-bag pseudo-label BAG|DIR --out DIR [--checkpoint T] [--score 0.5] [...]
     sr3d-bag play BAG [--rate 1.0] [--loop] [--clock [--clock-hz 40]] [--topics T ...]
                       [--remap FROM:=TO] [--wait-subscribers 5]
     sr3d-bag record OUT TOPIC ... [--duration S] [--type TOPIC=pkg/msg/Type ...]
 
-``play`` and ``record`` start an rclpy node; DDS discovery stays on this machine unless
-``ROS_AUTOMATIC_DISCOVERY_RANGE`` is set explicitly (see :mod:`sr3d_ros.ros.env`). Both stop
+``extract`` and ``pseudo-label``: :mod:`sr3d_ros.cli.bag_data`. ``play`` and ``record`` start
+an rclpy node; DDS discovery stays on this machine unless ``ROS_AUTOMATIC_DISCOVERY_RANGE`` is
+set explicitly (see :mod:`sr3d_ros.ros.env`). Both stop
 cleanly on Ctrl-C / SIGTERM (``record`` finishes the bag first) and exit 0.
 
 ``play --clock`` also publishes ``rosgraph_msgs/Clock`` on ``/clock`` with the bag time, for
@@ -30,6 +30,8 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
+
+from sr3d_ros.cli.bag_data import add_dataset_commands
 
 __all__ = ["main"]
 
@@ -87,59 +89,6 @@ def _cmd_info(a: argparse.Namespace) -> int:
         for line in corrupt:
             print(f"  {line}", file=sys.stderr)
         return 1
-    return 0
-
-
-def _gravity(a: argparse.Namespace) -> tuple[float, ...] | None:
-    """The --gravity-* options as 16 row-major values (None when none is given)."""
-    if a.gravity_matrix is None and a.gravity_rpy is None and a.gravity_translation is None:
-        return None
-    from sr3d_ros.frames import transform_from_params
-
-    T = transform_from_params(a.gravity_matrix, a.gravity_rpy, a.gravity_translation)
-    return tuple(float(v) for v in T.reshape(16))
-
-
-def _interrupt(*_: object) -> None:
-    raise KeyboardInterrupt
-
-
-def _cmd_extract(a: argparse.Namespace) -> int:
-    from sr3d_ros.ros.bag import ExtractOptions, extract_bag
-
-    opts = ExtractOptions(
-        points_topic=a.points_topic,
-        image_topic=a.image_topic,
-        camera_info_topic=a.camera_info_topic,
-        gt_topic=a.gt_topic,
-        target_frame=a.target_frame,
-        gravity_transform=_gravity(a),
-        every=a.every,
-        sync_tolerance_s=a.sync_tolerance,
-        tf_tolerance_s=a.tf_tolerance,
-    )
-    signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM stops like Ctrl-C: resumable
-    try:
-        s = extract_bag(
-            a.bag,
-            a.out,
-            opts,
-            resume=a.resume,
-            progress=not a.quiet,
-            class_names=a.class_names or (),
-        )
-    except KeyboardInterrupt:
-        print(
-            f"sr3d-bag extract: interrupted; the samples written so far are in "
-            f"{a.out}.partial (rerun with --resume to continue)",
-            file=sys.stderr,
-        )
-        return 1
-    print(
-        f"wrote {s.out}: {s.samples} samples ({s.written} now, {s.samples - s.written} resumed), "
-        f"{s.labelled} with labels, frame {s.frame_id!r}, {s.messages} messages read at "
-        f"{s.messages_per_s:.1f} msg/s"
-    )
     return 0
 
 
@@ -255,51 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     i.set_defaults(func=_cmd_info)
 
-    e = sub.add_parser(
-        "extract",
-        help="a training dataset from a bag (sr3d_training.datasets.bag format; atomic, resumable)",
-    )
-    e.add_argument("bag", type=Path, help="bag folder or .mcap / .db3 file")
-    e.add_argument("--out", type=Path, required=True, help="dataset folder to create")
-    src = e.add_mutually_exclusive_group(required=True)
-    src.add_argument("--points-topic", help="PointCloud2 topic (point-cloud samples)")
-    src.add_argument("--image-topic", help="Image topic (monocular samples; --camera-info-topic)")
-    e.add_argument("--camera-info-topic", help="CameraInfo topic of --image-topic")
-    e.add_argument("--gt-topic", help="Detection3DArray topic with ground truth (optional)")
-    e.add_argument(
-        "--target-frame",
-        help="move clouds and labels into this gravity-aligned (z up) frame through /tf_static "
-        "and /tf at each stamp",
-    )
-    e.add_argument(
-        "--gravity-matrix",
-        type=float,
-        nargs=16,
-        metavar="V",
-        help="without --target-frame: the node's gravity_transform.matrix (16 values, row-major, "
-        "input frame -> gravity-aligned)",
-    )
-    e.add_argument("--gravity-rpy", type=float, nargs=3, metavar=("R", "P", "Y"))
-    e.add_argument("--gravity-translation", type=float, nargs=3, metavar=("X", "Y", "Z"))
-    e.add_argument("--every", type=int, default=1, help="keep every N-th message (default 1)")
-    e.add_argument(
-        "--sync-tolerance",
-        type=float,
-        default=0.05,
-        metavar="S",
-        help="max stamp difference (s) of the labels / camera info to a sample (default 0.05)",
-    )
-    e.add_argument(
-        "--tf-tolerance",
-        type=float,
-        default=0.0,
-        metavar="S",
-        help="how far (s) outside the recorded /tf a lookup may fall (default 0, as tf2)",
-    )
-    e.add_argument("--class-names", nargs="+", help="label order (default: from the bag)")
-    e.add_argument("--resume", action="store_true", help="continue an interrupted extract")
-    e.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    e.set_defaults(func=_cmd_extract)
+    add_dataset_commands(sub)
 
     pl = sub.add_parser("play", help="publish a bag into the ROS graph")
     pl.add_argument("bag", type=Path)
@@ -351,10 +256,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``sr3d-bag``; returns the exit status (0 ok, 1 error, 2 usage)."""
+    from sr3d_ros.checkpoints import CheckpointError
+
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except (OSError, ValueError) as exc:  # missing / existing / unreadable files, bad input
+    except (
+        OSError,
+        ValueError,
+        CheckpointError,
+    ) as exc:  # missing / existing / unreadable files, bad input
         print(f"sr3d-bag {args.cmd}: error: {exc}", file=sys.stderr)
         return 1
     except Exception as exc:  # rosbags errors (bag exists, unreadable bag)
