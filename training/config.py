@@ -22,6 +22,7 @@ from sr3d_ros.config import (
 )
 
 from .assigners import AssignerConfig
+from .datasets.mixing import DataSourceConfig
 from .losses import ClassificationLossConfig
 from .transforms import AugmentationConfig
 
@@ -47,6 +48,8 @@ class DataConfig:
         val_ids: ids evaluated after each ``eval_every`` epochs and at the end.
         train_split / val_split: split names used when the id lists are empty.
         repeat: how many times the training list is repeated per epoch (TR3D: 15 ScanNet).
+        sources: extracted bag datasets mixed in with per-source weights
+            (:mod:`sr3d_training.datasets.mixing`; ``--data bag:DIR`` adds one).
     """
 
     dataset: str = "scannet"
@@ -56,14 +59,15 @@ class DataConfig:
     train_split: str | None = None
     val_split: str | None = None
     repeat: int = 1
+    sources: tuple[DataSourceConfig, ...] = ()
 
     def __post_init__(self) -> None:
         if self.dataset not in ("scannet", "sunrgbd"):
             raise ConfigError(f"data.dataset must be 'scannet' or 'sunrgbd', got {self.dataset!r}")
         if self.repeat < 1:
             raise ConfigError("data.repeat must be >= 1")
-        if not self.train_ids and self.train_split is None:
-            raise ConfigError("data: give train_ids or train_split")
+        if not self.train_ids and self.train_split is None and not self.sources:
+            raise ConfigError("data: give train_ids, train_split or sources")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -217,6 +221,9 @@ def load_train_config(path: str | Path, overrides: dict[str, Any] | None = None)
     root = (data.get("data") or {}).get("root")
     if isinstance(root, str) and not Path(root).is_absolute():
         data.setdefault("data", {})["root"] = str((path.parent / root).resolve())
+    for src in (data.get("data") or {}).get("sources") or []:  # bag datasets, same rule
+        if isinstance(src, dict) and isinstance(src.get("path"), str):
+            src["path"] = str((path.parent / src["path"]).resolve())
     try:
         return from_dict(cls, data)
     except ConfigError as exc:

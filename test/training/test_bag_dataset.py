@@ -115,3 +115,67 @@ def test_writer_resume_and_errors(scan, tmp_path):
         BagDataset(tmp_path / "z")
     with pytest.raises(FileNotFoundError, match="not a bag dataset"):
         BagDataset(tmp_path)
+
+
+def test_mixed_sources_weights_and_epochs(scan, tmp_path):
+    from sr3d_training.datasets.mixing import MixedDataset, parse_data_spec
+
+    bench = [scan.replace(sample_id=f"b{i}") for i in range(4)]
+    bag = [scan.replace(sample_id=f"g{i}") for i in range(10)]
+    mixed = MixedDataset([(bench, 1.0), (bag, 0.5)], length=12, seed=3)
+    assert mixed.counts == [8, 4] and len(mixed) == 12
+    seen: set[str] = set()
+    for epoch in range(3):  # the undersampled bag source rotates: 4 new samples per epoch
+        mixed.epoch = epoch
+        ids = [mixed[i].sample_id for i in range(len(mixed))]
+        assert sorted(ids[:8]) == sorted([f"b{i}" for i in range(4)] * 2)
+        assert len(set(ids[8:])) == 4
+        seen |= set(ids[8:])
+    assert seen == {f"g{i}" for i in range(10)}
+    with pytest.raises(IndexError):
+        mixed[12]
+    spec = parse_data_spec(f"bag:{tmp_path}@0.25")
+    assert (spec.path, spec.weight) == (str(tmp_path.resolve()), 0.25)
+    assert parse_data_spec("bag:rel/dir").weight == 1.0
+    for bad in ("kitti:x", "bag:", f"bag:{tmp_path}@-1", f"bag:{tmp_path}@x"):
+        with pytest.raises(ValueError):
+            parse_data_spec(bad)
+
+
+def test_train_config_sources_and_build(scan, data_root, tmp_path):
+    """A training config with a bag source (path relative to the config file): the training
+    set mixes benchmark and bag samples, and follows the trainer's epoch."""
+    import yaml
+
+    from sr3d_training.batching import build_datasets
+    from sr3d_training.config import load_train_config
+
+    ds = tmp_path / "bagds"
+    w = BagDatasetWriter(ds, {}, "points")
+    for i in range(3):
+        w.add(_entry(i), points=scan.points[i::3], labels=_labels(scan))
+    w.finish([], "map")
+    cfg_path = tmp_path / "cfg" / "train.yaml"
+    cfg_path.parent.mkdir()
+    cfg_path.write_text(
+        yaml.safe_dump(
+            {
+                "data": {
+                    "dataset": "scannet",
+                    "root": str(data_root / "scannet"),
+                    "train_ids": ["scene0000_01"],
+                    "repeat": 4,
+                    "sources": [{"path": "../bagds", "weight": 3.0, "min_score": 0.5}],
+                },
+                "augmentation": {"normalize_colors": False, "point_ratio": 1.0},
+            }
+        )
+    )
+    cfg = load_train_config(cfg_path)
+    assert cfg.data.sources[0].path == str(ds.resolve())
+    train, _ = build_datasets(cfg)
+    assert len(train) == 4  # the benchmark's length x repeat: 1 benchmark + 3 bag items
+    train.epoch = 1
+    assert train.base.epoch == 1
+    ids = sorted(train.base[i].sample_id for i in range(4))
+    assert ids.count("scene0000_01") == 1 and sum(i.startswith("00") for i in ids) == 3

@@ -48,7 +48,14 @@ from sr3d_ros.io.atomic import atomic_write, atomic_write_json
 
 from .sample import PathLike, Sample
 
-__all__ = ["FORMAT", "BagDataset", "BagDatasetWriter", "partial_dir", "read_manifest"]
+__all__ = [
+    "FORMAT",
+    "BagDataset",
+    "BagDatasetWriter",
+    "bag_eval_set",
+    "partial_dir",
+    "read_manifest",
+]
 
 FORMAT = "sr3d-bag-dataset"
 VERSION = 1
@@ -349,3 +356,26 @@ class BagDataset:
             image=image,
             camera=camera,
         )
+
+
+def bag_eval_set(
+    root: PathLike, class_names: Sequence[str], ids: Sequence[str] | None = None
+) -> BagDataset:
+    """The labelled samples of a bag dataset for evaluation (``sr3d-eval --data bag:DIR``),
+    labels in ``class_names`` order (other names dropped), optionally only ``ids``.
+
+    Raises:
+        FileNotFoundError: not a dataset folder. ValueError: image samples (the point-cloud
+        evaluation needs clouds), unknown ids, or no labelled samples.
+    """
+    ds = BagDataset(root, class_names, labelled_only=True)
+    if ds.kind != "points":
+        raise ValueError(f"{root}: a dataset of {ds.kind}; sr3d-eval --data bag: takes clouds")
+    if ids:
+        missing = sorted(set(ids) - set(ds.sample_ids))
+        if missing:
+            raise ValueError(f"{root}: no labelled samples {missing}")
+        ds.entries = [e for e in ds.entries if str(e["id"]) in set(ids)]
+    if not len(ds):
+        raise ValueError(f"{root}: no samples with labels to evaluate")
+    return ds
