@@ -212,3 +212,53 @@ def test_cli_build_kitti_sqlite3(data_root, tmp_path, capsys):
     assert info["topics"][B.KittiBagTopics().points]["count"] == 1
     assert info["topics"][B.KittiBagTopics().image]["type"] == "sensor_msgs/msg/Image"
     assert main(argv) == 1  # the bag exists: one clear error
+
+
+def test_player_latches_tf_static(ros, kitti_bag):
+    """Played bags publish /tf_static reliable + transient local (as tf2's static broadcaster
+    does), so RViz or a node started after the player still gets the calibration. Where the
+    tf2_msgs Python package is missing (a pip install without it) the player skips /tf_static
+    with a warning and plays the rest, unless /tf_static is asked for by name."""
+    import importlib.util
+    import time
+
+    import rclpy
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+
+    ctx, ex = ros
+    path, _, _ = kitti_bag
+    node = rclpy.create_node("kitti_tf_player", context=ctx)
+    late = rclpy.create_node("kitti_tf_late", context=ctx)
+    ex.add_node(node)
+    try:
+        if importlib.util.find_spec("tf2_msgs") is None:
+            player = B.BagPlayer(node, path)
+            assert player.skipped == {"/tf_static": "tf2_msgs/msg/TFMessage"}
+            assert "/kitti/camera/image_raw" in player.publishers
+            with pytest.raises(ImportError, match="tf2_msgs/msg/TFMessage are not installed"):
+                B.BagPlayer(node, path, topics=["/tf_static"])
+            return
+        from tf2_msgs.msg import TFMessage
+
+        player = B.BagPlayer(node, path, topics=["/tf_static"], remap={"/tf_static": "/kitti_tf"})
+        qos = player.publishers["/tf_static"].qos_profile
+        assert qos.durability == DurabilityPolicy.TRANSIENT_LOCAL
+        assert player.play(rate=100.0) == 2
+        got: list = []
+        latched = QoSProfile(
+            depth=100,
+            reliability=ReliabilityPolicy.RELIABLE,
+            durability=DurabilityPolicy.TRANSIENT_LOCAL,
+        )
+        late.create_subscription(TFMessage, "/kitti_tf", got.append, latched)
+        ex.add_node(late)  # subscribes after everything was published
+        deadline = time.monotonic() + 10
+        while len(got) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(got) == 2
+        assert {t.child_frame_id for t in got[0].transforms} == {"camera_optical_frame", "velodyne"}
+    finally:
+        ex.remove_node(late)
+        ex.remove_node(node)
+        late.destroy_node()
+        node.destroy_node()

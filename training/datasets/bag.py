@@ -326,17 +326,10 @@ class BagDataset:
             k: e[k] for k in ("bag", "topic", "stamp_ns", "frame_id", "index") if k in e
         }
         meta["scores"] = scores
+        gt = boxes if boxes is not None else np.zeros((0, 7))
+        common = (gt, labels, self.class_names, str(e["id"]), "bag")
         if self.kind == "points":
-            points = np.load(self.root / e["points"], allow_pickle=False)
-            return Sample(
-                points,
-                boxes if boxes is not None else np.zeros((0, 7)),
-                labels,
-                self.class_names,
-                str(e["id"]),
-                "bag",
-                meta=meta,
-            )
+            return Sample(np.load(self.root / e["points"], allow_pickle=False), *common, meta=meta)
         calib = json.loads((self.root / e["calib"]).read_text())
         with Image.open(self.root / e["image"]) as im:
             image = np.asarray(im.convert("RGB"), np.uint8).copy()
@@ -345,17 +338,8 @@ class BagDataset:
         )
         if lab is not None and "camera_boxes" in lab:
             meta["camera_boxes"] = np.asarray(lab["camera_boxes"], np.float64).reshape(-1, 7)[keep]
-        return Sample(
-            np.zeros((0, 6), np.float32),
-            boxes if boxes is not None else np.zeros((0, 7)),
-            labels,
-            self.class_names,
-            str(e["id"]),
-            "bag",
-            meta=meta,
-            image=image,
-            camera=camera,
-        )
+        empty = np.zeros((0, 6), np.float32)
+        return Sample(empty, *common, meta=meta, image=image, camera=camera)
 
 
 def bag_eval_set(

@@ -84,8 +84,11 @@ def detection_poses(msg: Any) -> DetectionPoses:
                 names.append(str(best.hypothesis.class_id))
             else:
                 names.append("")
-        stamp = int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
-        return DetectionPoses(c, q, s, scores, names, str(msg.header.frame_id), stamp)
+        header = getattr(msg, "header", None)  # duck-typed arrays may come without one
+        if header is None:
+            return DetectionPoses(c, q, s, scores, names)
+        stamp = int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
+        return DetectionPoses(c, q, s, scores, names, str(header.frame_id), stamp)
     except AttributeError as exc:
         raise ValueError(f"not a Detection3DArray message: {exc}") from None
 
