@@ -10,6 +10,7 @@ from torch.utils.data import Dataset
 
 from .config import TrainConfig
 from .datasets import SampleDataset, ScanNetDataset, SunRGBDDataset
+from .datasets.mixing import MixedDataset, bag_sources
 from .datasets.sample import Sample
 from .transforms import IndoorAugmentation
 
@@ -43,6 +44,18 @@ class AugmentedDataset(Dataset[Sample]):
         self.base, self.augmentation, self.seed = base, augmentation, seed
         self.epoch = 0
 
+    @property
+    def epoch(self) -> int:
+        """The epoch whose augmentation stream (and, for a mixed base, sample rotation) is
+        drawn."""
+        return self._epoch
+
+    @epoch.setter
+    def epoch(self, value: int) -> None:
+        self._epoch = int(value)
+        if isinstance(self.base, MixedDataset):
+            self.base.epoch = self._epoch
+
     def __len__(self) -> int:
         return len(self.base)
 
@@ -61,18 +74,30 @@ def _dataset(cfg: TrainConfig, ids: tuple[str, ...], split: str | None) -> Sampl
 
 
 def build_datasets(cfg: TrainConfig) -> tuple[AugmentedDataset, SampleDataset | None]:
-    """(augmented, repeated training set; plain validation set or None) from the config.
+    """(augmented, repeated training set; plain validation set or None) from the config; with
+    ``data.sources`` the benchmark and the bag datasets are mixed
+    (:class:`~sr3d_training.datasets.mixing.MixedDataset`).
 
     Raises:
         FileNotFoundError / ValueError from the dataset loaders (they name the file);
         ValueError: the training ids / split give no samples.
     """
     train = _dataset(cfg, cfg.data.train_ids, cfg.data.train_split)
-    if train is None:  # DataConfig requires train_ids or train_split
-        raise ValueError("data: give train_ids or train_split")
     val = _dataset(cfg, cfg.data.val_ids, cfg.data.val_split)
-    repeated = _Repeat(train, cfg.data.repeat)
-    return AugmentedDataset(repeated, IndoorAugmentation(cfg.augmentation), cfg.seed), val
+    base: SampleDataset
+    if cfg.data.sources:
+        bags = bag_sources(cfg.data.sources, cfg.model.class_names, "points")
+        parts: list[tuple[SampleDataset, float]] = [
+            *([(train, 1.0)] if train is not None else []),
+            *zip(bags, (s.weight for s in cfg.data.sources)),
+        ]
+        length = len(train) if train is not None else sum(len(b) for b in bags)
+        base = MixedDataset(parts, length * cfg.data.repeat, cfg.seed)
+    elif train is None:  # DataConfig requires train_ids, train_split or sources
+        raise ValueError("data: give train_ids or train_split")
+    else:
+        base = _Repeat(train, cfg.data.repeat)
+    return AugmentedDataset(base, IndoorAugmentation(cfg.augmentation), cfg.seed), val
 
 
 def collate_samples(samples: list[Sample]) -> dict[str, Any]:

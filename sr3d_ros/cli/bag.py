@@ -1,13 +1,17 @@
-"""``sr3d-bag``: build, inspect, play and record rosbag2 (MCAP) bags (see :mod:`sr3d_ros.ros.bag`).
+"""``sr3d-bag``: build, inspect, extract, pseudo-label, play and record rosbag2 bags (.db3, .mcap).
 
-    sr3d-bag build OUT [--dataset scannet|sunrgbd] [--ids ID ...] [--rate 0.5] [--frame-id map]
-    sr3d-bag info BAG
+    sr3d-bag build OUT [--dataset scannet|sunrgbd|kitti|scannet_sensor] [--ids ID ...]
+                       [--rate 0.5] [--frame-id map] [--frames 3] [--storage mcap|sqlite3]
+    sr3d-bag info BAG [--target-frame F]
+    sr3d-bag extract BAG --out DIR (--points-topic T | --image-topic T ...) [...]
+    sr3d-bag pseudo-label BAG|DIR --out DIR [--checkpoint T] [--score 0.5] [...]
     sr3d-bag play BAG [--rate 1.0] [--loop] [--clock [--clock-hz 40]] [--topics T ...]
                       [--remap FROM:=TO] [--wait-subscribers 5]
     sr3d-bag record OUT TOPIC ... [--duration S] [--type TOPIC=pkg/msg/Type ...]
 
-``play`` and ``record`` start an rclpy node; DDS discovery stays on this machine unless
-``ROS_AUTOMATIC_DISCOVERY_RANGE`` is set explicitly (see :mod:`sr3d_ros.ros.env`). Both stop
+``extract`` and ``pseudo-label``: :mod:`sr3d_ros.cli.bag_data`. ``play`` and ``record`` start
+an rclpy node; DDS discovery stays on this machine unless ``ROS_AUTOMATIC_DISCOVERY_RANGE`` is
+set explicitly (see :mod:`sr3d_ros.ros.env`). Both stop
 cleanly on Ctrl-C / SIGTERM (``record`` finishes the bag first) and exit 0.
 
 ``play --clock`` also publishes ``rosgraph_msgs/Clock`` on ``/clock`` with the bag time, for
@@ -27,11 +31,15 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from sr3d_ros.cli.bag_data import add_dataset_commands
+
 __all__ = ["main"]
 
 _DEFAULT_IDS = {
     "scannet": ["scene0000_00", "scene0000_01", "scene0000_02"],
     "sunrgbd": ["000001", "000002", "000003", "000004"],
+    "kitti": ["000000", "000003", "000004", "000005"],
+    "scannet_sensor": [],  # scene0000_00's raw scan, --frames times (sr3d_ros.ros.bag.scannet)
 }
 
 
@@ -41,21 +49,31 @@ def _default_data_root() -> Path:
 
 
 def _cmd_build(a: argparse.Namespace) -> int:
-    from sr3d_ros.ros.bag import build_bag, load_samples
+    from sr3d_ros.ros.bag import build_bag, build_kitti_bag, build_scannet_sensor_bag, load_samples
 
     ids = a.ids or _DEFAULT_IDS[a.dataset]
-    sub = Path(a.data_root) / a.dataset
+    sub = Path(a.data_root) / a.dataset.split("_")[0]
     if not sub.is_dir():
         raise FileNotFoundError(
             f"sample data not found: {sub} does not exist. The default data root "
             "(../shared/data beside the source tree, or $SR3D_DATA) is not available in a "
             "colcon / pip install: pass --data-root /path/to/shared/data or set SR3D_DATA"
         )
-    samples = load_samples(a.dataset, a.data_root, ids)
-    s = build_bag(a.out, samples, rate_hz=a.rate, frame_id=a.frame_id)
+    if a.dataset == "kitti":
+        s = build_kitti_bag(a.out, sub / "training", ids, rate_hz=a.rate, storage=a.storage)
+        frames = "camera_optical_frame, velodyne"
+    elif a.dataset == "scannet_sensor":
+        s = build_scannet_sensor_bag(
+            a.out, a.data_root, frames=a.frames, rate_hz=a.rate, storage=a.storage
+        )
+        frames = "scannet_sensor (moving; /tf, /tf_static to scannet_aligned)"
+    else:
+        samples = load_samples(a.dataset, a.data_root, ids)
+        s = build_bag(a.out, samples, rate_hz=a.rate, frame_id=a.frame_id, storage=a.storage)
+        frames = repr(a.frame_id)
     print(
-        f"wrote {s.path}: {s.frames} frames ({', '.join(s.sample_ids)}) at {a.rate} Hz, "
-        f"frame_id {a.frame_id!r}"
+        f"wrote {s.path} ({a.storage}): {s.frames} frames ({', '.join(s.sample_ids)}) at "
+        f"{a.rate} Hz, frame_id {frames}"
     )
     return 0
 
@@ -63,7 +81,7 @@ def _cmd_build(a: argparse.Namespace) -> int:
 def _cmd_info(a: argparse.Namespace) -> int:
     from sr3d_ros.ros.bag import bag_info
 
-    info = bag_info(a.bag)
+    info = bag_info(a.bag, target_frame=a.target_frame)
     print(json.dumps(info, indent=2))
     corrupt = info["chunks"]["corrupt"]
     if corrupt:
@@ -145,7 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="cmd", required=True)
 
     b = sub.add_parser(
-        "build", help="bag of real dataset scans (/points) + ground truth (/ground_truth)"
+        "build",
+        help="bag of real dataset scans (/points) + ground truth (/ground_truth); kitti: "
+        "image, CameraInfo, velodyne, /tf_static, ground truth (sr3d_ros.ros.bag.kitti)",
     )
     b.add_argument("out", type=Path, help="bag folder to create")
     b.add_argument("--dataset", choices=sorted(_DEFAULT_IDS), default="scannet")
@@ -153,24 +173,38 @@ def build_parser() -> argparse.ArgumentParser:
         "--ids",
         nargs="+",
         help="scene / frame ids (default: "
-        + "; ".join(f"{d}: {' '.join(ids)}" for d, ids in sorted(_DEFAULT_IDS.items()))
+        + "; ".join(f"{d}: {' '.join(ids)}" for d, ids in sorted(_DEFAULT_IDS.items()) if ids)
         + ")",
     )
     b.add_argument(
         "--data-root",
         type=Path,
         default=_default_data_root(),
-        help="shared data root holding scannet/ and sunrgbd/ (default: $SR3D_DATA, else "
+        help="shared data root holding scannet/, sunrgbd/ and kitti/ (default: $SR3D_DATA, else "
         "../shared/data beside the source tree; an installed package (colcon, pip) has no "
         "such folder: pass --data-root or set SR3D_DATA)",
     )
     b.add_argument("--rate", type=float, default=0.5, help="frames per second of bag time")
-    b.add_argument("--frame-id", default="map", help="header.frame_id of the messages")
+    b.add_argument("--frames", type=int, default=3, help="scannet_sensor: number of frames")
+    b.add_argument("--frame-id", default="map", help="header.frame_id of the messages (not kitti)")
+    b.add_argument(
+        "--storage",
+        choices=("mcap", "sqlite3"),
+        default="mcap",
+        help="rosbag2 storage: mcap (.mcap, chunk CRCs) or sqlite3 (.db3)",
+    )
     b.set_defaults(func=_cmd_build)
 
-    i = sub.add_parser("info", help="topics, counts, duration")
+    i = sub.add_parser(
+        "info", help="topics, types, counts, duration, frame_ids, TF coverage, chunk CRCs (JSON)"
+    )
     i.add_argument("bag", type=Path)
+    i.add_argument(
+        "--target-frame", help="also check that /tf_static (+ /tf) reach this frame from the data"
+    )
     i.set_defaults(func=_cmd_info)
+
+    add_dataset_commands(sub)
 
     pl = sub.add_parser("play", help="publish a bag into the ROS graph")
     pl.add_argument("bag", type=Path)
@@ -222,10 +256,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``sr3d-bag``; returns the exit status (0 ok, 1 error, 2 usage)."""
+    from sr3d_ros.checkpoints import CheckpointError
+
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except (FileNotFoundError, ValueError) as exc:
+    except (
+        OSError,
+        ValueError,
+        CheckpointError,
+    ) as exc:  # missing / existing / unreadable files, bad input
         print(f"sr3d-bag {args.cmd}: error: {exc}", file=sys.stderr)
         return 1
     except Exception as exc:  # rosbags errors (bag exists, unreadable bag)

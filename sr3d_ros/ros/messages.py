@@ -221,23 +221,14 @@ def detection3d_array_to_boxes(msg: Any) -> tuple[np.ndarray, np.ndarray, list[s
         ``class_id`` of the highest-scoring hypothesis of each detection (score 0 and class ``""``
         when a detection has no hypothesis).
     """
-    n = len(msg.detections)
-    boxes = np.zeros((n, 7), np.float64)
-    quats = np.zeros((n, 4), np.float64)
-    scores = np.zeros(n, np.float32)
-    names: list[str] = []
-    for i, d in enumerate(msg.detections):
-        c, s = d.bbox.center, d.bbox.size
-        boxes[i, :6] = (c.position.x, c.position.y, c.position.z, s.x, s.y, s.z)
-        quats[i] = (c.orientation.x, c.orientation.y, c.orientation.z, c.orientation.w)
-        if len(d.results):
-            best = max(d.results, key=lambda r: r.hypothesis.score)
-            scores[i] = best.hypothesis.score
-            names.append(str(best.hypothesis.class_id))
-        else:
-            names.append("")
-    if n:
-        boxes[:, 6] = yaw_from_quaternion(quats)
+    from sr3d_ros.ros.bag.detections import detection_poses
+
+    poses = detection_poses(msg)
+    boxes = np.zeros((len(poses), 7), np.float64)
+    boxes[:, :3], boxes[:, 3:6] = poses.centers, poses.sizes
+    if len(poses):
+        boxes[:, 6] = yaw_from_quaternion(poses.quaternions)
+    scores, names = poses.scores.astype(np.float32), poses.names
     return boxes.astype(np.float32), scores, names
 
 

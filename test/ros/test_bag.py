@@ -57,8 +57,16 @@ def test_build_read_round_trip(scan_bag, samples):
     assert summary.frames == 2 and summary.period_ns == 250_000_000
     info = B.bag_info(path)
     assert info["topics"] == {
-        "/points": {"type": "sensor_msgs/msg/PointCloud2", "count": 2},
-        "/ground_truth": {"type": "vision_msgs/msg/Detection3DArray", "count": 2},
+        "/points": {
+            "type": "sensor_msgs/msg/PointCloud2",
+            "count": 2,
+            "frame_ids": ["scannet_map"],
+        },
+        "/ground_truth": {
+            "type": "vision_msgs/msg/Detection3DArray",
+            "count": 2,
+            "frame_ids": ["scannet_map"],
+        },
     }
     assert json.loads(info["custom_data"]["sr3d.sample_ids"]) == SCENES
     assert json.loads(info["custom_data"]["sr3d.class_names"]) == list(samples[0].class_names)

@@ -1,4 +1,4 @@
-"""``sr3d-eval --checkpoint model.pt --data ROOT --ids scene... [--oracle-scores iou]``.
+"""``sr3d-eval --checkpoint model.pt --data ROOT|bag:DIR --ids scene... [--oracle-scores iou]``.
 
 Runs the standard indoor protocol (per-class AP at IoU 0.25 and 0.5, mAP over classes with
 ground truth), prints a per-class table and writes JSON. ``--oracle-scores iou`` also scores the
@@ -17,6 +17,7 @@ from sr3d_ros.inference import PointCloudDetector
 from sr3d_ros.io.atomic import atomic_write_json
 
 from ..datasets import SampleDataset, ScanNetDataset, SunRGBDDataset
+from ..datasets.bag import bag_eval_set
 from ..evaluate import evaluate_predictions, predict_dataset
 from ..evaluation.kitti import run_kitti_cli
 
@@ -29,11 +30,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--checkpoint", default=None, help="our checkpoint (default: the embedded default model)"
     )
     p.add_argument(
-        "--data", required=True, help="dataset root (ScanNet export or SUN RGB-D trainval)"
+        "--data",
+        required=True,
+        help="dataset root (ScanNet export or SUN RGB-D trainval), or bag:DIR (an extracted bag "
+        "dataset: its samples with labels, all of them unless --ids)",
     )
     p.add_argument("--dataset", choices=("scannet", "sunrgbd", "kitti"), default="scannet")
     p.add_argument("--predictions", help="kitti: folder of KITTI result files (ID.txt)")
-    g = p.add_mutually_exclusive_group(required=True)
+    g = p.add_mutually_exclusive_group()
     g.add_argument("--ids", nargs="+", help="scene ids / frame ids to evaluate")
     g.add_argument("--split", help="split name (uses the split file)")
     p.add_argument("--device", default="auto")
@@ -51,11 +55,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.dataset == "kitti":  # result files vs labels: AP|R40 table + JSON
         return run_kitti_cli(args.data, args.predictions, args.ids, args.split, args.out)
     overrides = {} if args.score_threshold is None else {"score_threshold": args.score_threshold}
+    bag = args.data.startswith("bag:")
+    if not bag and not args.ids and not args.split:
+        print("sr3d-eval: error: give --ids or --split", file=sys.stderr)
+        return 2
     try:
         det = PointCloudDetector.from_checkpoint(args.checkpoint, device=args.device, **overrides)
         kw = {"scene_ids": args.ids} if args.ids else {"split": args.split}
         data: SampleDataset
-        if args.dataset == "scannet":
+        if bag:  # frames of recorded bags that have ground truth
+            data = bag_eval_set(args.data[4:], det.class_names, args.ids)
+        elif args.dataset == "scannet":
             data = ScanNetDataset(args.data, **kw)
         else:
             kw = {"frame_ids": args.ids} if args.ids else {"split": args.split}

@@ -1,4 +1,5 @@
-"""``sr3d-train --config config/<name>.yaml [--resume]``: train a detector (DDP via torchrun)."""
+"""``sr3d-train --config config/<name>.yaml [--resume] [--data bag:DIR[@W] ...]
+[--init-from CKPT [--class-map NEW=OLD ...]]``: train a detector (DDP via torchrun)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,12 @@ import logging
 import sys
 from typing import Any
 
-from sr3d_ros.config import ConfigError
+from sr3d_ros.checkpoints import CheckpointError
+from sr3d_ros.config import ConfigError, read_yaml_mapping, to_dict
 
 from ..config import load_train_config
+from ..datasets.mixing import parse_data_spec
+from ..init_from import init_from_checkpoint, parse_class_map
 from ..trainer import NonFiniteLossError, Trainer
 
 
@@ -26,6 +30,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-dir", default=None, help="override output_dir")
     p.add_argument("--max-steps", type=int, default=None, help="override optim.max_steps")
     p.add_argument("--seed", type=int, default=None, help="override seed")
+    p.add_argument(
+        "--data",
+        action="append",
+        metavar="bag:DIR[@W]",
+        help="also train on an extracted bag dataset (sr3d-bag extract / pseudo-label), with "
+        "weight W (share of each epoch relative to the config's data, default 1; repeatable)",
+    )
+    p.add_argument(
+        "--init-from", metavar="CKPT", help="fine-tune: start from this checkpoint's weights"
+    )
+    p.add_argument(
+        "--class-map",
+        nargs="+",
+        metavar="NEW=OLD",
+        help="with --init-from: initialise run class NEW from checkpoint class OLD (classes of "
+        "the same name map by default; unmapped ones start fresh)",
+    )
     p.add_argument(
         "-q",
         "--quiet",
@@ -51,6 +72,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.seed is not None:
         overrides["seed"] = args.seed
     try:
+        if args.data:  # appended to the config's own data.sources
+            raw = (read_yaml_mapping(args.config, "training config").get("data") or {}).get(
+                "sources"
+            ) or []
+            new = [to_dict(parse_data_spec(spec)) for spec in args.data]
+            overrides["data"] = {"sources": [*raw, *new]}
         cfg = load_train_config(args.config, overrides)
         trainer = Trainer(
             cfg,
@@ -59,7 +86,11 @@ def main(argv: list[str] | None = None) -> int:
             progress=not args.quiet,
             extra_provenance={"argv": sys.argv, "config_file": args.config},
         )
-    except (FileNotFoundError, ConfigError, ValueError) as exc:
+        if args.init_from and not args.resume:  # a resumed run keeps its own weights
+            cmap = parse_class_map(args.class_map) if args.class_map else None
+            names = trainer.task.detector_config.model.class_names
+            init_from_checkpoint(trainer.model, args.init_from, names, cmap, trainer.task.kind)
+    except (FileNotFoundError, ConfigError, CheckpointError, ValueError) as exc:
         print(f"sr3d-train: error: {exc}", file=sys.stderr)
         return 1
     try:

@@ -3,8 +3,15 @@
 * :mod:`~sr3d_ros.ros.bag.building`: :func:`build_bag` writes real dataset scans as
   ``sensor_msgs/PointCloud2`` on ``/points`` and their ground truth as
   ``vision_msgs/Detection3DArray`` on ``/ground_truth`` (no ROS needed).
-* :mod:`~sr3d_ros.ros.bag.reading`: :func:`read_bag` iterates a bag's messages deserialised by
-  ``rosbags`` (duck-type compatible with the rclpy messages); :func:`bag_info` summarises a bag.
+* :mod:`~sr3d_ros.ros.bag.kitti`: :func:`build_kitti_bag` writes real KITTI frames (image,
+  CameraInfo, velodyne scan, ``/tf_static``, ground truth in the camera optical frame).
+* :mod:`~sr3d_ros.ros.bag.scannet`: :func:`build_scannet_sensor_bag` writes a real ScanNet
+  scan as a moving, unaligned sensor (axis alignment on ``/tf_static``, motion on ``/tf``).
+* :mod:`~sr3d_ros.ros.bag.extract`: :func:`extract_bag` turns a bag into a training dataset
+  (:mod:`sr3d_training.datasets.bag`), through :mod:`~sr3d_ros.ros.bag.tf`'s ``TfBuffer``.
+* :mod:`~sr3d_ros.ros.bag.reading`: :func:`open_bag` / :func:`read_bag` iterate a bag's messages
+  deserialised by ``rosbags`` (duck-type compatible with the rclpy messages), with one clear
+  :class:`BagReadError` per problem; :func:`bag_info` summarises a bag.
 * :mod:`~sr3d_ros.ros.bag.playing`: :class:`BagPlayer` publishes a bag's raw messages with rclpy
   (timing scaled by ``rate``, loop, ``/clock``).
 * :mod:`~sr3d_ros.ros.bag.recording`: :class:`BagRecorder` records topics with rclpy.
@@ -23,27 +30,68 @@ from sr3d_ros.ros.bag.building import (
     build_bag,
     load_samples,
 )
+from sr3d_ros.ros.bag.detections import DetectionPoses, detection_poses, upright_boxes
+from sr3d_ros.ros.bag.extract import ExtractOptions, ExtractSummary, extract_bag
+from sr3d_ros.ros.bag.kitti import (
+    KITTI_SCAN_FIELDS,
+    KittiBagFrames,
+    KittiBagTopics,
+    build_kitti_bag,
+    camera_box_poses,
+    camera_boxes_from_poses,
+)
 from sr3d_ros.ros.bag.playing import CLOCK_TOPIC, BagPlayer
-from sr3d_ros.ros.bag.reading import BagMessage, bag_info, read_bag
+from sr3d_ros.ros.bag.reading import (
+    BagMessage,
+    BagReader,
+    BagReadError,
+    bag_info,
+    open_bag,
+    read_bag,
+    require_topic,
+)
 from sr3d_ros.ros.bag.recording import BagRecorder
+from sr3d_ros.ros.bag.scannet import ScanNetBagFrames, build_scannet_sensor_bag, sensor_pose
+from sr3d_ros.ros.bag.tf import TfBuffer, TfLookupError
 from sr3d_ros.ros.bag.typestore import make_typestore, message_class, new_msg, vision_msgs_dir
 
 __all__ = [
     "CLOCK_TOPIC",
     "DETECTION3DARRAY",
     "GT_TOPIC",
+    "KITTI_SCAN_FIELDS",
     "POINTCLOUD2",
     "POINTS_TOPIC",
     "BagMessage",
     "BagPlayer",
+    "BagReadError",
+    "BagReader",
     "BagRecorder",
     "BagSummary",
+    "DetectionPoses",
+    "ExtractOptions",
+    "ExtractSummary",
+    "KittiBagFrames",
+    "KittiBagTopics",
+    "ScanNetBagFrames",
+    "TfBuffer",
+    "TfLookupError",
     "bag_info",
     "build_bag",
+    "build_kitti_bag",
+    "build_scannet_sensor_bag",
+    "camera_box_poses",
+    "camera_boxes_from_poses",
+    "detection_poses",
+    "extract_bag",
     "load_samples",
     "make_typestore",
     "message_class",
     "new_msg",
+    "open_bag",
     "read_bag",
+    "require_topic",
+    "sensor_pose",
+    "upright_boxes",
     "vision_msgs_dir",
 ]

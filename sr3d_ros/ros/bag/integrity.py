@@ -13,10 +13,13 @@ garbage. Our formulation of the spec's rules; only uncompressed chunks are writt
 
 from __future__ import annotations
 
+import io
 import struct
 from binascii import crc32
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 __all__ = [
     "BagIntegrityError",
@@ -59,38 +62,64 @@ def mcap_files(path: str | Path) -> list[Path]:
     return sorted(p.glob("*.mcap"))
 
 
-def _chunks(data: bytes | bytearray, path: Path) -> list[tuple[int, int, int, int, bool, str]]:
-    """Per chunk: (record offset, crc field offset, records offset, records length, fits,
-    compression). Raises BagIntegrityError on a broken record structure."""
-    if not data.startswith(_MAGIC):
+_Chunk = tuple[int, int, int, int, bool, str]
+_BLOCK = 1 << 20  # CRCs are computed over the records in blocks of this many bytes
+
+
+def _scan(f: BinaryIO, size: int, path: Path) -> Iterator[_Chunk]:
+    """Per chunk of an open MCAP file of ``size`` bytes, read record header by record header
+    (memory does not grow with the file): (record offset, crc field offset, records offset,
+    records length, fits, compression). Raises BagIntegrityError on a broken record structure."""
+    f.seek(0)
+    if f.read(len(_MAGIC)) != _MAGIC:
         raise BagIntegrityError(f"{path}: not an MCAP file (bad magic)")
-    out = []
     pos = len(_MAGIC)
-    while pos < len(data):
-        if pos + 9 > len(data):
+    while pos < size:
+        if pos + 9 > size:
             raise BagIntegrityError(f"{path}: truncated record header at byte {pos}")
-        op = data[pos]
-        (length,) = struct.unpack_from("<Q", data, pos + 1)
+        f.seek(pos)
+        head = f.read(9)
+        op = head[0]
+        (length,) = struct.unpack_from("<Q", head, 1)
         body = pos + 9
-        if body + length > len(data):
+        if body + length > size:
             raise BagIntegrityError(
                 f"{path}: record at byte {pos} (opcode {op:#04x}) declares {length} bytes, only "
-                f"{len(data) - body} left: the file is truncated"
+                f"{size - body} left: the file is truncated"
             )
         if op == _CHUNK:
-            (clen,) = struct.unpack_from("<I", data, body + 28)
-            compression = bytes(data[body + 32 : body + 32 + clen]).decode("utf-8", "replace")
-            (rlen,) = struct.unpack_from("<Q", data, body + 32 + clen)
+            fixed = f.read(32)
+            (clen,) = struct.unpack_from("<I", fixed, 28)
+            compression = f.read(clen).decode("utf-8", "replace")
+            (rlen,) = struct.unpack("<Q", f.read(8))
             rec = body + 40 + clen
-            out.append((pos, body + 24, rec, rlen, rec + rlen <= body + length, compression))
+            yield (pos, body + 24, rec, rlen, rec + rlen <= body + length, compression)
         if op == _FOOTER:
-            break
+            return
         pos = body + length
-    return out
+
+
+def _chunks(data: bytes | bytearray, path: Path) -> list[_Chunk]:
+    """:func:`_scan` of an MCAP file's bytes held in memory."""
+    return list(_scan(io.BytesIO(data), len(data), path))
+
+
+def _crc(f: BinaryIO, offset: int, length: int) -> int:
+    """CRC-32 of ``length`` bytes at ``offset``, read in blocks."""
+    f.seek(offset)
+    crc = 0
+    while length > 0:
+        block = f.read(min(length, _BLOCK))
+        if not block:
+            break
+        crc = crc32(block, crc)
+        length -= len(block)
+    return crc
 
 
 def add_chunk_crcs(path: str | Path) -> int:
-    """Fill in the CRC of every uncompressed chunk of the bag's MCAP files whose CRC is 0.
+    """Fill in the CRC of every uncompressed chunk of the bag's MCAP files whose CRC is 0
+    (in place, streaming: memory does not grow with the file).
 
     Args:
         path: bag folder or ``.mcap`` file (just written, closed).
@@ -102,20 +131,23 @@ def add_chunk_crcs(path: str | Path) -> int:
         BagIntegrityError: a broken record structure. OSError: unreadable / unwritable file.
     """
     n = 0
-    for f in mcap_files(path):
-        data = bytearray(f.read_bytes())
-        for _, crc_at, rec, rlen, fits, compression in _chunks(data, f):
-            (crc,) = struct.unpack_from("<I", data, crc_at)
-            if crc == 0 and fits and not compression:
-                struct.pack_into("<I", data, crc_at, crc32(data[rec : rec + rlen]))
-                n += 1
-        with f.open("r+b") as out:  # same size: patch in place
-            out.write(data)
+    for fp in mcap_files(path):
+        size = fp.stat().st_size
+        with fp.open("r+b") as f:
+            for _, crc_at, rec, rlen, fits, compression in list(_scan(f, size, fp)):
+                f.seek(crc_at)
+                (crc,) = struct.unpack("<I", f.read(4))
+                if crc == 0 and fits and not compression:
+                    value = _crc(f, rec, rlen)
+                    f.seek(crc_at)
+                    f.write(struct.pack("<I", value))
+                    n += 1
     return n
 
 
 def check_bag(path: str | Path) -> list[ChunkReport]:
-    """Verify the structure and chunk CRCs of every MCAP file of a bag.
+    """Verify the structure and chunk CRCs of every MCAP file of a bag (streaming: memory does
+    not grow with the file).
 
     Returns:
         One :class:`ChunkReport` per file; ``problems`` lists damaged chunks (index, byte
@@ -126,30 +158,31 @@ def check_bag(path: str | Path) -> list[ChunkReport]:
         FileNotFoundError: no such bag.
     """
     reports = []
-    for f in mcap_files(path):
-        rep = ChunkReport(f)
-        data = f.read_bytes()
-        try:
-            chunks = _chunks(data, f)
-        except BagIntegrityError as exc:
-            rep.problems.append(str(exc))
-            reports.append(rep)
-            continue
-        rep.chunks = len(chunks)
-        for i, (pos, crc_at, rec, rlen, fits, compression) in enumerate(chunks):
-            (crc,) = struct.unpack_from("<I", data, crc_at)
-            if not fits:
-                rep.problems.append(f"{f}: chunk {i} at byte {pos}: records overrun the chunk")
-                continue
-            if crc == 0 or compression:
-                continue
-            rep.with_crc += 1
-            found = crc32(data[rec : rec + rlen])
-            if found != crc:
-                rep.problems.append(
-                    f"{f}: chunk {i} at byte {pos} is corrupt (CRC {found:#010x}, stored "
-                    f"{crc:#010x})"
-                )
+    for fp in mcap_files(path):
+        rep = ChunkReport(fp)
+        size = fp.stat().st_size
+        with fp.open("rb") as f:
+            try:
+                for i, (pos, crc_at, rec, rlen, fits, compression) in enumerate(_scan(f, size, fp)):
+                    rep.chunks += 1
+                    if not fits:
+                        rep.problems.append(
+                            f"{fp}: chunk {i} at byte {pos}: records overrun the chunk"
+                        )
+                        continue
+                    f.seek(crc_at)
+                    (crc,) = struct.unpack("<I", f.read(4))
+                    if crc == 0 or compression:
+                        continue
+                    rep.with_crc += 1
+                    found = _crc(f, rec, rlen)
+                    if found != crc:
+                        rep.problems.append(
+                            f"{fp}: chunk {i} at byte {pos} is corrupt (CRC {found:#010x}, "
+                            f"stored {crc:#010x})"
+                        )
+            except BagIntegrityError as exc:
+                rep.problems.append(str(exc))
         reports.append(rep)
     return reports
 

@@ -14,16 +14,19 @@ from typing import Any
 from sr3d_ros.ros.bag.reading import BagMessage, read_bag
 from sr3d_ros.ros.bag.typestore import message_class
 
-__all__ = ["CLOCK_TOPIC", "BagPlayer"]
+__all__ = ["CLOCK_TOPIC", "TF_STATIC_TOPIC", "BagPlayer"]
 
 CLOCK_TOPIC = "/clock"
+TF_STATIC_TOPIC = "/tf_static"
 
 
 class BagPlayer:
     """Publish a bag's messages with rclpy, as raw CDR (no conversion).
 
     Publishers are reliable + volatile with depth 10 (a reliable publisher also serves
-    best-effort subscribers, such as rclpy's and rclcpp's ``/clock`` subscriptions).
+    best-effort subscribers, such as rclpy's and rclcpp's ``/clock`` subscriptions);
+    ``/tf_static`` is reliable + transient local with depth 100 (latched, as tf2's static
+    broadcasters publish it, so late subscribers such as RViz still get the transforms).
 
     Args:
         node: the rclpy node to publish from (``rclpy.node.Node``; ``Any``: rclpy is untyped).
@@ -35,8 +38,12 @@ class BagPlayer:
             and the interpolated bag time ``clock_hz`` times per second in between. Each loop
             pass starts the clock again at the bag's start (time jumps back, as with rosbag2).
 
+    Topics whose message package is not installed (e.g. ``tf2_msgs`` in a pip install without
+    it) are skipped with one warning and listed in :attr:`skipped`, unless asked for by name.
+
     Raises:
-        FileNotFoundError: no such bag. ImportError: a message type is not installed.
+        FileNotFoundError: no such bag. ImportError: a topic asked for in ``topics`` whose
+            message type is not installed.
         ValueError: a played topic has more than one message type in the bag.
         BagIntegrityError (a ValueError): damaged chunks (CRC mismatch) or a truncated file;
             the message lists each damaged chunk with its byte offset.
@@ -66,16 +73,40 @@ class BagPlayer:
             reliability=ReliabilityPolicy.RELIABLE,
             durability=DurabilityPolicy.VOLATILE,
         )
+        latched_qos = QoSProfile(
+            history=HistoryPolicy.KEEP_LAST,
+            depth=100,
+            reliability=ReliabilityPolicy.RELIABLE,
+            durability=DurabilityPolicy.TRANSIENT_LOCAL,
+        )
         self.publishers: dict[str, Any] = {}  # rclpy publishers
+        self.skipped: dict[str, str] = {}  # topic -> type whose messages are not installed
         with Reader(self.path) as r:
             for topic, info in r.topics.items():
                 if self.topics is not None and topic not in self.topics:
                     continue
                 if info.msgtype is None:  # rosbags: the topic's connections disagree on the type
                     raise ValueError(f"{self.path}: topic {topic} has more than one message type")
+                try:
+                    cls = message_class(info.msgtype)
+                except (ImportError, AttributeError):
+                    if self.topics is not None:  # asked for by name: an error
+                        raise ImportError(
+                            f"{self.path}: cannot play {topic}: the Python messages of "
+                            f"{info.msgtype} are not installed"
+                        ) from None
+                    self.skipped[topic] = info.msgtype
+                    continue
+                latched = topic == TF_STATIC_TOPIC  # tf2's static listeners want it latched
                 self.publishers[topic] = node.create_publisher(
-                    message_class(info.msgtype), remap.get(topic, topic), qos
+                    cls, remap.get(topic, topic), latched_qos if latched else qos
                 )
+        if self.skipped:
+            node.get_logger().warning(
+                "not playing "
+                + ", ".join(f"{t} ({m})" for t, m in sorted(self.skipped.items()))
+                + ": their Python message packages are not installed"
+            )
         self.clock_publisher: Any = None
         if clock:
             from rosgraph_msgs.msg import Clock
