@@ -549,7 +549,7 @@ def test_bad_input_warning_is_throttled(ros, ckpt, ns, monkeypatch):
     but the node logs ONE bad-input warning per throttle period, not one per frame."""
     from rclpy.impl import rcutils_logger
 
-    from sr3d_ros.ros import pointcloud_node as PN
+    from sr3d_ros.ros.detector_node import WARN_THROTTLE_S
 
     real = rcutils_logger._rclpy
     emitted = []
@@ -587,8 +587,8 @@ def test_bad_input_warning_is_throttled(ros, ckpt, ns, monkeypatch):
             for s, nm, m in emitted
             if nm == node.get_logger().name and m.startswith("bad input cloud")
         ]
-        assert 1 <= len(warnings) <= 1 + int(elapsed // PN._WARN_THROTTLE_S), (elapsed, warnings)
-        if elapsed < PN._WARN_THROTTLE_S:
+        assert 1 <= len(warnings) <= 1 + int(elapsed // WARN_THROTTLE_S), (elapsed, warnings)
+        if elapsed < WARN_THROTTLE_S:
             assert len(warnings) == 1, warnings
     finally:
         close_all(ex, cli, node)
