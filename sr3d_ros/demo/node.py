@@ -27,11 +27,13 @@ def node_command(
     params: Mapping[str, str | float | int],
     remaps: Mapping[str, str] | None = None,
     params_file: Path | None = None,
+    module: str = "sr3d_ros.ros.pointcloud_node",
 ) -> list[str]:
-    """Command line that runs the detector node (``python -m sr3d_ros.ros.pointcloud_node``) in
-    ``namespace`` with topic ``remaps`` (``{from: to}``), an optional ``--params-file`` and the
-    ``params`` overrides (``-p name:=value``), in that order."""
-    cmd = [sys.executable, "-m", "sr3d_ros.ros.pointcloud_node", "--ros-args"]
+    """Command line that runs a detector node (``python -m <module>``, by default the point-cloud
+    node; ``sr3d_ros.ros.image_node`` for the image node) in ``namespace`` with topic ``remaps``
+    (``{from: to}``), an optional ``--params-file`` and the ``params`` overrides
+    (``-p name:=value``), in that order."""
+    cmd = [sys.executable, "-m", module, "--ros-args"]
     cmd += ["-r", f"__ns:={namespace}"]
     for src, dst in (remaps or {}).items():
         cmd += ["-r", f"{src}:={dst}"]

@@ -18,11 +18,12 @@ What the image node needs from a CameraInfo, for one image size (:func:`camera_s
   camera first. If the result still differs from the image size, the camera is scaled to the
   image when the two aspect ratios agree within ``aspect_tolerance`` (1 %) and refused
   otherwise; a CameraInfo with width or height 0 is taken to describe the image as it is.
-* **Frames.** Boxes computed with ``P = K [I | t]`` are in the frame ``P`` projects from (for a
-  stereo second camera, the first camera's); ``frame_offset = t`` moves them into the image's
-  own optical frame (``X_image = X + t``), the ``frame_id`` the node publishes in. A
-  rectification rotation ``R`` other than identity is not undone (boxes stay in the rectified
-  frame; a note says so).
+* **Frames.** Boxes computed with ``P = K [I | t]`` are in the frame ``P`` projects from. By the
+  ROS convention that is the frame the image's ``header.frame_id`` names: for the second camera
+  of a stereo pair (``t != 0``, KITTI ``P2``) the first camera's rectified optical frame, and
+  RViz's Camera display places its virtual camera at ``-t`` in ``frame_id`` accordingly. So the
+  node publishes the boxes as they are, in ``frame_id``. A rectification rotation ``R`` other
+  than identity is not undone (boxes stay in the rectified frame; a note says so).
 
 Pixel convention: the centre of pixel ``(col, row)`` is at ``(col, row)`` (as in camera.py).
 Errors: :class:`CameraInfoError` (a ``ValueError``) naming the problem.
@@ -88,14 +89,11 @@ class CameraSetup:
     Attributes:
         camera: the camera of the image the detector sees (after undistortion, if any), sized
             like the image.
-        frame_offset: ``float64 (3,)`` metres, ``t`` of ``P = K [I | t]``: boxes from the
-            detector plus this are in the image's own optical frame.
         undistort: the remap to apply to each image, or None.
         notes: things to tell the user once (distortion ignored, camera scaled, ...).
     """
 
     camera: PinholeCamera
-    frame_offset: NDArray[np.float64]
     undistort: Undistorter | None
     notes: tuple[str, ...]
 
@@ -254,4 +252,4 @@ def camera_setup(
         cam = PinholeCamera(A @ chosen, width, height)
     except ValueError as exc:
         raise CameraInfoError(str(exc)) from None
-    return CameraSetup(cam, cam.baseline, remap, tuple(notes))
+    return CameraSetup(cam, remap, tuple(notes))
