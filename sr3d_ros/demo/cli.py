@@ -25,7 +25,7 @@ from .prepare import (
     data_root,
     training_scenes,
 )
-from .replay import Replay
+from .replay import FrameRow, Replay, ReplayPlan
 from .report import TIMING_NOTE, frame_table, render_scans, summary
 
 __all__ = ["SCENES", "build_parser", "main", "run"]
@@ -74,15 +74,18 @@ def run(args: argparse.Namespace) -> int:
     node = start_node(ckpt, args.device, args.score_threshold, args.num_threads, out / "node.log")
     from sr3d_ros.ros.replay import replay  # the rclpy part of the demo
 
+    ns = node.namespace
+    plan = ReplayPlan(
+        rows=[
+            FrameRow(k, scene, s.num_points, s.num_boxes)
+            for k, (scene, s) in enumerate(zip(args.scenes, samples))
+        ],
+        trigger="/points",
+        remap={"/points": f"{ns}/points", "/ground_truth": f"{ns}/ground_truth"},
+        record=[f"{ns}/points", f"{ns}/ground_truth"],
+    )
     played = replay(
-        node,
-        in_bag,
-        out_bag,
-        samples,
-        args.scenes,
-        args.playback_speed,
-        args.timeout,
-        args.startup_timeout,
+        node, in_bag, out_bag, plan, args.playback_speed, args.timeout, args.startup_timeout
     )
     if played.error:
         logger.error("%s", played.error)
