@@ -1,6 +1,7 @@
 """``sr3d-bag``: build, inspect, play and record rosbag2 (MCAP) bags (see :mod:`sr3d_ros.ros.bag`).
 
-    sr3d-bag build OUT [--dataset scannet|sunrgbd] [--ids ID ...] [--rate 0.5] [--frame-id map]
+    sr3d-bag build OUT [--dataset scannet|sunrgbd|kitti] [--ids ID ...] [--rate 0.5]
+                       [--frame-id map] [--storage mcap|sqlite3]
     sr3d-bag info BAG
     sr3d-bag play BAG [--rate 1.0] [--loop] [--clock [--clock-hz 40]] [--topics T ...]
                       [--remap FROM:=TO] [--wait-subscribers 5]
@@ -32,6 +33,7 @@ __all__ = ["main"]
 _DEFAULT_IDS = {
     "scannet": ["scene0000_00", "scene0000_01", "scene0000_02"],
     "sunrgbd": ["000001", "000002", "000003", "000004"],
+    "kitti": ["000000", "000003", "000004", "000005"],
 }
 
 
@@ -41,7 +43,7 @@ def _default_data_root() -> Path:
 
 
 def _cmd_build(a: argparse.Namespace) -> int:
-    from sr3d_ros.ros.bag import build_bag, load_samples
+    from sr3d_ros.ros.bag import build_bag, build_kitti_bag, load_samples
 
     ids = a.ids or _DEFAULT_IDS[a.dataset]
     sub = Path(a.data_root) / a.dataset
@@ -51,11 +53,16 @@ def _cmd_build(a: argparse.Namespace) -> int:
             "(../shared/data beside the source tree, or $SR3D_DATA) is not available in a "
             "colcon / pip install: pass --data-root /path/to/shared/data or set SR3D_DATA"
         )
-    samples = load_samples(a.dataset, a.data_root, ids)
-    s = build_bag(a.out, samples, rate_hz=a.rate, frame_id=a.frame_id)
+    if a.dataset == "kitti":
+        s = build_kitti_bag(a.out, sub / "training", ids, rate_hz=a.rate, storage=a.storage)
+        frames = "camera_optical_frame, velodyne"
+    else:
+        samples = load_samples(a.dataset, a.data_root, ids)
+        s = build_bag(a.out, samples, rate_hz=a.rate, frame_id=a.frame_id, storage=a.storage)
+        frames = repr(a.frame_id)
     print(
-        f"wrote {s.path}: {s.frames} frames ({', '.join(s.sample_ids)}) at {a.rate} Hz, "
-        f"frame_id {a.frame_id!r}"
+        f"wrote {s.path} ({a.storage}): {s.frames} frames ({', '.join(s.sample_ids)}) at "
+        f"{a.rate} Hz, frame_id {frames}"
     )
     return 0
 
@@ -145,7 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="cmd", required=True)
 
     b = sub.add_parser(
-        "build", help="bag of real dataset scans (/points) + ground truth (/ground_truth)"
+        "build",
+        help="bag of real dataset scans (/points) + ground truth (/ground_truth); kitti: "
+        "image, CameraInfo, velodyne, /tf_static, ground truth (sr3d_ros.ros.bag.kitti)",
     )
     b.add_argument("out", type=Path, help="bag folder to create")
     b.add_argument("--dataset", choices=sorted(_DEFAULT_IDS), default="scannet")
@@ -160,12 +169,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--data-root",
         type=Path,
         default=_default_data_root(),
-        help="shared data root holding scannet/ and sunrgbd/ (default: $SR3D_DATA, else "
+        help="shared data root holding scannet/, sunrgbd/ and kitti/ (default: $SR3D_DATA, else "
         "../shared/data beside the source tree; an installed package (colcon, pip) has no "
         "such folder: pass --data-root or set SR3D_DATA)",
     )
     b.add_argument("--rate", type=float, default=0.5, help="frames per second of bag time")
-    b.add_argument("--frame-id", default="map", help="header.frame_id of the messages")
+    b.add_argument("--frame-id", default="map", help="header.frame_id of the messages (not kitti)")
+    b.add_argument(
+        "--storage",
+        choices=("mcap", "sqlite3"),
+        default="mcap",
+        help="rosbag2 storage: mcap (.mcap, chunk CRCs) or sqlite3 (.db3)",
+    )
     b.set_defaults(func=_cmd_build)
 
     i = sub.add_parser("info", help="topics, counts, duration")
@@ -225,7 +240,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except (FileNotFoundError, ValueError) as exc:
+    except (OSError, ValueError) as exc:  # missing / existing / unreadable files, bad input
         print(f"sr3d-bag {args.cmd}: error: {exc}", file=sys.stderr)
         return 1
     except Exception as exc:  # rosbags errors (bag exists, unreadable bag)

@@ -10,17 +10,21 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
 
-from sr3d_ros.ros.bag.typestore import make_typestore, new_msg
-
-if TYPE_CHECKING:
-    from rosbags.typesys.store import Typestore
+from sr3d_ros.ros.bag.builders import (
+    DETECTION3DARRAY,
+    POINTCLOUD2,
+    bag_writer,
+    header_msg,
+    pointcloud2_msg,
+    yaw_detection_array_msg,
+)
+from sr3d_ros.ros.bag.typestore import make_typestore
 
 __all__ = [
     "DETECTION3DARRAY",
@@ -34,64 +38,6 @@ __all__ = [
 
 POINTS_TOPIC = "/points"
 GT_TOPIC = "/ground_truth"
-POINTCLOUD2 = "sensor_msgs/msg/PointCloud2"
-DETECTION3DARRAY = "vision_msgs/msg/Detection3DArray"
-
-
-def _header(ts: Typestore, stamp_ns: int, frame_id: str) -> Any:
-    sec, nanosec = divmod(int(stamp_ns), 1_000_000_000)
-    stamp = new_msg(ts, "builtin_interfaces/msg/Time", sec=sec, nanosec=nanosec)
-    return new_msg(ts, "std_msgs/msg/Header", stamp=stamp, frame_id=frame_id)
-
-
-def _pointcloud2(ts: Typestore, header: Any, points: NDArray[np.float32]) -> Any:
-    from sr3d_ros.ros.pointcloud2 import points_to_cloud
-
-    layout, data = points_to_cloud(points)
-    kw = asdict(layout)  # height, width, point_step, row_step, fields, is_bigendian, is_dense
-    kw["fields"] = [new_msg(ts, "sensor_msgs/msg/PointField", **f) for f in kw["fields"]]
-    return new_msg(ts, POINTCLOUD2, header=header, data=np.frombuffer(data, np.uint8), **kw)
-
-
-def _pose(ts: Typestore, xyz: Sequence[float], xyzw: Sequence[float]) -> Any:
-    x, y, z = xyz
-    qx, qy, qz, qw = xyzw
-    return new_msg(
-        ts,
-        "geometry_msgs/msg/Pose",
-        position=new_msg(ts, "geometry_msgs/msg/Point", x=x, y=y, z=z),
-        orientation=new_msg(ts, "geometry_msgs/msg/Quaternion", x=qx, y=qy, z=qz, w=qw),
-    )
-
-
-def _detection_array(
-    ts: Typestore, header: Any, boxes: ArrayLike, scores: ArrayLike, names: Sequence[str]
-) -> Any:
-    from sr3d_ros.frames import quaternion_from_yaw
-
-    b = np.asarray(boxes, np.float64).reshape(-1, 7)
-    s = np.asarray(scores, np.float64).reshape(-1)
-    q = quaternion_from_yaw(b[:, 6]).reshape(-1, 4)
-    dets = []
-    for box, quat, score, name in zip(b.tolist(), q.tolist(), s.tolist(), names):
-        hyp = new_msg(
-            ts,
-            "vision_msgs/msg/ObjectHypothesisWithPose",
-            hypothesis=new_msg(
-                ts, "vision_msgs/msg/ObjectHypothesis", class_id=str(name), score=score
-            ),
-            pose=new_msg(ts, "geometry_msgs/msg/PoseWithCovariance", pose=_pose(ts, box[:3], quat)),
-        )
-        bbox = new_msg(
-            ts,
-            "vision_msgs/msg/BoundingBox3D",
-            center=_pose(ts, box[:3], quat),
-            size=new_msg(ts, "geometry_msgs/msg/Vector3", x=box[3], y=box[4], z=box[5]),
-        )
-        dets.append(
-            new_msg(ts, "vision_msgs/msg/Detection3D", header=header, results=[hyp], bbox=bbox)
-        )
-    return new_msg(ts, DETECTION3DARRAY, header=header, detections=dets)
 
 
 def load_samples(dataset: str, data_root: str | Path, ids: Sequence[str]) -> list[Any]:
@@ -143,8 +89,9 @@ def build_bag(
     start_ns: int | None = None,
     points_topic: str = POINTS_TOPIC,
     gt_topic: str = GT_TOPIC,
+    storage: str = "mcap",
 ) -> BagSummary:
-    """Write dataset samples as a rosbag2 MCAP bag.
+    """Write dataset samples as a rosbag2 bag (MCAP or SQLite 3).
 
     Args:
         out: bag folder to create (must not exist).
@@ -156,18 +103,16 @@ def build_bag(
         frame_id: ``header.frame_id`` of every message (the points' frame).
         start_ns: bag time of the first frame, nanoseconds (default: now).
         points_topic / gt_topic: topic names.
+        storage: ``"mcap"`` (chunk CRCs written) or ``"sqlite3"`` (``.db3``).
 
     Returns:
         :class:`BagSummary`. The bag's ``custom_data`` holds ``sr3d.sample_ids`` and
         ``sr3d.class_names`` (JSON lists). Ground-truth hypotheses have score 1.
 
     Raises:
-        ValueError: ``rate_hz <= 0`` or no samples. rosbags ``WriterError``: ``out`` exists.
+        ValueError: ``rate_hz <= 0``, no samples or an unknown storage. FileExistsError:
+        ``out`` exists. The bag is written atomically (:func:`~.builders.bag_writer`).
     """
-    from rosbags.rosbag2 import StoragePlugin, Writer
-
-    from sr3d_ros.ros.bag.integrity import add_chunk_crcs
-
     if not rate_hz > 0:
         raise ValueError(f"rate_hz must be > 0, got {rate_hz}")
     if not samples:
@@ -176,19 +121,18 @@ def build_bag(
     period = int(round(1e9 / rate_hz))
     start = time.time_ns() if start_ns is None else int(start_ns)
     out = Path(out)
-    writer = Writer(out, version=9, storage_plugin=StoragePlugin.MCAP)
-    writer.set_custom_data("sr3d.sample_ids", json.dumps([str(s.sample_id) for s in samples]))
-    writer.set_custom_data("sr3d.class_names", json.dumps(list(samples[0].class_names)))
-    with writer:
-        c_pts = writer.add_connection(points_topic, POINTCLOUD2, typestore=ts)
-        c_gt = writer.add_connection(gt_topic, DETECTION3DARRAY, typestore=ts)
-        for i, s in enumerate(samples):
-            t = start + i * period
-            header = _header(ts, t, frame_id)
-            cloud = _pointcloud2(ts, header, np.asarray(s.points, np.float32))
-            writer.write(c_pts, t, ts.serialize_cdr(cloud, POINTCLOUD2))
-            names = [s.class_names[int(k)] for k in np.asarray(s.gt_labels).reshape(-1)]
-            gt = _detection_array(ts, header, s.gt_boxes, np.ones(len(names)), names)
-            writer.write(c_gt, t, ts.serialize_cdr(gt, DETECTION3DARRAY))
-    add_chunk_crcs(out)  # rosbags writes CRC 0 ("not computed"): corruption would play silently
+    with bag_writer(out, storage) as writer:
+        writer.set_custom_data("sr3d.sample_ids", json.dumps([str(s.sample_id) for s in samples]))
+        writer.set_custom_data("sr3d.class_names", json.dumps(list(samples[0].class_names)))
+        with writer:
+            c_pts = writer.add_connection(points_topic, POINTCLOUD2, typestore=ts)
+            c_gt = writer.add_connection(gt_topic, DETECTION3DARRAY, typestore=ts)
+            for i, s in enumerate(samples):
+                t = start + i * period
+                header = header_msg(ts, t, frame_id)
+                cloud = pointcloud2_msg(ts, header, np.asarray(s.points, np.float32))
+                writer.write(c_pts, t, ts.serialize_cdr(cloud, POINTCLOUD2))
+                names = [s.class_names[int(k)] for k in np.asarray(s.gt_labels).reshape(-1)]
+                gt = yaw_detection_array_msg(ts, header, s.gt_boxes, np.ones(len(names)), names)
+                writer.write(c_gt, t, ts.serialize_cdr(gt, DETECTION3DARRAY))
     return BagSummary(out, len(samples), start, period, [str(s.sample_id) for s in samples])

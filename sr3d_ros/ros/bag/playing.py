@@ -14,16 +14,19 @@ from typing import Any
 from sr3d_ros.ros.bag.reading import BagMessage, read_bag
 from sr3d_ros.ros.bag.typestore import message_class
 
-__all__ = ["CLOCK_TOPIC", "BagPlayer"]
+__all__ = ["CLOCK_TOPIC", "TF_STATIC_TOPIC", "BagPlayer"]
 
 CLOCK_TOPIC = "/clock"
+TF_STATIC_TOPIC = "/tf_static"
 
 
 class BagPlayer:
     """Publish a bag's messages with rclpy, as raw CDR (no conversion).
 
     Publishers are reliable + volatile with depth 10 (a reliable publisher also serves
-    best-effort subscribers, such as rclpy's and rclcpp's ``/clock`` subscriptions).
+    best-effort subscribers, such as rclpy's and rclcpp's ``/clock`` subscriptions);
+    ``/tf_static`` is reliable + transient local with depth 100 (latched, as tf2's static
+    broadcasters publish it, so late subscribers such as RViz still get the transforms).
 
     Args:
         node: the rclpy node to publish from (``rclpy.node.Node``; ``Any``: rclpy is untyped).
@@ -66,6 +69,12 @@ class BagPlayer:
             reliability=ReliabilityPolicy.RELIABLE,
             durability=DurabilityPolicy.VOLATILE,
         )
+        latched_qos = QoSProfile(
+            history=HistoryPolicy.KEEP_LAST,
+            depth=100,
+            reliability=ReliabilityPolicy.RELIABLE,
+            durability=DurabilityPolicy.TRANSIENT_LOCAL,
+        )
         self.publishers: dict[str, Any] = {}  # rclpy publishers
         with Reader(self.path) as r:
             for topic, info in r.topics.items():
@@ -73,8 +82,11 @@ class BagPlayer:
                     continue
                 if info.msgtype is None:  # rosbags: the topic's connections disagree on the type
                     raise ValueError(f"{self.path}: topic {topic} has more than one message type")
+                latched = topic == TF_STATIC_TOPIC  # tf2's static listeners want it latched
                 self.publishers[topic] = node.create_publisher(
-                    message_class(info.msgtype), remap.get(topic, topic), qos
+                    message_class(info.msgtype),
+                    remap.get(topic, topic),
+                    latched_qos if latched else qos,
                 )
         self.clock_publisher: Any = None
         if clock:
