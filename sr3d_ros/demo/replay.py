@@ -51,12 +51,18 @@ class ReplayPlan:
         trigger: the bag topic whose messages are the frames (played lock-step).
         remap: ``{bag topic: played topic}`` for every bag topic to play.
         record: played topics to record besides the node's outputs and ``/diagnostics``.
+        inputs: the bag topics the node subscribes to (default: the trigger); play starts once
+            the node has subscribed to each.
     """
 
     rows: list[FrameRow]
     trigger: str
     remap: dict[str, str]
     record: list[str] = field(default_factory=list)
+    inputs: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.inputs = list(self.inputs) or [self.trigger]
 
 
 @dataclass

@@ -42,6 +42,7 @@ from sr3d_ros.ros.node_base import (
     ReasonThrottle,
     declare_parameters,
     raw_parameters,
+    run_node,
     unknown_overrides,
 )
 from sr3d_ros.ros.params import CommonParams, ParamSpec
@@ -50,7 +51,13 @@ if TYPE_CHECKING:
     from sr3d_ros.detections import Detections
     from sr3d_ros.frames import BoxPoses
 
-__all__ = ["SHUTDOWN_DEADLINE_S", "WARN_THROTTLE_S", "BadInput", "DetectorNode"]
+__all__ = [
+    "SHUTDOWN_DEADLINE_S",
+    "WARN_THROTTLE_S",
+    "BadInput",
+    "DetectorNode",
+    "run_detector_node",
+]
 
 
 class BadInput(ValueError):
@@ -89,6 +96,8 @@ class DetectorNode(Node):
         ValueError: unusable device.
     """
 
+    #: The node's default name (also the console script's).
+    NODE_NAME: ClassVar[str] = ""
     #: The node's parameter table.
     SPECS: ClassVar[tuple[ParamSpec, ...]] = ()
     #: The documented params file (named in the unknown-parameter warning).
@@ -436,3 +445,29 @@ class DetectorNode(Node):
             worker.join(timeout=SHUTDOWN_DEADLINE_S)
             self.worker_abandoned = worker.is_alive()
         super().destroy_node()
+
+
+def run_detector_node(node_cls: type[DetectorNode], args: Sequence[str] | None = None) -> int:
+    """The console script of a detector node: run it until Ctrl-C / SIGTERM / shutdown.
+
+    Signal-safe (see :func:`sr3d_ros.ros.node_base.run_node`): the first SIGINT / SIGTERM stops
+    it within ~1 s even mid-inference, later ones are ignored, no traceback.
+
+    Args:
+        node_cls: the node class (built with its default name).
+        args: command line (default ``sys.argv``), including ``--ros-args ...``.
+
+    Returns:
+        0 after Ctrl-C, SIGTERM or an external shutdown; 1 when the node cannot start (invalid
+        parameters, missing / invalid checkpoint or one of another detector kind, unusable
+        device), with one FATAL line saying why.
+    """
+    from sr3d_ros.checkpoints import CheckpointError
+    from sr3d_ros.ros.params import ParamError
+
+    return run_node(
+        node_cls,
+        node_cls.NODE_NAME,
+        args,
+        (ParamError, FileNotFoundError, CheckpointError, ValueError),
+    )

@@ -13,8 +13,9 @@ Topics (relative names, remap them or set a namespace):
   JPEG / PNG). Keep last 1, volatile, reliability from ``qos_reliability``.
 * ``~/input/camera_info`` (sensor_msgs/CameraInfo, same QoS). Each image is paired with the
   latest CameraInfo of the same ``frame_id`` (or, with ``camera_info_tolerance > 0``, the one
-  whose stamp is closest, within the tolerance). An image without one (none received yet, none
-  for its frame_id, none close enough) is dropped: no detections, a throttled warning, WARN
+  whose stamp is closest, within the tolerance; the worker waits up to 1 s for one that has not
+  arrived yet). An image without one (none received yet, none for its frame_id, none close
+  enough) is dropped: no detections, a throttled warning, WARN
   diagnostics, counted in ``frames_without_camera_info``. How K / P / D / R, roi, binning and a
   size that differs from the image are used: :mod:`sr3d_ros.ros.camera_info` (a size that cannot
   be scaled is bad input).
@@ -56,15 +57,14 @@ import numpy as np
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from sr3d_ros.ros.camera_info import CameraInfoError, CameraSetup, camera_setup, info_key
-from sr3d_ros.ros.detector_node import WARN_THROTTLE_S, DetectorNode
+from sr3d_ros.ros.detector_node import WARN_THROTTLE_S, DetectorNode, run_detector_node
 from sr3d_ros.ros.image_msgs import ImageError, compressed_to_rgb, image_to_rgb, rgb_to_image
 from sr3d_ros.ros.image_params import (
-    DEFAULT_MONO_MODEL,
     IMAGE_PARAMS,
     ImageNodeParams,
     validate_image_params,
 )
-from sr3d_ros.ros.node_base import input_qos, run_node
+from sr3d_ros.ros.node_base import input_qos
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -76,25 +76,18 @@ __all__ = ["NODE_NAME", "ImageDetectorNode", "draw_projected_boxes", "main"]
 NODE_NAME = "image_detector"
 #: CameraInfos kept per frame_id for pairing by stamp.
 _INFO_HISTORY = 32
-#: Seconds the worker waits for a CameraInfo that has not arrived yet (the two topics race).
-_INFO_WAIT_S = 0.2
+#: Seconds the worker waits for a CameraInfo that has not arrived yet: the two topics race (a
+#: CameraInfo published just before its image was measured to arrive over 0.2 s after it on a
+#: loaded machine).
+_INFO_WAIT_S = 1.0
 
 
 class ImageDetectorNode(DetectorNode):
-    """The monocular detector node (see the module docstring for topics and behaviour).
+    """The monocular detector node (see the module docstring for topics and behaviour;
+    arguments and errors as :class:`~sr3d_ros.ros.detector_node.DetectorNode`, ``detector`` a
+    monocular detector, called as ``detector(rgb, camera)``)."""
 
-    Args:
-        node_name: ROS node name.
-        detector: an already built monocular detector (tests); default: load ``checkpoint``.
-        **node_kwargs: passed to ``rclpy.node.Node``.
-
-    Raises:
-        sr3d_ros.ros.params.ParamError: invalid parameters (all problems listed).
-        FileNotFoundError / sr3d_ros.checkpoints.CheckpointError: unusable checkpoint, or one
-            of another detector kind (a point-cloud one).
-        ValueError: unusable device.
-    """
-
+    NODE_NAME = NODE_NAME
     SPECS = IMAGE_PARAMS
     PARAMS_FILE = "config/image_detector.yaml"
     KIND = "mono"
@@ -117,7 +110,9 @@ class ImageDetectorNode(DetectorNode):
         return validate_image_params(raw, class_names)
 
     def _default_checkpoint(self) -> Path:
-        return Path(__file__).resolve().parents[2] / DEFAULT_MONO_MODEL
+        from sr3d_ros.mono_inference import default_mono_checkpoint_path
+
+        return default_mono_checkpoint_path()
 
     def _apply_inference_params(self, p: ImageNodeParams) -> None:
         import dataclasses
@@ -352,27 +347,9 @@ def draw_projected_boxes(
 
 
 def main(args: Sequence[str] | None = None) -> int:
-    """Console script ``image_detector``: run the node until Ctrl-C / SIGTERM / shutdown.
-
-    Signal-safe (see :func:`sr3d_ros.ros.node_base.run_node`): the first SIGINT / SIGTERM stops
-    it within ~1 s even mid-inference, later ones are ignored, no traceback.
-
-    Args:
-        args: command line (default ``sys.argv``), including ``--ros-args ...``.
-
-    Returns:
-        0 after Ctrl-C, SIGTERM or an external shutdown; 1 when the node cannot start (invalid
-        parameters, missing / invalid checkpoint or one of another kind, unusable device).
-    """
-    from sr3d_ros.checkpoints import CheckpointError
-    from sr3d_ros.ros.params import ParamError
-
-    return run_node(
-        ImageDetectorNode,
-        NODE_NAME,
-        args,
-        (ParamError, FileNotFoundError, CheckpointError, ValueError),
-    )
+    """Console script ``image_detector``: exit status 0 after Ctrl-C / SIGTERM / shutdown,
+    1 when the node cannot start (:func:`~sr3d_ros.ros.detector_node.run_detector_node`)."""
+    return run_detector_node(ImageDetectorNode, args)
 
 
 if __name__ == "__main__":

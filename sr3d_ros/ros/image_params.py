@@ -16,10 +16,17 @@ from typing import Any
 from sr3d_ros.ros.image_msgs import DEFAULT_MAX_PIXELS
 from sr3d_ros.ros.params import CommonParams, ParamSpec, common_params, convert_params, raise_errors
 
-__all__ = ["DEFAULT_MONO_MODEL", "IMAGE_PARAMS", "ImageNodeParams", "validate_image_params"]
+__all__ = [
+    "DEFAULT_MONO_MODEL",
+    "IMAGE_PARAMS",
+    "ImageNodeParams",
+    "validate_image_params",
+]
 
-#: The embedded default monocular model, relative to the package's parent folder.
+#: The embedded default monocular model, relative to the package's parent folder (named in the
+#: documentation; the node loads :func:`sr3d_ros.mono_inference.default_mono_checkpoint_path`).
 DEFAULT_MONO_MODEL = "sr3d_ros/models/weights/lead_m3d_kitti_n.pt"
+
 
 IMAGE_PARAMS: tuple[ParamSpec, ...] = (
     *common_params(DEFAULT_MONO_MODEL + ", KITTI Car / Pedestrian / Cyclist", "~/input/image"),
@@ -38,7 +45,8 @@ IMAGE_PARAMS: tuple[ParamSpec, ...] = (
         0.0,
         "Seconds. 0 = pair each image with the latest CameraInfo of the same frame_id; > 0 = "
         "with the CameraInfo of that frame_id whose stamp is closest to the image's, if within "
-        "this many seconds (else the image is dropped with a warning).",
+        "this many seconds. The node waits up to 1 s for a CameraInfo racing its image; an image "
+        "still without one is dropped with a warning.",
         False,
         "camera_info_tolerance",
     ),

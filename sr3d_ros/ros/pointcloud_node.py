@@ -63,8 +63,8 @@ from sensor_msgs.msg import PointCloud2
 
 from sr3d_ros.input_limits import InputBudgetError
 from sr3d_ros.ros import params as P
-from sr3d_ros.ros.detector_node import WARN_THROTTLE_S, BadInput, DetectorNode
-from sr3d_ros.ros.node_base import input_qos, run_node
+from sr3d_ros.ros.detector_node import WARN_THROTTLE_S, BadInput, DetectorNode, run_detector_node
+from sr3d_ros.ros.node_base import input_qos
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -77,21 +77,11 @@ NODE_NAME = "pointcloud_detector"
 
 
 class PointCloudDetectorNode(DetectorNode):
-    """The point-cloud detector node (see the module docstring for topics and behaviour).
+    """The point-cloud detector node (see the module docstring for topics and behaviour;
+    arguments and errors as :class:`~sr3d_ros.ros.detector_node.DetectorNode`, ``detector`` a
+    :class:`~sr3d_ros.inference.PointCloudDetector`)."""
 
-    Args:
-        node_name: ROS node name.
-        detector: an already built detector (tests); default: load ``checkpoint``.
-        **node_kwargs: passed to ``rclpy.node.Node`` (``context``, ``namespace``,
-            ``parameter_overrides``, ``cli_args``, ...).
-
-    Raises:
-        sr3d_ros.ros.params.ParamError: invalid parameters (all problems listed).
-        FileNotFoundError / sr3d_ros.checkpoints.CheckpointError: unusable checkpoint, or one
-            of another detector kind.
-        ValueError: unusable device.
-    """
-
+    NODE_NAME = NODE_NAME
     SPECS = P.PARAMS
     PARAMS_FILE = "config/pointcloud_detector.yaml"
     KIND = "pointcloud"
@@ -233,27 +223,9 @@ class PointCloudDetectorNode(DetectorNode):
 
 
 def main(args: Sequence[str] | None = None) -> int:
-    """Console script ``pointcloud_detector``: run the node until Ctrl-C / SIGTERM / shutdown.
-
-    Signal-safe (see :func:`sr3d_ros.ros.node_base.run_node`): the first SIGINT / SIGTERM stops
-    it within ~1 s even mid-inference, later ones are ignored, no traceback.
-
-    Args:
-        args: command line (default ``sys.argv``), including ``--ros-args ...``.
-
-    Returns:
-        0 after Ctrl-C, SIGTERM or an external shutdown; 1 when the node cannot start (invalid
-        parameters, missing / invalid checkpoint, unusable device).
-    """
-    from sr3d_ros.checkpoints import CheckpointError
-    from sr3d_ros.ros.params import ParamError
-
-    return run_node(
-        PointCloudDetectorNode,
-        NODE_NAME,
-        args,
-        (ParamError, FileNotFoundError, CheckpointError, ValueError),
-    )
+    """Console script ``pointcloud_detector``: exit status 0 after Ctrl-C / SIGTERM / shutdown,
+    1 when the node cannot start (:func:`~sr3d_ros.ros.detector_node.run_detector_node`)."""
+    return run_detector_node(PointCloudDetectorNode, args)
 
 
 if __name__ == "__main__":

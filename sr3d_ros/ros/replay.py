@@ -71,9 +71,10 @@ class ResultCollector:
 
 
 def _wait_for_node(
-    node: NodeProcess, player: BagPlayer, recorder: BagRecorder, trigger: str, timeout_s: float
+    node: NodeProcess, player: BagPlayer, recorder: BagRecorder, plan: ReplayPlan, timeout_s: float
 ) -> None:
-    """Until the node subscribes to its input and the recorder to the node's detections.
+    """Until the node subscribes to each of its inputs (a recorded input needs the recorder's
+    subscription and the node's) and the recorder to the node's detections.
 
     Raises:
         DemoError: the node exited (with the tail of its log) or did not come up in time.
@@ -86,9 +87,9 @@ def _wait_for_node(
                 f"the node exited with code {code} during start-up; "
                 f"its log:\n{node.log.read_text()[-3000:]}"
             )
-        if (
-            player.publishers[trigger].get_subscription_count() > 0
-            and node.output("detections") in recorder.subscribed
+        if node.output("detections") in recorder.subscribed and all(
+            player.publishers[t].get_subscription_count() >= 1 + (plan.remap[t] in plan.record)
+            for t in plan.inputs
         ):
             return
         time.sleep(0.1)
@@ -103,7 +104,10 @@ def _play_lock_step(
     timeout_s: float,
 ) -> list[FrameRow]:
     """Publish each frame once the previous result is back and its bag spacing (divided by
-    ``playback_speed``) has passed (other messages as they come); fills one row per frame."""
+    ``playback_speed``) has passed (other messages as they come, and acknowledged by every
+    subscriber before the frame: a small CameraInfo published just before a 1.4 MB image was
+    seen to reach another process only seconds later, after a retransmission); fills one row per
+    frame."""
     rows: list[FrameRow] = []
     last: tuple[float, int] | None = None  # (monotonic s, bag ns) of the last frame published
     for m in player.messages():
@@ -116,6 +120,8 @@ def _play_lock_step(
             due = last[0] + (m.timestamp_ns - last[1]) / 1e9 / playback_speed
             while time.monotonic() < due:
                 time.sleep(0.01)
+        if not player.wait_for_all_acked(10.0):
+            logger.warning("frame %d: its companion messages were not acknowledged", len(rows))
         t_pub = time.monotonic()
         player.publish(m)
         last = (t_pub, m.timestamp_ns)
@@ -187,7 +193,7 @@ def replay(
     try:
         player = BagPlayer(ros_node, in_bag, topics=list(plan.remap), remap=plan.remap)
         recorder = BagRecorder(ros_node, out_bag, [*topics, "/diagnostics"])
-        _wait_for_node(node, player, recorder, plan.trigger, startup_timeout_s)
+        _wait_for_node(node, player, recorder, plan, startup_timeout_s)
         player.wait_for_subscribers(10.0)
         time.sleep(0.5)  # let every match settle before the first frame
         logger.info("node up; playing %d frames lock-step", len(plan.rows))

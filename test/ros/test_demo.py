@@ -25,6 +25,8 @@ SCENES = ["scene0000_00", "scene0000_01"]
 
 def _demo_args(out: Path, data_root: Path) -> list[str]:
     return [
+        "--parts",
+        "scannet",
         "--random-init",
         "--scenes",
         *SCENES,

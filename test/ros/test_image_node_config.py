@@ -12,7 +12,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
 
 pytestmark = pytest.mark.ros
@@ -102,15 +101,9 @@ def test_validation_lists_every_problem():
 
 @pytest.fixture(scope="module")
 def pointcloud_ckpt(tmp_path_factory):
-    from sr3d_ros.checkpoints import save_checkpoint
-    from sr3d_ros.config import DetectorConfig, ModelConfig
-    from sr3d_ros.models import TR3DDetector
+    from sr3d_ros.demo.prepare import random_checkpoint
 
-    torch.manual_seed(0)
-    cfg = DetectorConfig(ModelConfig(width=0.25))
-    path = tmp_path_factory.mktemp("ckpt") / "pointcloud_w025.pt"
-    save_checkpoint(path, TR3DDetector(cfg.model).state_dict(), cfg)
-    return path
+    return random_checkpoint(tmp_path_factory.mktemp("ckpt") / "pointcloud_w025.pt")
 
 
 def test_pointcloud_checkpoint_is_fatal_at_start(pointcloud_ckpt):
