@@ -285,3 +285,56 @@ def test_kitti_ap_of_recorded_detections_equals_the_labels_own(data_root):
     # Car moderate 3D at IoU 0.7 found (few counted boxes: AP|R40 stays far below 100)
     assert ev.all_frames.ap40["3d"][0, 1, 0] > 0
     assert ev.held_out is not None and ev.held_out.to_dict()["num_frames"] == 2
+
+
+@pytest.mark.slow
+def test_demo_kitti_part_end_to_end_random_init(tmp_path, data_root):
+    """``--parts kitti``: two real KITTI frames through the image node by bag replay with an
+    untrained monocular model: table, AP on the held-out frames played, a PNG per frame,
+    kitti_results.json; exit 0."""
+    import json
+
+    out = tmp_path / "demo"
+    args = ["--parts", "kitti", "--random-init", "--kitti-frames", "000007", "000036"]
+    args += ["--kitti-rate", "10", "--num-threads", "1", "--device", "cpu", "--out", str(out)]
+    args += ["--data-root", str(data_root), "--timeout", "90", "--startup-timeout", "90"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "sr3d_ros.demo", *args],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+    )
+    text = proc.stdout + proc.stderr
+    assert proc.returncode == 0, text
+    assert re.search(
+        r"^\| frame \| kitti frame \| +image \| gt objects \| detections \|", text, re.M
+    )
+    for i, (fid, size) in enumerate((("000007", "1242x375"), ("000036", "1242x375"))):
+        assert re.search(rf"^\| +{i} \| {fid} +\| {size} \| +\d+ \| +\d+ \| +\d+ \|", text, re.M), (
+            text
+        )
+        w, h = _png_size(out / f"kitti_{fid}_detections_vs_gt.png")
+        assert h == 375 and w > 1242  # the image and the bird's-eye view beside it
+    assert "KITTI AP|R40 on the held-out frames (000007, 000036):" in text
+    assert re.search(r"^held-out moderate 3D AP\|R40 \(%\): Car \d+\.\d\d", text, re.M), text
+    assert "WARNING" not in proc.stdout
+    res = json.loads((out / "kitti_results.json").read_text())
+    assert res["random_init"] and res["node_exit_code"] == 0
+    assert res["evaluated_frames"] == ["000007", "000036"]
+    assert res["held_out_evaluation"]["num_frames"] == 2
+    assert all(f["detections"] for f in res["frames"])  # the untrained model's best boxes
+
+
+def test_demo_kitti_part_reports_missing_model_and_data(tmp_path, capsys):
+    """A missing monocular checkpoint or KITTI folder: one clear line, exit 1, no traceback."""
+    from sr3d_ros import demo
+
+    base = ["--parts", "kitti", "--out", str(tmp_path / "o")]
+    assert demo.main([*base, "--mono-checkpoint", str(tmp_path / "mono.pt")]) == 1
+    err = capsys.readouterr().err
+    assert "KITTI part: monocular checkpoint" in err and "mono.pt not found" in err, err
+    assert demo.main([*base, "--data-root", str(tmp_path / "nowhere")]) == 1
+    err = capsys.readouterr().err
+    assert "KITTI part: KITTI frames not found" in err and "Traceback" not in err, err
