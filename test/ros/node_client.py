@@ -132,3 +132,25 @@ def start_node(node_cls: Any, ctx: Any, ex: Any, ns: str, values: dict[str, Any]
     )
     ex.add_node(node)
     return node
+
+
+def record_ros_logs(monkeypatch: Any) -> list[tuple[int, str, str]]:
+    """Record ``(severity, logger name, message)`` of every rclpy log line that passes rclpy's
+    filters (throttling included) from now until the test ends."""
+    from rclpy.impl import rcutils_logger
+
+    real = rcutils_logger._rclpy
+    emitted: list[tuple[int, str, str]] = []
+
+    class Recorder:  # the C logging call that rclpy makes once its filters let a message through
+        def __getattr__(self, name: str) -> Any:
+            return getattr(real, name)
+
+        def rclpy_logging_rcutils_log(
+            self, severity: int, name: str, message: str, *rest: Any
+        ) -> Any:
+            emitted.append((severity, name, message))
+            return real.rclpy_logging_rcutils_log(severity, name, message, *rest)
+
+    monkeypatch.setattr(rcutils_logger, "_rclpy", Recorder())
+    return emitted

@@ -27,7 +27,13 @@ import torch
 pytestmark = pytest.mark.ros
 
 import rclpy  # noqa: E402
-from node_client import NodeClient, close_all, process_env, start_node  # noqa: E402
+from node_client import (  # noqa: E402
+    NodeClient,
+    close_all,
+    process_env,
+    record_ros_logs,
+    start_node,
+)
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
@@ -235,7 +241,13 @@ def test_real_publisher_detections_equal_the_python_api(ros, ckpt, detector, fra
         close_all(ex, cli, late, node)
 
 
-def test_image_before_camera_info_is_dropped_with_a_warning(ros, ckpt, detector, frames, ns):
+def test_image_before_camera_info_is_dropped_with_a_warning(
+    ros, ckpt, detector, frames, ns, monkeypatch
+):
+    """Images before any CameraInfo (and with one of another frame_id only) are dropped: no
+    detections, WARN diagnostics, one warning per reason per throttle period; once a CameraInfo
+    of the image's frame comes, the image is detected."""
+    emitted = record_ros_logs(monkeypatch)
     ctx, ex = ros
     node = make_node(ctx, ex, ckpt, ns)
     cli = Client(ctx, ex, ns)
@@ -247,6 +259,8 @@ def test_image_before_camera_info_is_dropped_with_a_warning(ros, ckpt, detector,
             st = cli.diagnostics_for(200 + k)
             assert st.level == b"\x01" and "no CameraInfo received yet" in st.message, st.message
         assert node.stats["no_camera_info"] == 3
+        warned = [m for _, n, m in emitted if n == node.get_logger().name and "dropped" in m]
+        assert len(warned) == 1, warned  # 3 images within the throttle period: one warning
         assert not cli.detections and node.stats["processed"] == 0
         # a CameraInfo of another frame_id does not pair either
         cli.send(image_msg(rgb, header(203)), info_msg(cam, header(203, frame="other_camera")))

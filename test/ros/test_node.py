@@ -30,7 +30,13 @@ import torch
 pytestmark = pytest.mark.ros
 
 import rclpy  # noqa: E402
-from node_client import NodeClient, close_all, process_env, start_node  # noqa: E402
+from node_client import (  # noqa: E402
+    NodeClient,
+    close_all,
+    process_env,
+    record_ros_logs,
+    start_node,
+)
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import PointCloud2, PointField  # noqa: E402
@@ -466,22 +472,9 @@ def test_bad_input_publishes_empty_with_header_and_node_survives(ros, ckpt, ns, 
 def test_bad_input_warning_is_throttled(ros, ckpt, ns, monkeypatch):
     """Several bad frames in quick succession: every one gets its empty result and diagnostics,
     but the node logs ONE bad-input warning per throttle period, not one per frame."""
-    from rclpy.impl import rcutils_logger
-
     from sr3d_ros.ros.detector_node import WARN_THROTTLE_S
 
-    real = rcutils_logger._rclpy
-    emitted = []
-
-    class Recorder:  # the C logging call that rclpy makes once its filters let a message through
-        def __getattr__(self, name):
-            return getattr(real, name)
-
-        def rclpy_logging_rcutils_log(self, severity, name, message, *rest):
-            emitted.append((severity, name, message))
-            return real.rclpy_logging_rcutils_log(severity, name, message, *rest)
-
-    monkeypatch.setattr(rcutils_logger, "_rclpy", Recorder())
+    emitted = record_ros_logs(monkeypatch)
     ctx, ex = ros
     node = make_node(ctx, ex, ckpt, ns)
     cli = Client(ctx, ex, ns)
@@ -863,20 +856,7 @@ def test_outliers_and_wide_clouds(ros, ckpt, detector, ns, scannet):
 def test_drops_are_normal_operation_and_reasons_logged(ros, ckpt, ns, scannet, monkeypatch):
     """#12: a burst faster than inference drops stale frames with OK diagnostics (drop rate in
     the values); two different bad inputs in one throttle period each log their reason."""
-    from rclpy.impl import rcutils_logger
-
-    real = rcutils_logger._rclpy
-    emitted = []
-
-    class Recorder:
-        def __getattr__(self, name):
-            return getattr(real, name)
-
-        def rclpy_logging_rcutils_log(self, severity, name, message, *rest):
-            emitted.append(message)
-            return real.rclpy_logging_rcutils_log(severity, name, message, *rest)
-
-    monkeypatch.setattr(rcutils_logger, "_rclpy", Recorder())
+    emitted = record_ros_logs(monkeypatch)
     ctx, ex = ros
     node = make_node(ctx, ex, ckpt, ns, max_input_points=50_000)
     cli = Client(ctx, ex, ns)
@@ -898,7 +878,7 @@ def test_drops_are_normal_operation_and_reasons_logged(ros, ckpt, ns, scannet, m
         cli.wait(lambda: cli.diagnostics[-1].status[0].level == b"\x01", 10, "bad diagnostics")
         st, kv = _kv(cli.diagnostics[-1])
         assert kv["points_in"] == "60000", kv  # the real input size, also for bad input
-        bad = [m for m in emitted if m.startswith("bad input cloud")]
+        bad = [m for _, _, m in emitted if m.startswith("bad input cloud")]
         assert any("empty" in m for m in bad) and any("max_input_points" in m for m in bad), bad
     finally:
         close_all(ex, cli, node)
