@@ -50,6 +50,7 @@ setup(
             "sr3d-convert-tr3d=sr3d_ros.cli.convert_tr3d:main",
             "sr3d-bag=sr3d_ros.cli.bag:main",
             "pointcloud_detector=sr3d_ros.ros.pointcloud_node:main",
+            "image_detector=sr3d_ros.ros.image_node:main",
         ]
     },
 )

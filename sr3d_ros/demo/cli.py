@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .evaluation import evaluable, evaluate, read_recorded
+from .kitti import run_kitti
 from .node import NodeProcess, start_node
 from .prepare import (
     DemoError,
@@ -25,12 +26,13 @@ from .prepare import (
     data_root,
     training_scenes,
 )
-from .replay import Replay
-from .report import TIMING_NOTE, frame_table, render_scans, summary
+from .replay import FrameRow, Replay, ReplayPlan
+from .report import TIMING_NOTE, exit_status, frame_table, render_scans, summary
 
-__all__ = ["SCENES", "build_parser", "main", "run"]
+__all__ = ["PARTS", "SCENES", "build_parser", "main", "run", "run_scannet"]
 
 SCENES = ("scene0000_00", "scene0000_01", "scene0000_02")
+PARTS = ("scannet", "kitti")
 
 logger = logging.getLogger("sr3d_ros.demo")
 
@@ -47,26 +49,42 @@ class _ConsoleHandler(logging.Handler):
 
 
 def run(args: argparse.Namespace) -> int:
-    """The demo (see :mod:`sr3d_ros.demo`). Returns the exit status.
-
-    Raises:
-        DemoError: missing data or model (exit status 2 in :func:`main`).
-    """
+    """The demo (see :mod:`sr3d_ros.demo`): the ScanNet part, then the KITTI part (each of
+    ``args.parts``). A part that cannot run (missing data or model) is reported and the next
+    one still runs. Returns the exit status: 0 when every part succeeded, else 1."""
     from sr3d_ros.ros.env import ensure_safe_ros_env
 
     env_vars = ensure_safe_ros_env(force=True, fresh_log_dir=True)
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    root = data_root(args.data_root)
-    check_data(root, args.scenes)
-    ckpt = choose_checkpoint(args.checkpoint, args.random_init, out)
-    logger.info("model %s", ckpt)
-    logger.info("data %s (%s); output %s", root, ", ".join(args.scenes), out)
     logger.info(
         "ROS_AUTOMATIC_DISCOVERY_RANGE=%s, ROS_LOG_DIR=%s",
         env_vars["ROS_AUTOMATIC_DISCOVERY_RANGE"],
         env_vars["ROS_LOG_DIR"],
     )
+    rc = 0
+    for part, runner in (("scannet", run_scannet), ("kitti", run_kitti)):
+        if part not in args.parts:
+            continue
+        try:
+            rc = max(rc, runner(args, out))
+        except DemoError as exc:
+            logger.error("%s part: %s", "ScanNet" if part == "scannet" else "KITTI", exc)
+            rc = 1
+    return rc
+
+
+def run_scannet(args: argparse.Namespace, out: Path) -> int:
+    """The ScanNet part (see :mod:`sr3d_ros.demo`). Returns the exit status.
+
+    Raises:
+        DemoError: missing data or model.
+    """
+    root = data_root(args.data_root)
+    check_data(root, args.scenes)
+    ckpt = choose_checkpoint(args.checkpoint, args.random_init, out)
+    logger.info("model %s", ckpt)
+    logger.info("data %s (%s); output %s", root, ", ".join(args.scenes), out)
     in_bag, out_bag = out / "input_bag", out / "output_bag"
     if out_bag.exists():
         shutil.rmtree(out_bag)
@@ -74,15 +92,18 @@ def run(args: argparse.Namespace) -> int:
     node = start_node(ckpt, args.device, args.score_threshold, args.num_threads, out / "node.log")
     from sr3d_ros.ros.replay import replay  # the rclpy part of the demo
 
+    ns = node.namespace
+    plan = ReplayPlan(
+        rows=[
+            FrameRow(k, scene, s.num_points, s.num_boxes)
+            for k, (scene, s) in enumerate(zip(args.scenes, samples))
+        ],
+        trigger="/points",
+        remap={"/points": f"{ns}/points", "/ground_truth": f"{ns}/ground_truth"},
+        record=[f"{ns}/points", f"{ns}/ground_truth"],
+    )
     played = replay(
-        node,
-        in_bag,
-        out_bag,
-        samples,
-        args.scenes,
-        args.playback_speed,
-        args.timeout,
-        args.startup_timeout,
+        node, in_bag, out_bag, plan, args.playback_speed, args.timeout, args.startup_timeout
     )
     if played.error:
         logger.error("%s", played.error)
@@ -164,32 +185,50 @@ def _evaluate_and_report(
         pictures=pictures,
     )
     logger.info("wrote %s", atomic_write_json(out / "results.json", results))
-    if len(answered) < len(rows):
-        logger.error("the node answered %d of %d scans", len(answered), len(rows))
-        return 1
-    if node_rc != 0:
-        logger.error("the node exited with code %d (log %s)", node_rc, node.log)
-        return 1
-    return 0
+    return exit_status(len(answered), len(rows), node_rc, node.log)
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The demo's command line."""
     p = argparse.ArgumentParser(
         prog="python -m sr3d_ros.demo",
-        description="End-to-end demo: the ROS 2 detector node on real ScanNet scans replayed "
-        "from a rosbag2 bag.",
+        description="End-to-end demo: the ROS 2 detector nodes on real data replayed from "
+        "rosbag2 bags: the point-cloud node on ScanNet scans, then the image node on KITTI "
+        "frames.",
     )
-    p.add_argument("--checkpoint", help="model checkpoint (default: the embedded default model)")
+    p.add_argument(
+        "--parts",
+        nargs="+",
+        choices=PARTS,
+        default=list(PARTS),
+        help="which parts to run, in this order (default: both)",
+    )
+    p.add_argument(
+        "--checkpoint", help="point-cloud model checkpoint (default: the embedded default model)"
+    )
+    p.add_argument(
+        "--mono-checkpoint",
+        help="monocular model checkpoint for the KITTI part (default: the embedded "
+        "sr3d_ros/models/weights/lead_m3d_kitti_n.pt)",
+    )
     p.add_argument(
         "--random-init",
         action="store_true",
-        help="use an untrained width-0.25 model (pipeline check; meaningless boxes)",
+        help="use untrained models (point cloud: width 0.25; monocular: size n) to check the "
+        "pipeline; the boxes are meaningless",
     )
     p.add_argument("--data-root", type=Path, help="shared data root (default ../shared/data)")
     p.add_argument("--scenes", nargs="+", default=list(SCENES), help="ScanNet scenes to replay")
     p.add_argument("--out", type=Path, default=Path("demo_output"), help="output folder")
     p.add_argument("--rate", type=float, default=0.5, help="scans per second of bag time")
+    p.add_argument(
+        "--kitti-frames",
+        nargs="+",
+        help="KITTI frame ids to replay (default: every frame of kitti/training)",
+    )
+    p.add_argument(
+        "--kitti-rate", type=float, default=2.0, help="KITTI frames per second of bag time"
+    )
     p.add_argument(
         "--playback-speed",
         type=float,
@@ -230,8 +269,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logger.setLevel(logging.INFO)
     logger.propagate = False
     try:
-        if not args.rate > 0 or not args.playback_speed > 0:
-            logger.error("--rate and --playback-speed must be > 0")
+        if not args.rate > 0 or not args.playback_speed > 0 or not args.kitti_rate > 0:
+            logger.error("--rate, --kitti-rate and --playback-speed must be > 0")
             return 2
         return run(args)
     except DemoError as exc:

@@ -1,4 +1,5 @@
-"""Demo stage 2: the ``pointcloud_detector`` node as a separate process in a private namespace."""
+"""Demo stage 2: the detector node (``pointcloud_detector`` for ScanNet, ``image_detector`` for
+KITTI) as a separate process in a private namespace."""
 
 from __future__ import annotations
 
@@ -20,6 +21,11 @@ logger = logging.getLogger(__name__)
 
 #: The node's parameter file used by the demo (its defaults; the demo overrides a few).
 PARAMS_FILE = REPO / "config" / "pointcloud_detector.yaml"
+#: kind -> (module, node name, parameter file)
+NODES = {
+    "pointcloud": ("sr3d_ros.ros.pointcloud_node", "pointcloud_detector", PARAMS_FILE),
+    "image": ("sr3d_ros.ros.image_node", "image_detector", REPO / "config/image_detector.yaml"),
+}
 
 
 def node_command(
@@ -27,11 +33,13 @@ def node_command(
     params: Mapping[str, str | float | int],
     remaps: Mapping[str, str] | None = None,
     params_file: Path | None = None,
+    module: str = "sr3d_ros.ros.pointcloud_node",
 ) -> list[str]:
-    """Command line that runs the detector node (``python -m sr3d_ros.ros.pointcloud_node``) in
-    ``namespace`` with topic ``remaps`` (``{from: to}``), an optional ``--params-file`` and the
-    ``params`` overrides (``-p name:=value``), in that order."""
-    cmd = [sys.executable, "-m", "sr3d_ros.ros.pointcloud_node", "--ros-args"]
+    """Command line that runs a detector node (``python -m <module>``, by default the point-cloud
+    node; ``sr3d_ros.ros.image_node`` for the image node) in ``namespace`` with topic ``remaps``
+    (``{from: to}``), an optional ``--params-file`` and the ``params`` overrides
+    (``-p name:=value``), in that order."""
+    cmd = [sys.executable, "-m", module, "--ros-args"]
     cmd += ["-r", f"__ns:={namespace}"]
     for src, dst in (remaps or {}).items():
         cmd += ["-r", f"{src}:={dst}"]
@@ -81,14 +89,27 @@ class NodeProcess:
 
 
 def start_node(
-    checkpoint: Path, device: str, score_threshold: float, num_threads: int, log: Path
+    checkpoint: Path,
+    device: str,
+    score_threshold: float,
+    num_threads: int,
+    log: Path,
+    kind: str = "pointcloud",
 ) -> NodeProcess:
-    """Start the node with ``config/pointcloud_detector.yaml`` and these overrides, reliable
-    input QoS (the player is reliable; big clouds need it), unbuffered output into ``log``.
+    """Start the node of ``kind`` with its ``config/*.yaml`` and these overrides, reliable input
+    QoS (the player is reliable; big clouds and images need it), unbuffered output into ``log``.
+
+    ``"pointcloud"``: ``~/input/points`` is ``<namespace>/points``. ``"image"``:
+    ``~/input/image`` and ``~/input/camera_info`` are ``<namespace>/image`` and
+    ``<namespace>/camera_info``, and each image is paired with the CameraInfo of its own stamp
+    (``camera_info_tolerance`` 1 ms: KITTI frames come from different drives, each with its own
+    calibration).
 
     Raises:
         OSError: the process cannot be started or ``log`` not written.
+        KeyError: an unknown ``kind``.
     """
+    module, name, params_file = NODES[kind]
     namespace = f"/sr3d_demo_{uuid.uuid4().hex[:6]}"
     params: dict[str, str | float | int] = {
         "checkpoint": str(checkpoint),
@@ -97,10 +118,18 @@ def start_node(
         "qos_reliability": "reliable",
         "num_threads": num_threads,
     }
-    cmd = node_command(namespace, params, {"~/input/points": f"{namespace}/points"}, PARAMS_FILE)
+    if kind == "pointcloud":
+        remaps = {"~/input/points": f"{namespace}/points"}
+    else:
+        remaps = {
+            "~/input/image": f"{namespace}/image",
+            "~/input/camera_info": f"{namespace}/camera_info",
+        }
+        params["camera_info_tolerance"] = 0.001
+    cmd = node_command(namespace, params, remaps, params_file, module)
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     with open(log, "wb") as logf:
         proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, env=env, cwd=REPO)
-    node = NodeProcess(proc, namespace, f"{namespace}/pointcloud_detector", log)
+    node = NodeProcess(proc, namespace, f"{namespace}/{name}", log)
     logger.info("node pid %d: %s (log %s)", proc.pid, node.fqn, log)
     return node

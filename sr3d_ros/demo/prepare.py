@@ -19,6 +19,7 @@ __all__ = [
     "check_data",
     "choose_checkpoint",
     "data_root",
+    "random_checkpoint",
     "training_scenes",
 ]
 
@@ -66,7 +67,7 @@ def check_data(root: Path, scenes: Sequence[str]) -> None:
         )
 
 
-def _random_checkpoint(path: Path) -> Path:
+def random_checkpoint(path: Path) -> Path:
     """An untrained width-0.25 TR3D (seed 0) saved at ``path``."""
     import torch
 
@@ -91,7 +92,7 @@ def choose_checkpoint(checkpoint: str | None, random_init: bool, out: Path) -> P
     from sr3d_ros.inference import default_checkpoint_path
 
     if random_init:
-        return _random_checkpoint(out / "random_init_w025.pt")
+        return random_checkpoint(out / "random_init_w025.pt")
     path = Path(checkpoint) if checkpoint else default_checkpoint_path()
     if not path.is_file():
         if checkpoint:

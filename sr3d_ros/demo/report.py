@@ -12,7 +12,7 @@ from typing import Any
 from .evaluation import Evaluation, Recorded
 from .replay import FrameRow
 
-__all__ = ["COLUMNS", "frame_table", "render_scans", "summary"]
+__all__ = ["COLUMNS", "KITTI_COLUMNS", "exit_status", "frame_table", "render_scans", "summary"]
 
 logger = logging.getLogger(__name__)
 
@@ -28,9 +28,21 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("inference_ms", "inference ms"),
 )
 
+#: Columns of the KITTI part's table.
+KITTI_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("frame", "frame"),
+    ("scene", "kitti frame"),
+    ("image", "image"),
+    ("gt", "gt objects"),
+    ("detections", "detections"),
+    ("latency_ms", "latency ms"),
+    ("node_ms", "node ms"),
+    ("inference_ms", "inference ms"),
+)
+
 #: Below the table: what the time columns measure.
 TIMING_NOTE = (
-    "latency: scan published -> its Detection3DArray received (end to end, over DDS); "
+    "latency: frame published -> its Detection3DArray received (end to end, over DDS); "
     "node: the node's receive -> all its outputs published (markers included); "
     "inference: the model alone."
 )
@@ -42,12 +54,13 @@ def _cell(value: object) -> str:
     return f"{value:.0f}" if isinstance(value, float) else str(value)
 
 
-def frame_table(rows: Sequence[FrameRow]) -> str:
-    """The per-frame table (one line per scan; ``-`` where the node did not answer; times in
-    whole milliseconds), ASCII-framed, scene names left-aligned and numbers right-aligned."""
-    cells = [[h for _, h in COLUMNS]]
-    cells += [[_cell(getattr(r, k)) for k, _ in COLUMNS] for r in rows]
-    widths = [max(len(c[j]) for c in cells) for j in range(len(COLUMNS))]
+def frame_table(rows: Sequence[FrameRow], columns: Sequence[tuple[str, str]] = COLUMNS) -> str:
+    """The per-frame table (one line per frame; ``-`` where the node did not answer; times in
+    whole milliseconds), ASCII-framed, the second column (scene / frame id) left-aligned and the
+    others right-aligned. ``columns``: ``(FrameRow field, header)`` pairs."""
+    cells = [[h for _, h in columns]]
+    cells += [[_cell(getattr(r, k)) for k, _ in columns] for r in rows]
+    widths = [max(len(c[j]) for c in cells) for j in range(len(columns))]
 
     def line(c: list[str]) -> str:
         padded = (x.ljust(widths[j]) if j == 1 else x.rjust(widths[j]) for j, x in enumerate(c))
@@ -159,3 +172,16 @@ def summary(
         "output_bag": str(output_bag),
         "pictures": pictures,
     }
+
+
+def exit_status(answered: int, frames: int, node_rc: int, log: Path, part: str = "") -> int:
+    """A part's exit status once its report is written: 1 (logging why) when the node answered
+    fewer than all ``frames`` or exited with a non-zero ``node_rc`` (its ``log`` named), else
+    0. ``part`` prefixes the messages (e.g. ``"KITTI part: "``)."""
+    if answered < frames:
+        logger.error("%sthe node answered %d of %d frames", part, answered, frames)
+        return 1
+    if node_rc != 0:
+        logger.error("%sthe node exited with code %d (log %s)", part, node_rc, log)
+        return 1
+    return 0

@@ -6,6 +6,9 @@ a header (the node's LabelInfo and diagnostics: :mod:`sr3d_ros.ros.status_messag
   LINE_LIST of its 12 edges and a TEXT_VIEW_FACING label)
 * :func:`detection3d_array_to_boxes`: the inverse of :func:`detections_to_msg`, for tools and tests
   (duck-typed: works on rclpy messages and on ``rosbags``-deserialised ones).
+* :func:`optical_frame_poses`: monocular detections (boxes in the camera's body frame) as poses
+  in the camera's optical frame (x right, y down, z forward), the frame of the image they come
+  from; pass them as ``poses`` to the two builders.
 
 Box convention: ``(x, y, z, dx, dy, dz, yaw)``, metres / radians, ``(x, y, z)`` the geometric
 centre, yaw about +z (see :mod:`sr3d_ros.geometry.boxes`). Boxes that are not upright in the
@@ -29,7 +32,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from sr3d_ros.frames import BOX_EDGES, BoxPoses, box_corners, yaw_from_quaternion
+from sr3d_ros.frames import (
+    BOX_EDGES,
+    BoxPoses,
+    box_corners,
+    boxes_from_gravity,
+    make_transform,
+    yaw_from_quaternion,
+)
 from sr3d_ros.palette import CLASS_COLORS, class_color
 from sr3d_ros.ros.fast_msg import fast_builder, gc_paused, point_list_builder
 
@@ -44,6 +54,7 @@ __all__ = [
     "detection3d_array_to_boxes",
     "detections_to_markers",
     "detections_to_msg",
+    "optical_frame_poses",
 ]
 
 _EDGE_INDEX = np.array(BOX_EDGES, dtype=np.int64).reshape(-1)  # (24,) corner index per vertex
@@ -148,6 +159,29 @@ def _detection_rows(
             scores.tolist(),
             [names[k] for k in labels.tolist()],
         )
+    )
+
+
+def optical_frame_poses(boxes: torch.Tensor | ArrayLike) -> BoxPoses:
+    """Poses in the camera optical frame of boxes given in the camera's body frame.
+
+    Args:
+        boxes: ``(M, 7)`` ``(x, y, z, dx, dy, dz, yaw)`` in the body frame (x forward, y left,
+            z up; :data:`~sr3d_ros.geometry.camera.OPTICAL_TO_BODY`), as
+            :class:`~sr3d_ros.detections.Detections` of a monocular detector hold them; metres.
+
+    Returns:
+        :class:`~sr3d_ros.frames.BoxPoses` in the optical frame (x right, y down, z forward):
+        centre ``R^T c``, sizes unchanged (box axes: length, width, height), rotation
+        ``R^T Rz(yaw)`` with ``R = OPTICAL_TO_BODY`` (the box z axis points along -y).
+
+    Raises:
+        ValueError: ``boxes`` is not ``(M, 7)``.
+    """
+    from sr3d_ros.geometry.camera import OPTICAL_TO_BODY  # imports torch: not at the top
+
+    return boxes_from_gravity(
+        _as_array(boxes, np.float64), make_transform(OPTICAL_TO_BODY, [0, 0, 0])
     )
 
 

@@ -1,4 +1,5 @@
-"""Machinery every sr3d_ros detector node shares (the point-cloud node now, the image node next).
+"""ROS helpers every sr3d_ros detector node shares (the point-cloud node and the image node);
+the node skeleton built on them is :class:`sr3d_ros.ros.detector_node.DetectorNode`.
 
 * Parameters: :func:`declare_parameters` declares a :class:`~sr3d_ros.ros.params.ParamSpec`
   table with typed values (an empty list is declared as a typed empty array, so ``ros2 param

@@ -1,17 +1,24 @@
 """Parameters of the ``pointcloud_detector`` node: one table, strict validation, no ROS.
 
+(~430 lines: mostly the parameter table, whose descriptions are the user documentation.)
+
 :data:`PARAMS` lists every parameter (name, default, type, description, whether it may change at
 run time); the node declares exactly these, ``config/pointcloud_detector.yaml`` documents exactly
 these (a test checks both), and :func:`validate_params` turns raw values (as ROS hands them over:
 ``None`` for a parameter left unset, ints where floats are expected, lists) into a typed,
 checked :class:`NodeParams`, or raises :class:`ParamError` naming every bad value at once.
+
+What every detector node has (model, device, threads, score threshold, detection cap, class
+filter, input QoS, markers) is written once: :func:`common_params` (the specs),
+:class:`CommonParams` (the fields) and :func:`convert_params` (conversion + the shared checks);
+the image node's table (:mod:`sr3d_ros.ros.image_params`) builds on them.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +26,18 @@ import numpy as np
 
 from sr3d_ros.frames import transform_from_params
 
-__all__ = ["PARAMS", "NodeParams", "ParamError", "ParamSpec", "defaults", "validate_params"]
+__all__ = [
+    "PARAMS",
+    "CommonParams",
+    "NodeParams",
+    "ParamError",
+    "ParamSpec",
+    "common_params",
+    "convert_params",
+    "defaults",
+    "raise_errors",
+    "validate_params",
+]
 
 
 class ParamError(ValueError):
@@ -47,43 +65,102 @@ class ParamSpec:
     field: str
 
 
+def common_params(default_model: str, input_name: str) -> tuple[ParamSpec, ...]:
+    """The parameters every detector node has.
+
+    Args:
+        default_model: the embedded default model file, named in ``checkpoint``'s description.
+        input_name: the input topic, named in ``qos_reliability``'s description.
+    """
+    return (
+        ParamSpec(
+            "checkpoint",
+            "str",
+            "",
+            "Path of an sr3d_ros checkpoint (.pt); '' = the embedded default model "
+            f"({default_model}).",
+            False,
+            "checkpoint",
+        ),
+        ParamSpec(
+            "device",
+            "str",
+            "auto",
+            "Inference device: 'auto' (cuda if available, else cpu), 'cpu', 'cuda' or 'cuda:N'.",
+            False,
+            "device",
+        ),
+        ParamSpec(
+            "num_threads",
+            "int",
+            0,
+            "CPU threads for inference (torch.set_num_threads, process-wide); 0 = torch's "
+            "default (one per core). Use 1 when the CPU is shared with other busy processes: "
+            "oversubscribed OpenMP threads can make CPU inference many times slower.",
+            False,
+            "num_threads",
+        ),
+        ParamSpec(
+            "score_threshold",
+            "float",
+            0.3,
+            "Publish detections with score >= this, in [0, 1]. 0.01 reproduces the mAP "
+            "evaluation protocol (many low-score boxes).",
+            True,
+            "score_threshold",
+        ),
+        ParamSpec(
+            "max_detections",
+            "int",
+            0,
+            "Keep at most this many detections per frame, best first; 0 = the checkpoint's "
+            "setting (no cap by default).",
+            True,
+            "max_detections",
+        ),
+        ParamSpec(
+            "classes_to_keep",
+            "str_list",
+            (),
+            "Class names to publish (e.g. ['chair', 'table']); empty = all classes. Unknown "
+            "names are an error.",
+            True,
+            "classes_to_keep",
+        ),
+        ParamSpec(
+            "qos_reliability",
+            "str",
+            "reliable",
+            f"Reliability of the {input_name} subscription (keep last 1, volatile): 'reliable' "
+            "(the default: large messages arrive whole; matches only reliable publishers, which "
+            "most drivers are) or 'best_effort' (matches every publisher; with Fast DDS's default "
+            "transports best-effort messages larger than ~0.5 MB from another process are mostly "
+            "lost).",
+            False,
+            "qos_reliability",
+        ),
+        ParamSpec(
+            "publish_markers",
+            "bool",
+            True,
+            "Publish ~/output/markers (box edges + labels for RViz).",
+            True,
+            "publish_markers",
+        ),
+        ParamSpec(
+            "marker_lifetime",
+            "float",
+            0.0,
+            "Seconds a marker stays visible without an update; 0 = until the next frame "
+            "replaces it.",
+            True,
+            "marker_lifetime",
+        ),
+    )
+
+
 PARAMS: tuple[ParamSpec, ...] = (
-    ParamSpec(
-        "checkpoint",
-        "str",
-        "",
-        "Path of an sr3d_ros checkpoint (.pt); '' = the embedded default model "
-        "(sr3d_ros/models/weights/sr3d_scannet_default.pt).",
-        False,
-        "checkpoint",
-    ),
-    ParamSpec(
-        "device",
-        "str",
-        "auto",
-        "Inference device: 'auto' (cuda if available, else cpu), 'cpu', 'cuda' or 'cuda:N'.",
-        False,
-        "device",
-    ),
-    ParamSpec(
-        "num_threads",
-        "int",
-        0,
-        "CPU threads for inference (torch.set_num_threads, process-wide); 0 = torch's "
-        "default (one per core). Use 1 when the CPU is shared with other busy processes: "
-        "oversubscribed OpenMP threads can make CPU inference many times slower.",
-        False,
-        "num_threads",
-    ),
-    ParamSpec(
-        "score_threshold",
-        "float",
-        0.3,
-        "Publish detections with score >= this, in [0, 1]. 0.01 reproduces the mAP "
-        "evaluation protocol (many low-score boxes).",
-        True,
-        "score_threshold",
-    ),
+    *common_params("sr3d_ros/models/weights/sr3d_scannet_default.pt", "~/input/points"),
     ParamSpec(
         "nms_iou_threshold",
         "float",
@@ -91,15 +168,6 @@ PARAMS: tuple[ParamSpec, ...] = (
         "Per-class NMS IoU threshold, in (0, 1].",
         True,
         "nms_iou_threshold",
-    ),
-    ParamSpec(
-        "max_detections",
-        "int",
-        0,
-        "Keep at most this many detections per frame, best first; 0 = the checkpoint's "
-        "setting (no cap by default).",
-        True,
-        "max_detections",
     ),
     ParamSpec(
         "max_points",
@@ -149,15 +217,6 @@ PARAMS: tuple[ParamSpec, ...] = (
         "max_voxels",
     ),
     ParamSpec(
-        "classes_to_keep",
-        "str_list",
-        (),
-        "Class names to publish (e.g. ['chair', 'table']); empty = all classes. Unknown "
-        "names are an error.",
-        True,
-        "classes_to_keep",
-    ),
-    ParamSpec(
         "gravity_transform.matrix",
         "float_list",
         (),
@@ -185,62 +244,39 @@ PARAMS: tuple[ParamSpec, ...] = (
         False,
         "gravity_translation",
     ),
-    ParamSpec(
-        "qos_reliability",
-        "str",
-        "reliable",
-        "Reliability of the input subscription (keep last 1, volatile): 'reliable' (the "
-        "default: large clouds arrive whole; matches only reliable publishers, which most "
-        "RGB-D drivers are) or 'best_effort' (matches every publisher; with Fast DDS's default "
-        "transports best-effort clouds larger than ~0.5 MB from another process are mostly "
-        "lost).",
-        False,
-        "qos_reliability",
-    ),
-    ParamSpec(
-        "publish_markers",
-        "bool",
-        True,
-        "Publish ~/output/markers (box edges + labels for RViz).",
-        True,
-        "publish_markers",
-    ),
-    ParamSpec(
-        "marker_lifetime",
-        "float",
-        0.0,
-        "Seconds a marker stays visible without an update; 0 = until the next frame replaces it.",
-        True,
-        "marker_lifetime",
-    ),
 )
 
-_BY_NAME = {p.name: p for p in PARAMS}
 _DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
 
 @dataclass(frozen=True)
-class NodeParams:
-    """Validated node parameters (see :data:`PARAMS` for the meaning of each)."""
+class CommonParams:
+    """Validated parameters every detector node has (see :func:`common_params`)."""
 
     checkpoint: str = ""
     device: str = "auto"
     num_threads: int = 0
     score_threshold: float = 0.3
-    nms_iou_threshold: float = 0.5
     max_detections: int = 0
+    classes_to_keep: tuple[str, ...] = ()
+    qos_reliability: str = "reliable"
+    publish_markers: bool = True
+    marker_lifetime: float = 0.0
+
+
+@dataclass(frozen=True)
+class NodeParams(CommonParams):
+    """Validated ``pointcloud_detector`` parameters (see :data:`PARAMS` for each)."""
+
+    nms_iou_threshold: float = 0.5
     max_points: int = 200000
     max_input_points: int = 4000000
     max_range: float = 20.0
     crop_box: tuple[float, ...] = ()
     max_voxels: int = 400000
-    classes_to_keep: tuple[str, ...] = ()
     gravity_matrix: tuple[float, ...] = ()
     gravity_rpy: tuple[float, ...] = (0.0, 0.0, 0.0)
     gravity_translation: tuple[float, ...] = (0.0, 0.0, 0.0)
-    qos_reliability: str = "reliable"
-    publish_markers: bool = True
-    marker_lifetime: float = 0.0
 
     @property
     def gravity_transform(self) -> np.ndarray | None:
@@ -292,30 +328,35 @@ def _convert(spec: ParamSpec, v: Any) -> Any:
     return tuple(float(_number(x, False)) for x in v)
 
 
-def validate_params(
-    values: Mapping[str, Any], class_names: Sequence[str] | None = None
-) -> NodeParams:
-    """Check raw parameter values and build :class:`NodeParams`.
+#: ``check(ok, name, what)``: record ``"name: what, got value"`` unless ``ok``.
+Check = Callable[[bool, str, str], None]
+
+
+def convert_params(
+    values: Mapping[str, Any],
+    specs: Sequence[ParamSpec],
+    class_names: Sequence[str] | None = None,
+) -> tuple[dict[str, Any], list[str], Check]:
+    """Convert raw values by ``specs`` and run the checks of the common parameters.
 
     Args:
         values: ``{ros parameter name: value}``; missing names or ``None`` take the default.
             Numbers may be int or float; lists may be lists, tuples or arrays.
+        specs: the node's parameter table (the common parameters included).
         class_names: the detector's classes; when given, ``classes_to_keep`` must name only
             these.
 
     Returns:
-        :class:`NodeParams`.
-
-    Raises:
-        ParamError: unknown parameter names or invalid values; the message lists every problem
-            (one per line) with the parameter name and the accepted values.
+        ``(fields, errors, check)``: ``{field: converted value}`` (the default where a value is
+        invalid), the problems found so far (one line each), and a ``check`` function that adds
+        a node-specific problem to ``errors``.
     """
     errors: list[str] = []
-    unknown = sorted(set(values) - set(_BY_NAME))
+    unknown = sorted(set(values) - {s.name for s in specs})
     if unknown:
         errors.append(f"unknown parameter(s) {unknown}")
     out: dict[str, Any] = {}
-    for spec in PARAMS:
+    for spec in specs:
         try:
             out[spec.field] = _convert(spec, values.get(spec.name))
         except ValueError as exc:
@@ -331,18 +372,7 @@ def validate_params(
     )
     check(out["num_threads"] >= 0, "num_threads", "must be >= 0 (0 = torch's default)")
     check(0.0 <= out["score_threshold"] <= 1.0, "score_threshold", "must be in [0, 1]")
-    check(0.0 < out["nms_iou_threshold"] <= 1.0, "nms_iou_threshold", "must be in (0, 1]")
     check(out["max_detections"] >= 0, "max_detections", "must be >= 0 (0 = no cap)")
-    check(out["max_points"] >= 0, "max_points", "must be >= 0 (0 = no limit)")
-    check(out["max_input_points"] >= 0, "max_input_points", "must be >= 0 (0 = no limit)")
-    check(out["max_range"] >= 0.0, "max_range", "must be >= 0 metres (0 = no limit)")
-    box = out["crop_box"]
-    check(
-        not box or (len(box) == 6 and all(a < b for a, b in zip(box[:3], box[3:], strict=True))),
-        "crop_box",
-        "must be [] or [x_min, y_min, z_min, x_max, y_max, z_max] with min < max",
-    )
-    check(out["max_voxels"] >= 1, "max_voxels", "must be >= 1")
     check(
         out["qos_reliability"] in ("best_effort", "reliable"),
         "qos_reliability",
@@ -355,10 +385,48 @@ def validate_params(
             errors.append(
                 f"classes_to_keep: unknown class(es) {bad}; the model knows {list(class_names)}"
             )
+    return out, errors, check
+
+
+def raise_errors(errors: Sequence[str]) -> None:
+    """Raise :class:`ParamError` listing ``errors`` (one per line), if there are any."""
+    if errors:
+        raise ParamError("invalid parameters:\n  " + "\n  ".join(errors))
+
+
+def validate_params(
+    values: Mapping[str, Any], class_names: Sequence[str] | None = None
+) -> NodeParams:
+    """Check raw ``pointcloud_detector`` parameter values and build :class:`NodeParams`.
+
+    Args:
+        values: ``{ros parameter name: value}``; missing names or ``None`` take the default.
+            Numbers may be int or float; lists may be lists, tuples or arrays.
+        class_names: the detector's classes; when given, ``classes_to_keep`` must name only
+            these.
+
+    Returns:
+        :class:`NodeParams`.
+
+    Raises:
+        ParamError: unknown parameter names or invalid values; the message lists every problem
+            (one per line) with the parameter name and the accepted values.
+    """
+    out, errors, check = convert_params(values, PARAMS, class_names)
+    check(0.0 < out["nms_iou_threshold"] <= 1.0, "nms_iou_threshold", "must be in (0, 1]")
+    check(out["max_points"] >= 0, "max_points", "must be >= 0 (0 = no limit)")
+    check(out["max_input_points"] >= 0, "max_input_points", "must be >= 0 (0 = no limit)")
+    check(out["max_range"] >= 0.0, "max_range", "must be >= 0 metres (0 = no limit)")
+    box = out["crop_box"]
+    check(
+        not box or (len(box) == 6 and all(a < b for a, b in zip(box[:3], box[3:], strict=True))),
+        "crop_box",
+        "must be [] or [x_min, y_min, z_min, x_max, y_max, z_max] with min < max",
+    )
+    check(out["max_voxels"] >= 1, "max_voxels", "must be >= 1")
     try:
         transform_from_params(out["gravity_matrix"], out["gravity_rpy"], out["gravity_translation"])
     except ValueError as exc:
         errors.append(f"gravity_transform: {exc}")
-    if errors:
-        raise ParamError("invalid parameters:\n  " + "\n  ".join(errors))
+    raise_errors(errors)
     return NodeParams(**out)

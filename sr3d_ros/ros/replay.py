@@ -1,10 +1,11 @@
 """Demo stage 3 with rclpy: play the bag into the node lock-step and record everything.
 
-Playback is lock-step: a scan is published only after the node's result for the previous scan
-has come back, and never earlier than the bag timing (scaled by the playback speed). The node
-never queues frames, so a free-running player would see frames dropped by design on a slow
-CPU; lock-step makes every scan count in the evaluation whatever the machine's speed. The
-demo's data types are in :mod:`sr3d_ros.demo.replay`.
+Playback is lock-step: a frame (a scan, or an image with its CameraInfo published before it) is
+published only after the node's result for the previous frame has come back, and never earlier
+than the bag timing (scaled by the playback speed). The node never queues frames, so a
+free-running player would see frames dropped by design on a slow CPU; lock-step makes every
+frame count in the evaluation whatever the machine's speed. The demo's data types are in
+:mod:`sr3d_ros.demo.replay`.
 """
 
 from __future__ import annotations
@@ -12,13 +13,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sr3d_ros.demo.node import NodeProcess
-from sr3d_ros.demo.prepare import DemoError, ScanSample
-from sr3d_ros.demo.replay import FrameRow, Replay, stamp_ns
+from sr3d_ros.demo.prepare import DemoError
+from sr3d_ros.demo.replay import FrameRow, Replay, ReplayPlan, stamp_ns
 
 if TYPE_CHECKING:
     from sr3d_ros.ros.bag import BagPlayer, BagRecorder
@@ -71,9 +71,10 @@ class ResultCollector:
 
 
 def _wait_for_node(
-    node: NodeProcess, player: BagPlayer, recorder: BagRecorder, timeout_s: float
+    node: NodeProcess, player: BagPlayer, recorder: BagRecorder, plan: ReplayPlan, timeout_s: float
 ) -> None:
-    """Until the node subscribes to its input and the recorder to the node's detections.
+    """Until the node subscribes to each of its inputs (a recorded input needs the recorder's
+    subscription and the node's) and the recorder to the node's detections.
 
     Raises:
         DemoError: the node exited (with the tail of its log) or did not come up in time.
@@ -86,9 +87,9 @@ def _wait_for_node(
                 f"the node exited with code {code} during start-up; "
                 f"its log:\n{node.log.read_text()[-3000:]}"
             )
-        if (
-            player.publishers["/points"].get_subscription_count() > 0
-            and node.output("detections") in recorder.subscribed
+        if node.output("detections") in recorder.subscribed and all(
+            player.publishers[t].get_subscription_count() >= 1 + (plan.remap[t] in plan.record)
+            for t in plan.inputs
         ):
             return
         time.sleep(0.1)
@@ -98,32 +99,38 @@ def _wait_for_node(
 def _play_lock_step(
     player: BagPlayer,
     results: ResultCollector,
-    samples: Sequence[ScanSample],
-    scenes: Sequence[str],
+    plan: ReplayPlan,
     playback_speed: float,
     timeout_s: float,
 ) -> list[FrameRow]:
-    """Publish each scan once the previous result is back and its bag spacing (divided by
-    ``playback_speed``) has passed; one row per scan."""
+    """Publish each frame once the previous result is back and its bag spacing (divided by
+    ``playback_speed``) has passed (other messages as they come, and acknowledged by every
+    subscriber before the frame: a small CameraInfo published just before a 1.4 MB image was
+    seen to reach another process only seconds later, after a retransmission); fills one row per
+    frame."""
     rows: list[FrameRow] = []
-    last: tuple[float, int] | None = None  # (monotonic s, bag ns) of the last scan published
+    last: tuple[float, int] | None = None  # (monotonic s, bag ns) of the last frame published
     for m in player.messages():
-        if m.topic != "/points":
+        if m.topic != plan.trigger:
             player.publish(m)
             continue
+        if len(rows) == len(plan.rows):
+            raise DemoError(f"the bag has more {plan.trigger} messages than planned frames")
         if last is not None:
             due = last[0] + (m.timestamp_ns - last[1]) / 1e9 / playback_speed
             while time.monotonic() < due:
                 time.sleep(0.01)
+        if not player.wait_for_all_acked(10.0):
+            logger.warning("frame %d: its companion messages were not acknowledged", len(rows))
         t_pub = time.monotonic()
         player.publish(m)
         last = (t_pub, m.timestamp_ns)
-        k = len(rows)
-        row = FrameRow(k, scenes[k], samples[k].num_points, samples[k].num_boxes, m.timestamp_ns)
+        row = plan.rows[len(rows)]
+        row.stamp = m.timestamp_ns
         rows.append(row)
         got = results.detections_for(row.stamp, timeout_s)
         if got is None:
-            logger.warning("no result for frame %d within %.0f s", k, timeout_s)
+            logger.warning("no result for frame %d within %.0f s", row.frame, timeout_s)
             continue
         t_res, n = got
         row.detections, row.latency_ms = n, (t_res - t_pub) * 1e3
@@ -131,7 +138,7 @@ def _play_lock_step(
         row.node_ms = float(kv["total_ms"]) if "total_ms" in kv else None
         row.inference_ms = float(kv["inference_ms"]) if "inference_ms" in kv else None
         logger.info(
-            "frame %d (%s): %d detections, latency %.0f ms", k, row.scene, n, row.latency_ms
+            "frame %d (%s): %d detections, latency %.0f ms", row.frame, row.scene, n, row.latency_ms
         )
     return rows
 
@@ -140,20 +147,19 @@ def replay(
     node: NodeProcess,
     in_bag: Path,
     out_bag: Path,
-    samples: Sequence[ScanSample],
-    scenes: Sequence[str],
+    plan: ReplayPlan,
     playback_speed: float,
     timeout_s: float,
     startup_timeout_s: float,
 ) -> Replay:
-    """Play ``in_bag`` into ``node`` lock-step and record input, ground truth and every output
-    of the node (detections, markers, label info, diagnostics) into ``out_bag``; then stop the
-    node (SIGINT).
+    """Play ``in_bag`` into ``node`` lock-step and record the planned input topics and every
+    output of the node (detections, markers, label info, diagnostics) into ``out_bag``; then
+    stop the node (SIGINT).
 
     Args:
         node: the started node (:func:`~sr3d_ros.demo.node.start_node`).
         in_bag / out_bag: the input bag and the bag folder to record (must not exist).
-        samples / scenes: what ``in_bag`` holds, in order.
+        plan: the frames, the trigger topic, the remaps and the input topics to record.
         playback_speed: bag-time speed factor (frames still wait for results).
         timeout_s: seconds to wait for each result. startup_timeout_s: for the node to come up.
 
@@ -181,20 +187,17 @@ def replay(
         Detection3DArray, node.output("detections"), results.on_detections, qos
     )
     ros_node.create_subscription(DiagnosticArray, "/diagnostics", results.on_diagnostics, qos)
-    ns = node.namespace
-    topics = [f"{ns}/points", f"{ns}/ground_truth"]
-    topics += [node.output(t) for t in ("detections", "markers", "label_info")]
+    topics = [*plan.record, *(node.output(t) for t in ("detections", "markers", "label_info"))]
     out = Replay(rows=[])
     recorder = None
     try:
-        remap = {"/points": f"{ns}/points", "/ground_truth": f"{ns}/ground_truth"}
-        player = BagPlayer(ros_node, in_bag, remap=remap)
+        player = BagPlayer(ros_node, in_bag, topics=list(plan.remap), remap=plan.remap)
         recorder = BagRecorder(ros_node, out_bag, [*topics, "/diagnostics"])
-        _wait_for_node(node, player, recorder, startup_timeout_s)
+        _wait_for_node(node, player, recorder, plan, startup_timeout_s)
         player.wait_for_subscribers(10.0)
         time.sleep(0.5)  # let every match settle before the first frame
-        logger.info("node up; playing %d scans lock-step", len(samples))
-        out.rows = _play_lock_step(player, results, samples, scenes, playback_speed, timeout_s)
+        logger.info("node up; playing %d frames lock-step", len(plan.rows))
+        out.rows = _play_lock_step(player, results, plan, playback_speed, timeout_s)
         time.sleep(1.0)  # last diagnostics / markers into the recorder
     except DemoError as exc:
         out.error = str(exc)

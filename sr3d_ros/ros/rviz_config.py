@@ -1,13 +1,18 @@
-"""Per-launch RViz configuration: ``rviz/sr3d.rviz`` adapted to the launch arguments.
+"""Per-launch RViz configuration: ``rviz/sr3d.rviz`` (point cloud) or ``rviz/sr3d_image.rviz``
+(image) adapted to the launch arguments.
 
 ``launch/sr3d.launch.py rviz:=true`` writes the result of :func:`render_rviz_config` into a
-temporary file and starts RViz with it, so the displayed topics follow ``input_topic`` and
+temporary file and starts RViz with it, so the displayed topics follow the input topic and
 ``namespace`` and the Fixed Frame follows ``fixed_frame``. Pure Python + PyYAML (no ROS, no
 launch): tested without launch / launch_ros installed.
 
+A template has one input display, a PointCloud2 display (the cloud) or a Camera display (the
+image, with the other displays, i.e. the boxes, rendered over it through its CameraInfo), and
+one MarkerArray display (the detector's markers).
+
 Topic names are resolved the way the node resolves them (``rcl`` rules, simplified): an absolute
 name stays as it is, a relative one is put under the namespace; the node's own outputs live under
-``/<namespace>/pointcloud_detector/``.
+``/<namespace>/<node name>/``.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from typing import Any
 import yaml
 
 __all__ = [
+    "CAMERA_DISPLAY",
     "CLOUD_DISPLAY",
     "MARKERS_DISPLAY",
     "markers_topic",
@@ -30,6 +36,9 @@ __all__ = [
 ]
 
 CLOUD_DISPLAY = "rviz_default_plugins/PointCloud2"
+CAMERA_DISPLAY = "rviz_default_plugins/Camera"
+#: input display class -> the key of its topic in :func:`rviz_settings`
+_INPUT_KEYS = {CLOUD_DISPLAY: "cloud_topic", CAMERA_DISPLAY: "image_topic"}
 MARKERS_DISPLAY = "rviz_default_plugins/MarkerArray"
 NODE_NAME = "pointcloud_detector"
 
@@ -70,28 +79,45 @@ def _display(displays: list[dict[str, Any]], cls: str) -> dict[str, Any]:
     raise ValueError(f"the RViz config has no {cls} display")
 
 
+def _input_display(displays: list[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
+    """(settings key, display) of the template's input display (cloud or camera)."""
+    for d in displays:
+        if isinstance(d, dict) and d.get("Class") in _INPUT_KEYS:
+            return _INPUT_KEYS[d["Class"]], d
+    raise ValueError(f"the RViz config has no {CLOUD_DISPLAY} or {CAMERA_DISPLAY} display")
+
+
 def rviz_settings(config: dict[str, Any]) -> dict[str, str]:
-    """``{"cloud_topic", "markers_topic", "fixed_frame"}`` of a parsed RViz config."""
+    """``{"cloud_topic" or "image_topic", "markers_topic", "fixed_frame"}`` of a parsed RViz
+    config (the input display's topic under the key of its kind)."""
     vm = config["Visualization Manager"]
+    key, inp = _input_display(vm["Displays"])
     return {
-        "cloud_topic": _display(vm["Displays"], CLOUD_DISPLAY)["Topic"]["Value"],
+        key: inp["Topic"]["Value"],
         "markers_topic": _display(vm["Displays"], MARKERS_DISPLAY)["Topic"]["Value"],
         "fixed_frame": vm["Global Options"]["Fixed Frame"],
     }
 
 
 def render_rviz_config(
-    template: str, input_topic: str = "/points", namespace: str = "", fixed_frame: str = "map"
+    template: str,
+    input_topic: str = "/points",
+    namespace: str = "",
+    fixed_frame: str = "map",
+    node_name: str = NODE_NAME,
 ) -> str:
-    """``template`` (the text of ``rviz/sr3d.rviz``) with the cloud display on ``input_topic``,
-    the marker display on the node's markers topic and the Fixed Frame ``fixed_frame``.
+    """``template`` with the input display on ``input_topic``, the marker display on the node's
+    markers topic and the Fixed Frame ``fixed_frame``.
 
     Args:
-        template: RViz config text (YAML) with a PointCloud2 and a MarkerArray display.
-        input_topic: the launch file's ``input_topic`` (resolved in ``namespace`` if relative).
+        template: RViz config text (YAML) with a PointCloud2 or Camera display and a
+            MarkerArray display.
+        input_topic: the cloud (``input_topic``) or image (``image_topic``) topic of the launch
+            file (resolved in ``namespace`` if relative).
         namespace: the launch file's ``namespace`` of the node.
         fixed_frame: RViz Fixed Frame. Without TF (bag replay, a single sensor) it must be the
-            cloud's ``header.frame_id``, or RViz shows nothing.
+            cloud's or image's ``header.frame_id``, or RViz shows nothing.
+        node_name: the detector node (``pointcloud_detector`` or ``image_detector``).
 
     Returns:
         The new config text (YAML; the template's comments are not kept).
@@ -104,16 +130,16 @@ def render_rviz_config(
         raise ValueError("empty fixed_frame")
     cfg = yaml.safe_load(template)
     vm = cfg["Visualization Manager"]
-    _display(vm["Displays"], CLOUD_DISPLAY).setdefault("Topic", {})["Value"] = resolve_topic(
-        input_topic, namespace
-    )
+    _, inp = _input_display(vm["Displays"])
+    inp.setdefault("Topic", {})["Value"] = resolve_topic(input_topic, namespace)
     _display(vm["Displays"], MARKERS_DISPLAY).setdefault("Topic", {})["Value"] = markers_topic(
-        namespace
+        namespace, node_name
     )
     vm.setdefault("Global Options", {})["Fixed Frame"] = fixed_frame
     header = (
-        "# Generated by sr3d_ros (launch/sr3d.launch.py) from rviz/sr3d.rviz for "
-        f"input_topic={input_topic!r} namespace={namespace!r} fixed_frame={fixed_frame!r}\n"
+        "# Generated by sr3d_ros (launch/sr3d.launch.py) for "
+        f"input_topic={input_topic!r} namespace={namespace!r} fixed_frame={fixed_frame!r} "
+        f"node={node_name!r}\n"
     )
     return header + yaml.safe_dump(cfg, default_flow_style=False, sort_keys=False)
 
@@ -124,10 +150,13 @@ def write_rviz_config(
     namespace: str = "",
     fixed_frame: str = "map",
     out_dir: str | Path | None = None,
+    node_name: str = NODE_NAME,
 ) -> Path:
     """:func:`render_rviz_config` of ``template_path`` written to a new temporary ``.rviz`` file
     (in ``out_dir``, default the system temporary folder). Returns its path."""
-    text = render_rviz_config(Path(template_path).read_text(), input_topic, namespace, fixed_frame)
+    text = render_rviz_config(
+        Path(template_path).read_text(), input_topic, namespace, fixed_frame, node_name
+    )
     fd, name = tempfile.mkstemp(
         prefix="sr3d_rviz_", suffix=".rviz", dir=None if out_dir is None else str(out_dir)
     )

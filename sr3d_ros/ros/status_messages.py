@@ -65,7 +65,7 @@ def diagnostics_msg(
     level: int | str,
     message: str,
     timings_ms: Mapping[str, float] | None = None,
-    points_in: int = 0,
+    points_in: int | None = 0,
     detections_out: int = 0,
     frames_dropped: int = 0,
     extra: Mapping[str, Any] | None = None,
@@ -79,7 +79,7 @@ def diagnostics_msg(
         level: ``0..3`` or ``"OK"`` / ``"WARN"`` / ``"ERROR"`` / ``"STALE"``.
         message: one-line summary.
         timings_ms: per-stage wall times in milliseconds; each becomes a key ``"<stage>_ms"``.
-        points_in: points in the input cloud.
+        points_in: points in the input cloud; None leaves the key out (image input).
         detections_out: detections published for the frame.
         frames_dropped: frames replaced before they were processed, since start.
         extra: more key-values (values formatted with ``str``; floats with 3 decimals, bools as
@@ -87,8 +87,8 @@ def diagnostics_msg(
 
     Returns:
         ``DiagnosticArray`` with ``header.stamp = stamp`` and ``status[0]`` holding the level,
-        message and key-values ``points_in``, ``detections_out``, ``frames_dropped``, the timings
-        and ``extra``, in that order.
+        message and key-values ``points_in`` (unless None), ``detections_out``,
+        ``frames_dropped``, the timings and ``extra``, in that order.
 
     Raises:
         ValueError: unknown level.
@@ -103,8 +103,8 @@ def diagnostics_msg(
     st.name = str(name)
     st.hardware_id = str(hardware_id)
     st.message = str(message)
-    values = [
-        KeyValue(key="points_in", value=str(int(points_in))),
+    values = [] if points_in is None else [KeyValue(key="points_in", value=str(int(points_in)))]
+    values += [
         KeyValue(key="detections_out", value=str(int(detections_out))),
         KeyValue(key="frames_dropped", value=str(int(frames_dropped))),
     ]

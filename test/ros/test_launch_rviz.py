@@ -1,4 +1,5 @@
-"""launch/sr3d.launch.py + rviz/sr3d.rviz: the per-launch RViz config follows the arguments.
+"""launch/sr3d.launch.py + rviz/sr3d.rviz + rviz/sr3d_image.rviz: the per-launch RViz config
+follows the arguments, for both detectors (pointcloud, image).
 
 launch / launch_ros are not installable from PyPI here, so the launch file is executed against
 small stand-ins for them (enough for its OpaqueFunctions); the substitution itself is the pure
@@ -25,6 +26,7 @@ from sr3d_ros.ros.rviz_config import (
 
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO / "rviz" / "sr3d.rviz"
+IMAGE_TEMPLATE = REPO / "rviz" / "sr3d_image.rviz"
 
 
 def test_template_defaults():
@@ -98,6 +100,28 @@ def test_render_errors():
         )
 
 
+def test_image_template_defaults_and_render():
+    ref = yaml.safe_load(IMAGE_TEMPLATE.read_text())
+    assert rviz_settings(ref) == {
+        "image_topic": "/camera/image_raw",
+        "markers_topic": "/image_detector/output/markers",
+        "fixed_frame": "map",
+    }
+    cam = next(d for d in ref["Visualization Manager"]["Displays"] if "Camera" in d["Class"])
+    assert cam["Image Rendering"] == "background and overlay"
+    assert cam["Visibility"]["Detections"] is True  # the boxes are drawn over the image
+    text = render_rviz_config(
+        IMAGE_TEMPLATE.read_text(), "image_rect", "kitti", "velodyne", node_name="image_detector"
+    )
+    assert rviz_settings(yaml.safe_load(text)) == {
+        "image_topic": "/kitti/image_rect",
+        "markers_topic": "/kitti/image_detector/output/markers",
+        "fixed_frame": "velodyne",
+    }
+    with pytest.raises(ValueError, match="PointCloud2 or .*Camera display"):
+        render_rviz_config("Visualization Manager:\n  Displays: []\n  Global Options: {}\n")
+
+
 def test_write_makes_a_new_file_each_time(tmp_path):
     a = write_rviz_config(TEMPLATE, "/a", "x", "cam", out_dir=tmp_path)
     b = write_rviz_config(TEMPLATE, "/b", "", "map", out_dir=tmp_path)
@@ -151,7 +175,8 @@ def launch_file(monkeypatch, tmp_path):
     """(launch file globals, share dir, LaunchDescription list, default argument values)."""
     share = tmp_path / "share"
     (share / "rviz").mkdir(parents=True)
-    (share / "rviz" / "sr3d.rviz").write_text(TEMPLATE.read_text())
+    for t in (TEMPLATE, IMAGE_TEMPLATE):
+        (share / "rviz" / t.name).write_text(t.read_text())
     for name, m in _fake_launch_modules(share).items():
         monkeypatch.setitem(sys.modules, name, m)
     monkeypatch.setenv("TMPDIR", str(tmp_path))
@@ -171,7 +196,11 @@ def launch_file(monkeypatch, tmp_path):
 def test_launch_declares_fixed_frame_and_rviz_follows_arguments(launch_file):
     g, tmp, desc, defaults = launch_file
     assert defaults["fixed_frame"] == "map" and defaults["rviz"] == "false"
+    assert defaults["detector"] == "pointcloud"
     assert {
+        "detector",
+        "image_topic",
+        "camera_info_topic",
         "input_topic",
         "params_file",
         "checkpoint",
@@ -206,27 +235,65 @@ def test_launch_declares_fixed_frame_and_rviz_follows_arguments(launch_file):
 
     # the node that the markers topic refers to: name pointcloud_detector in that namespace
     (det,) = g["_detector"](ctx)
-    assert det.kwargs["name"] == "pointcloud_detector"
+    assert det.kwargs["name"] == det.kwargs["executable"] == "pointcloud_detector"
     assert det.kwargs["namespace"].perform(ctx) == "front"
-    assert det.kwargs["remappings"][0][0] == "~/input/points"
+    assert det.kwargs["remappings"] == [("~/input/points", "/camera/depth/points")]
+    assert det.kwargs["parameters"][0] == str(tmp / "share/config/pointcloud_detector.yaml")
+
+
+def test_launch_image_detector_and_its_rviz(launch_file):
+    """detector:=image: the image_detector node with the image / camera_info remaps and its
+    params file, and RViz with the Camera template on the image topic."""
+    g, tmp, _, defaults = launch_file
+    ctx = dict(
+        defaults,
+        detector="image",
+        image_topic="/kitti/image_rect",
+        camera_info_topic="/kitti/camera_info",
+        namespace="cam",
+        rviz="true",
+        fixed_frame="velodyne",
+        checkpoint="/models/mono.pt",
+    )
+    (det,) = g["_detector"](ctx)
+    assert det.kwargs["name"] == det.kwargs["executable"] == "image_detector"
+    assert det.kwargs["remappings"] == [
+        ("~/input/image", "/kitti/image_rect"),
+        ("~/input/image/compressed", "/kitti/image_rect/compressed"),
+        ("~/input/camera_info", "/kitti/camera_info"),
+    ]
+    params_file, overrides = det.kwargs["parameters"]
+    assert params_file == str(tmp / "share/config/image_detector.yaml")
+    assert overrides["checkpoint"] == "/models/mono.pt" and overrides["use_sim_time"] is False
+    (det,) = g["_detector"](dict(ctx, params_file="/my/params.yaml"))
+    assert det.kwargs["parameters"][0] == "/my/params.yaml"
+    (node,) = g["_rviz"](ctx)
+    _, path = node.kwargs["arguments"]
+    assert rviz_settings(yaml.safe_load(Path(path).read_text())) == {
+        "image_topic": "/kitti/image_rect",
+        "markers_topic": "/cam/image_detector/output/markers",
+        "fixed_frame": "velodyne",
+    }
+    with pytest.raises(RuntimeError, match="detector:='lidar'"):
+        g["_check_args"](dict(ctx, detector="lidar"))
 
 
 def test_rviz_without_rviz2_fails_before_anything_starts(launch_file, monkeypatch, tmp_path):
     """Issue 13 #11: the check runs first (before the detector) and names the fix."""
     g, _, desc, defaults = launch_file
     funcs = [a.kwargs["function"] for a in desc if type(a).__name__ == "OpaqueFunction"]
-    assert funcs[0] is g["_check_rviz"]
+    assert funcs[0] is g["_check_args"]
     empty = tmp_path / "empty_bin"
     empty.mkdir()
     monkeypatch.setenv("PATH", str(empty))
     ctx = dict(defaults, rviz="true")
     with pytest.raises(RuntimeError, match="rviz2 is not installed.*rviz:=false"):
-        g["_check_rviz"](ctx)
-    assert g["_check_rviz"](dict(defaults)) == []  # rviz:=false: no check
+        g["_check_args"](ctx)
+    assert g["_check_args"](dict(defaults)) == []  # rviz:=false: no check
     fake = empty / "rviz2"
     fake.write_text("#!/bin/sh\n")
     fake.chmod(0o755)
-    assert g["_check_rviz"](ctx) == []
+    assert g["_check_args"](ctx) == []
 
 
 def test_launch_qos_argument(launch_file):

@@ -30,14 +30,21 @@ import torch
 pytestmark = pytest.mark.ros
 
 import rclpy  # noqa: E402
-from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+from node_client import (  # noqa: E402
+    NodeClient,
+    close_all,
+    process_env,
+    record_ros_logs,
+    start_node,
+)
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import PointCloud2, PointField  # noqa: E402
-from vision_msgs.msg import Detection3DArray, LabelInfo  # noqa: E402
-from visualization_msgs.msg import Marker, MarkerArray  # noqa: E402
+from vision_msgs.msg import LabelInfo  # noqa: E402
+from visualization_msgs.msg import Marker  # noqa: E402
 
 from sr3d_ros.demo.node import node_command  # noqa: E402
+from sr3d_ros.demo.prepare import random_checkpoint  # noqa: E402
 from sr3d_ros.frames import boxes_from_gravity, make_transform, transform_points  # noqa: E402
 from sr3d_ros.ros import params as P  # noqa: E402
 from sr3d_ros.ros.messages import detection3d_array_to_boxes  # noqa: E402
@@ -55,15 +62,7 @@ MAX_DET = 50  # the random model scores thousands of boxes at ~0.01: keep messag
 
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory):
-    from sr3d_ros.checkpoints import save_checkpoint
-    from sr3d_ros.config import DetectorConfig, ModelConfig
-    from sr3d_ros.models import TR3DDetector
-
-    torch.manual_seed(0)
-    cfg = DetectorConfig(ModelConfig(width=0.25))
-    path = tmp_path_factory.mktemp("ckpt") / "random_w025.pt"
-    save_checkpoint(path, TR3DDetector(cfg.model).state_dict(), cfg)
-    return path
+    return random_checkpoint(tmp_path_factory.mktemp("ckpt") / "random_w025.pt")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -132,71 +131,13 @@ def ros(ros_module):
     return ros_module
 
 
-class Client:
+class Client(NodeClient):
     """Publishes clouds into a node's input and collects everything it publishes."""
 
     def __init__(self, ctx, ex, ns, node_name="pointcloud_detector", reliable=True):
-        self.ex = ex
-        self.node = rclpy.create_node(f"test_client_{uuid.uuid4().hex[:8]}", context=ctx)
-        base = f"{ns}/{node_name}"
-        self.detections, self.markers, self.diagnostics = [], [], []
-        qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
-        self.node.create_subscription(
-            Detection3DArray, f"{base}/output/detections", self.detections.append, qos
-        )
-        self.node.create_subscription(
-            MarkerArray, f"{base}/output/markers", self.markers.append, qos
-        )
-        # each test node's /diagnostics is remapped into its namespace (see make_node): no
-        # traffic from other processes on the shared /diagnostics topic reaches the tests
-        self.node.create_subscription(DiagnosticArray, f"{ns}/diagnostics", self._diag, qos)
-        # depth 1: the publisher itself must not hold a backlog (the burst test measures RSS)
-        pub_qos = QoSProfile(
-            depth=1,
-            reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT,
-        )
-        self.pub = self.node.create_publisher(PointCloud2, f"{base}/input/points", pub_qos)
-        self.base = base
-        ex.add_node(self.node)
-
-    def _diag(self, msg):
-        if msg.status and msg.status[0].name == f"{self.base.lstrip('/')}: detector":
-            self.diagnostics.append(msg)
-
-    def wait(self, pred, timeout=60.0, what="condition"):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if pred():
-                return
-            time.sleep(0.02)
-        raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-    def wait_matched(self, timeout=20.0):
-        self.wait(lambda: self.pub.get_subscription_count() > 0, timeout, "the node's subscription")
-        self.wait(
-            lambda: self.node.count_publishers(f"{self.base}/output/detections") > 0,
-            timeout,
-            "the node's publisher",
-        )
-        time.sleep(0.2)  # let the reverse (publisher -> our subscription) match settle
-
-    def result_for(self, sec, nanosec=0, timeout=60.0):
-        def find():
-            return next(
-                (
-                    m
-                    for m in self.detections
-                    if m.header.stamp.sec == sec and m.header.stamp.nanosec == nanosec
-                ),
-                None,
-            )
-
-        self.wait(lambda: find() is not None, timeout, f"detections stamped {sec}.{nanosec}")
-        return find()
-
-    def close(self):
-        self.ex.remove_node(self.node)
-        self.node.destroy_node()
+        inputs = {"points": (PointCloud2, "input/points")}
+        super().__init__(ctx, ex, ns, node_name, inputs, reliable)
+        self.pub = self.pubs["points"]
 
 
 def make_node(ctx, ex, ckpt, ns, **params):
@@ -210,28 +151,12 @@ def make_node(ctx, ex, ckpt, ns, **params):
         "num_threads": 1,
     }
     values.update(params)
-    node = PointCloudDetectorNode(
-        context=ctx,
-        namespace=ns,
-        parameter_overrides=[Parameter(k, value=v) for k, v in values.items()],
-        cli_args=["--ros-args", "-r", f"/diagnostics:={ns}/diagnostics"],
-    )
-    ex.add_node(node)
-    return node
+    return start_node(PointCloudDetectorNode, ctx, ex, ns, values)
 
 
 @pytest.fixture
 def ns():
     return f"/sr3d_test_{uuid.uuid4().hex[:8]}"
-
-
-def close_all(ex, *things):
-    for t in things:
-        if isinstance(t, Client):
-            t.close()
-        else:
-            ex.remove_node(t)
-            t.destroy_node()
 
 
 def cloud(points, frame, sec, nanosec=0):
@@ -529,8 +454,15 @@ def test_bad_input_publishes_empty_with_header_and_node_survives(ros, ckpt, ns, 
             assert len(res.detections) == 0, name
         assert node.stats["bad_input"] == len(cases)
         assert node.stats["errors"] == 0
-        warn = [d.status[0] for d in cli.diagnostics if d.status[0].message.startswith("bad input")]
-        assert len(warn) == len(cases) and all(s.level == b"\x01" for s in warn)
+
+        def warn():
+            return [
+                d.status[0] for d in cli.diagnostics if d.status[0].message.startswith("bad input")
+            ]
+
+        # the diagnostics follow each result: the last one may still be on its way
+        cli.wait(lambda: len(warn()) == len(cases), 10, "diagnostics of every bad frame")
+        assert all(s.level == b"\x01" for s in warn())
         # markers were cleared for bad frames
         cli.wait(lambda: len(cli.markers) >= len(cases), 10, "markers")
         assert all(
@@ -547,22 +479,9 @@ def test_bad_input_publishes_empty_with_header_and_node_survives(ros, ckpt, ns, 
 def test_bad_input_warning_is_throttled(ros, ckpt, ns, monkeypatch):
     """Several bad frames in quick succession: every one gets its empty result and diagnostics,
     but the node logs ONE bad-input warning per throttle period, not one per frame."""
-    from rclpy.impl import rcutils_logger
+    from sr3d_ros.ros.detector_node import WARN_THROTTLE_S
 
-    from sr3d_ros.ros import pointcloud_node as PN
-
-    real = rcutils_logger._rclpy
-    emitted = []
-
-    class Recorder:  # the C logging call that rclpy makes once its filters let a message through
-        def __getattr__(self, name):
-            return getattr(real, name)
-
-        def rclpy_logging_rcutils_log(self, severity, name, message, *rest):
-            emitted.append((severity, name, message))
-            return real.rclpy_logging_rcutils_log(severity, name, message, *rest)
-
-    monkeypatch.setattr(rcutils_logger, "_rclpy", Recorder())
+    emitted = record_ros_logs(monkeypatch)
     ctx, ex = ros
     node = make_node(ctx, ex, ckpt, ns)
     cli = Client(ctx, ex, ns)
@@ -587,8 +506,8 @@ def test_bad_input_warning_is_throttled(ros, ckpt, ns, monkeypatch):
             for s, nm, m in emitted
             if nm == node.get_logger().name and m.startswith("bad input cloud")
         ]
-        assert 1 <= len(warnings) <= 1 + int(elapsed // PN._WARN_THROTTLE_S), (elapsed, warnings)
-        if elapsed < PN._WARN_THROTTLE_S:
+        assert 1 <= len(warnings) <= 1 + int(elapsed // WARN_THROTTLE_S), (elapsed, warnings)
+        if elapsed < WARN_THROTTLE_S:
             assert len(warnings) == 1, warnings
     finally:
         close_all(ex, cli, node)
@@ -715,15 +634,6 @@ def test_classes_to_keep_filters(ros, ckpt, detector, ns, scannet):
 # separate process
 
 
-def _env():
-    env = dict(os.environ)
-    env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-    env["ROS_LOG_DIR"] = os.environ["ROS_LOG_DIR"]  # the session's temporary folder (conftest)
-    env["PYTHONUNBUFFERED"] = "1"
-    env["PYTHONFAULTHANDLER"] = "1"  # a SIGABRT on a hang dumps every thread's stack to the log
-    return env
-
-
 def _wait_for_process(cli, proc, log):
     """Wait until the node process's subscription and publisher match ``cli`` (fails with its
     log if it dies first)."""
@@ -769,7 +679,7 @@ def test_node_process_detects_and_exits_zero(
                 },
                 remaps={"/diagnostics": f"{ns}/diagnostics"},
             ),
-            env=_env(),
+            env=process_env(),
             stdout=out,
             stderr=subprocess.STDOUT,
             cwd=REPO,
@@ -831,7 +741,7 @@ def test_node_process_detects_and_exits_zero(
 def test_node_process_bad_parameters_exit_1(ckpt, ns):
     proc = subprocess.run(
         node_command(ns, {"checkpoint": ckpt, "score_threshold": 3.0}),
-        env=_env(),
+        env=process_env(),
         capture_output=True,
         text=True,
         timeout=60,
@@ -896,15 +806,14 @@ def test_yaml_loads_through_ros_params_file(ros, ckpt, ns):
 
 
 def test_demo_reports_missing_inputs(tmp_path, capsys):
-    """The demo stops with exit 2 and a clear message when the data or the model is missing (the
+    """The demo stops with exit 1 and a clear message when the data or the model is missing (the
     full run takes ~30 s of CPU inference and is `make demo`)."""
     from sr3d_ros import demo
 
     assert demo.main(["--data-root", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o")]) == 1
     assert "ScanNet sample scans" in capsys.readouterr().err
-    assert (
-        demo.main(["--checkpoint", str(tmp_path / "missing.pt"), "--out", str(tmp_path / "o")]) == 1
-    )
+    args = ["--checkpoint", str(tmp_path / "missing.pt"), "--out", str(tmp_path / "o")]
+    assert demo.main([*args, "--parts", "scannet"]) == 1
     assert "missing.pt not found" in capsys.readouterr().err
 
 
@@ -954,20 +863,7 @@ def test_outliers_and_wide_clouds(ros, ckpt, detector, ns, scannet):
 def test_drops_are_normal_operation_and_reasons_logged(ros, ckpt, ns, scannet, monkeypatch):
     """#12: a burst faster than inference drops stale frames with OK diagnostics (drop rate in
     the values); two different bad inputs in one throttle period each log their reason."""
-    from rclpy.impl import rcutils_logger
-
-    real = rcutils_logger._rclpy
-    emitted = []
-
-    class Recorder:
-        def __getattr__(self, name):
-            return getattr(real, name)
-
-        def rclpy_logging_rcutils_log(self, severity, name, message, *rest):
-            emitted.append(message)
-            return real.rclpy_logging_rcutils_log(severity, name, message, *rest)
-
-    monkeypatch.setattr(rcutils_logger, "_rclpy", Recorder())
+    emitted = record_ros_logs(monkeypatch)
     ctx, ex = ros
     node = make_node(ctx, ex, ckpt, ns, max_input_points=50_000)
     cli = Client(ctx, ex, ns)
@@ -989,7 +885,7 @@ def test_drops_are_normal_operation_and_reasons_logged(ros, ckpt, ns, scannet, m
         cli.wait(lambda: cli.diagnostics[-1].status[0].level == b"\x01", 10, "bad diagnostics")
         st, kv = _kv(cli.diagnostics[-1])
         assert kv["points_in"] == "60000", kv  # the real input size, also for bad input
-        bad = [m for m in emitted if m.startswith("bad input cloud")]
+        bad = [m for _, _, m in emitted if m.startswith("bad input cloud")]
         assert any("empty" in m for m in bad) and any("max_input_points" in m for m in bad), bad
     finally:
         close_all(ex, cli, node)
@@ -1086,7 +982,12 @@ def _start_node_process(ns, ckpt, log, *params):
         args += ["-p", p]
     out = open(log, "wb")  # noqa: SIM115 - closed by the caller via the process
     return subprocess.Popen(
-        args, env=_env(), stdout=out, stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True
+        args,
+        env=process_env(),
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        cwd=REPO,
+        start_new_session=True,
     )
 
 
