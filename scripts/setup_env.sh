@@ -10,12 +10,14 @@
 #     mesa-vulkan-drivers for open3d, via apt-get as root or sudo);
 #   * the ROS 2 Kilted wheels from PyPI (rclpy with Fast DDS, std/geometry/sensor/visualization/
 #     diagnostic msgs) and the rosidl/ament build tools;
-#   * our vision_msgs interface package (interfaces/vision_msgs), built with rosidl + cmake and
-#     installed with the venv as prefix;
+#   * our interface packages, not published as wheels: vision_msgs (interfaces/vision_msgs, the
+#     detections) and tf2_msgs (interfaces/tf2_msgs: TFMessage only, for /tf and /tf_static),
+#     built with rosidl + cmake by scripts/build_interface.sh and installed with the venv as prefix;
 #   * sr3d_ros itself, editable.
-# A stamp file keyed on this script, interfaces/vision_msgs and setup.py makes a re-run a no-op
-# (milliseconds); the vision_msgs build (~1-2 min) has its own key and is redone only when the
-# interface files or the installed ROS wheels change. SR3D_SETUP_FORCE=1 ignores the stamps.
+# A stamp file keyed on this script, build_interface.sh, interfaces/* and setup.py makes a re-run a
+# no-op (milliseconds); each interface build (vision_msgs ~1-2 min, tf2_msgs ~30 s) has its own
+# key and is redone only when its interface files or the installed ROS wheels change.
+# SR3D_SETUP_FORCE=1 ignores the stamps.
 #
 # Runtime environment: see scripts/env.sh (nothing is required for rclpy inside the venv: the
 # ros-wheels bootstrapper re-execs the venv's python with LD_LIBRARY_PATH set).
@@ -65,16 +67,18 @@ hash_files() {  # sha256 over names + contents of the given files (sorted)
   for f in $(printf '%s\n' "$@" | LC_ALL=C sort); do printf '== %s\n' "$f"; cat "$f"; done \
     | sha256sum | cut -c1-16
 }
-IFACE_FILES=$(find interfaces/vision_msgs -type f ! -name '*.pyc' | LC_ALL=C sort)
+IFACES=(vision_msgs tf2_msgs)  # interfaces/NAME, built by scripts/build_interface.sh
+IFACE_FILES=$(find "${IFACES[@]/#/interfaces/}" -type f ! -name '*.pyc' | LC_ALL=C sort)
 # shellcheck disable=SC2086
-KEY="$(hash_files scripts/setup_env.sh setup.py $IFACE_FILES)"
+KEY="$(hash_files scripts/setup_env.sh scripts/build_interface.sh setup.py $IFACE_FILES)"
 
 # ---- fast path ---------------------------------------------------------------------------
 if [ -z "${SR3D_SETUP_FORCE:-}" ] && [ -x "$PY" ] && [ -f "$STAMP" ] \
     && [ "$(cat "$STAMP")" = "$KEY" ]; then
   SITE=$(ls -d "$VENV"/lib/python3*/site-packages 2>/dev/null | head -n1 || true)
   if [ -n "$SITE" ] && [ -d "$SITE/torch" ] && [ -d "$SITE/rclpy" ] \
-      && [ -f "$SITE/vision_msgs/msg/_detection3_d_array.py" ]; then
+      && [ -f "$SITE/vision_msgs/msg/_detection3_d_array.py" ] \
+      && [ -f "$SITE/tf2_msgs/msg/_tf_message.py" ]; then
     log "environment up to date ($VENV)"
     exit 0
   fi
@@ -102,7 +106,6 @@ if [ ! -x "$PY" ]; then
   pip_install --upgrade pip
 fi
 PYVER=$("$PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
-SITE=$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 [ "$PYVER" = "3.11" ] || log "warning: Python $PYVER; the ROS 2 wheels are published for cp311"
 
 # ---- Debian packages (open3d runtime, build tools) -----------------------------------------
@@ -149,51 +152,12 @@ pip_install "${PY_DEPS[@]}" "${LINT_DEPS[@]}" "${TEST_REFS[@]}"
 log "installing ROS 2 Kilted wheels (rclpy + Fast DDS, messages, rosidl/ament build tools)"
 pip_install "${ROS_RUNTIME[@]}" "${ROS_BUILD[@]}"
 
-# ---- vision_msgs ------------------------------------------------------------------------
-# The wheels' CMake exports name the Python/numpy include dirs of the machine that built them.
-PYINC=$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
-NPINC=$("$PY" -c 'import numpy; print(numpy.get_include())')
-mapfile -t bad_cmake < <(grep -rl --include='*.cmake' '/opt/python/cp3' "$VENV/share" 2>/dev/null || true)
-if [ ${#bad_cmake[@]} -gt 0 ]; then
-  log "rewriting /opt/python include dirs in ${#bad_cmake[@]} CMake export files"
-  sed -i -E \
-    -e "s#/opt/python/cp3[0-9]+-cp3[0-9]+/lib/python3\.[0-9]+/site-packages/numpy/(_core|core)/include#${NPINC}#g" \
-    -e "s#/opt/python/cp3[0-9]+-cp3[0-9]+/include/python3\.[0-9]+#${PYINC}#g" \
-    "${bad_cmake[@]}"
-fi
-
-VM_KEY_FILE="$VENV/share/vision_msgs/sr3d_build_key"
-VM_MANIFEST="$VENV/share/vision_msgs/sr3d_install_manifest.txt"
-# shellcheck disable=SC2086
-VM_KEY="$(hash_files $IFACE_FILES)-$({ ls "$SITE" | grep -E '^ros_.*\.dist-info$' || true; } | sha256sum | cut -c1-16)"
-if [ -z "${SR3D_SETUP_FORCE:-}" ] && [ -f "$VM_KEY_FILE" ] && [ "$(cat "$VM_KEY_FILE")" = "$VM_KEY" ] \
-    && [ -f "$SITE/vision_msgs/msg/_detection3_d_array.py" ]; then
-  log "vision_msgs up to date"
-else
-  log "building vision_msgs (rosidl + cmake, ~1-2 min)"
-  BUILD_DIR=$(mktemp -d "${TMPDIR:-/tmp}/sr3d_vision_msgs.XXXXXX")
-  BUILD_LOG="$VENV/.sr3d_vision_msgs_build.log"
-  if [ -f "$VM_MANIFEST" ]; then  # remove a previous install (messages may have been removed)
-    while IFS= read -r f; do rm -f -- "$f"; done < "$VM_MANIFEST"
-  fi
-  if ! (
-    unset CMAKE_PREFIX_PATH COLCON_PREFIX_PATH PYTHONPATH
-    export AMENT_PREFIX_PATH="$VENV" PATH="$VENV/bin:$PATH"
-    set -x
-    cmake -S interfaces/vision_msgs -B "$BUILD_DIR" \
-      -DCMAKE_INSTALL_PREFIX="$VENV" -DCMAKE_PREFIX_PATH="$VENV" \
-      -DPython3_EXECUTABLE="$PY" -DPython3_FIND_VIRTUALENV=ONLY \
-      -DBUILD_TESTING=OFF -DCMAKE_BUILD_TYPE=Release
-    cmake --build "$BUILD_DIR" -j "$(nproc 2>/dev/null || echo 2)"
-    cmake --install "$BUILD_DIR"
-  ) >"$BUILD_LOG" 2>&1; then
-    tail -n 40 "$BUILD_LOG" >&2
-    die "vision_msgs build failed (full log: $BUILD_LOG, build dir: $BUILD_DIR)"
-  fi
-  cp "$BUILD_DIR/install_manifest.txt" "$VM_MANIFEST"
-  printf '%s\n' "$VM_KEY" >"$VM_KEY_FILE"
-  rm -rf "$BUILD_DIR"
-fi
+# ---- interface packages (vision_msgs, tf2_msgs) -------------------------------------------
+# Not on PyPI as wheels: built from interfaces/NAME with rosidl + cmake (scripts/build_interface.sh;
+# each has its own build key, so an unchanged package is not rebuilt).
+for iface in "${IFACES[@]}"; do
+  bash scripts/build_interface.sh "$VENV" "$iface"  # exits 1 with the error and log path
+done
 
 # ---- sr3d_ros ----------------------------------------------------------------------------
 # mmdet3d 1.4.0's Python port of the official KITTI evaluator, extracted from its wheel (three files,
@@ -229,8 +193,9 @@ import rclpy  # noqa: F401
 import torch
 from sensor_msgs.msg import PointCloud2  # noqa: F401
 from vision_msgs.msg import Detection3DArray  # noqa: F401
+from tf2_msgs.msg import TFMessage  # noqa: F401
 import sr3d_ros  # noqa: F401
-print(f"[setup] ok: torch {torch.__version__}, rclpy + Fast DDS, vision_msgs, sr3d_ros")
+print(f"[setup] ok: torch {torch.__version__}, rclpy + Fast DDS, vision_msgs, tf2_msgs, sr3d_ros")
 EOF
 printf '%s\n' "$KEY" >"$STAMP"
 log "done in $((SECONDS - t0)) s ($VENV)"

@@ -41,9 +41,10 @@ def test_vision_msgs_interface_folder_is_colcon_ignored():
     folder = REPO / "interfaces" / "vision_msgs"
     assert (folder / "COLCON_IGNORE").is_file()
     assert "COLCON_IGNORE" in (folder / "README.md").read_text()
-    # setup_env.sh builds it with cmake directly, which ignores colcon marker files
+    # setup_env.sh builds it with cmake directly (build_interface.sh), which ignores colcon markers
     setup = (REPO / "scripts" / "setup_env.sh").read_text()
-    assert "cmake -S interfaces/vision_msgs" in setup
+    assert "IFACES=(vision_msgs tf2_msgs)" in setup and "build_interface.sh" in setup
+    assert 'cmake -S "$SRC"' in (REPO / "scripts" / "build_interface.sh").read_text()
 
 
 def test_setup_py_installs_launch_rviz_and_config():

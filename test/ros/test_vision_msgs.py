@@ -8,6 +8,7 @@ hashes mean our publishers talk to upstream subscribers and vice versa.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
@@ -107,13 +108,13 @@ def test_field_lists_equal_upstream(name):
     assert getattr(vm, name).get_fields_and_field_types() == UPSTREAM_FIELDS[name]
 
 
-def _installed_hashes():
-    import vision_msgs
-
-    # <prefix>/lib/python3.X/site-packages/vision_msgs -> <prefix>/share/vision_msgs/msg
-    prefix = Path(vision_msgs.__file__).resolve().parents[4]
+def installed_hashes(package: str = "vision_msgs") -> dict[str, str]:
+    """{message name: RIHS01 hash} from the type descriptions rosidl installed for ``package``."""
+    pkg = importlib.import_module(package)
+    # <prefix>/lib/python3.X/site-packages/<package> -> <prefix>/share/<package>/msg
+    prefix = Path(pkg.__file__).resolve().parents[4]
     out = {}
-    for f in sorted((prefix / "share" / "vision_msgs" / "msg").glob("*.json")):
+    for f in sorted((prefix / "share" / package / "msg").glob("*.json")):
         d = json.loads(f.read_text())
         name = d["type_description_msg"]["type_description"]["type_name"]
         (h,) = [t["hash_string"] for t in d["type_hashes"] if t["type_name"] == name]
@@ -122,7 +123,7 @@ def _installed_hashes():
 
 
 def test_generated_type_hashes_equal_upstream():
-    hashes = _installed_hashes()
+    hashes = installed_hashes()
     assert sorted(hashes) == sorted(UPSTREAM_FIELDS)
     for name, expected in UPSTREAM_RIHS01.items():
         assert hashes[name] == "RIHS01_" + expected, name
@@ -147,7 +148,7 @@ def test_advertised_type_hashes_equal_upstream(ros_context):
     node = rclpy.create_node(f"sr3d_hash_check_{uuid.uuid4().hex[:8]}", context=ros_context)
     try:
         base = f"/sr3d_test_{uuid.uuid4().hex[:8]}"
-        installed = _installed_hashes()
+        installed = installed_hashes()
         for name in sorted(UPSTREAM_FIELDS):
             node.create_publisher(getattr(vm, name), f"{base}/{name}", 1)
         for name in sorted(UPSTREAM_FIELDS):
