@@ -22,7 +22,7 @@ export AMENT_PREFIX_PATH := $(abspath $(VENV))$(if $(AMENT_PREFIX_PATH),:$(AMENT
 
 .PHONY: setup minkowski lint test demo bench gpu-check clean
 
-setup:            ## venv with torch, ROS 2 wheels, vision_msgs, sr3d_ros (idempotent)
+setup:            ## venv with torch, ROS 2 wheels, vision_msgs + tf2_msgs, sr3d_ros (idempotent)
 	bash scripts/setup_env.sh $(VENV)
 
 minkowski: setup  ## reference MinkowskiEngine build (cached wheel) for the sparse-engine tests
@@ -36,7 +36,9 @@ lint: setup       ## ruff (lint + format check) and mypy (strict) over the code
 test: setup minkowski  ## the whole test suite (what CI runs)
 	$(PY) -m pytest -q
 
-demo: setup       ## the main job: node + bag replay on real ScanNet scans, table + mAP + PNG
+demo: setup       ## the main job, both parts: point-cloud node + bag replay on real ScanNet scans
+                  ## (table, mAP@0.25/0.5, PNG), then image node + bag replay on real KITTI
+                  ## frames (table, AP|R40, PNG); one part: python -m sr3d_ros.demo --parts kitti
 	$(PY) -m sr3d_ros.demo
 
 bench: setup minkowski  ## benchmark tables (ours vs reference); run on a quiet machine

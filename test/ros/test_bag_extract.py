@@ -85,6 +85,45 @@ def test_info_topics_frames_and_tf(sensor_bag, data_root, tmp_path):
     assert B.bag_info(kitti, target_frame="camera_link")["tf"]["static_complete"]
 
 
+def test_player_tf_volatile_tf_static_latched(ros, sensor_bag, scannet):
+    """Replayed, /tf keeps tf2's dynamic broadcaster QoS (reliable, volatile, depth 100) and
+    /tf_static its static one (transient local), also when remapped; the axis alignment on
+    /tf_static reaches a subscriber that joins after the playback."""
+    import time
+
+    import rclpy
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+    from tf2_msgs.msg import TFMessage
+
+    from sr3d_ros.ros.bag.tf import tf_from_msg
+
+    ctx, ex = ros
+    node = rclpy.create_node("sensor_tf_player", context=ctx)
+    ex.add_node(node)
+    static = "/sensor_tf_static_" + sensor_bag.name
+    try:
+        player = B.BagPlayer(node, sensor_bag, remap={"/tf": "/sensor_tf", "/tf_static": static})
+        tf, tf_static = player.publishers["/tf"], player.publishers["/tf_static"]
+        assert (tf.topic_name, tf_static.topic_name) == ("/sensor_tf", static)
+        assert tf.qos_profile.durability == DurabilityPolicy.VOLATILE
+        assert tf.qos_profile.reliability == ReliabilityPolicy.RELIABLE
+        assert tf.qos_profile.depth == 100
+        assert tf_static.qos_profile.durability == DurabilityPolicy.TRANSIENT_LOCAL
+        assert player.play(rate=10.0) == 3 + 3 + 6 + 1  # points, ground truth, /tf, /tf_static
+        got: list = []
+        latched = QoSProfile(depth=10, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        node.create_subscription(TFMessage, static, got.append, latched)
+        deadline = time.monotonic() + 10
+        while not got and time.monotonic() < deadline:
+            time.sleep(0.05)
+        ((parent, child, _, T),) = tf_from_msg(got[0])
+        assert (parent, child) == (ALIGNED, "scannet_unaligned")
+        np.testing.assert_allclose(T, scannet[2], atol=1e-6)  # ScanNet's axis_align_matrix
+    finally:
+        ex.remove_node(node)
+        node.destroy_node()
+
+
 def test_extract_into_aligned_frame_through_tf(sensor_bag, scannet, tmp_path):
     """/tf is recorded only half a period before and after each frame, so every cloud is moved
     with an interpolated sensor pose; the result is the aligned scan and its GT boxes."""

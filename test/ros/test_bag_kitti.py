@@ -48,8 +48,29 @@ def _tf_matrix(t):
     return T
 
 
+def _assert_calibration(transforms, calib, stamp_ns):
+    """``transforms`` (a TFMessage's, from rosbags or rclpy) are KITTI's ``calib``: camera_link
+    <- optical (the fixed axis swap) and optical <- velodyne (Tr_velo_to_cam, rectified), both
+    stamped ``stamp_ns``."""
+    from sr3d_ros.geometry.camera import OPTICAL_TO_BODY
+
+    frames = {(x.header.frame_id, x.child_frame_id): x for x in transforms}
+    assert set(frames) == {
+        ("camera_link", "camera_optical_frame"),
+        ("camera_optical_frame", "velodyne"),
+    }
+    for x in frames.values():
+        assert _stamp(x) == stamp_ns
+    body = _tf_matrix(frames["camera_link", "camera_optical_frame"])
+    np.testing.assert_allclose(body[:3, :3], OPTICAL_TO_BODY, atol=1e-15)
+    np.testing.assert_array_equal(body[:3, 3], 0.0)
+    velo = _tf_matrix(frames["camera_optical_frame", "velodyne"])
+    np.testing.assert_array_equal(velo[:3, 3], calib.velo_to_rect[:3, 3])
+    np.testing.assert_allclose(velo[:3, :3], calib.velo_to_rect[:3, :3], atol=1e-7)
+
+
 def test_kitti_bag_round_trip(kitti_bag, data_root):
-    from sr3d_ros.geometry.camera import OPTICAL_TO_BODY, PinholeCamera
+    from sr3d_ros.geometry.camera import PinholeCamera
     from sr3d_training.datasets.kitti import load_kitti_image
     from sr3d_training.datasets.sample import load_points_bin
 
@@ -138,20 +159,7 @@ def test_kitti_bag_round_trip(kitti_bag, data_root):
     tfs = by_topic[t.tf_static]
     assert [m.timestamp_ns for m in tfs] == [START, START + 200_000_000]
     for m, fid in zip(tfs, ["000000", "000010"]):
-        calib = ds.calib(fid)
-        frames = {(x.header.frame_id, x.child_frame_id): x for x in m.msg.transforms}
-        assert set(frames) == {
-            ("camera_link", "camera_optical_frame"),
-            ("camera_optical_frame", "velodyne"),
-        }
-        for x in frames.values():
-            assert _stamp(x) == m.timestamp_ns
-        body = _tf_matrix(frames["camera_link", "camera_optical_frame"])
-        np.testing.assert_allclose(body[:3, :3], OPTICAL_TO_BODY, atol=1e-15)
-        np.testing.assert_array_equal(body[:3, 3], 0.0)
-        velo = _tf_matrix(frames["camera_optical_frame", "velodyne"])
-        np.testing.assert_array_equal(velo[:3, 3], calib.velo_to_rect[:3, 3])
-        np.testing.assert_allclose(velo[:3, :3], calib.velo_to_rect[:3, :3], atol=1e-7)
+        _assert_calibration(m.msg.transforms, ds.calib(fid), m.timestamp_ns)
 
 
 def test_kitti_bag_boxes_match_dataset_body_frame(kitti_bag, data_root):
@@ -214,51 +222,71 @@ def test_cli_build_kitti_sqlite3(data_root, tmp_path, capsys):
     assert main(argv) == 1  # the bag exists: one clear error
 
 
-def test_player_latches_tf_static(ros, kitti_bag):
+def test_player_latches_tf_static(ros, kitti_bag, data_root):
     """Played bags publish /tf_static reliable + transient local (as tf2's static broadcaster
-    does), so RViz or a node started after the player still gets the calibration. Where the
-    tf2_msgs Python package is missing (a pip install without it) the player skips /tf_static
-    with a warning and plays the rest, unless /tf_static is asked for by name."""
-    import importlib.util
+    does): a subscriber that joins after the whole bag was played still gets every calibration
+    the bag held, equal to KITTI's calib files."""
     import time
 
     import rclpy
     from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+    from tf2_msgs.msg import TFMessage
 
     ctx, ex = ros
     path, _, _ = kitti_bag
     node = rclpy.create_node("kitti_tf_player", context=ctx)
     late = rclpy.create_node("kitti_tf_late", context=ctx)
     ex.add_node(node)
+    topic = "/kitti_tf_static_" + path.name  # remapped: nothing else on the graph publishes it
     try:
-        if importlib.util.find_spec("tf2_msgs") is None:
-            player = B.BagPlayer(node, path)
-            assert player.skipped == {"/tf_static": "tf2_msgs/msg/TFMessage"}
-            assert "/kitti/camera/image_raw" in player.publishers
-            with pytest.raises(ImportError, match="tf2_msgs/msg/TFMessage are not installed"):
-                B.BagPlayer(node, path, topics=["/tf_static"])
-            return
-        from tf2_msgs.msg import TFMessage
-
-        player = B.BagPlayer(node, path, topics=["/tf_static"], remap={"/tf_static": "/kitti_tf"})
-        qos = player.publishers["/tf_static"].qos_profile
-        assert qos.durability == DurabilityPolicy.TRANSIENT_LOCAL
-        assert player.play(rate=100.0) == 2
+        player = B.BagPlayer(node, path, remap={"/tf_static": topic})
+        assert player.skipped == {}
+        qos = {t: p.qos_profile.durability for t, p in player.publishers.items()}
+        assert qos.pop("/tf_static") == DurabilityPolicy.TRANSIENT_LOCAL
+        assert set(qos.values()) == {DurabilityPolicy.VOLATILE}  # image, velodyne, GT
+        assert player.play(rate=100.0) == len(list(player.messages()))
         got: list = []
         latched = QoSProfile(
             depth=100,
             reliability=ReliabilityPolicy.RELIABLE,
             durability=DurabilityPolicy.TRANSIENT_LOCAL,
         )
-        late.create_subscription(TFMessage, "/kitti_tf", got.append, latched)
+        late.create_subscription(TFMessage, topic, got.append, latched)
         ex.add_node(late)  # subscribes after everything was published
         deadline = time.monotonic() + 10
         while len(got) < 2 and time.monotonic() < deadline:
             time.sleep(0.05)
+        time.sleep(0.2)  # nothing more than the bag's two /tf_static messages arrives
         assert len(got) == 2
-        assert {t.child_frame_id for t in got[0].transforms} == {"camera_optical_frame", "velodyne"}
+        ds = _kitti(data_root)
+        for msg, fid, stamp in zip(got, ["000000", "000010"], [START, START + 200_000_000]):
+            _assert_calibration(msg.transforms, ds.calib(fid), stamp)
     finally:
         ex.remove_node(late)
         ex.remove_node(node)
         late.destroy_node()
+        node.destroy_node()
+
+
+def test_player_skips_topics_without_python_messages(ros, kitti_bag, monkeypatch):
+    """Where the tf2_msgs Python package is missing (a pip install without it) the player skips
+    /tf_static with a warning and plays the rest, unless /tf_static is asked for by name."""
+    import sys
+
+    import rclpy
+
+    for name in ("tf2_msgs", "tf2_msgs.msg"):  # importing it fails as if it were not installed
+        monkeypatch.setitem(sys.modules, name, None)
+    ctx, _ = ros
+    path, _, _ = kitti_bag
+    node = rclpy.create_node("kitti_tf_missing", context=ctx)
+    try:
+        player = B.BagPlayer(node, path)
+        assert player.skipped == {"/tf_static": "tf2_msgs/msg/TFMessage"}
+        t = B.KittiBagTopics()
+        assert set(player.publishers) == {t.image, t.camera_info, t.points, t.ground_truth}
+        assert "/tf_static" not in {m.topic for m in player.messages()}
+        with pytest.raises(ImportError, match="tf2_msgs/msg/TFMessage are not installed"):
+            B.BagPlayer(node, path, topics=["/tf_static"])
+    finally:
         node.destroy_node()

@@ -14,9 +14,10 @@ from typing import Any
 from sr3d_ros.ros.bag.reading import BagMessage, read_bag
 from sr3d_ros.ros.bag.typestore import message_class
 
-__all__ = ["CLOCK_TOPIC", "TF_STATIC_TOPIC", "BagPlayer"]
+__all__ = ["CLOCK_TOPIC", "TF_STATIC_TOPIC", "TF_TOPIC", "BagPlayer"]
 
 CLOCK_TOPIC = "/clock"
+TF_TOPIC = "/tf"
 TF_STATIC_TOPIC = "/tf_static"
 
 
@@ -24,9 +25,13 @@ class BagPlayer:
     """Publish a bag's messages with rclpy, as raw CDR (no conversion).
 
     Publishers are reliable + volatile with depth 10 (a reliable publisher also serves
-    best-effort subscribers, such as rclpy's and rclcpp's ``/clock`` subscriptions);
-    ``/tf_static`` is reliable + transient local with depth 100 (latched, as tf2's static
-    broadcasters publish it, so late subscribers such as RViz still get the transforms).
+    best-effort subscribers, such as rclpy's and rclcpp's ``/clock`` subscriptions); ``/tf``
+    is reliable + volatile with depth 100 (tf2's dynamic broadcaster QoS); ``/tf_static`` is
+    reliable + transient local with depth 100 (latched, as tf2's static broadcasters publish
+    it, so late subscribers such as RViz still get every calibration the bag held). The QoS
+    follows the bag's topic name, also when ``remap`` renames it. ``/tf`` and ``/tf_static``
+    need the ``tf2_msgs`` Python messages (``scripts/setup_env.sh`` builds them into the venv
+    from ``interfaces/tf2_msgs``; a full ROS 2 install has them).
 
     Args:
         node: the rclpy node to publish from (``rclpy.node.Node``; ``Any``: rclpy is untyped).
@@ -67,18 +72,20 @@ class BagPlayer:
         require_intact(self.path)  # a corrupt chunk is refused up front, never played
         self.topics = None if topics is None else set(topics)
         remap = remap or {}
-        qos = QoSProfile(
-            history=HistoryPolicy.KEEP_LAST,
-            depth=10,
-            reliability=ReliabilityPolicy.RELIABLE,
-            durability=DurabilityPolicy.VOLATILE,
-        )
-        latched_qos = QoSProfile(
-            history=HistoryPolicy.KEEP_LAST,
-            depth=100,
-            reliability=ReliabilityPolicy.RELIABLE,
-            durability=DurabilityPolicy.TRANSIENT_LOCAL,
-        )
+
+        def reliable(depth: int, durability: Any) -> Any:  # rclpy QoSProfile
+            return QoSProfile(
+                history=HistoryPolicy.KEEP_LAST,
+                depth=depth,
+                reliability=ReliabilityPolicy.RELIABLE,
+                durability=durability,
+            )
+
+        qos = reliable(10, DurabilityPolicy.VOLATILE)
+        topic_qos = {  # tf2's broadcaster profiles; /tf_static latched for tf2's static listeners
+            TF_TOPIC: reliable(100, DurabilityPolicy.VOLATILE),
+            TF_STATIC_TOPIC: reliable(100, DurabilityPolicy.TRANSIENT_LOCAL),
+        }
         self.publishers: dict[str, Any] = {}  # rclpy publishers
         self.skipped: dict[str, str] = {}  # topic -> type whose messages are not installed
         with Reader(self.path) as r:
@@ -97,15 +104,15 @@ class BagPlayer:
                         ) from None
                     self.skipped[topic] = info.msgtype
                     continue
-                latched = topic == TF_STATIC_TOPIC  # tf2's static listeners want it latched
                 self.publishers[topic] = node.create_publisher(
-                    cls, remap.get(topic, topic), latched_qos if latched else qos
+                    cls, remap.get(topic, topic), topic_qos.get(topic, qos)
                 )
         if self.skipped:
             node.get_logger().warning(
                 "not playing "
                 + ", ".join(f"{t} ({m})" for t, m in sorted(self.skipped.items()))
-                + ": their Python message packages are not installed"
+                + ": their Python message packages are not installed (in the pip venv,"
+                " scripts/setup_env.sh builds vision_msgs and tf2_msgs)"
             )
         self.clock_publisher: Any = None
         if clock:
