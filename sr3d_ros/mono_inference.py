@@ -204,7 +204,8 @@ class MonoDetector:
         """Detect objects in one image.
 
         Args:
-            image: ``uint8 (H, W, 3)`` RGB (numpy, or a CPU / GPU tensor).
+            image: ``uint8 (H, W, 3)`` RGB (numpy, also read-only, e.g. ``np.asarray`` of a Pillow
+                image; or a CPU / GPU tensor). Never modified.
             camera: the image's :class:`~sr3d_ros.geometry.camera.PinholeCamera` (its size must
                 be the image's), or its ``K`` ``(3, 3)`` / ``P`` ``(3, 4)``; the image must be
                 rectified (no lens distortion).
@@ -230,7 +231,10 @@ class MonoDetector:
         in_h, in_w = self.config.model.input_size
         with timer.stage("preprocess"):
             box = cam.letterbox(in_w, in_h)
-            x = letterbox_image(torch.from_numpy(np.ascontiguousarray(img)).to(self.device), box)
+            # a read-only image (np.asarray of a Pillow image, a ROS message's buffer) is copied:
+            # torch.from_numpy warns on read-only arrays; a writable contiguous one is shared
+            img = np.require(img, requirements=("C_CONTIGUOUS", "WRITEABLE"))
+            x = letterbox_image(torch.from_numpy(img).to(self.device), box)
             P = torch.tensor(cam.letterboxed(box).P, dtype=torch.float32, device=self.device)
         with timer.stage("backbone"):
             feats = self.model.backbone(x)

@@ -4,6 +4,7 @@ protocol, and one clear error per kind of bad input."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -170,6 +171,30 @@ def test_bad_cameras(det: MonoDetector, K: np.ndarray | None, match: str) -> Non
     image = np.zeros((370, 1224, 3), np.uint8)
     with pytest.raises(ValueError, match=match):
         det(image, K)
+
+
+def test_read_only_image_gives_no_warning(
+    det: MonoDetector, kitti: KittiDataset, data_root: Path
+) -> None:
+    """``np.asarray`` of a Pillow image is read-only; torch.from_numpy would warn about it (once
+    per process, hence ``set_warn_always``). The detector copies it: no warning, same result."""
+    from PIL import Image
+
+    sample = kitti[0]  # 000007
+    with Image.open(data_root / "kitti" / "training" / "image_2" / "000007.png") as im:
+        image = np.asarray(im.convert("RGB"))
+    assert not image.flags.writeable and np.array_equal(image, sample.image)
+    warn_always = torch.is_warn_always_enabled()
+    torch.set_warn_always(True)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            got = det(image, sample.camera)
+    finally:
+        torch.set_warn_always(warn_always)
+    ref = det(sample.image, sample.camera)
+    assert got.camera_boxes is not None and ref.camera_boxes is not None
+    assert torch.equal(got.scores, ref.scores) and torch.equal(got.camera_boxes, ref.camera_boxes)
 
 
 def test_camera_of_another_size(det: MonoDetector) -> None:
