@@ -32,8 +32,8 @@ log() { printf '[setup] %4ds  %s\n' "$((SECONDS - t0))" "$*"; }
 die() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
 [ -f "$SRC/CMakeLists.txt" ] || die "no interface package $SRC (expected $SRC/CMakeLists.txt)"
 [ -x "$PY" ] || die "no Python in $VENV (run scripts/setup_env.sh first)"
-command -v cmake >/dev/null 2>&1 || [ -x "$VENV/bin/cmake" ] \
-  || die "cmake not found (setup_env.sh installs it into the venv)"
+[ -d "$VENV/share/rosidl_default_generators" ] && [ -x "$VENV/bin/cmake" ] \
+  || die "$VENV lacks the ROS build wheels (rosidl_default_generators, cmake): run scripts/setup_env.sh"
 
 hash_files() {  # sha256 over names + contents of the given files (sorted)
   local f
@@ -63,7 +63,8 @@ fi
 
 # The wheels' CMake exports name the Python/numpy include dirs of the machine that built them.
 PYINC=$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
-NPINC=$("$PY" -c 'import numpy; print(numpy.get_include())')
+NPINC=$("$PY" -c 'import numpy; print(numpy.get_include())' 2>/dev/null) \
+  || die "numpy is not installed in $VENV (run scripts/setup_env.sh first)"
 mapfile -t bad_cmake < <(grep -rl --include='*.cmake' '/opt/python/cp3' "$VENV/share" 2>/dev/null || true)
 if [ ${#bad_cmake[@]} -gt 0 ]; then
   log "rewriting /opt/python include dirs in ${#bad_cmake[@]} CMake export files"
@@ -82,13 +83,13 @@ fi
 if ! (
   unset CMAKE_PREFIX_PATH COLCON_PREFIX_PATH PYTHONPATH
   export AMENT_PREFIX_PATH="$VENV" PATH="$VENV/bin:$PATH" ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
-  set -x
+  set -x  # errexit is off inside `if !`: the steps are chained, the first failure ends it
   cmake -S "$SRC" -B "$BUILD_DIR" \
     -DCMAKE_INSTALL_PREFIX="$VENV" -DCMAKE_PREFIX_PATH="$VENV" \
     -DPython3_EXECUTABLE="$PY" -DPython3_FIND_VIRTUALENV=ONLY \
-    -DBUILD_TESTING=OFF -DCMAKE_BUILD_TYPE=Release
-  cmake --build "$BUILD_DIR" -j "$(nproc 2>/dev/null || echo 2)"
-  cmake --install "$BUILD_DIR"
+    -DBUILD_TESTING=OFF -DCMAKE_BUILD_TYPE=Release \
+    && cmake --build "$BUILD_DIR" -j "$(nproc 2>/dev/null || echo 2)" \
+    && cmake --install "$BUILD_DIR"
 ) >"$BUILD_LOG" 2>&1; then
   tail -n 40 "$BUILD_LOG" >&2
   die "$NAME build failed (full log: $BUILD_LOG, build dir: $BUILD_DIR)"
