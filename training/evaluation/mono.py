@@ -1,12 +1,11 @@
 """Evaluation of the monocular detector on KITTI frames: predictions as KITTI objects, AP|R40
 with the KITTI evaluator (:mod:`.kitti`), and the depth error of matched cars.
 
-* :func:`predict_kitti_frame` / :func:`predict_mono_dataset`: letterbox a frame to the model's
-  input, run the network, take the one-to-one head's ``max_detections`` most confident locations
-  (YOLOv10 Sec. 3.1: no NMS) or, for the ablation, the one-to-many head's locations above the
-  score threshold followed by class-wise 2D NMS (IoU 0.7, YOLOv8 / YOLOv10's default); decode
-  camera boxes with the letterboxed ``P`` (boxes in the labels' frame) and map the 2D boxes back
-  to the original image.
+* :func:`predict_kitti_frame` / :func:`predict_mono_dataset`: detections of the
+  :class:`~sr3d_ros.mono_inference.MonoDetector` (one-to-one head, CGI3D, no NMS: YOLOv10
+  Sec. 3.1) or, for the ablation, of the one-to-many head's most confident locations above the
+  score threshold followed by class-wise 2D NMS (IoU 0.7, YOLOv8 / YOLOv10's default), as KITTI
+  result objects (3D boxes in the labels' frame, 2D boxes in the frame's pixels).
 * :func:`car_depth_error`: mean absolute error of the centre depth ``z`` (metres) of the ground
   truth cars matched by a car detection (greedy in descending score, 2D IoU >= 0.5, each ground
   truth once; our formulation, the number A2D2's table reports).
@@ -27,17 +26,22 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
+from sr3d_ros.detections import Detections
+from sr3d_ros.geometry.camera import camera_boxes_to_boxes, rotation_y_to_alpha
 from sr3d_ros.models.mono import (
+    MonoDetectorConfig,
     MonoDetectorModel,
     MonoInferenceConfig,
     decode_camera_boxes,
     decode_image_boxes,
 )
+from sr3d_ros.models.mono.gating import head_topk
+from sr3d_ros.mono_inference import MonoDetector, letterbox_image
 
 from ..datasets.dataset import SampleDataset
 from ..datasets.kitti import KittiObjects
 from ..datasets.sample import Sample
-from ..image_transforms import letterbox, map_image_boxes
+from ..image_transforms import map_image_boxes
 from ..losses.iou2d import image_box_iou
 from .kitti import KittiEvalResult, evaluate_kitti
 
@@ -45,8 +49,10 @@ __all__ = [
     "MonoEvaluation",
     "MonoFrameResult",
     "car_depth_error",
+    "detections_to_kitti",
     "evaluate_mono",
     "nms_2d",
+    "one2many_nms_detections",
     "predict_kitti_frame",
     "predict_mono_dataset",
 ]
@@ -89,78 +95,103 @@ def nms_2d(boxes: Tensor, scores: Tensor, labels: Tensor, iou: float = NMS_IOU) 
     return torch.tensor(keep, dtype=torch.int64)
 
 
+def detections_to_kitti(det: Detections) -> KittiObjects:
+    """Monocular :class:`~sr3d_ros.detections.Detections` as KITTI result objects.
+
+    Args:
+        det: detections with ``camera_boxes`` and ``image_boxes`` (a monocular result).
+
+    Returns:
+        :class:`KittiObjects` (float64): names, 2D boxes, dimensions ``(h, w, l)``, bottom
+        centres, ``rotation_y``, ``alpha = ry - atan2(x, z)``, scores; truncation / occlusion 0.
+
+    Raises:
+        ValueError: detections without camera or image boxes.
+    """
+    if det.camera_boxes is None or det.image_boxes is None:
+        raise ValueError("detections without camera_boxes / image_boxes are not monocular")
+    cam = det.camera_boxes.detach().double().cpu()
+    alpha = rotation_y_to_alpha(cam[:, 6], cam[:, 0], cam[:, 2])
+    n = len(cam)
+    cam_np = cam.numpy()
+    return KittiObjects(
+        names=np.array([det.class_names[int(c)] for c in det.labels], dtype=str),
+        truncated=np.zeros(n),
+        occluded=np.zeros(n),
+        alpha=alpha.numpy(),
+        bbox=det.image_boxes.detach().double().cpu().numpy(),
+        dimensions=cam_np[:, [4, 5, 3]],
+        location=cam_np[:, :3],
+        rotation_y=cam_np[:, 6],
+        score=det.scores.detach().double().cpu().numpy(),
+        weight=np.ones(n),
+    )
+
+
 @torch.no_grad()
+def one2many_nms_detections(detector: MonoDetector, sample: Sample) -> Detections:
+    """The ablation's path: the one-to-many head's ``NMS_PRE_TOPK`` most confident locations
+    above the score threshold, class-wise 2D NMS (:data:`NMS_IOU`), at most ``max_detections``;
+    preprocessing and decoding as :class:`~sr3d_ros.mono_inference.MonoDetector` does.
+
+    Raises:
+        ValueError: a sample without image / camera.
+    """
+    if sample.image is None or sample.camera is None:
+        raise ValueError(f"sample {sample.sample_id!r} has no image / camera")
+    model, inf, dev = detector.model, detector.inference_config, detector.device
+    in_h, in_w = detector.config.model.input_size
+    box = sample.camera.letterbox(in_w, in_h)
+    x = letterbox_image(torch.from_numpy(np.ascontiguousarray(sample.image)).to(dev), box)
+    P = torch.tensor(sample.camera.letterboxed(box).P, dtype=torch.float32, device=dev)
+    feats = model.neck(model.backbone(x))
+    anchors, strides = model.anchors(feats)
+    sel = head_topk(model.one2many, feats, strides, NMS_PRE_TOPK, gated=False)
+    keep = (sel.scores[0] >= inf.score_threshold).nonzero().squeeze(1)
+    boxes2d = decode_image_boxes(sel.head.gather(keep[None]), anchors[sel.index[0, keep]])[0]
+    kept = nms_2d(boxes2d.cpu(), sel.scores[0, keep].cpu(), sel.labels[0, keep].cpu())
+    keep = keep[kept.to(dev)][: inf.max_detections]
+    head, idx, labels = sel.head.gather(keep[None]), sel.index[:, keep], sel.labels[:, keep]
+    means = torch.tensor(detector.config.model.mean_sizes, device=dev)
+    cam = decode_camera_boxes(head, anchors[idx], strides[idx], labels, P[None], means)[0]
+    img = decode_image_boxes(head, anchors[idx])[0].double().cpu().numpy()
+    img = map_image_boxes(img, np.linalg.inv(box.affine()))
+    img[:, 0::2] = img[:, 0::2].clip(0, sample.camera.width - 1)
+    img[:, 1::2] = img[:, 1::2].clip(0, sample.camera.height - 1)
+    return Detections(
+        camera_boxes_to_boxes(cam),
+        sel.scores[0, keep],
+        labels[0],
+        detector.class_names,
+        camera_boxes=cam,
+        image_boxes=torch.from_numpy(img).float(),
+    )
+
+
 def predict_kitti_frame(
-    model: MonoDetectorModel,
-    sample: Sample,
-    inference: MonoInferenceConfig,
-    head: str = "one2one",
+    detector: MonoDetector, sample: Sample, head: str = "one2one"
 ) -> KittiObjects:
     """Detect the objects of one KITTI frame.
 
     Args:
-        model: the network (run as it is: put it in eval mode first).
-        sample: a monocular sample (``image``, ``camera``; ``meta["kitti"]`` may be empty).
-        inference: score threshold and ``max_detections``.
-        head: ``"one2one"`` (top-``max_detections`` locations, no NMS) or ``"one2many"``
-            (locations above the threshold, class-wise 2D NMS at :data:`NMS_IOU`).
+        detector: the monocular detector (its inference settings apply).
+        sample: a monocular sample (``image``, ``camera``).
+        head: ``"one2one"`` (the detector itself: top-``max_detections``, CGI3D, no NMS) or
+            ``"one2many"`` (:func:`one2many_nms_detections`).
 
     Returns:
-        :class:`KittiObjects` (float64): class names, 2D boxes in the original image's pixels
-        (clipped), dimensions ``(h, w, l)``, bottom-centre locations in the labels' optical
-        frame, ``rotation_y``, ``alpha``, scores.
+        :class:`KittiObjects`: 2D boxes in the frame's pixels, 3D boxes in the labels' frame.
 
     Raises:
         ValueError: not a monocular sample; unknown ``head``.
     """
     if head not in ("one2one", "one2many"):
         raise ValueError(f"head must be 'one2one' or 'one2many', got {head!r}")
+    if head == "one2many":
+        return detections_to_kitti(one2many_nms_detections(detector, sample))
     if sample.image is None or sample.camera is None:
         raise ValueError(f"sample {sample.sample_id!r} has no image / camera")
-    cfg = model.config
-    height, width = cfg.input_size
-    lb = letterbox(sample.replace(meta={"kitti": KittiObjects.empty()}), width, height)
-    assert lb.image is not None and lb.camera is not None
-    device = next(model.parameters()).device
-    x = torch.from_numpy(lb.image).permute(2, 0, 1)[None].to(device, torch.float32) / 255
-    out = model(x)
-    h = out.one2one if head == "one2one" else out.one2many
-    scores, labels = h.cls_logits[0].sigmoid().max(-1)
-    if head == "one2one":
-        index = scores.topk(min(inference.max_detections, len(scores))).indices
-        index = index[scores[index] >= inference.score_threshold]
-    else:
-        index = torch.nonzero(scores >= inference.score_threshold)[:, 0]
-        index = index[scores[index].argsort(descending=True)][:NMS_PRE_TOPK]
-        boxes2d = decode_image_boxes(h, out.anchor_points)[0, index]
-        index = index[nms_2d(boxes2d.cpu(), scores[index].cpu(), labels[index].cpu())]
-        index = index[: inference.max_detections].to(device)
-    sel = h.gather(index[None])
-    p = torch.tensor(lb.camera.P, dtype=torch.float32, device=device)[None]
-    means = torch.tensor(cfg.mean_sizes, dtype=torch.float32, device=device)
-    cam = decode_camera_boxes(
-        sel, out.anchor_points[index], out.strides[index], labels[index][None], p, means
-    )[0]
-    box2d = decode_image_boxes(sel, out.anchor_points[index])[0].double().cpu().numpy()
-    inverse = np.linalg.inv(sample.camera.letterbox(width, height).affine())
-    box2d = map_image_boxes(box2d, inverse)
-    box2d[:, 0::2] = box2d[:, 0::2].clip(0, sample.camera.width - 1)
-    box2d[:, 1::2] = box2d[:, 1::2].clip(0, sample.camera.height - 1)
-    cam_np = cam.double().cpu().numpy()
-    alpha = torch.atan2(sel.alpha_sincos[0, :, 0], sel.alpha_sincos[0, :, 1])
-    n = len(index)
-    return KittiObjects(
-        names=np.array([cfg.class_names[int(c)] for c in labels[index]], dtype=str),
-        truncated=np.zeros(n),
-        occluded=np.zeros(n),
-        alpha=alpha.double().cpu().numpy(),
-        bbox=box2d,
-        dimensions=cam_np[:, [4, 5, 3]],
-        location=cam_np[:, :3],
-        rotation_y=cam_np[:, 6],
-        score=scores[index].double().cpu().numpy(),
-        weight=np.ones(n),
-    )
+    return detections_to_kitti(detector(sample.image, sample.camera, timed=False))
 
 
 def predict_mono_dataset(
@@ -170,13 +201,15 @@ def predict_mono_dataset(
     head: str = "one2one",
     progress: bool = False,
 ) -> list[MonoFrameResult]:
-    """:func:`predict_kitti_frame` on every sample (model in eval mode here, restored after).
+    """:func:`predict_kitti_frame` on every sample with a :class:`MonoDetector` around
+    ``model`` (eval mode here, restored after).
 
     Raises:
         ValueError / FileNotFoundError: from the dataset or :func:`predict_kitti_frame`.
     """
     was_training = model.training
-    model.eval()
+    device = next(model.parameters()).device
+    detector = MonoDetector(model, MonoDetectorConfig(model.config, inference), device)
     results = []
     try:
         for i in tqdm(range(len(samples)), desc="predict", disable=not progress, leave=False):
@@ -184,7 +217,7 @@ def predict_mono_dataset(
             labels = s.meta.get("kitti")
             if not isinstance(labels, KittiObjects):
                 raise ValueError(f"sample {s.sample_id!r} has no KITTI labels")
-            det = predict_kitti_frame(model, s, inference, head)
+            det = predict_kitti_frame(detector, s, head)
             results.append(MonoFrameResult(s.sample_id, det, labels))
     finally:
         model.train(was_training)
