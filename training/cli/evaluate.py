@@ -4,6 +4,10 @@ Runs the standard indoor protocol (per-class AP at IoU 0.25 and 0.5, mAP over cl
 ground truth), prints a per-class table and writes JSON. ``--oracle-scores iou`` also scores the
 same boxes with each score replaced by the box's IoU with its best-matching ground truth, and
 prints both mAPs side by side (the ranking gap SR3D targets).
+
+``--dataset kitti`` scores KITTI result files (``--predictions DIR``) or runs a monocular
+checkpoint on the frames (``--checkpoint mono.pt``): AP|R40 table, the Car 3D AP next to the
+ceiling the labels reach, and the depth error of matched cars.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from ..datasets import SampleDataset, ScanNetDataset, SunRGBDDataset
 from ..datasets.bag import bag_eval_set
 from ..evaluate import evaluate_predictions, predict_dataset
 from ..evaluation.kitti import run_kitti_cli
+from ..evaluation.mono_cli import run_mono_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,7 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
         "dataset: its samples with labels, all of them unless --ids)",
     )
     p.add_argument("--dataset", choices=("scannet", "sunrgbd", "kitti"), default="scannet")
-    p.add_argument("--predictions", help="kitti: folder of KITTI result files (ID.txt)")
+    p.add_argument(
+        "--predictions",
+        help="kitti: folder of KITTI result files (ID.txt); without it, --checkpoint MONO.pt "
+        "runs a monocular checkpoint on the frames",
+    )
     g = p.add_mutually_exclusive_group()
     g.add_argument("--ids", nargs="+", help="scene ids / frame ids to evaluate")
     g.add_argument("--split", help="split name (uses the split file)")
@@ -52,6 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.dataset == "kitti" and args.checkpoint and not args.predictions:  # mono model
+        return run_mono_cli(
+            args.checkpoint, args.data, args.ids, args.split, args.out, args.device,
+            args.score_threshold, args.quiet,
+        )  # fmt: skip
     if args.dataset == "kitti":  # result files vs labels: AP|R40 table + JSON
         return run_kitti_cli(args.data, args.predictions, args.ids, args.split, args.out)
     overrides = {} if args.score_threshold is None else {"score_threshold": args.score_threshold}
