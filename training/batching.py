@@ -100,20 +100,30 @@ def build_datasets(cfg: TrainConfig) -> tuple[AugmentedDataset, SampleDataset | 
     """
     train = _dataset(cfg, cfg.data.train_ids, cfg.data.train_split)
     val = _dataset(cfg, cfg.data.val_ids, cfg.data.val_split)
-    base: SampleDataset
-    if cfg.data.sources:
-        bags = bag_sources(cfg.data.sources, cfg.model.class_names, "points")
+    base = _training_base(train, cfg.data, cfg.model.class_names, "points", cfg.seed)
+    return AugmentedDataset(base, IndoorAugmentation(cfg.augmentation), cfg.seed), val
+
+
+def _training_base(
+    train: SampleDataset | None,
+    data: DataConfig,
+    class_names: tuple[str, ...],
+    kind: str,
+    seed: int,
+) -> SampleDataset:
+    """The benchmark's training samples repeated, or mixed with ``data.sources``' bag datasets
+    of ``kind`` (``"points"`` | ``"images"``)."""
+    if data.sources:
+        bags = bag_sources(data.sources, class_names, kind)
         parts: list[tuple[SampleDataset, float]] = [
             *([(train, 1.0)] if train is not None else []),
-            *zip(bags, (s.weight for s in cfg.data.sources)),
+            *zip(bags, (s.weight for s in data.sources)),
         ]
         length = len(train) if train is not None else sum(len(b) for b in bags)
-        base = MixedDataset(parts, length * cfg.data.repeat, cfg.seed)
-    elif train is None:  # DataConfig requires train_ids, train_split or sources
-        raise ValueError("data: give train_ids or train_split")
-    else:
-        base = _Repeat(train, cfg.data.repeat)
-    return AugmentedDataset(base, IndoorAugmentation(cfg.augmentation), cfg.seed), val
+        return MixedDataset(parts, length * data.repeat, seed)
+    if train is None:  # DataConfig requires train_ids, train_split or sources
+        raise ValueError("data: give train_ids, train_split or sources")
+    return _Repeat(train, data.repeat)
 
 
 def collate_samples(samples: list[Sample]) -> dict[str, Any]:
@@ -159,23 +169,23 @@ def _kitti(data: DataConfig, ids: tuple[str, ...], split: str | None) -> KittiDa
 
 
 def build_mono_datasets(cfg: MonoTrainConfig) -> tuple[AugmentedDataset, KittiDataset | None]:
-    """(augmented, repeated KITTI training frames; plain validation frames or None).
+    """(augmented, repeated KITTI training frames, mixed with the image bag datasets of
+    ``data.sources`` when there are any; plain validation frames or None).
 
     The training pipeline letterboxes to ``cfg.model.input_size`` (see
     :class:`~sr3d_training.config.MonoAugmentationConfig`); validation frames stay as read.
 
     Raises:
-        FileNotFoundError / ValueError: from :class:`KittiDataset` (they name the file).
+        FileNotFoundError / ValueError: from :class:`KittiDataset` and the bag sources
+        (:func:`~sr3d_training.datasets.mixing.bag_sources`; they name the file).
     """
     train = _kitti(cfg.data, cfg.data.train_ids, cfg.data.train_split)
-    if train is None:  # DataConfig requires train_ids or train_split
-        raise ValueError("data: give train_ids or train_split")
     val = _kitti(cfg.data, cfg.data.val_ids, cfg.data.val_split)
     a = cfg.augmentation
     height, width = cfg.model.input_size
     aug = MonoAugmentation(width, height, a.flip_prob, a.jitter, a.mixup_prob, a.mixup_alpha)
-    repeated = _Repeat(train, cfg.data.repeat)
-    return AugmentedDataset(repeated, _MonoPipeline(repeated, aug), cfg.seed), val
+    base = _training_base(train, cfg.data, cfg.model.class_names, "images", cfg.seed)
+    return AugmentedDataset(base, _MonoPipeline(base, aug), cfg.seed), val
 
 
 @dataclass
