@@ -35,8 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--data",
         action="append",
         metavar="bag:DIR[@W]",
-        help="also train on an extracted bag dataset (sr3d-bag extract / pseudo-label), with "
-        "weight W (share of each epoch relative to the config's data, default 1; repeatable)",
+        help="also train on an extracted bag dataset (sr3d-bag extract / pseudo-label: clouds "
+        "for the point-cloud detector, images for the mono one), with weight W (share of each "
+        "epoch relative to the config's data, default 1; repeatable)",
     )
     p.add_argument(
         "--init-from", metavar="CKPT", help="fine-tune: start from this checkpoint's weights"
