@@ -4,6 +4,11 @@ through the trainer, the mono checkpoint, exact resume, precise BatchNorm, confi
 from __future__ import annotations
 
 import dataclasses
+import os
+import socket
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -150,3 +155,60 @@ def test_mono_configs_load() -> None:
         dataclasses.replace(TrainConfig(), data=cfg.data)
     with pytest.raises(ValueError, match="unknown key"):
         load_train_config(REPO / "config" / "mono_kitti_n.yaml", {"model": {"voxel_size": 0.02}})
+
+
+@pytest.mark.slow
+def test_mono_ddp_two_processes_gloo_keep_equal_weights(data_root: Path, tmp_path: Path) -> None:
+    """sr3d-train's DDP path for the monocular task: two gloo processes end with equal weights
+    (and rank 0's checkpoint is a mono one)."""
+    script = tmp_path / "ddp_mono.py"
+    script.write_text(
+        textwrap.dedent(f"""
+        import torch, torch.distributed as dist
+        from pathlib import Path
+        from sr3d_ros.models.mono import MonoModelConfig
+        from sr3d_training.config import DataConfig, MonoTrainConfig, OptimConfig
+        from sr3d_training.trainer import Trainer
+        torch.set_num_threads(1)
+        cfg = MonoTrainConfig(model=MonoModelConfig(input_size=(128, 416)),
+                              data=DataConfig(dataset="kitti", root={str(data_root / "kitti")!r},
+                                              train_ids=("000006", "000010")),
+                              optim=OptimConfig(warmup_steps=1, epochs=1, max_steps=2),
+                              batch_size=1, precise_bn_batches=1,
+                              output_dir={str(tmp_path / "run")!r})
+        t = Trainer(cfg, device="cpu", progress=False)
+        init = {{k: v.clone() for k, v in t.model.state_dict().items()}}
+        t.fit()
+        torch.save({{"init": init, "final": t.model.state_dict()}},
+                   Path({str(tmp_path)!r}) / f"rank{{dist.get_rank()}}.pt")
+        dist.destroy_process_group()
+    """)
+    )
+    env = dict(os.environ, MASTER_ADDR="127.0.0.1", GLOO_SOCKET_IFNAME="lo", OMP_NUM_THREADS="1")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node=2",
+            "--master_addr=127.0.0.1",
+            f"--master_port={port}",
+            str(script),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    r0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
+    r1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
+    changed = 0
+    for name, w0 in r0["final"].items():
+        torch.testing.assert_close(w0, r1["final"][name], rtol=0, atol=0, msg=name)
+        changed += int(not torch.equal(w0, r0["init"][name]))
+    assert changed > 0
+    assert load_checkpoint(tmp_path / "run" / "final.pt")["kind"] == "mono"

@@ -173,8 +173,10 @@ class MonoCriterion:
             "mgiou": mgiou_loss(camera_boxes_to_boxes(cam), d.body[bi, gi]),
         }
         wsum = wts.sum().clamp(min=1e-6)
+        # without positives: a zero that still reaches every output (DDP needs every parameter)
+        zero = sum(t.sum() for t in vars(head).values()) * 0.0 if not len(wts) else None
         for name, value in per_pos.items():
-            terms[name] = (value * wts).sum() / wsum if len(wts) else logits.sum() * 0.0
+            terms[name] = (value * wts).sum() / wsum if zero is None else zero
         with torch.no_grad():
             info = {
                 "num_pos": float(len(ai)),
