@@ -162,7 +162,7 @@ def test_no_objects_gives_background() -> None:
         scores, pred2d, None, anchors, empty, torch.zeros(1, 0, 4).double(), None,
         torch.zeros(1, 0, dtype=torch.bool), 10,
     )  # fmt: skip
-    assert res.num_pos == 0 and (res.target_score == 0).all()
+    assert (res.gt_index < 0).all() and (res.target_score == 0).all()
 
 
 def test_shared_location_goes_to_the_higher_metric() -> None:

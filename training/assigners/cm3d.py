@@ -87,15 +87,6 @@ class CM3DResult:
     quality: Tensor
     target_score: Tensor
 
-    @property
-    def pos_mask(self) -> Tensor:
-        """``(B, A)`` bool: positive locations."""
-        return self.gt_index >= 0
-
-    @property
-    def num_pos(self) -> int:
-        return int(self.pos_mask.sum())
-
     def counts(self, num_gt: int) -> Tensor:
         """``(B, num_gt)`` int64: positives per object."""
         b = self.gt_index.shape[0]
@@ -104,36 +95,11 @@ class CM3DResult:
         return out[:, 1:]
 
 
-def _check(
-    scores: Tensor,
-    pred_boxes2d: Tensor,
-    pred_boxes3d: Tensor | None,
-    anchor_points: Tensor,
-    gt_labels: Tensor,
-    gt_boxes2d: Tensor,
-    gt_boxes3d: Tensor | None,
-    gt_mask: Tensor,
-) -> None:
-    if scores.dim() != 3:
-        raise ValueError(f"scores must be (B, A, C), got {tuple(scores.shape)}")
-    b, a, _ = scores.shape
-    g = gt_labels.shape[-1] if gt_labels.dim() == 2 else -1
-    expected = {
-        "pred_boxes2d": (pred_boxes2d, (b, a, 4)),
-        "anchor_points": (anchor_points, (a, 2)),
-        "gt_labels": (gt_labels, (b, g)),
-        "gt_boxes2d": (gt_boxes2d, (b, g, 4)),
-        "gt_mask": (gt_mask, (b, g)),
-    }
-    if pred_boxes3d is not None:
-        expected["pred_boxes3d"] = (pred_boxes3d, (b, a, 7))
-    if gt_boxes3d is not None:
-        expected["gt_boxes3d"] = (gt_boxes3d, (b, g, 7))
+def _check_shapes(expected: dict[str, tuple[Tensor | None, tuple[int, ...]]]) -> None:
+    """ValueError naming the first tensor whose shape is not the expected one (None: skipped)."""
     for name, (t, shape) in expected.items():
-        if tuple(t.shape) != shape:
+        if t is not None and tuple(t.shape) != shape:
             raise ValueError(f"cm3d: {name} must be {shape}, got {tuple(t.shape)}")
-    if gt_labels.dtype != torch.int64 or gt_mask.dtype != torch.bool:
-        raise TypeError("cm3d: gt_labels must be int64 and gt_mask bool")
 
 
 class CM3DAssigner:
@@ -170,7 +136,9 @@ class CM3DAssigner:
             scores: ``(B, A, C)`` float class probabilities (sigmoid of the logits).
             pred_boxes2d: ``(B, A, 4)`` decoded 2D boxes ``x1, y1, x2, y2``, input pixels.
             pred_boxes3d: ``(B, A, 7)`` decoded 3D boxes in the body frame (our box
-                convention, metres / radians); may be None when ``gamma == 0``.
+                convention, metres / radians), or ``(B, A, C, 7)`` one per class (the pair
+                ``(a, g)`` then uses the box decoded with ``g``'s class); may be None when
+                ``gamma == 0``.
             anchor_points: ``(A, 2)`` ``(u, v)`` location centres, input pixels.
             gt_labels: ``(B, G)`` int64 class indices (anything where ``gt_mask`` is False).
             gt_boxes2d: ``(B, G, 4)`` 2D boxes, input pixels.
@@ -186,22 +154,28 @@ class CM3DAssigner:
             ValueError / TypeError: inconsistent shapes or dtypes; 3D boxes missing while
                 ``gamma > 0``; ``topk < 1``.
         """
-        _check(
-            scores,
-            pred_boxes2d,
-            pred_boxes3d,
-            anchor_points,
-            gt_labels,
-            gt_boxes2d,
-            gt_boxes3d,
-            gt_mask,
+        if scores.dim() != 3 or gt_labels.dim() != 2:
+            raise ValueError("cm3d: scores must be (B, A, C) and gt_labels (B, G)")
+        b, a, c = scores.shape
+        g = gt_labels.shape[1]
+        per_class = pred_boxes3d is not None and pred_boxes3d.dim() == 4
+        _check_shapes(
+            {
+                "pred_boxes2d": (pred_boxes2d, (b, a, 4)),
+                "pred_boxes3d": (pred_boxes3d, (b, a, c, 7) if per_class else (b, a, 7)),
+                "anchor_points": (anchor_points, (a, 2)),
+                "gt_labels": (gt_labels, (b, g)),
+                "gt_boxes2d": (gt_boxes2d, (b, g, 4)),
+                "gt_boxes3d": (gt_boxes3d, (b, g, 7)),
+                "gt_mask": (gt_mask, (b, g)),
+            }
         )
+        if gt_labels.dtype != torch.int64 or gt_mask.dtype != torch.bool:
+            raise TypeError("cm3d: gt_labels must be int64 and gt_mask bool")
         if self.needs_3d and (pred_boxes3d is None or gt_boxes3d is None):
             raise ValueError("cm3d: gamma > 0 needs pred_boxes3d and gt_boxes3d")
         if topk < 1:
             raise ValueError(f"cm3d: topk must be >= 1, got {topk}")
-        b, a, _ = scores.shape
-        g = gt_labels.shape[1]
         device = scores.device
         if g == 0:  # no objects: every location is background
             zero = torch.zeros((b, a), dtype=scores.dtype, device=device)
@@ -220,7 +194,10 @@ class CM3DAssigner:
         metric = p.pow(self.cfg.alpha) * iou.pow(self.cfg.beta)
         if self.needs_3d:
             assert pred_boxes3d is not None and gt_boxes3d is not None
-            m = mgiou_3d(pred_boxes3d[bi, ai], gt_boxes3d[bi, gi], aligned=True)
+            pred3d = (
+                pred_boxes3d[bi, ai, labels.clamp(min=0)] if per_class else pred_boxes3d[bi, ai]
+            )
+            m = mgiou_3d(pred3d, gt_boxes3d[bi, gi], aligned=True)
             term = ((1 + m) / 2).clamp(0, 1).pow(self.cfg.gamma)
             metric, quality = metric * term, quality * term
         dense_s = torch.full((b, g, a), -1.0, dtype=scores.dtype, device=device)

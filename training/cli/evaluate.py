@@ -4,6 +4,15 @@ Runs the standard indoor protocol (per-class AP at IoU 0.25 and 0.5, mAP over cl
 ground truth), prints a per-class table and writes JSON. ``--oracle-scores iou`` also scores the
 same boxes with each score replaced by the box's IoU with its best-matching ground truth, and
 prints both mAPs side by side (the ranking gap SR3D targets).
+
+``--dataset kitti`` scores KITTI result files (``--predictions DIR``) or runs a monocular
+checkpoint on the frames (``--checkpoint mono.pt``): AP|R40 table, the Car 3D AP next to the
+ceiling the labels reach, and the depth error of matched cars.
+
+``--data bag:DIR`` evaluates the labelled samples of an extracted bag dataset: clouds with the
+indoor protocol, images (``--checkpoint mono.pt``) with the KITTI one, where the 2D boxes are
+the projected 3D boxes and truncation / occlusion are approximated
+(:mod:`sr3d_training.datasets.bag_kitti`), so the difficulty levels are approximate.
 """
 
 from __future__ import annotations
@@ -17,9 +26,10 @@ from sr3d_ros.inference import PointCloudDetector
 from sr3d_ros.io.atomic import atomic_write_json
 
 from ..datasets import SampleDataset, ScanNetDataset, SunRGBDDataset
-from ..datasets.bag import bag_eval_set
+from ..datasets.bag import bag_dataset_kind, bag_eval_set
 from ..evaluate import evaluate_predictions, predict_dataset
 from ..evaluation.kitti import run_kitti_cli
+from ..evaluation.mono_cli import run_mono_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,11 +42,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--data",
         required=True,
-        help="dataset root (ScanNet export or SUN RGB-D trainval), or bag:DIR (an extracted bag "
-        "dataset: its samples with labels, all of them unless --ids)",
+        help="dataset root (ScanNet export, SUN RGB-D trainval or KITTI), or bag:DIR (an "
+        "extracted bag dataset: its samples with labels, all of them unless --ids; image "
+        "samples are scored as KITTI with a mono --checkpoint)",
     )
     p.add_argument("--dataset", choices=("scannet", "sunrgbd", "kitti"), default="scannet")
-    p.add_argument("--predictions", help="kitti: folder of KITTI result files (ID.txt)")
+    p.add_argument(
+        "--predictions",
+        help="kitti: folder of KITTI result files (ID.txt); without it, --checkpoint MONO.pt "
+        "runs a monocular checkpoint on the frames",
+    )
     g = p.add_mutually_exclusive_group()
     g.add_argument("--ids", nargs="+", help="scene ids / frame ids to evaluate")
     g.add_argument("--split", help="split name (uses the split file)")
@@ -52,10 +67,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    bag = args.data.startswith("bag:")
+    if bag and args.split:
+        print("sr3d-eval: error: a bag dataset takes --ids, not --split", file=sys.stderr)
+        return 2
+    if bag:  # image samples go to the monocular evaluation
+        try:
+            images = bag_dataset_kind(args.data[4:]) == "images"
+        except (FileNotFoundError, ValueError) as exc:
+            print(f"sr3d-eval: error: {exc}", file=sys.stderr)
+            return 1
+        if images:
+            return run_mono_cli(
+                args.checkpoint, args.data, args.ids, None, args.out, args.device,
+                args.score_threshold, args.quiet,
+            )  # fmt: skip
+    if args.dataset == "kitti" and args.checkpoint and not args.predictions:  # mono model
+        return run_mono_cli(
+            args.checkpoint, args.data, args.ids, args.split, args.out, args.device,
+            args.score_threshold, args.quiet,
+        )  # fmt: skip
     if args.dataset == "kitti":  # result files vs labels: AP|R40 table + JSON
         return run_kitti_cli(args.data, args.predictions, args.ids, args.split, args.out)
     overrides = {} if args.score_threshold is None else {"score_threshold": args.score_threshold}
-    bag = args.data.startswith("bag:")
     if not bag and not args.ids and not args.split:
         print("sr3d-eval: error: give --ids or --split", file=sys.stderr)
         return 2

@@ -21,7 +21,8 @@ from ..trainer import NonFiniteLossError, Trainer
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="sr3d-train",
-        description="Train the TR3D-architecture detector (TR3D baseline or SR3D: SPOTA + RAS). "
+        description="Train a detector: the point-cloud one (TR3D architecture; TR3D baseline or "
+        "SR3D: SPOTA + RAS) or, with 'kind: mono' in the config, the monocular one (LeAD-M3D). "
         "Multi-GPU / multi-node: torchrun --nproc_per_node N $(which sr3d-train) --config ...",
     )
     p.add_argument("--config", required=True, help="training YAML (see config/train_*.yaml)")
@@ -34,8 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--data",
         action="append",
         metavar="bag:DIR[@W]",
-        help="also train on an extracted bag dataset (sr3d-bag extract / pseudo-label), with "
-        "weight W (share of each epoch relative to the config's data, default 1; repeatable)",
+        help="also train on an extracted bag dataset (sr3d-bag extract / pseudo-label: clouds "
+        "for the point-cloud detector, images for the mono one), with weight W (share of each "
+        "epoch relative to the config's data, default 1; repeatable)",
     )
     p.add_argument(
         "--init-from", metavar="CKPT", help="fine-tune: start from this checkpoint's weights"

@@ -41,17 +41,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from PIL import Image
 
-from sr3d_ros.geometry.camera import PinholeCamera
+from sr3d_ros.geometry.camera import PinholeCamera, boxes_to_camera_boxes
 from sr3d_ros.io.atomic import atomic_write, atomic_write_json
 
+from .bag_kitti import projected_kitti_objects
 from .sample import PathLike, Sample
 
 __all__ = [
     "FORMAT",
     "BagDataset",
     "BagDatasetWriter",
+    "bag_dataset_kind",
     "bag_eval_set",
     "partial_dir",
     "read_manifest",
@@ -244,6 +247,12 @@ def _labels_json(labels: Mapping[str, Any]) -> dict[str, Any]:
 class BagDataset:
     """Samples of an extracted bag dataset (module docstring) as :class:`Sample` objects.
 
+    Image samples hold the labels that are in view (:mod:`.bag_kitti`): ``gt_boxes`` (camera
+    body frame), ``meta["camera_boxes"]`` (KITTI camera boxes, optical frame),
+    ``meta["kitti"]`` (:class:`~.kitti.KittiObjects` with projected 2D boxes, truncation from
+    the clipped fraction, occlusion 0: what the monocular training and the KITTI evaluator
+    read) and ``meta["scores"]``; point samples hold every kept label.
+
     Args:
         root: the dataset folder.
         class_names: label order of :attr:`Sample.gt_labels` (default: ``dataset.json``'s).
@@ -321,40 +330,56 @@ class BagDataset:
         e = self.entries[index]
         lab = self.labels(index)
         keep, labels, scores = self._mapped(lab)
-        boxes = np.asarray(lab["boxes"], np.float64).reshape(-1, 7)[keep] if lab else None
+        gt = np.asarray(lab["boxes"], np.float64).reshape(-1, 7)[keep] if lab else np.zeros((0, 7))
         meta: dict[str, Any] = {
             k: e[k] for k in ("bag", "topic", "stamp_ns", "frame_id", "index") if k in e
         }
-        meta["scores"] = scores
-        gt = boxes if boxes is not None else np.zeros((0, 7))
-        common = (gt, labels, self.class_names, str(e["id"]), "bag")
+        sid = str(e["id"])
         if self.kind == "points":
-            return Sample(np.load(self.root / e["points"], allow_pickle=False), *common, meta=meta)
+            points = np.load(self.root / e["points"], allow_pickle=False)
+            meta["scores"] = scores
+            return Sample(points, gt, labels, self.class_names, sid, "bag", meta=meta)
         calib = json.loads((self.root / e["calib"]).read_text())
         with Image.open(self.root / e["image"]) as im:
             image = np.asarray(im.convert("RGB"), np.uint8).copy()
-        camera = PinholeCamera(
-            np.asarray(calib["P"], np.float64), int(calib["width"]), int(calib["height"])
-        )
+        P = np.asarray(calib["P"], np.float64)
+        camera = PinholeCamera(P, int(calib["width"]), int(calib["height"]))
+        # image labels in view: boxes, KITTI camera boxes and KITTI objects (bag_kitti)
         if lab is not None and "camera_boxes" in lab:
-            meta["camera_boxes"] = np.asarray(lab["camera_boxes"], np.float64).reshape(-1, 7)[keep]
+            cam = np.asarray(lab["camera_boxes"], np.float64).reshape(-1, 7)[keep]
+        else:  # labels written without them: the same boxes from the body frame
+            cam = boxes_to_camera_boxes(torch.from_numpy(gt)).numpy()
+        names = [self.class_names[i] for i in labels]
+        objects, seen = projected_kitti_objects(cam, names, camera, scores)
+        meta |= {"kitti": objects, "camera_boxes": cam[seen], "scores": scores[seen]}
         empty = np.zeros((0, 6), np.float32)
-        return Sample(empty, *common, meta=meta, image=image, camera=camera)
+        return Sample(
+            empty, gt[seen], labels[seen], self.class_names, sid, "bag", meta=meta,
+            image=image, camera=camera,
+        )  # fmt: skip
 
 
 def bag_eval_set(
-    root: PathLike, class_names: Sequence[str], ids: Sequence[str] | None = None
+    root: PathLike,
+    class_names: Sequence[str] | None,
+    ids: Sequence[str] | None = None,
+    kind: str = "points",
 ) -> BagDataset:
     """The labelled samples of a bag dataset for evaluation (``sr3d-eval --data bag:DIR``),
-    labels in ``class_names`` order (other names dropped), optionally only ``ids``.
+    labels in ``class_names`` order (other names dropped; None: the dataset's own list, as the
+    KITTI evaluator wants for images: its neighbour classes such as Van stay), optionally only
+    ``ids``.
+
+    Args:
+        kind: the samples the evaluated model takes, ``"points"`` or ``"images"``.
 
     Raises:
-        FileNotFoundError: not a dataset folder. ValueError: image samples (the point-cloud
-        evaluation needs clouds), unknown ids, or no labelled samples.
+        FileNotFoundError: not a dataset folder. ValueError: samples of the other kind, unknown
+        ids, or no labelled samples.
     """
     ds = BagDataset(root, class_names, labelled_only=True)
-    if ds.kind != "points":
-        raise ValueError(f"{root}: a dataset of {ds.kind}; sr3d-eval --data bag: takes clouds")
+    if ds.kind != kind:
+        raise ValueError(f"{root}: a dataset of {ds.kind}; this model is evaluated on {kind}")
     if ids:
         missing = sorted(set(ids) - set(ds.sample_ids))
         if missing:
@@ -363,3 +388,13 @@ def bag_eval_set(
     if not len(ds):
         raise ValueError(f"{root}: no samples with labels to evaluate")
     return ds
+
+
+def bag_dataset_kind(root: PathLike) -> str:
+    """``"points"`` or ``"images"``: the kind of samples of the dataset folder ``root``.
+
+    Raises:
+        FileNotFoundError / ValueError: as :class:`BagDataset` (not a finished dataset, another
+        format or version).
+    """
+    return BagDataset(root).kind

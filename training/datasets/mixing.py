@@ -21,6 +21,7 @@ from sr3d_ros.config import ConfigError
 
 from .bag import BagDataset
 from .dataset import SampleDataset
+from .kitti import KITTI_CLASSES
 from .sample import Sample
 
 __all__ = ["DataSourceConfig", "MixedDataset", "bag_sources", "parse_data_spec"]
@@ -77,13 +78,21 @@ def bag_sources(
     """The labelled samples of each source, labels in ``class_names`` order.
 
     Args:
-        kind: the samples the model takes, ``"points"`` or ``"images"``.
+        kind: the samples the model takes, ``"points"`` or ``"images"`` (labels in view only,
+            with projected 2D boxes: :mod:`.bag_kitti`).
 
     Raises:
         FileNotFoundError: a folder is not a finished dataset. ValueError: a source of the
         other kind, a bad ``class_map``, or a source without labelled samples (each names the
-        folder).
+        folder); for images, model classes that are not KITTI types.
     """
+    if kind == "images":  # the mono pipeline (image_transforms) rebuilds samples as KITTI's
+        other = sorted(set(class_names) - set(KITTI_CLASSES))
+        if other and sources:
+            raise ValueError(
+                f"monocular training on bag data keeps KITTI types only ({list(KITTI_CLASSES)});"
+                f" the model's classes {other} are not"
+            )
     out = []
     for s in sources:
         ds = BagDataset(s.path, class_names, s.class_map, min_score=s.min_score, labelled_only=True)

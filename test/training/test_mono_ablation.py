@@ -1,0 +1,89 @@
+"""benchmarks/ablation_mono.py: one tiny real run, then resumability (finished runs skipped, the
+table from the result files, budgets never mixed) and arms that differ only in gamma."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def load_script() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "ablation_mono", REPO / "benchmarks" / "ablation_mono.py"
+    )
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["ablation_mono"] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.mark.slow
+def test_mono_ablation_runs_resumes_and_assembles_the_table(
+    data_root: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    ab = load_script()
+    tiny = ["--out", str(tmp_path), "--steps", "5", "--input", "128x416", "-q", "--threads", "0"]
+    assert ab.main([*tiny, "--runs", "cm3d", "--seeds", "0"]) == 0
+    result = tmp_path / "cm3d" / "seed0" / "result.json"
+    r = json.loads(result.read_text())
+    assert r["arm"] == "cm3d" and r["seed"] == 0 and r["steps_trained"] == 15
+    assert r["budget"] == {
+        "steps": 15,
+        "repeat": 1,
+        "input": [128, 416],
+        "base": "mono_kitti_n.yaml",
+    }
+    assert r["held_out_ids"] == ["000007", "000036", "000217"]
+    for split in ("held_out", "train"):
+        for head in ("one2one", "one2many"):
+            m = r["metrics"][split][head]
+            assert 0.0 <= m["Car/AP3D_R40@0.5/moderate"] <= m["Car/AP3D_R40@0.5/moderate_ceiling"]
+    assert r["metrics"]["held_out"]["one2one"]["Car/AP3D_R40@0.5/moderate_ceiling"] == 12.5
+    table = capsys.readouterr().out
+    assert "| cm3d | one2one, no NMS | 0 | held_out |" in table
+    assert "| tal | one2many + NMS | - | held_out |" in table
+    assert (tmp_path / "table.md").read_text().strip() == table.strip()
+
+    # a second call skips the finished run (training would fail here) and rebuilds the table
+    def no_training(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a finished run was trained again")
+
+    monkeypatch.setattr(ab, "Trainer", no_training)
+    before = result.read_bytes()
+    assert ab.main([*tiny, "--runs", "cm3d", "--seeds", "0"]) == 0
+    assert result.read_bytes() == before
+    # another arm's result file enters the table
+    other = json.loads(before)
+    other.update(arm="tal", seed=1)
+    for split in other["metrics"].values():
+        for head in split.values():
+            head["Car/AP3D_R40@0.5/moderate"] = 5.0
+    (tmp_path / "tal" / "seed1").mkdir(parents=True)
+    (tmp_path / "tal" / "seed1" / "result.json").write_text(json.dumps(other))
+    assert ab.main([*tiny, "--table-only"]) == 0
+    assert "| tal | one2one, no NMS | 1 | held_out | 5.00 ± 0.00 |" in capsys.readouterr().out
+    # a different budget in the same folder is refused before anything trains
+    assert ab.main([*tiny[:3], "48", *tiny[4:], "--table-only"]) == 2
+    assert "budget" in capsys.readouterr().err
+
+
+def test_mono_ablation_arms_differ_only_in_gamma() -> None:
+    ab = load_script()
+    b = {"steps": 55, "repeat": 4, "input": [192, 640], "base": "mono_kitti_n.yaml"}
+    tal, cm3d = (ab.run_config(arm, 2, b, Path("/tmp/x")) for arm in ("tal", "cm3d"))
+    assert (tal.assigner.gamma, cm3d.assigner.gamma) == (0.0, 1.0)
+    for field in ("model", "data", "augmentation", "optim", "loss", "seed", "batch_size"):
+        assert getattr(tal, field) == getattr(cm3d, field), field
+    assert tal.model.input_size == (192, 640) and tal.data.repeat == 4 and tal.data.val_ids == ()
+    assert not set(tal.data.train_ids) & {"000007", "000036", "000217"}
