@@ -4,7 +4,10 @@ TensorBoard, a progress bar (or, without one, a log line every ``log_every`` ste
 
 What is trained, on which data, with which loss and evaluation, comes from a
 :class:`~sr3d_training.tasks.TrainTask` (the point-cloud detector, the monocular detector, or a
-distillation mode wrapping one of them)."""
+distillation mode wrapping one of them).
+
+(~430 lines: the loop and its checkpoint / resume / non-finite-step handling share the trainer's
+state and are kept together.)"""
 
 from __future__ import annotations
 

@@ -151,6 +151,10 @@ def test_mono_configs_load() -> None:
     assert not set(cfg.data.train_ids) & set(HELD_OUT)
     assert cfg.assigner.gamma == 1.0 and cfg.assigner.topk_one2many == 10
     assert Path(cfg.data.root).is_dir()
+    full = load_train_config(REPO / "config" / "mono_kitti_full_n.yaml")
+    assert isinstance(full, MonoTrainConfig)
+    assert (full.data.train_split, full.data.val_split, full.data.train_ids) == ("train", "val", ())
+    assert full.model == cfg.model and full.assigner == cfg.assigner
     with pytest.raises(ValueError, match="needs 'kind: mono'"):
         dataclasses.replace(TrainConfig(), data=cfg.data)
     with pytest.raises(ValueError, match="unknown key"):
