@@ -327,9 +327,12 @@ def test_demo_kitti_part_end_to_end_random_init(tmp_path, data_root):
     assert all(f["detections"] for f in res["frames"])  # the untrained model's best boxes
 
 
-def test_demo_kitti_part_reports_missing_model_and_data(tmp_path, capsys):
+def test_demo_kitti_part_reports_missing_model_and_data(tmp_path, capsys, monkeypatch):
     """A missing monocular checkpoint or KITTI folder: one clear line, exit 1, no traceback."""
     from sr3d_ros import demo
+
+    monkeypatch.setenv("ROS_LOG_DIR", os.environ["ROS_LOG_DIR"])  # the demo replaces it: restore
+    monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 
     base = ["--parts", "kitti", "--out", str(tmp_path / "o")]
     assert demo.main([*base, "--mono-checkpoint", str(tmp_path / "mono.pt")]) == 1
