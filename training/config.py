@@ -20,6 +20,7 @@ from sr3d_ros.config import (
 )
 
 from .assigners import AssignerConfig
+from .distill.config import DistillConfig
 from .losses import ClassificationLossConfig
 from .transforms import AugmentationConfig
 
@@ -119,6 +120,8 @@ class TrainConfig:
         output_dir: checkpoints + TensorBoard logs (relative: to the current directory).
         eval_every: evaluate on ``data.val_ids`` every n epochs (0 = only at the end).
         log_every: log scalars every n steps.
+        distill: distillation (``kind: none`` = plain training; ``vrdistill`` for point-cloud
+            students, see :class:`~sr3d_training.distill.DistillConfig`).
     """
 
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
@@ -141,6 +144,7 @@ class TrainConfig:
     output_dir: str = "outputs/run"
     eval_every: int = 0
     log_every: int = 10
+    distill: DistillConfig = dataclasses.field(default_factory=DistillConfig)
 
     def __post_init__(self) -> None:
         if self.augmentation.normalize_colors:
