@@ -113,7 +113,7 @@ def test_foreground_targets_and_refinement_loss() -> None:
     # (1 - 0.05) = 1.1; 0 -> mean over the 3 foreground votes
     assert float(refinement_loss(refined, fg, centres)) == pytest.approx((0.0125 + 1.1) / 3)
     none = refinement_loss(refined.requires_grad_(), torch.zeros(5, dtype=torch.bool), centres)
-    assert float(none) == 0.0 and none.requires_grad
+    assert float(none.detach()) == 0.0 and none.requires_grad
 
 
 def test_top_votes_per_scene() -> None:

@@ -15,11 +15,12 @@ from sr3d_ros.checkpoints import config_from_checkpoint, load_checkpoint
 from sr3d_ros.config import ModelConfig
 from sr3d_ros.inference import default_checkpoint_path
 from sr3d_ros.models import TR3DDetector, points_to_sparse
+from sr3d_training.assigners import AssignerConfig
+from sr3d_training.criterion import DetectionLoss
 from sr3d_training.datasets import ScanNetDataset
 from sr3d_training.distill import (
     FrozenTeacher,
     VoteRefinement,
-    VRDistillModule,
     VRDistillOptions,
     foreground_targets,
     refinement_loss,
@@ -27,12 +28,14 @@ from sr3d_training.distill import (
 )
 from sr3d_training.distill.knn_attention import KnnAttention, knn_indices
 from sr3d_training.distill.refinement import RefinementLayer
+from sr3d_training.distill.task import VRDistillTrainModule
+from sr3d_training.losses import ClassificationLossConfig, build_classification_loss
 
 
 @pytest.fixture(scope="module")
-def scan(data_root: Path) -> tuple[torch.Tensor, torch.Tensor]:
+def scan(data_root: Path) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     s = ScanNetDataset(data_root / "scannet", scene_ids=["scene0000_00"])[0]
-    return torch.as_tensor(s.points), torch.as_tensor(s.gt_boxes)
+    return torch.as_tensor(s.points), torch.as_tensor(s.gt_boxes), torch.as_tensor(s.gt_labels)
 
 
 @pytest.fixture(scope="module")
@@ -120,10 +123,10 @@ def test_untrained_refinement_returns_the_teacher_votes() -> None:
 
 
 def test_refinement_loss_decreases_on_a_real_scan(
-    scan: tuple[torch.Tensor, torch.Tensor], teacher: FrozenTeacher
+    scan: tuple[torch.Tensor, torch.Tensor, torch.Tensor], teacher: FrozenTeacher
 ) -> None:
     torch.manual_seed(0)
-    points, gt = scan
+    points, gt, _ = scan
     x = points_to_sparse([points], teacher.config.model.voxel_size)
     out, votes = teacher.votes(x)
     tv = votes.select(top_votes(out.cls_logits, out.batch, 1024))
@@ -144,35 +147,35 @@ def test_refinement_loss_decreases_on_a_real_scan(
 
 
 def test_gradients_never_reach_the_teacher(
-    scan: tuple[torch.Tensor, torch.Tensor], teacher: FrozenTeacher
+    scan: tuple[torch.Tensor, torch.Tensor, torch.Tensor], teacher: FrozenTeacher
 ) -> None:
     torch.manual_seed(0)
-    points, gt = scan
-    points = points[::2]  # half the scan: faster, same room
+    points, gt, labels = scan
+    batch = {"points": [points[::2]], "gt_boxes": [gt], "gt_labels": [labels]}  # half the scan
     before = copy.deepcopy(teacher.model.state_dict())
     student = TR3DDetector(ModelConfig(voxel_size=0.02, width=0.25))
-    module = VRDistillModule(student, teacher, VRDistillOptions(num_votes=256))
+    assigner = AssignerConfig(label2level=student.config.label2level).build()
+    criterion = DetectionLoss(assigner, build_classification_loss(ClassificationLossConfig()))
+    module = VRDistillTrainModule(student, criterion, teacher, VRDistillOptions(num_votes=256))
     module.train()
     assert not teacher.model.training  # train() does not reach the teacher
-    names = set(module.state_dict())
-    assert not any(n.startswith("teacher") for n in names)
+    assert not any(n.startswith("distill.teacher") for n in module.state_dict())
     assert {id(p) for p in module.parameters()}.isdisjoint(
         id(p) for p in teacher.model.parameters()
     )
     opt = torch.optim.AdamW(module.parameters(), lr=1e-3)
-    x = points_to_sparse([points], 0.02)
     for _ in range(2):
-        terms = module(x, [gt])
-        loss = terms.vote_consistency + terms.refinement
+        loss = module(batch)
         opt.zero_grad()
-        loss.backward()
+        loss.total.backward()
         opt.step()
     assert all(p.grad is None and not p.requires_grad for p in teacher.model.parameters())
     for k, v in teacher.model.state_dict().items():
         assert torch.equal(v, before[k]), k  # weights and BatchNorm statistics unchanged
-    # the student and the training-only modules did learn from the distillation terms
-    assert student.head.conv_reg.kernel.grad is not None
+    # the student and the training-only modules learn from the distillation terms
     assert float(student.neck.out_block_0[0].kernel.grad.abs().sum()) > 0
-    assert module.refinement is not None
-    assert module.refinement.layers[0].coord_update.weight.grad is not None
-    assert terms.scalars["fg_votes"] > 0 and 0 < terms.scalars["mask_mean"] <= 1
+    refinement = module.distill.refinement
+    assert refinement is not None and refinement.layers[0].coord_update.weight.grad is not None
+    assert module.distill.align.weight.grad is not None
+    s = loss.scalars
+    assert s["fg_votes"] > 0 and 0 < s["mask_mean"] <= 1 and s["vc_loss"] > 0

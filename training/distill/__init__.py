@@ -13,7 +13,7 @@ from .refinement import VoteRefinement, foreground_targets, refinement_loss
 from .teacher import FrozenTeacher, TeacherError, load_teacher
 from .vote_losses import soft_foreground_mask, vote_consistency_loss
 from .votes import Votes, dense_votes, top_votes
-from .vrdistill import VRDistillModule, VRDistillTerms
+from .vrdistill import VRDistillLoss, VRDistillTerms
 
 __all__ = [
     "DISTILL_KINDS",
@@ -21,7 +21,7 @@ __all__ = [
     "DistillConfig",
     "FrozenTeacher",
     "TeacherError",
-    "VRDistillModule",
+    "VRDistillLoss",
     "VRDistillOptions",
     "VRDistillTerms",
     "VoteRefinement",

@@ -1,4 +1,4 @@
-"""VRDistill for the point-cloud detector: the student plus its training-only modules.
+"""VRDistill for the point-cloud detector: its training-only modules and loss terms.
 
 VRDistill (vote refinement distillation; the paper's Sec. 3) distils a wide detector into a
 narrow student by matching the student's votes to the teacher's votes after a trainable
@@ -18,6 +18,10 @@ paper's one-layer MLP) and ``j(i)`` the refined teacher vote nearest to student 
 dense detector and the vote subset are our formulation (:mod:`.votes`). The refinement module
 and ``A`` are dropped after training: the student's checkpoint is an ordinary point-cloud
 checkpoint.
+
+:class:`VRDistillLoss` holds the training-only modules and the teacher and computes L_vc and
+L_refine from the student's votes; :class:`~sr3d_training.distill.task.VRDistillTrainModule`
+adds the student and L_det (the trainer seam's train module).
 """
 
 from __future__ import annotations
@@ -27,46 +31,46 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-from sr3d_ros.models import HeadOutputs, TR3DDetector
+from sr3d_ros.models import HeadOutputs
 from sr3d_ros.sparse import SparseTensor
 
 from .config import VRDistillOptions
 from .refinement import VoteRefinement, foreground_targets, refinement_loss
 from .teacher import FrozenTeacher
 from .vote_losses import soft_foreground_mask, vote_consistency_loss
-from .votes import dense_votes, top_votes
+from .votes import Votes, top_votes
 
-__all__ = ["VRDistillModule", "VRDistillTerms"]
+__all__ = ["VRDistillLoss", "VRDistillTerms"]
 
 
 @dataclass
 class VRDistillTerms:
-    """What one VRDistill forward pass gives the training loss.
+    """The distillation terms of one batch.
 
     Attributes:
-        outputs: the student's head outputs (for the detection loss L_det).
         vote_consistency: scalar L_vc (unweighted).
         refinement: scalar L_refine (unweighted; 0 without the refinement module).
-        scalars: logged values: ``vc_loss``, ``refine_loss``, ``mask_mean``, ``fg_votes``,
-            ``refine_shift`` (mean refined - initial teacher vote distance, metres).
+        scalars: logged values: ``vc_loss``, ``refine_loss``, ``mask_mean`` (with the mask),
+            ``fg_votes`` and ``refine_shift`` (mean distance refined - initial teacher vote,
+            metres; with the refinement module).
     """
 
-    outputs: HeadOutputs
     vote_consistency: Tensor
     refinement: Tensor
     scalars: dict[str, float] = field(default_factory=dict)
 
 
-class VRDistillModule(nn.Module):
-    """Student + feature align + vote refinement (the trainable part of a VRDistill run).
+class VRDistillLoss(nn.Module):
+    """Feature align + vote refinement + the frozen teacher: L_vc and L_refine of a batch.
 
-    Its parameters are the student's (``model``), ``align``'s and ``refinement``'s; the teacher
-    is held as a :class:`~sr3d_training.distill.teacher.FrozenTeacher` attribute, which is not a
-    module: not in ``parameters()``, not in ``state_dict()``, always in eval mode.
+    Its parameters are ``align``'s and ``refinement``'s (trained with the student, dropped
+    after training). The teacher is a :class:`~sr3d_training.distill.teacher.FrozenTeacher`
+    attribute, which is not a module: not in ``parameters()`` nor ``state_dict()``, never put in
+    training mode.
 
     Args:
-        student: the student detector (its checkpoint is what training ships).
-        teacher: the frozen teacher (same classes, voxels and input: see
+        student_channels: the student's head-input channels.
+        teacher: the frozen teacher (same classes, voxels and input as the student: see
             :func:`~sr3d_training.distill.teacher.load_teacher`).
         options: VRDistill options (``use_refinement=False`` builds no refinement module).
 
@@ -75,13 +79,11 @@ class VRDistillModule(nn.Module):
     """
 
     def __init__(
-        self, student: TR3DDetector, teacher: FrozenTeacher, options: VRDistillOptions
+        self, student_channels: int, teacher: FrozenTeacher, options: VRDistillOptions
     ) -> None:
         super().__init__()
-        self.model = student
         self.teacher = teacher
         self.options = options
-        student_channels = int(student.head.conv_cls.in_channels)
         self.align = nn.Linear(student_channels, teacher.channels)
         self.refinement: VoteRefinement | None = None
         if options.use_refinement:
@@ -93,12 +95,19 @@ class VRDistillModule(nn.Module):
                 options.ffn_ratio,
             )
 
-    def forward(self, x: SparseTensor, gt_boxes: list[Tensor]) -> VRDistillTerms:
-        """One distillation forward pass.
+    def forward(
+        self,
+        x: SparseTensor,
+        student_outputs: HeadOutputs,
+        student_votes: Votes,
+        gt_boxes: list[Tensor],
+    ) -> VRDistillTerms:
+        """The distillation terms of one batch.
 
         Args:
-            x: the voxelized batch (:func:`sr3d_ros.models.points_to_sparse` with the
-                student's voxel size; the teacher shares it).
+            x: the voxelized batch the student saw (the teacher runs on the same voxels).
+            student_outputs / student_votes: the student's
+                :func:`~sr3d_training.distill.votes.dense_votes` on ``x`` (with gradients).
             gt_boxes: per scene ``(G_b, 7)`` GT boxes (our convention, metres).
 
         Returns:
@@ -108,24 +117,23 @@ class VRDistillModule(nn.Module):
             ValueError: the teacher's locations differ from the student's (the models do not
                 share their input voxels or strides).
         """
-        outputs, student_votes = dense_votes(self.model, x)
         t_out, teacher_votes = self.teacher.votes(x)
-        if not torch.equal(t_out.locations, outputs.locations.to(t_out.locations.dtype)) or (
-            not torch.equal(t_out.batch, outputs.batch)
-        ):
+        same = torch.equal(t_out.batch, student_outputs.batch) and torch.equal(
+            t_out.locations, student_outputs.locations.to(t_out.locations.dtype)
+        )
+        if not same:
             raise ValueError("teacher and student head locations differ: they cannot share votes")
         picked = top_votes(t_out.cls_logits, t_out.batch, self.options.num_votes)
         tv, sv = teacher_votes.select(picked), student_votes.select(picked)
-        tv_feats = tv.feats.to(sv.feats.dtype)
         scalars: dict[str, float] = {}
         if self.refinement is not None:
-            coords, feats = self.refinement(tv.coords.float(), tv_feats.float(), tv.batch)
-            fg, centres = foreground_targets(tv.locations, tv.batch, gt_boxes)
+            coords, feats = self.refinement(tv.coords.float(), tv.feats.float(), tv.batch)
+            fg, centres = foreground_targets(tv.locations.float(), tv.batch, gt_boxes)
             l_refine = refinement_loss(coords, fg, centres)
             scalars["fg_votes"] = float(fg.sum())
             scalars["refine_shift"] = float((coords - tv.coords).detach().norm(dim=1).mean())
         else:
-            coords, feats = tv.coords, tv_feats
+            coords, feats = tv.coords.float(), tv.feats.float()
             l_refine = sv.coords.sum() * 0.0
         mask = (
             soft_foreground_mask(coords.detach(), tv.batch, gt_boxes, self.options.sigma)
@@ -133,10 +141,16 @@ class VRDistillModule(nn.Module):
             else None
         )
         l_vc = vote_consistency_loss(
-            sv.coords, self.align(sv.feats), sv.batch, coords, feats, tv.batch, mask
+            sv.coords.float(),
+            self.align(sv.feats.float()),
+            sv.batch,
+            coords,
+            feats,
+            tv.batch,
+            mask,
         )
         scalars["vc_loss"] = float(l_vc.detach())
         scalars["refine_loss"] = float(l_refine.detach())
         if mask is not None:
             scalars["mask_mean"] = float(mask.mean()) if len(mask) else 0.0
-        return VRDistillTerms(outputs, l_vc, l_refine, scalars)
+        return VRDistillTerms(l_vc, l_refine, scalars)
