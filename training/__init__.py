@@ -14,6 +14,7 @@ whose training it is; the folder keeps the short name. It imports the ROS-free c
 Layout: ``datasets/`` (ScanNet, SUN RGB-D loaders), ``transforms.py`` (augmentation),
 ``assigners/`` (TR3D; SR3D's SPOTA: cost, transport, decision rules), ``losses/`` (focal, RAS,
 QFL, VFL, DIoU), ``criterion.py`` (the detection loss), ``batching.py`` / ``runtime.py`` /
-``trainer.py`` (training loop), ``evaluation/`` + ``evaluate.py`` (indoor mAP, IoU oracle),
+``trainer.py`` (kind-agnostic training loop), ``tasks/`` (what each detector kind trains:
+model, loss, data, evaluation), ``evaluation/`` + ``evaluate.py`` (indoor mAP, IoU oracle),
 ``cli/`` (``sr3d-train``, ``sr3d-eval``).
 """

@@ -1,4 +1,6 @@
-"""Training configuration: one YAML file -> :class:`TrainConfig` (unknown keys are errors).
+"""Training configuration: one YAML file -> the config of its detector ``kind`` (unknown keys
+are errors): :class:`TrainConfig` for the point-cloud detector; every kind shares the run
+settings of :class:`BaseTrainConfig`.
 
 Relative data paths are resolved against the config file's folder, so configs in ``config/``
 can point at ``../../shared/data/...`` and work from any working directory.
@@ -8,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from sr3d_ros.config import (
     ConfigError,
@@ -20,10 +22,18 @@ from sr3d_ros.config import (
 )
 
 from .assigners import AssignerConfig
+from .distill.config import DistillConfig
 from .losses import ClassificationLossConfig
 from .transforms import AugmentationConfig
 
-__all__ = ["DataConfig", "OptimConfig", "TrainConfig", "load_train_config"]
+__all__ = [
+    "TRAIN_CONFIG_KINDS",
+    "BaseTrainConfig",
+    "DataConfig",
+    "OptimConfig",
+    "TrainConfig",
+    "load_train_config",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,19 +109,16 @@ class OptimConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class TrainConfig:
-    """Everything a training run needs (see ``config/train_*.yaml`` for documented examples).
+class BaseTrainConfig:
+    """What every training run needs, whatever the detector kind (see ``config/train_*.yaml``
+    and ``config/mono_kitti_*.yaml`` for documented examples). A kind's config subclasses it and
+    adds its model, inference, augmentation, assignment and loss sections; ``kind`` (a class
+    attribute, the YAML's top-level ``kind:`` key) selects the subclass.
 
     Attributes:
-        model / inference: the detector (travels with every checkpoint).
-        data: samples. augmentation: training augmentations (colour normalisation is done by
-            the model, so keep ``normalize_colors: false``).
+        data: samples.
         optim: optimizer and schedule.
-        assigner: label assignment (``kind: tr3d`` baseline or ``spota`` for SR3D).
-        cls_loss: classification loss (``kind: focal`` baseline, ``ras`` for SR3D, ``qfl``,
-            ``vfl``).
-        bbox_loss_weight: weight of the DIoU box loss.
-        batch_size: scenes per optimizer step per process.
+        batch_size: samples per optimizer step per process.
         num_workers: DataLoader workers.
         seed: seeds python, numpy and torch (each rank adds its rank).
         amp: mixed precision (CUDA only; ignored on CPU).
@@ -119,20 +126,16 @@ class TrainConfig:
         output_dir: checkpoints + TensorBoard logs (relative: to the current directory).
         eval_every: evaluate on ``data.val_ids`` every n epochs (0 = only at the end).
         log_every: log scalars every n steps.
+        distill: distillation (``kind: none`` = plain training; ``vrdistill`` for point-cloud
+            students, see :class:`~sr3d_training.distill.DistillConfig`).
     """
 
-    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
-    inference: InferenceConfig = dataclasses.field(default_factory=InferenceConfig)
+    kind: ClassVar[str] = ""
+
     data: DataConfig = dataclasses.field(
         default_factory=lambda: DataConfig(train_ids=("scene0000_00",))
     )
-    augmentation: AugmentationConfig = dataclasses.field(
-        default_factory=lambda: AugmentationConfig(normalize_colors=False)
-    )
     optim: OptimConfig = dataclasses.field(default_factory=OptimConfig)
-    assigner: AssignerConfig = dataclasses.field(default_factory=AssignerConfig)
-    cls_loss: ClassificationLossConfig = dataclasses.field(default_factory=ClassificationLossConfig)
-    bbox_loss_weight: float = 1.0
     batch_size: int = 4
     num_workers: int = 0
     seed: int = 0
@@ -141,29 +144,68 @@ class TrainConfig:
     output_dir: str = "outputs/run"
     eval_every: int = 0
     log_every: int = 10
+    distill: DistillConfig = dataclasses.field(default_factory=DistillConfig)
 
     def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ConfigError("batch_size must be >= 1")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig(BaseTrainConfig):
+    """A point-cloud detector's training run (``kind: pointcloud``, the default); the fields of
+    :class:`BaseTrainConfig` plus:
+
+    Attributes:
+        model / inference: the detector (travels with every checkpoint).
+        augmentation: training augmentations (colour normalisation is done by the model, so
+            keep ``normalize_colors: false``).
+        assigner: label assignment (``kind: tr3d`` baseline or ``spota`` for SR3D).
+        cls_loss: classification loss (``kind: focal`` baseline, ``ras`` for SR3D, ``qfl``,
+            ``vfl``).
+        bbox_loss_weight: weight of the DIoU box loss.
+    """
+
+    kind: ClassVar[str] = "pointcloud"
+
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    inference: InferenceConfig = dataclasses.field(default_factory=InferenceConfig)
+    augmentation: AugmentationConfig = dataclasses.field(
+        default_factory=lambda: AugmentationConfig(normalize_colors=False)
+    )
+    assigner: AssignerConfig = dataclasses.field(default_factory=AssignerConfig)
+    cls_loss: ClassificationLossConfig = dataclasses.field(default_factory=ClassificationLossConfig)
+    bbox_loss_weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
         if self.augmentation.normalize_colors:
             raise ConfigError(
                 "augmentation.normalize_colors must be false: the model normalises colours itself"
             )
-        if self.batch_size < 1:
-            raise ConfigError("batch_size must be >= 1")
 
     @property
     def detector(self) -> DetectorConfig:
         return DetectorConfig(self.model, self.inference)
 
 
-def load_train_config(path: str | Path, overrides: dict[str, Any] | None = None) -> TrainConfig:
-    """Read a training YAML; resolve ``data.root`` against the file's folder.
+#: YAML ``kind:`` -> the config class of that detector kind.
+TRAIN_CONFIG_KINDS: dict[str, type[BaseTrainConfig]] = {"pointcloud": TrainConfig}
+
+
+def load_train_config(path: str | Path, overrides: dict[str, Any] | None = None) -> BaseTrainConfig:
+    """Read a training YAML; its top-level ``kind`` (default ``pointcloud``) picks the config
+    class (:data:`TRAIN_CONFIG_KINDS`); ``data.root`` is resolved against the file's folder.
 
     Args:
         path: YAML file.
         overrides: nested mapping merged over the file's content (e.g. from the CLI).
 
+    Returns:
+        A :class:`TrainConfig` (``kind: pointcloud``) or the config of another kind.
+
     Raises:
-        FileNotFoundError, ConfigError (naming the file and key).
+        FileNotFoundError, ConfigError (naming the file and key, or an unknown ``kind``).
     """
     path = Path(path)
     data = read_yaml_mapping(path, "training config")
@@ -172,10 +214,14 @@ def load_train_config(path: str | Path, overrides: dict[str, Any] | None = None)
             data[key] = {**data[key], **value}
         else:
             data[key] = value
+    kind = data.pop("kind", "pointcloud")
+    cls = TRAIN_CONFIG_KINDS.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise ConfigError(f"{path}: kind must be one of {sorted(TRAIN_CONFIG_KINDS)}, got {kind!r}")
     root = (data.get("data") or {}).get("root")
     if isinstance(root, str) and not Path(root).is_absolute():
         data.setdefault("data", {})["root"] = str((path.parent / root).resolve())
     try:
-        return from_dict(TrainConfig, data)
+        return from_dict(cls, data)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from exc

@@ -1,6 +1,10 @@
-"""Training loop: AdamW + warm-up/step schedule, AMP on CUDA, DDP through torchrun, atomic
-checkpoints every epoch and on Ctrl-C, exact resume, non-finite-loss guard, TensorBoard, a
-progress bar (or, without one, a log line every ``log_every`` steps)."""
+"""Training loop, kind-agnostic: AdamW + warm-up/step schedule, AMP on CUDA, DDP through
+torchrun, atomic checkpoints every epoch and on Ctrl-C, exact resume, non-finite-loss guard,
+TensorBoard, a progress bar (or, without one, a log line every ``log_every`` steps).
+
+What is trained, on which data, with which loss and evaluation, comes from a
+:class:`~sr3d_training.tasks.TrainTask` (the point-cloud detector, the monocular detector, or a
+distillation mode wrapping one of them)."""
 
 from __future__ import annotations
 
@@ -18,19 +22,14 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
-from sr3d_ros.checkpoints import config_from_checkpoint, load_checkpoint, save_checkpoint
-from sr3d_ros.config import to_dict
+from sr3d_ros.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
+from sr3d_ros.config import ConfigError, from_dict, to_dict
 from sr3d_ros.inference import resolve_device
-from sr3d_ros.models import TR3DDetector, points_to_sparse
 
-from .assigners import AssignerConfig
-from .batching import AugmentedDataset, build_datasets, collate_samples
-from .config import TrainConfig
-from .criterion import DetectionLoss
-from .datasets.sample import Sample
-from .evaluate import evaluate_predictions, predict_dataset
-from .losses import build_classification_loss
+from .batching import build_datasets, collate_samples
+from .config import BaseTrainConfig
 from .runtime import git_revision, init_distributed, rng_state, seed_everything, set_rng_state
+from .tasks import TaskLoss, TrainTask, build_task
 
 __all__ = ["NonFiniteLossError", "Trainer", "build_datasets", "collate_samples", "seed_everything"]
 
@@ -42,25 +41,34 @@ class NonFiniteLossError(RuntimeError):
 
 
 class Trainer:
-    """Trains a :class:`~sr3d_ros.models.TR3DDetector` as described by a :class:`TrainConfig`.
+    """Trains the detector of a :class:`~sr3d_training.tasks.TrainTask` with the run settings
+    of its training config.
 
     Args:
-        cfg: the training configuration.
+        cfg: the training configuration (:class:`~sr3d_training.config.TrainConfig` or another
+            kind's config).
         device: ``"auto"`` | ``"cpu"`` | ``"cuda"`` (under torchrun: ``cuda:LOCAL_RANK``).
         resume: continue from ``output_dir/last.pt`` (model, optimizer, schedule position,
             step, epoch, RNG states).
         progress: show a tqdm progress bar (rank 0 only); without one, rank 0 logs a line every
             ``log_every`` steps (``logging`` INFO).
         extra_provenance: recorded in every checkpoint (e.g. the command line).
+        task: the task to train; default :func:`~sr3d_training.tasks.build_task` of ``cfg``,
+            built after the generators are seeded. A task passed in was built before seeding.
+
+    Attributes:
+        task, model (``task.model``), train_module (``task.train_module``), use_amp, optimizer
+        (AdamW over ``train_module``'s parameters), step, epoch, history.
     """
 
     def __init__(
         self,
-        cfg: TrainConfig,
+        cfg: BaseTrainConfig,
         device: str = "auto",
         resume: bool = False,
         progress: bool = True,
         extra_provenance: dict[str, Any] | None = None,
+        task: TrainTask | None = None,
     ) -> None:
         self.cfg = cfg
         self.device = resolve_device(device)
@@ -71,24 +79,18 @@ class Trainer:
         seed_everything(cfg.seed + self.dist.rank)
         self.out_dir = Path(cfg.output_dir)
         self.progress = progress and self.dist.is_main
-        self.model = TR3DDetector(cfg.model).to(self.device)
-        assigner_cfg = AssignerConfig.from_dict(
-            {**cfg.assigner.to_dict(), "label2level": list(cfg.model.label2level)}
-        )
-        self.criterion = DetectionLoss(
-            assigner_cfg.build(),
-            build_classification_loss(cfg.cls_loss),
-            cfg.model.yaw_parametrization,
-            cfg.model.with_yaw,
-            cfg.bbox_loss_weight,
-        )
+        self.task = task if task is not None else build_task(cfg, self.device)
+        self.model = self.task.model
+        self.train_module = self.task.train_module
+        if getattr(self.train_module, "model", None) is not self.model:
+            raise TypeError("the task's train_module must hold its model as .model")
         self.optimizer = torch.optim.AdamW(
-            self.model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay
+            self.train_module.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay
         )
-        self.use_amp = cfg.amp and self.device.type == "cuda"
+        self.use_amp = self.task.use_amp
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
-        self.train_set, self.val_set = build_datasets(cfg)
-        self.sampler: DistributedSampler[Sample] | None = (
+        self.train_set, self.val_set = self.task.train_set, self.task.val_set
+        self.sampler: DistributedSampler[Any] | None = (
             DistributedSampler(
                 self.train_set,
                 num_replicas=self.dist.world_size,
@@ -110,10 +112,11 @@ class Trainer:
             "git": git_revision(),
             "config": to_dict(cfg),
         }
-        self.ddp_model: torch.nn.Module = self.model
+        self.ddp_module: torch.nn.Module = self.train_module
         if self.dist.enabled:
-            self.ddp_model = torch.nn.parallel.DistributedDataParallel(
-                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None
+            self.ddp_module = torch.nn.parallel.DistributedDataParallel(
+                self.train_module,
+                device_ids=[self.device.index] if self.device.type == "cuda" else None,
             )
         if resume:
             self._resume()
@@ -130,10 +133,9 @@ class Trainer:
             return None
         return SummaryWriter(str(self.out_dir / "tensorboard"))
 
-    def _loader(self) -> DataLoader[Sample]:
+    def _loader(self) -> DataLoader[Any]:
         generator = torch.Generator().manual_seed(self.cfg.seed + 1000 * self.epoch)
-        if isinstance(self.train_set, AugmentedDataset):
-            self.train_set.epoch = self.epoch
+        self.task.set_epoch(self.epoch)
         if self.sampler is not None:
             self.sampler.set_epoch(self.epoch)
         return DataLoader(
@@ -142,7 +144,7 @@ class Trainer:
             shuffle=self.sampler is None,
             sampler=self.sampler,
             num_workers=self.cfg.num_workers,
-            collate_fn=collate_samples,
+            collate_fn=self.task.collate,
             generator=generator,
             drop_last=False,
         )
@@ -167,6 +169,9 @@ class Trainer:
             "rng": rng_state(),
             "history": self.history,
         }
+        extra = self._train_module_extra_state()
+        if extra:  # training-only modules (e.g. a distillation adapter), for exact resume
+            state["train_module_extra"] = extra
         prov = dict(
             self.provenance,
             saved_at=datetime.now(timezone.utc).isoformat(),
@@ -176,15 +181,48 @@ class Trainer:
         if metrics:
             prov["metrics"] = metrics
         save_checkpoint(
-            path, self.model.state_dict(), self.cfg.detector, prov, training_state=state
+            path,
+            self.model.state_dict(),
+            self.task.detector_config,
+            prov,
+            training_state=state,
+            kind=self.task.kind,
         )
         return path
 
+    def _train_module_extra_state(self) -> dict[str, torch.Tensor]:
+        """``train_module``'s state outside ``model`` (empty for a plain detector task; the
+        model's own tensors are left out under every path that reaches it)."""
+        prefixes = tuple(
+            f"{name}."
+            for name, m in self.train_module.named_modules(remove_duplicate=False)
+            if m is self.model
+        )
+        return {
+            k: v for k, v in self.train_module.state_dict().items() if not k.startswith(prefixes)
+        }
+
     def _resume(self) -> None:
+        """Load ``last.pt``: weights, training-only modules, optimizer, schedule, RNG.
+
+        Raises:
+            FileNotFoundError / CheckpointError: missing or invalid checkpoint.
+            ValueError: a checkpoint of another detector kind or model config, or without
+                training state.
+        """
         path = self.checkpoint_path()
         ckpt = load_checkpoint(path, map_location="cpu")
-        stored = config_from_checkpoint(ckpt, path)
-        if stored.model != self.cfg.model:
+        kind = ckpt.get("kind", "pointcloud")
+        if kind != self.task.kind:
+            raise ValueError(
+                f"{path}: a {kind!r} checkpoint; this run trains a {self.task.kind!r} detector"
+            )
+        expected = self.task.detector_config
+        try:
+            stored = from_dict(type(expected), ckpt["config"])
+        except ConfigError as exc:
+            raise CheckpointError(f"{path}: invalid config in checkpoint: {exc}") from exc
+        if stored.model != expected.model:
             raise ValueError(
                 f"{path}: the checkpoint's model config differs from the training config"
             )
@@ -192,6 +230,15 @@ class Trainer:
         state = ckpt.get("training_state")
         if state is None:
             raise ValueError(f"{path}: no training state to resume from")
+        extra = state.get("train_module_extra", {})
+        if extra or self._train_module_extra_state():
+            res = self.train_module.load_state_dict(extra, strict=False)
+            missing = [k for k in res.missing_keys if k in self._train_module_extra_state()]
+            if missing or res.unexpected_keys:
+                raise ValueError(
+                    f"{path}: training-only module state does not match this run "
+                    f"(missing {missing[:3]}, unexpected {res.unexpected_keys[:3]})"
+                )
         self.optimizer.load_state_dict(state["optimizer"])
         self.scaler.load_state_dict(state["scaler"])
         self.step, self.epoch = int(state["step"]), int(state["epoch"])
@@ -214,25 +261,19 @@ class Trainer:
         Raises:
             NonFiniteLossError: after ``max_nonfinite_steps`` consecutive non-finite losses.
         """
-        self.model.train()
+        self.train_module.train()
         lr = self._set_lr()
-        points = [p.to(self.device) for p in batch["points"]]
-        gt_boxes = [b.to(self.device) for b in batch["gt_boxes"]]
-        gt_labels = [lab.to(self.device) for lab in batch["gt_labels"]]
-        x = points_to_sparse(points, self.cfg.model.voxel_size, self.cfg.model.color_mean)
         # BatchNorm running statistics change in the forward pass; keep a copy so a skipped
         # (non-finite) step leaves the model exactly as it was.
-        buffers = {k: v.clone() for k, v in self.model.named_buffers()}
-        with torch.autocast(self.device.type, enabled=self.use_amp):
-            outputs = self.ddp_model(x)
-        loss = self.criterion(outputs, gt_boxes, gt_labels)
+        buffers = {k: v.clone() for k, v in self.train_module.named_buffers()}
+        loss: TaskLoss = self.ddp_module(batch)
         finite = torch.isfinite(loss.total).to(torch.float32)
         if self.dist.enabled:  # every rank skips together
             dist.all_reduce(finite, op=dist.ReduceOp.MIN)
         self.optimizer.zero_grad(set_to_none=True)
         if finite.item() < 1:
             with torch.no_grad():
-                for k, v in self.model.named_buffers():
+                for k, v in self.train_module.named_buffers():
                     v.copy_(buffers[k])
             self.nonfinite_in_row += 1
             self.nonfinite_total += 1
@@ -251,31 +292,31 @@ class Trainer:
         if self.cfg.optim.grad_clip > 0:
             self.scaler.unscale_(self.optimizer)
             grad_norm = float(
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.optim.grad_clip)
+                torch.nn.utils.clip_grad_norm_(
+                    self.train_module.parameters(), self.cfg.optim.grad_clip
+                )
             )
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.step += 1
         return {
             "loss": float(loss.total.detach()),
-            "cls_loss": float(loss.cls),
-            "bbox_loss": float(loss.bbox),
-            "num_pos": float(loss.num_pos),
-            "pos_iou": loss.mean_pos_iou,
+            **loss.scalars,
             "lr": lr,
             "grad_norm": grad_norm,
         }
 
     def _log_line(self, scalars: dict[str, float]) -> None:
         if self.step % max(self.cfg.log_every, 1) == 0:
+            parts = ", ".join(
+                f"{k} {v:.4g}" for k, v in scalars.items() if k not in ("loss", "lr", "grad_norm")
+            )
             logger.info(
-                "epoch %d step %d: loss %.4f (cls %.4f, bbox %.4f) pos %d lr %.2e",
+                "epoch %d step %d: loss %.4f (%s) lr %.2e",
                 self.epoch + 1,
                 self.step,
                 scalars["loss"],
-                scalars["cls_loss"],
-                scalars["bbox_loss"],
-                int(scalars["num_pos"]),
+                parts,
                 scalars["lr"],
             )
 
@@ -285,14 +326,13 @@ class Trainer:
                 self._writer.add_scalar(f"train/{k}", v, self.step)
 
     def evaluate(self) -> dict[str, Any] | None:
-        """mAP@0.25/0.5 on the validation ids (rank 0), or None without a validation set."""
+        """The task's metrics on the validation samples (rank 0; e.g. mAP@0.25/0.5 for point
+        clouds), or None without a validation set."""
         if self.val_set is None or not self.dist.is_main:
             return None
-        results = predict_dataset(
-            self.model, self.val_set, self.cfg.inference, self.device, self.progress
-        )
-        ev = evaluate_predictions(results, self.cfg.model.class_names)
-        metrics = {f"mAP@{t}": float(ev.mAP[t]) for t in ev.mAP}
+        metrics = self.task.evaluate(self.progress)
+        if metrics is None:
+            return None
         if self._writer is not None:
             for k, v in metrics.items():
                 self._writer.add_scalar(f"val/{k}", v, self.step)
@@ -340,7 +380,7 @@ class Trainer:
                         bar.set_postfix(
                             loss=f"{scalars['loss']:.3f}",
                             lr=f"{scalars['lr']:.2e}",
-                            pos=int(scalars["num_pos"]),
+                            pos=int(scalars.get("num_pos", 0)),
                         )
                         if not self.progress and self.dist.is_main:
                             self._log_line(scalars)
@@ -384,7 +424,7 @@ class Trainer:
         """
         if not self.dist.enabled:
             return
-        for buf in self.model.buffers():
+        for buf in self.train_module.buffers():
             dist.broadcast(buf.data, src=0)
 
     def _done(self) -> bool:

@@ -132,13 +132,14 @@ def test_nonfinite_losses_are_skipped_then_stop(
         tiny_config(data_root, tmp_path, max_nonfinite_steps=3), device="cpu", progress=False
     )
     before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
-    real = trainer.criterion.__call__
+    module = trainer.train_module
+    real = module.criterion
 
     def nan_loss(*args, **kwargs):  # type: ignore[no-untyped-def]
         out = real(*args, **kwargs)
         return dataclasses.replace(out, total=out.total * float("nan"))
 
-    monkeypatch.setattr(trainer, "criterion", nan_loss)
+    monkeypatch.setattr(module, "criterion", nan_loss)
     batch = next(iter(trainer._loader()))
     assert trainer.train_step(batch) is None
     assert trainer.train_step(batch) is None

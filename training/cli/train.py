@@ -27,6 +27,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-steps", type=int, default=None, help="override optim.max_steps")
     p.add_argument("--seed", type=int, default=None, help="override seed")
     p.add_argument(
+        "--teacher", default=None, help="distillation teacher checkpoint (sets distill.teacher)"
+    )
+    p.add_argument("--width", type=float, default=None, help="override model.width (students)")
+    p.add_argument(
         "-q",
         "--quiet",
         "--no-progress",
@@ -50,6 +54,10 @@ def main(argv: list[str] | None = None) -> int:
         overrides["optim"] = {"max_steps": args.max_steps}
     if args.seed is not None:
         overrides["seed"] = args.seed
+    if args.teacher is not None:
+        overrides["distill"] = {"teacher": args.teacher}
+    if args.width is not None:
+        overrides["model"] = {"width": args.width}
     try:
         cfg = load_train_config(args.config, overrides)
         trainer = Trainer(

@@ -1,0 +1,347 @@
+#!/usr/bin/env python3
+"""VRDistill ablation on the real ScanNet scans: does distillation help 1/2- and 1/4-width
+students of our TR3D-architecture detector, and which part does the work.
+
+Arms (every student arm: same steps, data, voxels and schedule; only the width and the
+distillation change):
+
+* ``teacher``: the widest model we train here (``--teacher-width``, default 1.0), trained once
+  (seed 0) with ``--teacher-steps``; every distilled arm distils this checkpoint;
+* for each student width ``half`` (teacher width x 1/2) and ``quarter`` (x 1/4):
+  ``<w>_alone`` (plain training), ``<w>_vrdistill`` (VRDistill, the defaults of
+  :class:`~sr3d_training.distill.VRDistillOptions`), ``<w>_norefine`` (no refinement module: the
+  student imitates the raw teacher votes), ``<w>_nomask`` (every vote weighted 1);
+* the lambda sweep (weight of L_vc) on the quarter student: ``quarter_vrdistill_lam0.0125``
+  and ``quarter_vrdistill_lam0.2`` (the default is 0.05).
+
+Per run: parameters, MACs of one forward pass on the held-out scan (sparse-convolution
+multiply-accumulates = kernel-map pairs x C_in x C_out, plus the 1x1 convolutions; BatchNorm,
+ReLU, pooling and post-processing not counted), CPU latency per scan (the detector as the node
+runs it, ``PointCloudDetector`` on scene0000_02 at one thread, median of 5 after a warm-up) and
+mAP@0.25 / 0.5 on the held-out scan scene0000_02 (training on scene0000_00 + scene0000_01;
+nothing tuned on scene0000_02). Students: mean ± std over seeds.
+
+Resumable: each run writes ``OUT/<arm>/seed<k>/result.json`` atomically when it ends; finished
+runs are skipped, an interrupted one resumes from its ``last.pt``; the table is assembled from
+whatever result files exist. ``--runs`` / ``--seeds`` select a subset (the teacher is trained
+first whenever a distilled arm needs it); ``--table-only`` trains nothing. A result file made with
+another budget is an error (use another ``--out``).
+
+Schedule: ``config/train_scannet_default.yaml``'s shape (12 epochs over the two scans repeated,
+lr x0.1 after epochs 8 and 11, batch 1) with ``--steps`` rounded down to a multiple of 24 and a
+warm-up of ``min(100, steps // 6)`` steps; the teacher the same with ``--teacher-steps``.
+
+Budget (defaults: 2 cm voxels, students 240 steps, teacher 600 steps = the shipped model's
+recipe at width 1.0, one CPU thread per run; 7 arms x 3 seeds + the teacher): sized for about
+two hours on a free 2-core machine (measured on a shared one: see the README's VRDistill
+section); runs resume, so a table can be finished over several sessions.
+
+Usage::
+
+    python benchmarks/ablation_vrdistill.py [--out outputs/ablation_vrdistill] [--steps 240]
+        [--teacher-steps 600] [--teacher-width 1.0] [--voxel 0.02] [--seeds 0 1 2]
+        [--runs teacher half_alone ...] [--table-only] [--quiet]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+from sr3d_ros.inference import PointCloudDetector  # noqa: E402
+from sr3d_ros.io.atomic import atomic_write_json, atomic_write_text  # noqa: E402
+from sr3d_ros.models import TR3DDetector, points_to_sparse  # noqa: E402
+from sr3d_ros.sparse import SparseConv3d, SparseGenerativeConvTranspose3d  # noqa: E402
+from sr3d_training.config import OptimConfig, TrainConfig, load_train_config  # noqa: E402
+from sr3d_training.datasets import ScanNetDataset  # noqa: E402
+from sr3d_training.distill import DistillConfig  # noqa: E402
+from sr3d_training.evaluate import evaluate_predictions, predict_dataset  # noqa: E402
+from sr3d_training.runtime import git_revision  # noqa: E402
+from sr3d_training.trainer import Trainer  # noqa: E402
+
+logger = logging.getLogger("ablation_vrdistill")
+
+BASE_CONFIG = REPO / "config" / "train_scannet_default.yaml"
+VAL_SCENE = "scene0000_02"
+EPOCHS, MILESTONES, SCANS = 12, (8, 11), 2
+#: student width as a fraction of the teacher's
+FRACTIONS = {"half": 0.5, "quarter": 0.25}
+#: arm -> (student fraction or None for the teacher, distillation options or None for plain)
+ARMS: dict[str, tuple[str | None, dict[str, Any] | None]] = {"teacher": (None, None)}
+for _w in FRACTIONS:
+    ARMS |= {
+        f"{_w}_alone": (_w, None),
+        f"{_w}_vrdistill": (_w, {}),
+        f"{_w}_norefine": (_w, {"use_refinement": False}),
+        f"{_w}_nomask": (_w, {"use_mask": False}),
+    }
+ARMS |= {
+    "quarter_vrdistill_lam0.0125": ("quarter", {"vc_weight": 0.0125}),
+    "quarter_vrdistill_lam0.2": ("quarter", {"vc_weight": 0.2}),
+}
+LATENCY_RUNS = 5
+
+
+def budget(args: argparse.Namespace) -> dict[str, Any]:
+    """What every run of one table shares (recorded in each result file)."""
+    per = EPOCHS * SCANS
+    return {
+        "steps": max(args.steps // per, 1) * per,
+        "teacher_steps": max(args.teacher_steps // per, 1) * per,
+        "teacher_width": args.teacher_width,
+        "voxel_size": args.voxel,
+        "base": BASE_CONFIG.name,
+    }
+
+
+def arm_width(arm: str, b: dict[str, Any]) -> float:
+    """Model width of an arm (the teacher's, or the teacher's times the student fraction)."""
+    fraction = ARMS[arm][0]
+    return float(b["teacher_width"]) * (FRACTIONS[fraction] if fraction else 1.0)
+
+
+def teacher_checkpoint(out: Path) -> Path:
+    return out / "teacher" / "seed0" / "train" / "final.pt"
+
+
+def run_config(arm: str, seed: int, b: dict[str, Any], out: Path) -> TrainConfig:
+    """The training config of one (arm, seed): the base config with the shared budget."""
+    base = load_train_config(BASE_CONFIG)
+    steps = b["teacher_steps"] if arm == "teacher" else b["steps"]
+    options = ARMS[arm][1]
+    distill = (
+        DistillConfig()
+        if options is None
+        else DistillConfig(
+            kind="vrdistill", teacher=str(teacher_checkpoint(out)), options=dict(options)
+        )
+    )
+    return dataclasses.replace(
+        base,
+        model=dataclasses.replace(base.model, width=arm_width(arm, b), voxel_size=b["voxel_size"]),
+        data=dataclasses.replace(base.data, repeat=steps // (EPOCHS * SCANS), val_ids=()),
+        optim=OptimConfig(
+            lr=base.optim.lr,
+            weight_decay=base.optim.weight_decay,
+            warmup_steps=min(100, steps // 6),
+            warmup_start_lr=base.optim.warmup_start_lr,
+            milestones=MILESTONES,
+            epochs=EPOCHS,
+            grad_clip=base.optim.grad_clip,
+        ),
+        distill=distill,
+        seed=seed,
+        output_dir=str(out / arm / f"seed{seed}" / "train"),
+        eval_every=0,
+    )
+
+
+def count_macs(model: TR3DDetector, points: torch.Tensor) -> int:
+    """Multiply-accumulates of the sparse convolutions in one forward pass on ``points``."""
+    total = 0
+
+    def hook(module: nn.Module, inputs: tuple[Any, ...], output: Any) -> None:
+        nonlocal total
+        x = inputs[0]
+        assert isinstance(module, (SparseConv3d, SparseGenerativeConvTranspose3d))
+        c = module.in_channels * module.out_channels
+        if isinstance(module, SparseGenerativeConvTranspose3d):
+            _, kmap = x.manager.generative_transposed(x.set_id, module.kernel_size, module.stride)
+            total += kmap.num_pairs * c
+        elif module.kernel.dim() == 2 and output.set_id == x.set_id:
+            total += len(x) * c
+        else:
+            kmap = x.manager.conv_kernel_map(
+                x.set_id, output.set_id, module.kernel_size, module.dilation
+            )
+            total += kmap.num_pairs * c
+
+    handles = [
+        m.register_forward_hook(hook)
+        for m in model.modules()
+        if isinstance(m, (SparseConv3d, SparseGenerativeConvTranspose3d))
+    ]
+    try:
+        with torch.no_grad():
+            model(points_to_sparse([points], model.config.voxel_size, model.config.color_mean))
+    finally:
+        for h in handles:
+            h.remove()
+    return total
+
+
+def cost(checkpoint: Path, points: torch.Tensor) -> dict[str, float]:
+    """Parameters, MACs and CPU latency (ms, median) of the trained detector, loaded the way the
+    node loads it."""
+    det = PointCloudDetector.from_checkpoint(checkpoint, device="cpu")
+    det(points)  # warm-up
+    times = []
+    for _ in range(LATENCY_RUNS):
+        t0 = time.perf_counter()
+        det(points)
+        times.append((time.perf_counter() - t0) * 1e3)
+    return {
+        "params": float(sum(p.numel() for p in det.model.parameters())),
+        "macs": float(count_macs(det.model, points)),
+        "latency_ms": statistics.median(times),
+    }
+
+
+def _train(cfg: TrainConfig, device: str, resume: bool, quiet: bool) -> tuple[Trainer, Any]:
+    trainer = Trainer(cfg, device=device, resume=resume, progress=not quiet)
+    return trainer, trainer.fit()
+
+
+def run_one(arm: str, seed: int, b: dict[str, Any], out: Path, device: str, quiet: bool) -> None:
+    """Train and evaluate one (arm, seed) unless its result file exists; write it atomically."""
+    run_dir = out / arm / f"seed{seed}"
+    result_file = run_dir / "result.json"
+    if result_file.is_file():
+        logger.info("%s seed %d: done (%s)", arm, seed, result_file)
+        return
+    cfg = run_config(arm, seed, b, out)
+    resume = (run_dir / "train" / "last.pt").is_file()
+    t0 = time.time()
+    trainer, summary = _train(cfg, device, resume, quiet)
+    train_s = time.time() - t0
+    t1 = time.time()
+    val = ScanNetDataset(cfg.data.root, scene_ids=[VAL_SCENE])
+    results = predict_dataset(trainer.model, val, cfg.inference, trainer.device)
+    ev = evaluate_predictions(results, cfg.model.class_names)
+    metrics = {f"mAP@{t}": float(ev.mAP[t]) for t in ev.mAP}
+    eval_s = time.time() - t1
+    costs = cost(Path(summary["checkpoint"]), torch.as_tensor(val[0].points))
+    atomic_write_json(
+        result_file,
+        {
+            "arm": arm,
+            "seed": seed,
+            "width": cfg.model.width,
+            "budget": b,
+            "git": git_revision(),
+            "metrics": metrics,
+            "cost": costs,
+            "steps_trained": summary["steps"],
+            "train_seconds": train_s,
+            "eval_seconds": eval_s,
+            "resumed": resume,
+            "device": str(trainer.device),
+            "threads": torch.get_num_threads(),
+        },
+    )
+    logger.info("%s seed %d: %s %s (%.0f s)", arm, seed, metrics, costs, train_s)
+
+
+def load_results(out: Path, b: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """Result files under ``out`` grouped by arm (in :data:`ARMS` order).
+
+    Raises:
+        ValueError: a result file was made with another budget.
+    """
+    by_arm: dict[str, list[dict[str, Any]]] = {arm: [] for arm in ARMS}
+    for f in sorted(out.glob("*/seed*/result.json")):
+        r = json.loads(f.read_text())
+        if r["budget"] != b:
+            raise ValueError(f"{f}: budget {r['budget']} differs from this table's {b}")
+        by_arm.setdefault(r["arm"], []).append(r)
+    return by_arm
+
+
+def _mean_std(values: list[float], digits: int = 3) -> str:
+    if not values:
+        return "-"
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.mean(values):.{digits}f} ± {sd:.{digits}f}"
+
+
+def table(by_arm: dict[str, list[dict[str, Any]]], b: dict[str, Any], command: str) -> str:
+    """Markdown table: cost and mean ± sample std over seeds of mAP per arm."""
+    lines = [
+        f"VRDistill ablation on {VAL_SCENE} (trained on scene0000_00 + scene0000_01): students "
+        f"{b['steps']} steps, teacher (width {b['teacher_width']}) {b['teacher_steps']} steps, "
+        f"{b['voxel_size'] * 100:.0f} cm voxels, batch 1; mean ± std over seeds; MACs of the "
+        f"sparse convolutions and CPU latency (1 thread, median) on {VAL_SCENE}.",
+        f"Command: `{command}`; git {git_revision()}.",
+        "",
+        "| arm | width | seeds | params (M) | MACs (G) | CPU ms/scan | mAP@0.25 | mAP@0.5 "
+        "| train s/run |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for arm, runs in by_arm.items():
+        m = [r["metrics"] for r in runs]
+        c = [r["cost"] for r in runs]
+        width = f"{arm_width(arm, b):g}" if arm in ARMS else str(runs[0]["width"])
+        cols = [
+            f"{c[0]['params'] / 1e6:.2f}" if c else "-",
+            f"{statistics.mean(x['macs'] for x in c) / 1e9:.1f}" if c else "-",
+            f"{statistics.median(x['latency_ms'] for x in c):.0f}" if c else "-",
+            _mean_std([x["mAP@0.25"] for x in m]),
+            _mean_std([x["mAP@0.5"] for x in m]),
+            f"{statistics.mean(r['train_seconds'] for r in runs):.0f}" if runs else "-",
+        ]
+        seeds = ",".join(str(r["seed"]) for r in runs) or "-"
+        lines.append(f"| {arm} | {width} | {seeds} | " + " | ".join(cols) + " |")
+    total = sum(r["train_seconds"] + r["eval_seconds"] for rs in by_arm.values() for r in rs)
+    lines += ["", f"Total compute in these runs: {total / 3600:.2f} h."]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--out", type=Path, default=REPO / "outputs" / "ablation_vrdistill")
+    p.add_argument("--runs", nargs="+", choices=list(ARMS), default=list(ARMS))
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--steps", type=int, default=240, help="student training steps (x24)")
+    p.add_argument("--teacher-steps", type=int, default=600, help="teacher steps (x24)")
+    p.add_argument("--teacher-width", type=float, default=1.0)
+    p.add_argument("--voxel", type=float, default=0.02, help="metres")
+    p.add_argument("--device", default="auto")
+    p.add_argument(
+        "--threads", type=int, default=1, help="CPU intra-op threads (0 = torch's default)"
+    )
+    p.add_argument("--table-only", action="store_true", help="assemble the table, train nothing")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars / log lines")
+    args = p.parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO, format="%(name)s: %(message)s"
+    )
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    b = budget(args)
+    command = " ".join(["python", "benchmarks/ablation_vrdistill.py", *(argv or sys.argv[1:])])
+    try:
+        load_results(args.out, b)  # refuse to mix budgets before training anything
+        if not args.table_only:
+            needs_teacher = any(ARMS[a][1] is not None for a in args.runs)
+            if needs_teacher or "teacher" in args.runs:
+                run_one("teacher", 0, b, args.out, args.device, args.quiet)
+            for arm in args.runs:
+                if arm != "teacher":
+                    for seed in args.seeds:
+                        run_one(arm, seed, b, args.out, args.device, args.quiet)
+        text = table(load_results(args.out, b), b, command)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"ablation_vrdistill: error: {exc}", file=sys.stderr)
+        return 2
+    print(text)
+    atomic_write_text(args.out / "table.md", text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
