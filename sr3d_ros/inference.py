@@ -1,7 +1,7 @@
 """Inference API: one :class:`Detector` interface that every detector kind implements.
 
-``PointCloudDetector`` (TR3D architecture) is the first; the monocular detector (LeAD-M3D) will
-implement the same protocol with an image + camera-info input.
+``PointCloudDetector`` (TR3D architecture, here) and the monocular
+:class:`~sr3d_ros.mono_inference.MonoDetector` (LeAD-M3D; input image + camera) implement it.
 
     >>> det = Detector.from_checkpoint("model.pt", device="auto")   # kind read from the file
     >>> det = PointCloudDetector.from_checkpoint("model.pt")         # or: this kind only
@@ -15,7 +15,7 @@ import dataclasses
 import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 import torch
@@ -25,6 +25,7 @@ from .config import DetectorConfig, InferenceConfig, from_dict, to_dict
 from .detections import Detections
 from .input_limits import CropCounts, InputLimits, check_voxel_budget, crop_points
 from .models import TR3DDetector, points_to_sparse
+from .models.mono.config import MonoDetectorConfig
 from .timing import StageTimer
 
 __all__ = [
@@ -68,25 +69,29 @@ def default_checkpoint_path() -> Path:
     return Path(__file__).resolve().parent / "models" / "weights" / "sr3d_scannet_default.pt"
 
 
-def with_inference_overrides(
-    config: DetectorConfig, overrides: Mapping[str, float]
-) -> DetectorConfig:
-    """``config`` with some :class:`~sr3d_ros.config.InferenceConfig` fields replaced, checked
-    by the strict config loader (:func:`~sr3d_ros.config.from_dict`: integer fields must be
-    integers, every value in its range).
+C = TypeVar("C", DetectorConfig, MonoDetectorConfig)
+
+
+def with_inference_overrides(config: C, overrides: Mapping[str, float]) -> C:
+    """``config`` with some fields of its inference config replaced
+    (:class:`~sr3d_ros.config.InferenceConfig` or
+    :class:`~sr3d_ros.models.mono.MonoInferenceConfig`), checked by the strict config loader
+    (:func:`~sr3d_ros.config.from_dict`: integer fields must be integers, every value in its
+    range).
 
     Raises:
         ValueError: an unknown option (the message lists the known ones); ConfigError (a
             ValueError): a value of the wrong type or out of range.
     """
-    known = sorted(f.name for f in dataclasses.fields(InferenceConfig))
+    inference_type = type(config.inference)
+    known = sorted(f.name for f in dataclasses.fields(inference_type))
     unknown = sorted(set(overrides) - set(known))
     if unknown:
         raise ValueError(f"unknown inference option(s) {unknown}; known: {known}")
     if not overrides:
         return config
     merged = {**to_dict(config.inference), **overrides}
-    return dataclasses.replace(config, inference=from_dict(InferenceConfig, merged, "inference"))
+    return dataclasses.replace(config, inference=from_dict(inference_type, merged, "inference"))
 
 
 @runtime_checkable
@@ -94,9 +99,9 @@ class Detector(Protocol):
     """What every detector kind offers: class names, a device, a checkpoint loader, and a call
     returning :class:`Detections`.
 
-    Implemented by :class:`PointCloudDetector` (input: ``(N, 3|6)`` points); the monocular
-    detector will implement it with an image + camera-info input. ``isinstance(x, Detector)``
-    checks the members structurally.
+    Implemented by :class:`PointCloudDetector` (input: ``(N, 3|6)`` points) and
+    :class:`~sr3d_ros.mono_inference.MonoDetector` (input: image, camera).
+    ``isinstance(x, Detector)`` checks the members structurally.
 
     ``Detector.from_checkpoint(path, device="auto")`` called on the protocol itself reads the
     checkpoint's ``kind`` and builds the matching implementation (same as :func:`load_detector`);
@@ -143,8 +148,8 @@ def load_detector(
     """Build the detector a checkpoint holds, whatever its kind (see :class:`Detector`).
 
     Args / Raises: as :meth:`Detector.from_checkpoint`. Kinds: ``"pointcloud"`` ->
-    :class:`PointCloudDetector`; other kinds (e.g. ``"mono"``, not implemented yet) are a
-    :class:`~sr3d_ros.checkpoints.CheckpointError`.
+    :class:`PointCloudDetector`, ``"mono"`` -> :class:`~sr3d_ros.mono_inference.MonoDetector`;
+    other kinds are a :class:`~sr3d_ros.checkpoints.CheckpointError`.
     """
     path = Path(path) if path is not None else default_checkpoint_path()
     dev = resolve_device(device)
@@ -336,5 +341,17 @@ class PointCloudDetector:
 #: inference overrides) -> detector``.
 DetectorFactory = Callable[[dict[str, Any], Path, torch.device, Mapping[str, float]], Detector]
 
-#: Checkpoint ``kind`` -> its factory (the monocular detector registers ``"mono"`` later).
-_DETECTOR_KINDS: dict[str, DetectorFactory] = {"pointcloud": PointCloudDetector._from_loaded}
+
+def _load_mono(
+    ckpt: dict[str, Any], path: Path, dev: torch.device, overrides: Mapping[str, float]
+) -> Detector:
+    from .mono_inference import MonoDetector  # imports this module: loaded on first use
+
+    return MonoDetector._from_loaded(ckpt, path, dev, overrides)
+
+
+#: Checkpoint ``kind`` -> its factory.
+_DETECTOR_KINDS: dict[str, DetectorFactory] = {
+    "pointcloud": PointCloudDetector._from_loaded,
+    "mono": _load_mono,
+}

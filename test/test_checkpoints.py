@@ -217,3 +217,39 @@ def test_hostile_checkpoint_files(tmp_path: Path, small_model: TR3DDetector) -> 
     save_checkpoint(tmp_path / "nan.pt", nan, SMALL)
     with pytest.raises(CheckpointError, match=r"nan\.pt: \d+ of \d+ weight tensors hold NaN"):
         PointCloudDetector.from_checkpoint(tmp_path / "nan.pt", device="cpu")
+
+
+# ---- kind "mono" (MonoDetectorConfig) ------------------------------------------------------
+
+
+def test_mono_round_trip_and_kind_checks(tmp_path: Path) -> None:
+    from sr3d_ros.models.mono import (
+        MonoDetectorConfig,
+        MonoDetectorModel,
+        MonoInferenceConfig,
+        MonoModelConfig,
+    )
+    from sr3d_ros.mono_inference import MonoDetector
+
+    cfg = MonoDetectorConfig(MonoModelConfig(size="n"), MonoInferenceConfig(gate_topk=30))
+    torch.manual_seed(0)
+    model = MonoDetectorModel(cfg.model).eval()
+    path = tmp_path / "mono.pt"
+    save_checkpoint(path, model.state_dict(), cfg, provenance={"note": "random"})
+    ckpt = load_checkpoint(path)
+    assert ckpt["kind"] == "mono"  # inferred from the config's type
+    assert ckpt["class_names"] == ["Car", "Pedestrian", "Cyclist"]
+    assert config_from_checkpoint(ckpt, path, config_type=MonoDetectorConfig) == cfg
+    with pytest.raises(CheckpointError, match="a 'mono' detector checkpoint, but a 'pointcloud'"):
+        config_from_checkpoint(ckpt, path)
+    with pytest.raises(ValueError, match="does not match the config"):
+        save_checkpoint(tmp_path / "x.pt", model.state_dict(), cfg, kind="pointcloud")
+    # weights round-trip exactly: the loaded detector's network is the saved one
+    det = MonoDetector.from_checkpoint(path, "cpu")
+    ref = model.state_dict()
+    assert all(torch.equal(det.model.state_dict()[k], ref[k]) for k in ref)
+    # weights of another size do not fit the stored config: one clear CheckpointError
+    other = MonoDetectorModel(MonoModelConfig(size="s")).state_dict()
+    save_checkpoint(tmp_path / "bad.pt", other, cfg)
+    with pytest.raises(CheckpointError, match="weights do not match the stored model config"):
+        MonoDetector.from_checkpoint(tmp_path / "bad.pt", "cpu")

@@ -12,6 +12,7 @@
 from .format import (
     CHECKPOINT_FORMAT,
     CHECKPOINT_VERSION,
+    CONFIG_TYPES,
     CheckpointError,
     atomic_torch_save,
     config_from_checkpoint,
@@ -26,6 +27,7 @@ from .tr3d_names import SCHEMES, TR3DConversionError, detect_scheme, rename_tr3d
 __all__ = [
     "CHECKPOINT_FORMAT",
     "CHECKPOINT_VERSION",
+    "CONFIG_TYPES",
     "SCHEMES",
     "CheckpointError",
     "ConversionReport",

@@ -3,8 +3,8 @@
 A checkpoint is a ``torch.save``'d dict of plain types and tensors only::
 
     {"format": "sr3d_ros.checkpoint", "version": 1,
-     "kind": "pointcloud",                      # detector kind (later also "mono")
-     "config": {...},                           # DetectorConfig as plain dict
+     "kind": "pointcloud",                      # detector kind: "pointcloud" | "mono"
+     "config": {...},                           # DetectorConfig / MonoDetectorConfig as a dict
      "class_names": [...],
      "state_dict": {...},                       # model weights
      "provenance": {...},                       # who/what/when: data, command, git, metrics
@@ -17,15 +17,17 @@ leaves a truncated checkpoint behind.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, overload
 
 import torch
 
 from ..config import ConfigError, DetectorConfig, from_dict, to_dict
 from ..io.atomic import atomic_write
+from ..models.mono.config import MonoDetectorConfig
 
 __all__ = [
     "CHECKPOINT_FORMAT",
+    "CONFIG_TYPES",
     "CheckpointError",
     "atomic_torch_save",
     "config_from_checkpoint",
@@ -35,6 +37,14 @@ __all__ = [
 
 CHECKPOINT_FORMAT = "sr3d_ros.checkpoint"
 CHECKPOINT_VERSION = 1
+
+#: Detector kind -> the config dataclass its checkpoints store.
+CONFIG_TYPES: dict[str, type[DetectorConfig] | type[MonoDetectorConfig]] = {
+    "pointcloud": DetectorConfig,
+    "mono": MonoDetectorConfig,
+}
+
+C = TypeVar("C", DetectorConfig, MonoDetectorConfig)
 
 
 class CheckpointError(ValueError):
@@ -55,21 +65,31 @@ def atomic_torch_save(obj: object, path: str | Path) -> None:
 def save_checkpoint(
     path: str | Path,
     state_dict: dict[str, torch.Tensor],
-    config: DetectorConfig,
+    config: DetectorConfig | MonoDetectorConfig,
     provenance: dict[str, Any] | None = None,
     training_state: dict[str, Any] | None = None,
-    kind: str = "pointcloud",
+    kind: str | None = None,
 ) -> None:
     """Write a checkpoint atomically.
 
     Args:
         path: output file (``.pt``).
         state_dict: model weights (tensors are moved to CPU).
-        config: the detector configuration that builds the model.
+        config: the detector configuration that builds the model (:class:`DetectorConfig` for
+            ``"pointcloud"``, :class:`~sr3d_ros.models.mono.MonoDetectorConfig` for ``"mono"``).
         provenance: JSON-like facts: dataset, command, git revision, metrics, date.
         training_state: optional resume state (plain types / tensors only).
-        kind: detector kind.
+        kind: detector kind (default: the one ``config``'s type belongs to).
+
+    Raises:
+        ValueError: ``kind`` unknown or not the kind of ``config``. OSError: unwritable folder.
     """
+    config_kind = "mono" if isinstance(config, MonoDetectorConfig) else "pointcloud"
+    kind = config_kind if kind is None else kind
+    if kind != config_kind:
+        raise ValueError(
+            f"kind {kind!r} does not match the config ({type(config).__name__} is {config_kind!r})"
+        )
     payload = {
         "format": CHECKPOINT_FORMAT,
         "version": CHECKPOINT_VERSION,
@@ -177,16 +197,48 @@ def _check_finite(path: Path, state_dict: dict[str, Any]) -> None:
         )
 
 
+@overload
 def config_from_checkpoint(
     ckpt: dict[str, Any], path: str | Path = "<checkpoint>"
-) -> DetectorConfig:
-    """The :class:`DetectorConfig` stored in a loaded checkpoint.
+) -> DetectorConfig: ...
+
+
+@overload
+def config_from_checkpoint(
+    ckpt: dict[str, Any], path: str | Path = "<checkpoint>", *, config_type: type[C]
+) -> C: ...
+
+
+def config_from_checkpoint(
+    ckpt: dict[str, Any],
+    path: str | Path = "<checkpoint>",
+    *,
+    config_type: Any = DetectorConfig,
+) -> DetectorConfig | MonoDetectorConfig:
+    """The config stored in a loaded checkpoint.
+
+    Args:
+        ckpt: a dict from :func:`load_checkpoint`. path: for messages.
+        config_type: what the caller needs: :class:`DetectorConfig` (point-cloud, the default)
+            or :class:`~sr3d_ros.models.mono.MonoDetectorConfig`.
 
     Raises:
-        CheckpointError: if the stored config is invalid or disagrees with ``class_names``.
+        CheckpointError: the checkpoint is of another detector kind than ``config_type``
+            (e.g. a ``"mono"`` checkpoint where a point-cloud one is needed), its config is
+            invalid, or it disagrees with ``class_names``.
     """
+    cls: type[DetectorConfig] | type[MonoDetectorConfig] = config_type
+    kind = ckpt.get("kind", "pointcloud")
+    wanted = next((k for k, t in CONFIG_TYPES.items() if t is cls), None)
+    if wanted is None:
+        raise TypeError(f"config_type must be one of {list(CONFIG_TYPES.values())}")
+    if kind != wanted:
+        raise CheckpointError(
+            f"{path}: a {kind!r} detector checkpoint, but a {wanted!r} one is needed"
+        )
+    config: DetectorConfig | MonoDetectorConfig
     try:
-        config = from_dict(DetectorConfig, ckpt["config"])
+        config = from_dict(cls, ckpt["config"])
     except ConfigError as exc:
         raise CheckpointError(f"{path}: invalid config in checkpoint: {exc}") from exc
     if list(config.model.class_names) != list(ckpt["class_names"]):

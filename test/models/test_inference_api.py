@@ -168,9 +168,10 @@ def test_detector_from_checkpoint_dispatches_on_kind(checkpoint: Path, crop: np.
 
 def test_detector_from_checkpoint_errors(checkpoint: Path, tmp_path: Path) -> None:
     ckpt = load_checkpoint(checkpoint)
-    torch.save(dict(ckpt, kind="mono"), tmp_path / "mono.pt")
-    with pytest.raises(CheckpointError, match="'mono' checkpoint.*pointcloud"):
-        Detector.from_checkpoint(tmp_path / "mono.pt", device="cpu")
+    torch.save(dict(ckpt, kind="radar"), tmp_path / "radar.pt")
+    with pytest.raises(CheckpointError, match="'radar' checkpoint.*mono.*pointcloud"):
+        Detector.from_checkpoint(tmp_path / "radar.pt", device="cpu")
+    torch.save(dict(ckpt, kind="mono"), tmp_path / "mono.pt")  # a point-cloud config inside
     with pytest.raises(CheckpointError, match="mono"):
         load_detector(tmp_path / "mono.pt", device="cpu")
     with pytest.raises(CheckpointError, match="mono"):  # unchanged: the kind-specific loader

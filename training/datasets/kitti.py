@@ -42,6 +42,7 @@ from sr3d_ros.geometry.camera import (
     camera_boxes_to_boxes,
     transform_boxes,
 )
+from sr3d_ros.io.calibration import KittiCalib, read_kitti_calib
 
 from .sample import PathLike, Sample, load_points_bin
 from .scannet import read_split_file
@@ -205,71 +206,6 @@ def read_kitti_label(path: PathLike) -> KittiObjects:
         rotation_y=a[:, 13],
         score=a[:, 14],
         weight=np.ones(len(a)),
-    )
-
-
-@dataclass(frozen=True)
-class KittiCalib:
-    """KITTI object calibration.
-
-    Attributes:
-        P: ``float64 (4, 3, 4)`` projection matrices P0..P3 (rectified camera frame -> pixels of
-            cameras 0..3; P2 = left colour camera, whose images are ``image_2``).
-        R0_rect: ``float64 (3, 3)`` rectifying rotation of camera 0.
-        Tr_velo_to_cam: ``float64 (3, 4)`` LiDAR -> (unrectified) camera 0.
-    """
-
-    P: np.ndarray
-    R0_rect: np.ndarray
-    Tr_velo_to_cam: np.ndarray
-
-    def camera(self, width: int, height: int, index: int = 2) -> PinholeCamera:
-        """The :class:`PinholeCamera` of camera ``index`` (default 2) for an image size."""
-        return PinholeCamera(self.P[index], width, height)
-
-    @property
-    def velo_to_rect(self) -> np.ndarray:
-        """``(4, 4)`` LiDAR -> rectified camera: ``R0_rect @ Tr_velo_to_cam``."""
-        R = np.eye(4)
-        R[:3, :3] = self.R0_rect
-        T = np.eye(4)
-        T[:3] = self.Tr_velo_to_cam
-        return R @ T
-
-    @property
-    def rect_to_velo(self) -> np.ndarray:
-        """``(4, 4)`` rectified camera -> LiDAR (inverse of :attr:`velo_to_rect`)."""
-        return np.asarray(np.linalg.inv(self.velo_to_rect))
-
-
-def read_kitti_calib(path: PathLike) -> KittiCalib:
-    """Read a KITTI object calibration file (``P0..P3``, ``R0_rect``, ``Tr_velo_to_cam``).
-
-    Raises:
-        FileNotFoundError: missing file. ValueError: a missing key or wrong number of values
-        (names the file).
-    """
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"KITTI calibration file not found: {p}")
-    vals: dict[str, np.ndarray] = {}
-    for line in p.read_text().splitlines():
-        if ":" not in line:
-            continue
-        key, rest = line.split(":", 1)
-        try:
-            vals[key.strip()] = np.array([float(v) for v in rest.split()])
-        except ValueError as exc:
-            raise ValueError(f"{p}: key {key!r}: {exc}") from exc
-    need = {"P0": 12, "P1": 12, "P2": 12, "P3": 12, "R0_rect": 9, "Tr_velo_to_cam": 12}
-    for key, n in need.items():
-        if key not in vals or vals[key].size != n:
-            got = vals[key].size if key in vals else "missing"
-            raise ValueError(f"{p}: {key} needs {n} values, got {got}")
-    return KittiCalib(
-        P=np.stack([vals[f"P{i}"].reshape(3, 4) for i in range(4)]),
-        R0_rect=vals["R0_rect"].reshape(3, 3),
-        Tr_velo_to_cam=vals["Tr_velo_to_cam"].reshape(3, 4),
     )
 
 

@@ -149,7 +149,8 @@ class MonoInferenceConfig:
 
     Attributes:
         score_threshold: drop detections whose class score is below this.
-        max_detections: cap on detections per image (<= ``gate_topk``).
+        max_detections: cap on detections per image (the candidates are the ``gate_topk``
+            locations, so at most ``min(max_detections, gate_topk)`` come out).
         gate_topk: the ``K`` most confident locations (by max class score) are the candidates;
             CGI3D runs the 3D branches on their 3x3 feature patches only (LeAD-M3D: K = 50).
         gated: run the 3D branches on the candidates' patches (CGI3D) instead of the full maps
@@ -166,11 +167,8 @@ class MonoInferenceConfig:
             raise ConfigError("inference.score_threshold must be in [0, 1]")
         if self.gate_topk < 1:
             raise ConfigError("inference.gate_topk must be >= 1")
-        if not 1 <= self.max_detections <= self.gate_topk:
-            raise ConfigError(
-                f"inference.max_detections must be in [1, gate_topk={self.gate_topk}], "
-                f"got {self.max_detections}"
-            )
+        if self.max_detections < 1:
+            raise ConfigError(f"inference.max_detections must be >= 1, got {self.max_detections}")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -113,4 +113,6 @@ def test_config_round_trip_and_validation() -> None:
     with pytest.raises(ConfigError, match="multiples of 32"):
         from_dict(MonoModelConfig, {"input_size": [380, 1280]})
     with pytest.raises(ConfigError, match="max_detections"):
-        from_dict(MonoInferenceConfig, {"max_detections": 60, "gate_topk": 50})
+        from_dict(MonoInferenceConfig, {"max_detections": 0})
+    with pytest.raises(ConfigError, match="gate_topk"):
+        from_dict(MonoInferenceConfig, {"gate_topk": 0})
