@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import logging
 import statistics
 import sys
@@ -57,26 +56,36 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
 
 import torch  # noqa: E402
+from _ablation_common import (  # noqa: E402
+    VAL_SCENE,
+    add_common_arguments,
+    compute_footer,
+    evaluate_held_out,
+    mean_std,
+    rounded_steps,
+    run_table,
+    seeds_cell,
+    short_schedule,
+    train_seconds_cell,
+)
 from torch import nn  # noqa: E402
 
 from sr3d_ros.inference import PointCloudDetector  # noqa: E402
-from sr3d_ros.io.atomic import atomic_write_json, atomic_write_text  # noqa: E402
+from sr3d_ros.io.atomic import atomic_write_json  # noqa: E402
 from sr3d_ros.models import TR3DDetector, points_to_sparse  # noqa: E402
 from sr3d_ros.sparse import SparseConv3d, SparseGenerativeConvTranspose3d  # noqa: E402
-from sr3d_training.config import OptimConfig, TrainConfig, load_train_config  # noqa: E402
+from sr3d_training.config import TrainConfig, load_train_config  # noqa: E402
 from sr3d_training.datasets import ScanNetDataset  # noqa: E402
 from sr3d_training.distill import DistillConfig  # noqa: E402
-from sr3d_training.evaluate import evaluate_predictions, predict_dataset  # noqa: E402
 from sr3d_training.runtime import git_revision  # noqa: E402
 from sr3d_training.trainer import Trainer  # noqa: E402
 
 logger = logging.getLogger("ablation_vrdistill")
 
 BASE_CONFIG = REPO / "config" / "train_scannet_default.yaml"
-VAL_SCENE = "scene0000_02"
-EPOCHS, MILESTONES, SCANS = 12, (8, 11), 2
 #: student width as a fraction of the teacher's
 FRACTIONS = {"half": 0.5, "quarter": 0.25}
 #: arm -> (student fraction or None for the teacher, distillation options or None for plain)
@@ -97,10 +106,9 @@ LATENCY_RUNS = 5
 
 def budget(args: argparse.Namespace) -> dict[str, Any]:
     """What every run of one table shares (recorded in each result file)."""
-    per = EPOCHS * SCANS
     return {
-        "steps": max(args.steps // per, 1) * per,
-        "teacher_steps": max(args.teacher_steps // per, 1) * per,
+        "steps": rounded_steps(args.steps),
+        "teacher_steps": rounded_steps(args.teacher_steps),
         "teacher_width": args.teacher_width,
         "voxel_size": args.voxel,
         "base": BASE_CONFIG.name,
@@ -132,16 +140,7 @@ def run_config(arm: str, seed: int, b: dict[str, Any], out: Path) -> TrainConfig
     return dataclasses.replace(
         base,
         model=dataclasses.replace(base.model, width=arm_width(arm, b), voxel_size=b["voxel_size"]),
-        data=dataclasses.replace(base.data, repeat=steps // (EPOCHS * SCANS), val_ids=()),
-        optim=OptimConfig(
-            lr=base.optim.lr,
-            weight_decay=base.optim.weight_decay,
-            warmup_steps=min(100, steps // 6),
-            warmup_start_lr=base.optim.warmup_start_lr,
-            milestones=MILESTONES,
-            epochs=EPOCHS,
-            grad_clip=base.optim.grad_clip,
-        ),
+        **short_schedule(base, steps),
         distill=distill,
         seed=seed,
         output_dir=str(out / arm / f"seed{seed}" / "train"),
@@ -218,11 +217,11 @@ def run_one(arm: str, seed: int, b: dict[str, Any], out: Path, device: str, quie
     trainer, summary = _train(cfg, device, resume, quiet)
     train_s = time.time() - t0
     t1 = time.time()
-    val = ScanNetDataset(cfg.data.root, scene_ids=[VAL_SCENE])
-    results = predict_dataset(trainer.model, val, cfg.inference, trainer.device)
-    ev = evaluate_predictions(results, cfg.model.class_names)
-    metrics = {f"mAP@{t}": float(ev.mAP[t]) for t in ev.mAP}
+    metrics = evaluate_held_out(
+        trainer.model, cfg.data.root, cfg.inference, cfg.model.class_names, trainer.device
+    )
     eval_s = time.time() - t1
+    val = ScanNetDataset(cfg.data.root, scene_ids=[VAL_SCENE])
     costs = cost(Path(summary["checkpoint"]), torch.as_tensor(val[0].points))
     atomic_write_json(
         result_file,
@@ -243,28 +242,6 @@ def run_one(arm: str, seed: int, b: dict[str, Any], out: Path, device: str, quie
         },
     )
     logger.info("%s seed %d: %s %s (%.0f s)", arm, seed, metrics, costs, train_s)
-
-
-def load_results(out: Path, b: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
-    """Result files under ``out`` grouped by arm (in :data:`ARMS` order).
-
-    Raises:
-        ValueError: a result file was made with another budget.
-    """
-    by_arm: dict[str, list[dict[str, Any]]] = {arm: [] for arm in ARMS}
-    for f in sorted(out.glob("*/seed*/result.json")):
-        r = json.loads(f.read_text())
-        if r["budget"] != b:
-            raise ValueError(f"{f}: budget {r['budget']} differs from this table's {b}")
-        by_arm.setdefault(r["arm"], []).append(r)
-    return by_arm
-
-
-def _mean_std(values: list[float], digits: int = 3) -> str:
-    if not values:
-        return "-"
-    sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.{digits}f} ± {sd:.{digits}f}"
 
 
 def table(by_arm: dict[str, list[dict[str, Any]]], b: dict[str, Any], command: str) -> str:
@@ -288,59 +265,35 @@ def table(by_arm: dict[str, list[dict[str, Any]]], b: dict[str, Any], command: s
             f"{c[0]['params'] / 1e6:.2f}" if c else "-",
             f"{statistics.mean(x['macs'] for x in c) / 1e9:.1f}" if c else "-",
             f"{statistics.median(x['latency_ms'] for x in c):.0f}" if c else "-",
-            _mean_std([x["mAP@0.25"] for x in m]),
-            _mean_std([x["mAP@0.5"] for x in m]),
-            f"{statistics.mean(r['train_seconds'] for r in runs):.0f}" if runs else "-",
+            mean_std([x["mAP@0.25"] for x in m]),
+            mean_std([x["mAP@0.5"] for x in m]),
+            train_seconds_cell(runs),
         ]
-        seeds = ",".join(str(r["seed"]) for r in runs) or "-"
-        lines.append(f"| {arm} | {width} | {seeds} | " + " | ".join(cols) + " |")
-    total = sum(r["train_seconds"] + r["eval_seconds"] for rs in by_arm.values() for r in rs)
-    lines += ["", f"Total compute in these runs: {total / 3600:.2f} h."]
-    return "\n".join(lines)
+        lines.append(f"| {arm} | {width} | {seeds_cell(runs)} | " + " | ".join(cols) + " |")
+    return "\n".join(lines + compute_footer(by_arm))
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--out", type=Path, default=REPO / "outputs" / "ablation_vrdistill")
+    add_common_arguments(p, REPO / "outputs" / "ablation_vrdistill")
     p.add_argument("--runs", nargs="+", choices=list(ARMS), default=list(ARMS))
-    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--steps", type=int, default=240, help="student training steps (x24)")
     p.add_argument("--teacher-steps", type=int, default=600, help="teacher steps (x24)")
     p.add_argument("--teacher-width", type=float, default=1.0)
-    p.add_argument("--voxel", type=float, default=0.02, help="metres")
-    p.add_argument("--device", default="auto")
-    p.add_argument(
-        "--threads", type=int, default=1, help="CPU intra-op threads (0 = torch's default)"
-    )
-    p.add_argument("--table-only", action="store_true", help="assemble the table, train nothing")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars / log lines")
     args = p.parse_args(argv)
-    logging.basicConfig(
-        level=logging.WARNING if args.quiet else logging.INFO, format="%(name)s: %(message)s"
-    )
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
     b = budget(args)
     command = " ".join(["python", "benchmarks/ablation_vrdistill.py", *(argv or sys.argv[1:])])
-    try:
-        load_results(args.out, b)  # refuse to mix budgets before training anything
-        if not args.table_only:
-            needs_teacher = any(ARMS[a][1] is not None for a in args.runs)
-            if needs_teacher or "teacher" in args.runs:
-                run_one("teacher", 0, b, args.out, args.device, args.quiet)
-            for arm in args.runs:
-                if arm != "teacher":
-                    for seed in args.seeds:
-                        run_one(arm, seed, b, args.out, args.device, args.quiet)
-        text = table(load_results(args.out, b), b, command)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"ablation_vrdistill: error: {exc}", file=sys.stderr)
-        return 2
-    print(text)
-    atomic_write_text(args.out / "table.md", text + "\n")
-    return 0
+
+    def train() -> None:
+        if "teacher" in args.runs or any(ARMS[a][1] is not None for a in args.runs):
+            run_one("teacher", 0, b, args.out, args.device, args.quiet)  # distilled arms need it
+        for arm in args.runs:
+            for seed in args.seeds if arm != "teacher" else ():
+                run_one(arm, seed, b, args.out, args.device, args.quiet)
+
+    return run_table("ablation_vrdistill", args, b, ARMS, train, lambda r: table(r, b, command))
 
 
 if __name__ == "__main__":

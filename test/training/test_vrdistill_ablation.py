@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
+import importlib
 import json
 import sys
 from pathlib import Path
@@ -16,14 +16,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def load_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "ablation_vrdistill", REPO / "benchmarks" / "ablation_vrdistill.py"
-    )
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["ablation_vrdistill"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    """The benchmark script as a module (its folder on ``sys.path``, as when it runs)."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    return importlib.import_module("ablation_vrdistill")
 
 
 @pytest.mark.slow
