@@ -10,9 +10,11 @@ distillation change):
 * for each student width ``half`` (teacher width x 1/2) and ``quarter`` (x 1/4):
   ``<w>_alone`` (plain training), ``<w>_vrdistill`` (VRDistill, the defaults of
   :class:`~sr3d_training.distill.VRDistillOptions`), ``<w>_norefine`` (no refinement module: the
-  student imitates the raw teacher votes), ``<w>_nomask`` (every vote weighted 1);
-* the lambda sweep (weight of L_vc) on the quarter student: ``quarter_vrdistill_lam0.0125``
-  and ``quarter_vrdistill_lam0.2`` (the default is 0.05).
+  student imitates the raw teacher votes), ``<w>_nomask`` (every vote weighted 1); the default
+  ``--runs`` ablate the quarter student only (the real-time candidate; ``half_norefine`` /
+  ``half_nomask`` on request);
+* the lambda sweep (weight of L_vc) on the quarter student: ``quarter_vrdistill_lam0.005``
+  and ``quarter_vrdistill_lam0.08`` (the default is 0.02), run with ``--sweep-seeds`` (seed 0).
 
 Per run: parameters, MACs of one forward pass on the held-out scan (sparse-convolution
 multiply-accumulates = kernel-map pairs x C_in x C_out, plus the 1x1 convolutions; BatchNorm,
@@ -32,15 +34,17 @@ lr x0.1 after epochs 8 and 11, batch 1) with ``--steps`` rounded down to a multi
 warm-up of ``min(100, steps // 6)`` steps; the teacher the same with ``--teacher-steps``.
 
 Budget (defaults: 2 cm voxels, students 240 steps, teacher 600 steps = the shipped model's
-recipe at width 1.0, one CPU thread per run; 7 arms x 3 seeds + the teacher): sized for about
-two hours on a free 2-core machine (measured on a shared one: see the README's VRDistill
-section); runs resume, so a table can be finished over several sessions.
+recipe at width 1.0, one CPU thread per run; 6 student arms x 3 seeds + 2 sweep runs + the
+teacher): about 2.3 h of one free CPU core, from the per-step costs measured on the shared
+2-core machine (see the README's VRDistill section; ``half_alone`` is the SR3D table's
+``tr3d_focal`` arm, ~226 s there). Runs resume, so a table can be finished over several
+sessions.
 
 Usage::
 
     python benchmarks/ablation_vrdistill.py [--out outputs/ablation_vrdistill] [--steps 240]
         [--teacher-steps 600] [--teacher-width 1.0] [--voxel 0.02] [--seeds 0 1 2]
-        [--runs teacher half_alone ...] [--table-only] [--quiet]
+        [--sweep-seeds 0] [--runs teacher half_alone ...] [--table-only] [--quiet]
 """
 
 from __future__ import annotations
@@ -98,9 +102,11 @@ for _w in FRACTIONS:
         f"{_w}_nomask": (_w, {"use_mask": False}),
     }
 ARMS |= {
-    "quarter_vrdistill_lam0.0125": ("quarter", {"vc_weight": 0.0125}),
-    "quarter_vrdistill_lam0.2": ("quarter", {"vc_weight": 0.2}),
+    "quarter_vrdistill_lam0.005": ("quarter", {"vc_weight": 0.005}),
+    "quarter_vrdistill_lam0.08": ("quarter", {"vc_weight": 0.08}),
 }
+SWEEP = ("quarter_vrdistill_lam0.005", "quarter_vrdistill_lam0.08")
+DEFAULT_RUNS = [a for a in ARMS if a not in ("half_norefine", "half_nomask")]
 LATENCY_RUNS = 5
 
 
@@ -278,7 +284,8 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     add_common_arguments(p, REPO / "outputs" / "ablation_vrdistill")
-    p.add_argument("--runs", nargs="+", choices=list(ARMS), default=list(ARMS))
+    p.add_argument("--runs", nargs="+", choices=list(ARMS), default=DEFAULT_RUNS)
+    p.add_argument("--sweep-seeds", nargs="+", type=int, default=[0], help="seeds of the sweep")
     p.add_argument("--steps", type=int, default=240, help="student training steps (x24)")
     p.add_argument("--teacher-steps", type=int, default=600, help="teacher steps (x24)")
     p.add_argument("--teacher-width", type=float, default=1.0)
@@ -289,8 +296,8 @@ def main(argv: list[str] | None = None) -> int:
     def train() -> None:
         if "teacher" in args.runs or any(ARMS[a][1] is not None for a in args.runs):
             run_one("teacher", 0, b, args.out, args.device, args.quiet)  # distilled arms need it
-        for arm in args.runs:
-            for seed in args.seeds if arm != "teacher" else ():
+        for arm in (a for a in args.runs if a != "teacher"):
+            for seed in args.sweep_seeds if arm in SWEEP else args.seeds:
                 run_one(arm, seed, b, args.out, args.device, args.quiet)
 
     return run_table("ablation_vrdistill", args, b, ARMS, train, lambda r: table(r, b, command))

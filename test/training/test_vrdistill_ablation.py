@@ -108,6 +108,6 @@ def test_arms_share_everything_but_width_and_distillation(tmp_path: Path) -> Non
         assert same == reference, arm  # data, steps, schedule, losses, seed: all shared
         assert cfg.data.repeat * 24 == 48
     # the sweep and the ablations differ from the default arm in one option each
-    assert configs["quarter_vrdistill_lam0.2"].distill.options == {"vc_weight": 0.2}
+    assert configs["quarter_vrdistill_lam0.08"].distill.options == {"vc_weight": 0.08}
     assert configs["half_norefine"].distill.options == {"use_refinement": False}
     assert configs["half_nomask"].distill.options == {"use_mask": False}
