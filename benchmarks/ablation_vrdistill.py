@@ -10,9 +10,11 @@ distillation change):
 * for each student width ``half`` (teacher width x 1/2) and ``quarter`` (x 1/4):
   ``<w>_alone`` (plain training), ``<w>_vrdistill`` (VRDistill, the defaults of
   :class:`~sr3d_training.distill.VRDistillOptions`), ``<w>_norefine`` (no refinement module: the
-  student imitates the raw teacher votes), ``<w>_nomask`` (every vote weighted 1);
-* the lambda sweep (weight of L_vc) on the quarter student: ``quarter_vrdistill_lam0.0125``
-  and ``quarter_vrdistill_lam0.2`` (the default is 0.05).
+  student imitates the raw teacher votes), ``<w>_nomask`` (every vote weighted 1); the default
+  ``--runs`` ablate the quarter student only (the real-time candidate; ``half_norefine`` /
+  ``half_nomask`` on request);
+* the lambda sweep (weight of L_vc) on the quarter student: ``quarter_vrdistill_lam0.005``
+  and ``quarter_vrdistill_lam0.08`` (the default is 0.02), run with ``--sweep-seeds`` (seed 0).
 
 Per run: parameters, MACs of one forward pass on the held-out scan (sparse-convolution
 multiply-accumulates = kernel-map pairs x C_in x C_out, plus the 1x1 convolutions; BatchNorm,
@@ -32,22 +34,23 @@ lr x0.1 after epochs 8 and 11, batch 1) with ``--steps`` rounded down to a multi
 warm-up of ``min(100, steps // 6)`` steps; the teacher the same with ``--teacher-steps``.
 
 Budget (defaults: 2 cm voxels, students 240 steps, teacher 600 steps = the shipped model's
-recipe at width 1.0, one CPU thread per run; 7 arms x 3 seeds + the teacher): sized for about
-two hours on a free 2-core machine (measured on a shared one: see the README's VRDistill
-section); runs resume, so a table can be finished over several sessions.
+recipe at width 1.0, one CPU thread per run; 6 student arms x 3 seeds + 2 sweep runs + the
+teacher): about 2.3 h of one free CPU core, from the per-step costs measured on the shared
+2-core machine (see the README's VRDistill section; ``half_alone`` is the SR3D table's
+``tr3d_focal`` arm, ~226 s there). Runs resume, so a table can be finished over several
+sessions.
 
 Usage::
 
     python benchmarks/ablation_vrdistill.py [--out outputs/ablation_vrdistill] [--steps 240]
         [--teacher-steps 600] [--teacher-width 1.0] [--voxel 0.02] [--seeds 0 1 2]
-        [--runs teacher half_alone ...] [--table-only] [--quiet]
+        [--sweep-seeds 0] [--runs teacher half_alone ...] [--table-only] [--quiet]
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import logging
 import statistics
 import sys
@@ -57,26 +60,36 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
 
 import torch  # noqa: E402
+from _ablation_common import (  # noqa: E402
+    VAL_SCENE,
+    add_common_arguments,
+    compute_footer,
+    evaluate_held_out,
+    mean_std,
+    rounded_steps,
+    run_table,
+    seeds_cell,
+    short_schedule,
+    train_seconds_cell,
+)
 from torch import nn  # noqa: E402
 
 from sr3d_ros.inference import PointCloudDetector  # noqa: E402
-from sr3d_ros.io.atomic import atomic_write_json, atomic_write_text  # noqa: E402
+from sr3d_ros.io.atomic import atomic_write_json  # noqa: E402
 from sr3d_ros.models import TR3DDetector, points_to_sparse  # noqa: E402
 from sr3d_ros.sparse import SparseConv3d, SparseGenerativeConvTranspose3d  # noqa: E402
-from sr3d_training.config import OptimConfig, TrainConfig, load_train_config  # noqa: E402
+from sr3d_training.config import TrainConfig, load_train_config  # noqa: E402
 from sr3d_training.datasets import ScanNetDataset  # noqa: E402
 from sr3d_training.distill import DistillConfig  # noqa: E402
-from sr3d_training.evaluate import evaluate_predictions, predict_dataset  # noqa: E402
 from sr3d_training.runtime import git_revision  # noqa: E402
 from sr3d_training.trainer import Trainer  # noqa: E402
 
 logger = logging.getLogger("ablation_vrdistill")
 
 BASE_CONFIG = REPO / "config" / "train_scannet_default.yaml"
-VAL_SCENE = "scene0000_02"
-EPOCHS, MILESTONES, SCANS = 12, (8, 11), 2
 #: student width as a fraction of the teacher's
 FRACTIONS = {"half": 0.5, "quarter": 0.25}
 #: arm -> (student fraction or None for the teacher, distillation options or None for plain)
@@ -89,18 +102,19 @@ for _w in FRACTIONS:
         f"{_w}_nomask": (_w, {"use_mask": False}),
     }
 ARMS |= {
-    "quarter_vrdistill_lam0.0125": ("quarter", {"vc_weight": 0.0125}),
-    "quarter_vrdistill_lam0.2": ("quarter", {"vc_weight": 0.2}),
+    "quarter_vrdistill_lam0.005": ("quarter", {"vc_weight": 0.005}),
+    "quarter_vrdistill_lam0.08": ("quarter", {"vc_weight": 0.08}),
 }
+SWEEP = ("quarter_vrdistill_lam0.005", "quarter_vrdistill_lam0.08")
+DEFAULT_RUNS = [a for a in ARMS if a not in ("half_norefine", "half_nomask")]
 LATENCY_RUNS = 5
 
 
 def budget(args: argparse.Namespace) -> dict[str, Any]:
     """What every run of one table shares (recorded in each result file)."""
-    per = EPOCHS * SCANS
     return {
-        "steps": max(args.steps // per, 1) * per,
-        "teacher_steps": max(args.teacher_steps // per, 1) * per,
+        "steps": rounded_steps(args.steps),
+        "teacher_steps": rounded_steps(args.teacher_steps),
         "teacher_width": args.teacher_width,
         "voxel_size": args.voxel,
         "base": BASE_CONFIG.name,
@@ -132,16 +146,7 @@ def run_config(arm: str, seed: int, b: dict[str, Any], out: Path) -> TrainConfig
     return dataclasses.replace(
         base,
         model=dataclasses.replace(base.model, width=arm_width(arm, b), voxel_size=b["voxel_size"]),
-        data=dataclasses.replace(base.data, repeat=steps // (EPOCHS * SCANS), val_ids=()),
-        optim=OptimConfig(
-            lr=base.optim.lr,
-            weight_decay=base.optim.weight_decay,
-            warmup_steps=min(100, steps // 6),
-            warmup_start_lr=base.optim.warmup_start_lr,
-            milestones=MILESTONES,
-            epochs=EPOCHS,
-            grad_clip=base.optim.grad_clip,
-        ),
+        **short_schedule(base, steps),
         distill=distill,
         seed=seed,
         output_dir=str(out / arm / f"seed{seed}" / "train"),
@@ -218,11 +223,11 @@ def run_one(arm: str, seed: int, b: dict[str, Any], out: Path, device: str, quie
     trainer, summary = _train(cfg, device, resume, quiet)
     train_s = time.time() - t0
     t1 = time.time()
-    val = ScanNetDataset(cfg.data.root, scene_ids=[VAL_SCENE])
-    results = predict_dataset(trainer.model, val, cfg.inference, trainer.device)
-    ev = evaluate_predictions(results, cfg.model.class_names)
-    metrics = {f"mAP@{t}": float(ev.mAP[t]) for t in ev.mAP}
+    metrics = evaluate_held_out(
+        trainer.model, cfg.data.root, cfg.inference, cfg.model.class_names, trainer.device
+    )
     eval_s = time.time() - t1
+    val = ScanNetDataset(cfg.data.root, scene_ids=[VAL_SCENE])
     costs = cost(Path(summary["checkpoint"]), torch.as_tensor(val[0].points))
     atomic_write_json(
         result_file,
@@ -243,28 +248,6 @@ def run_one(arm: str, seed: int, b: dict[str, Any], out: Path, device: str, quie
         },
     )
     logger.info("%s seed %d: %s %s (%.0f s)", arm, seed, metrics, costs, train_s)
-
-
-def load_results(out: Path, b: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
-    """Result files under ``out`` grouped by arm (in :data:`ARMS` order).
-
-    Raises:
-        ValueError: a result file was made with another budget.
-    """
-    by_arm: dict[str, list[dict[str, Any]]] = {arm: [] for arm in ARMS}
-    for f in sorted(out.glob("*/seed*/result.json")):
-        r = json.loads(f.read_text())
-        if r["budget"] != b:
-            raise ValueError(f"{f}: budget {r['budget']} differs from this table's {b}")
-        by_arm.setdefault(r["arm"], []).append(r)
-    return by_arm
-
-
-def _mean_std(values: list[float], digits: int = 3) -> str:
-    if not values:
-        return "-"
-    sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.{digits}f} ± {sd:.{digits}f}"
 
 
 def table(by_arm: dict[str, list[dict[str, Any]]], b: dict[str, Any], command: str) -> str:
@@ -288,59 +271,36 @@ def table(by_arm: dict[str, list[dict[str, Any]]], b: dict[str, Any], command: s
             f"{c[0]['params'] / 1e6:.2f}" if c else "-",
             f"{statistics.mean(x['macs'] for x in c) / 1e9:.1f}" if c else "-",
             f"{statistics.median(x['latency_ms'] for x in c):.0f}" if c else "-",
-            _mean_std([x["mAP@0.25"] for x in m]),
-            _mean_std([x["mAP@0.5"] for x in m]),
-            f"{statistics.mean(r['train_seconds'] for r in runs):.0f}" if runs else "-",
+            mean_std([x["mAP@0.25"] for x in m]),
+            mean_std([x["mAP@0.5"] for x in m]),
+            train_seconds_cell(runs),
         ]
-        seeds = ",".join(str(r["seed"]) for r in runs) or "-"
-        lines.append(f"| {arm} | {width} | {seeds} | " + " | ".join(cols) + " |")
-    total = sum(r["train_seconds"] + r["eval_seconds"] for rs in by_arm.values() for r in rs)
-    lines += ["", f"Total compute in these runs: {total / 3600:.2f} h."]
-    return "\n".join(lines)
+        lines.append(f"| {arm} | {width} | {seeds_cell(runs)} | " + " | ".join(cols) + " |")
+    return "\n".join(lines + compute_footer(by_arm))
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--out", type=Path, default=REPO / "outputs" / "ablation_vrdistill")
-    p.add_argument("--runs", nargs="+", choices=list(ARMS), default=list(ARMS))
-    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    add_common_arguments(p, REPO / "outputs" / "ablation_vrdistill")
+    p.add_argument("--runs", nargs="+", choices=list(ARMS), default=DEFAULT_RUNS)
+    p.add_argument("--sweep-seeds", nargs="+", type=int, default=[0], help="seeds of the sweep")
     p.add_argument("--steps", type=int, default=240, help="student training steps (x24)")
     p.add_argument("--teacher-steps", type=int, default=600, help="teacher steps (x24)")
     p.add_argument("--teacher-width", type=float, default=1.0)
-    p.add_argument("--voxel", type=float, default=0.02, help="metres")
-    p.add_argument("--device", default="auto")
-    p.add_argument(
-        "--threads", type=int, default=1, help="CPU intra-op threads (0 = torch's default)"
-    )
-    p.add_argument("--table-only", action="store_true", help="assemble the table, train nothing")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars / log lines")
     args = p.parse_args(argv)
-    logging.basicConfig(
-        level=logging.WARNING if args.quiet else logging.INFO, format="%(name)s: %(message)s"
-    )
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
     b = budget(args)
     command = " ".join(["python", "benchmarks/ablation_vrdistill.py", *(argv or sys.argv[1:])])
-    try:
-        load_results(args.out, b)  # refuse to mix budgets before training anything
-        if not args.table_only:
-            needs_teacher = any(ARMS[a][1] is not None for a in args.runs)
-            if needs_teacher or "teacher" in args.runs:
-                run_one("teacher", 0, b, args.out, args.device, args.quiet)
-            for arm in args.runs:
-                if arm != "teacher":
-                    for seed in args.seeds:
-                        run_one(arm, seed, b, args.out, args.device, args.quiet)
-        text = table(load_results(args.out, b), b, command)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"ablation_vrdistill: error: {exc}", file=sys.stderr)
-        return 2
-    print(text)
-    atomic_write_text(args.out / "table.md", text + "\n")
-    return 0
+
+    def train() -> None:
+        if "teacher" in args.runs or any(ARMS[a][1] is not None for a in args.runs):
+            run_one("teacher", 0, b, args.out, args.device, args.quiet)  # distilled arms need it
+        for arm in (a for a in args.runs if a != "teacher"):
+            for seed in args.sweep_seeds if arm in SWEEP else args.seeds:
+                run_one(arm, seed, b, args.out, args.device, args.quiet)
+
+    return run_table("ablation_vrdistill", args, b, ARMS, train, lambda r: table(r, b, command))
 
 
 if __name__ == "__main__":
