@@ -98,3 +98,13 @@ def test_labels_and_weights(frames, second_labels):
     else:
         assert len(w) == na
     np.testing.assert_array_equal(gt_weights(pair.teacher), np.ones(na, np.float32))
+
+
+def test_without_blend_the_student_is_the_primary(frames):
+    a, b = frames[0], frames[1]
+    pair = make_a2d2_pair(a, b, np.random.default_rng(5), mixup_prob=0.0, photometric=False)
+    assert pair.lam == 1.0 and pair.student is not pair.teacher
+    np.testing.assert_array_equal(pair.student.image, pair.teacher.image)
+    np.testing.assert_array_equal(pair.student.gt_boxes, pair.teacher.gt_boxes)
+    with pytest.raises(ValueError, match="mixup_prob"):
+        make_a2d2_pair(a, b, np.random.default_rng(5), mixup_prob=1.5)

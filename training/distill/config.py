@@ -14,6 +14,7 @@ from typing import Any, Literal, TypeVar
 from sr3d_ros.config import ConfigError
 
 from ..config_mapping import MappingConfig
+from .a2d2_options import A2D2Options
 
 __all__ = ["DISTILL_KINDS", "OPTIONS_TYPES", "DistillConfig", "VRDistillOptions"]
 
@@ -74,7 +75,10 @@ class VRDistillOptions(MappingConfig):
 
 
 #: Options dataclass of each distillation kind (a method adds its own entry).
-OPTIONS_TYPES: dict[str, type[MappingConfig]] = {"vrdistill": VRDistillOptions}
+OPTIONS_TYPES: dict[str, type[MappingConfig]] = {
+    "vrdistill": VRDistillOptions,
+    "a2d2": A2D2Options,
+}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -17,7 +17,7 @@ All augmentation code is :mod:`sr3d_training.image_transforms`'s; this module on
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -81,29 +81,39 @@ def make_a2d2_pair(
     mixup_alpha: float = 32.0,
     photometric: bool = True,
     second_labels: bool = True,
+    mixup_prob: float = 1.0,
 ) -> A2D2Pair:
     """Build the teacher / student views (module docstring; our formulation).
 
     Args:
         primary, second: monocular KITTI samples (any size; both are letterboxed).
-        rng: random generator (lambda, flip, photometric factors, in that order).
+        rng: random generator (lambda, blend or not, flip, photometric factors, in that
+            order; every draw is made whatever the options, so streams stay aligned).
         width, height: letterbox canvas, pixels. flip_prob: probability of the shared flip.
         mixup_alpha: Beta parameter (> 0). photometric: jitter the student.
         second_labels: keep the second image's objects in the student's labels (weight
             ``1 - lambda``).
+        mixup_prob: probability of the blend (else the student's image is the primary's,
+            ``lambda = 1``, still jittered).
 
     Returns:
         :class:`A2D2Pair`.
 
     Raises:
-        ValueError: not monocular KITTI samples, ``mixup_alpha <= 0``, or bad sizes.
+        ValueError: not monocular KITTI samples, ``mixup_alpha <= 0``, ``mixup_prob`` outside
+            [0, 1], or bad sizes.
     """
     a = letterbox(primary, width, height)
-    b = letterbox(second, width, height)
+    if not 0.0 <= mixup_prob <= 1.0:
+        raise ValueError(f"mixup_prob must be in [0, 1], got {mixup_prob}")
     lam = sample_dominant_lambda(rng, mixup_alpha)
-    objs_a = a.meta["kitti"]
-    assert isinstance(objs_a, KittiObjects)
-    student = _relabel(mixup(a, b, lam), objs_a, second_labels)
+    if rng.random() < mixup_prob:
+        objs_a = a.meta["kitti"]
+        assert isinstance(objs_a, KittiObjects)
+        b = letterbox(second, width, height)
+        student = _relabel(mixup(a, b, lam), objs_a, second_labels)
+    else:
+        student, lam = replace(a, meta=dict(a.meta)), 1.0  # a distinct sample object
     teacher = a
     if rng.random() < flip_prob:
         teacher, student = hflip(teacher), hflip(student)
