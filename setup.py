@@ -29,7 +29,7 @@ setup(
         (f"share/{PACKAGE}/rviz", glob("rviz/*.rviz")),
     ],
     python_requires=">=3.10",
-    install_requires=["numpy", "torch>=2.1", "pyyaml"],
+    install_requires=["numpy", "torch>=2.1", "pyyaml", "pillow"],
     extras_require={
         "io": ["open3d", "pillow"],
         "bags": ["rosbags"],

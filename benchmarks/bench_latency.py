@@ -12,8 +12,8 @@ Cases, each on the real ScanNet scan ``scene0000_00`` (81,369 points, as TR3D ev
 * ``tr3d_loop`` (CUDA only, by default): ``tr3d`` with the sparse convolutions forced to the
   per-offset loop (the CPU's strategy) instead of the all-offsets batch, to show what the
   batched CUDA path (:mod:`sr3d_ros.sparse.batched`) gains.
-* the monocular detector (LeAD-M3D) gets one case per model size here once it exists; until
-  then the table says it is not in this version.
+* the monocular detector (LeAD-M3D) has its own table, ``benchmarks/bench_mono.py`` (step 5
+  of ``gpu_check.sh``).
 
 Per case: ``--warmup`` untimed calls, then ``--runs`` calls with per-stage timing (voxelise,
 backbone, neck, head, post-processing = scores + top-k + decoding + NMS; the detector's
@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         del det
         if device.type == "cuda":
             torch.cuda.empty_cache()
-    print("monocular detector (LeAD-M3D): not in this version")
+    print("monocular detector (LeAD-M3D): see benchmarks/bench_mono.py")
     verdict = None
     tr3d = next((r for r in results if r["case"] == "tr3d"), None)
     if tr3d is not None:

@@ -11,7 +11,10 @@
 #      not run, with the module;
 #   4. prints the detector latency table (benchmarks/bench_latency.py: TR3D full width at 1 cm
 #      on ScanNet scene0000_00, voxelise / backbone / neck / head / post-processing / end to
-#      end; the default model; the monocular detector once it exists).
+#      end; the default model);
+#   5. prints the monocular table (benchmarks/bench_mono.py: LeAD-M3D sizes n..x on KITTI
+#      000007 at 1280 x 384, end to end with and without CGI3D; size n only with --device cpu;
+#      skipped when the KITTI sample is not in the data root).
 # Everything is bounded by timeouts so that the whole check stays under 8 minutes.
 #
 # Usage: bash benchmarks/gpu_check.sh [--device cuda|cpu] [--runs N] [--warmup N]
@@ -25,7 +28,7 @@
 #   SR3D_WHEELS  optional folder of wheels for missing dependencies (pip --no-index; default
 #                .gpu_data/wheels/ if present)
 #   OUT          results folder (default: outputs/gpu_check/): gpu_check.log, tests.json,
-#                latency.json
+#                latency.json, bench_mono.json
 # Exit status: 0 when every step that ran passed; 1 when tests failed or the benchmark failed;
 # 2 when the machine cannot run the check (no CUDA, no torch, no data).
 set -uo pipefail
@@ -165,6 +168,21 @@ if [[ $RUN_BENCH -eq 1 ]]; then
     brc=${PIPESTATUS[0]}
     if [[ $brc -eq 124 ]]; then log "latency benchmark: TIMED OUT after 180 s"; rc=1
     elif [[ $brc -ne 0 ]]; then log "latency benchmark: FAILED"; rc=1; fi
+fi
+
+# ---- 5. monocular detector ------------------------------------------------------------------
+if [[ $RUN_BENCH -eq 1 ]]; then
+    log ""
+    if [[ -f "$SR3D_DATA/kitti/training/image_2/000007.png" && -f "$SR3D_DATA/kitti/training/calib/000007.txt" ]]; then
+        if [[ "$DEVICE" == cuda ]]; then MONO_SIZES=(n s m b x); else MONO_SIZES=(n); fi
+        timeout 90 "$PYTHON" benchmarks/bench_mono.py --device "$DEVICE" --sizes "${MONO_SIZES[@]}" \
+            --repeats 5 --warmup 2 --json "$OUT/bench_mono.json" 2>&1 | tee -a "$LOG"
+        mrc=${PIPESTATUS[0]}
+        if [[ $mrc -eq 124 ]]; then log "monocular benchmark: TIMED OUT after 90 s"; rc=1
+        elif [[ $mrc -ne 0 ]]; then log "monocular benchmark: FAILED"; rc=1; fi
+    else
+        log "monocular benchmark: skipped (kitti/training/{image_2,calib}/000007 not in $SR3D_DATA)"
+    fi
 fi
 
 log ""

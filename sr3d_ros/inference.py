@@ -33,6 +33,7 @@ __all__ = [
     "PointCloudDetector",
     "default_checkpoint_path",
     "load_detector",
+    "load_model_weights",
     "resolve_device",
     "with_inference_overrides",
 ]
@@ -70,6 +71,21 @@ def default_checkpoint_path() -> Path:
 
 
 C = TypeVar("C", DetectorConfig, MonoDetectorConfig)
+
+
+def load_model_weights(model: torch.nn.Module, ckpt: dict[str, Any], path: Path) -> None:
+    """Load a checkpoint's ``state_dict`` into ``model`` (strict).
+
+    Raises:
+        CheckpointError: the weights do not fit the model built from the stored config (missing
+            / unexpected keys, shape mismatches; the message names the file).
+    """
+    try:
+        model.load_state_dict(ckpt["state_dict"], strict=True)
+    except RuntimeError as exc:
+        raise CheckpointError(
+            f"{path}: weights do not match the stored model config: {exc}"
+        ) from exc
 
 
 def with_inference_overrides(config: C, overrides: Mapping[str, float]) -> C:
@@ -223,12 +239,7 @@ class PointCloudDetector:
             )
         config = with_inference_overrides(config_from_checkpoint(ckpt, path), inference_overrides)
         model = TR3DDetector(config.model)
-        try:
-            model.load_state_dict(ckpt["state_dict"], strict=True)
-        except RuntimeError as exc:
-            raise CheckpointError(
-                f"{path}: weights do not match the stored model config: {exc}"
-            ) from exc
+        load_model_weights(model, ckpt, path)
         det = cls(model, config, dev)
         det.provenance = dict(ckpt.get("provenance", {}))
         return det

@@ -23,10 +23,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .checkpoints import CheckpointError, config_from_checkpoint, load_checkpoint
+from .checkpoints import config_from_checkpoint, load_checkpoint
 from .detections import Detections
 from .geometry.camera import Letterbox, PinholeCamera, camera_boxes_to_boxes
-from .inference import resolve_device, with_inference_overrides
+from .inference import load_model_weights, resolve_device, with_inference_overrides
 from .models.mono import (
     MonoDetectorConfig,
     MonoDetectorModel,
@@ -34,7 +34,7 @@ from .models.mono import (
     decode_camera_boxes,
     decode_image_boxes,
 )
-from .models.mono.gating import full_head_topk, gated_head_topk
+from .models.mono.gating import head_topk
 from .timing import StageTimer
 
 __all__ = ["LETTERBOX_PAD", "MonoDetector", "default_mono_checkpoint_path", "letterbox_image"]
@@ -183,13 +183,7 @@ class MonoDetector:
         stored = config_from_checkpoint(ckpt, path, config_type=MonoDetectorConfig)
         config = with_inference_overrides(stored, inference_overrides)
         model = MonoDetectorModel(config.model)
-        try:
-            model.load_state_dict(ckpt["state_dict"], strict=True)
-        except RuntimeError as exc:
-            first = str(exc).strip().splitlines()[0]
-            raise CheckpointError(
-                f"{path}: weights do not match the stored model config ({first})"
-            ) from None
+        load_model_weights(model, ckpt, path)
         det = cls(model, config, dev)
         det.provenance = dict(ckpt.get("provenance", {}))
         return det
@@ -244,8 +238,7 @@ class MonoDetector:
             feats = self.model.neck(feats)
         anchors, strides = self.model.anchors(feats)
         inf = self.config.inference
-        topk = gated_head_topk if inf.gated else full_head_topk
-        sel = topk(self.model.one2one, feats, strides, inf.gate_topk, timer)
+        sel = head_topk(self.model.one2one, feats, strides, inf.gate_topk, inf.gated, timer)
         with timer.stage("decode"):
             keep = (sel.scores[0] >= inf.score_threshold).nonzero().squeeze(1)
             keep = keep[: inf.max_detections]

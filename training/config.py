@@ -1,6 +1,7 @@
 """Training configuration: one YAML file -> the config of its detector ``kind`` (unknown keys
 are errors): :class:`TrainConfig` for the point-cloud detector; every kind shares the run
-settings of :class:`BaseTrainConfig`.
+settings of :class:`BaseTrainConfig`; :class:`MonoTrainConfig` (``kind: mono``) for the
+monocular detector.
 
 Relative data paths are resolved against the config file's folder, so configs in ``config/``
 can point at ``../../shared/data/...`` and work from any working directory.
@@ -20,20 +21,28 @@ from sr3d_ros.config import (
     from_dict,
     read_yaml_mapping,
 )
+from sr3d_ros.models.mono.config import MonoDetectorConfig, MonoInferenceConfig, MonoModelConfig
 
-from .assigners import AssignerConfig
+from .assigners import AssignerConfig, CM3DConfig
 from .distill.config import DistillConfig
 from .losses import ClassificationLossConfig
+from .losses.mono import MonoLossConfig
 from .transforms import AugmentationConfig
 
 __all__ = [
     "TRAIN_CONFIG_KINDS",
     "BaseTrainConfig",
     "DataConfig",
+    "MonoAugmentationConfig",
+    "MonoTrainConfig",
     "OptimConfig",
     "TrainConfig",
     "load_train_config",
 ]
+
+
+#: dataset kinds of :class:`DataConfig` (scannet / sunrgbd: point clouds; kitti: images)
+DATASETS: tuple[str, ...] = ("scannet", "sunrgbd", "kitti")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,9 +50,10 @@ class DataConfig:
     """Which samples to train and validate on.
 
     Attributes:
-        dataset: ``"scannet"`` (per-scene export) or ``"sunrgbd"`` (standard export).
+        dataset: ``"scannet"`` (per-scene export), ``"sunrgbd"`` (standard export) or
+            ``"kitti"`` (official object layout; the monocular detector).
         root: dataset root (relative: to the config file's folder).
-        train_ids: scene ids (ScanNet) or frame ids (SUN RGB-D) to train on; empty with
+        train_ids: scene ids (ScanNet) or frame ids (SUN RGB-D, KITTI) to train on; empty with
             ``train_split`` set uses the split file.
         val_ids: ids evaluated after each ``eval_every`` epochs and at the end.
         train_split / val_split: split names used when the id lists are empty.
@@ -59,8 +69,8 @@ class DataConfig:
     repeat: int = 1
 
     def __post_init__(self) -> None:
-        if self.dataset not in ("scannet", "sunrgbd"):
-            raise ConfigError(f"data.dataset must be 'scannet' or 'sunrgbd', got {self.dataset!r}")
+        if self.dataset not in DATASETS:
+            raise ConfigError(f"data.dataset must be one of {DATASETS}, got {self.dataset!r}")
         if self.repeat < 1:
             raise ConfigError("data.repeat must be >= 1")
         if not self.train_ids and self.train_split is None:
@@ -179,6 +189,8 @@ class TrainConfig(BaseTrainConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.data.dataset == "kitti":
+            raise ConfigError("data.dataset 'kitti' needs 'kind: mono' (the monocular detector)")
         if self.augmentation.normalize_colors:
             raise ConfigError(
                 "augmentation.normalize_colors must be false: the model normalises colours itself"
@@ -189,8 +201,78 @@ class TrainConfig(BaseTrainConfig):
         return DetectorConfig(self.model, self.inference)
 
 
+@dataclasses.dataclass(frozen=True)
+class MonoAugmentationConfig:
+    """Training augmentations of the monocular detector (:class:`~sr3d_training.image_transforms.
+    MonoAugmentation`: [MixUp] -> letterbox to ``model.input_size`` -> [flip] -> [photometric]).
+
+    Attributes:
+        flip_prob: probability of a horizontal flip (0.5).
+        jitter: photometric jitter (brightness, contrast, saturation, hue; True).
+        mixup_prob: probability of MixUp with another training frame (0 = off).
+        mixup_alpha: Beta parameter of the MixUp factor (32, as YOLO detectors).
+    """
+
+    flip_prob: float = 0.5
+    jitter: bool = True
+    mixup_prob: float = 0.0
+    mixup_alpha: float = 32.0
+
+    def __post_init__(self) -> None:
+        if not (0 <= self.flip_prob <= 1 and 0 <= self.mixup_prob <= 1):
+            raise ConfigError("augmentation.flip_prob and mixup_prob must be in [0, 1]")
+        if self.mixup_alpha <= 0:
+            raise ConfigError("augmentation.mixup_alpha must be > 0")
+
+
+@dataclasses.dataclass(frozen=True)
+class MonoTrainConfig(BaseTrainConfig):
+    """A monocular detector's training run (``kind: mono``; LeAD-M3D): the fields of
+    :class:`BaseTrainConfig` plus:
+
+    Attributes:
+        model / inference: the detector (``MonoDetectorConfig``, travels with every checkpoint).
+        augmentation: :class:`MonoAugmentationConfig`.
+        assigner: CM3D matching (``gamma: 0`` = YOLOv10's TAL).
+        loss: weights of the loss terms.
+        precise_bn_batches: after every epoch, recompute the BatchNorm statistics over this many
+            augmented training batches with the final weights of the epoch (PreciseBN, Wu &
+            Johnson 2021; 0 = keep the running averages).
+    """
+
+    kind: ClassVar[str] = "mono"
+
+    data: DataConfig = dataclasses.field(
+        default_factory=lambda: DataConfig(
+            dataset="kitti", root="../../shared/data/kitti", train_ids=("000000",)
+        )
+    )
+    model: MonoModelConfig = dataclasses.field(default_factory=MonoModelConfig)
+    inference: MonoInferenceConfig = dataclasses.field(default_factory=MonoInferenceConfig)
+    augmentation: MonoAugmentationConfig = dataclasses.field(default_factory=MonoAugmentationConfig)
+    assigner: CM3DConfig = dataclasses.field(default_factory=CM3DConfig)
+    loss: MonoLossConfig = dataclasses.field(default_factory=MonoLossConfig)
+    precise_bn_batches: int = 16
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.precise_bn_batches < 0:
+            raise ConfigError("precise_bn_batches must be >= 0")
+        if self.data.dataset != "kitti":
+            raise ConfigError(
+                f"kind mono trains on data.dataset 'kitti', not {self.data.dataset!r}"
+            )
+
+    @property
+    def detector(self) -> MonoDetectorConfig:
+        return MonoDetectorConfig(self.model, self.inference)
+
+
 #: YAML ``kind:`` -> the config class of that detector kind.
-TRAIN_CONFIG_KINDS: dict[str, type[BaseTrainConfig]] = {"pointcloud": TrainConfig}
+TRAIN_CONFIG_KINDS: dict[str, type[BaseTrainConfig]] = {
+    "pointcloud": TrainConfig,
+    "mono": MonoTrainConfig,
+}
 
 
 def load_train_config(path: str | Path, overrides: dict[str, Any] | None = None) -> BaseTrainConfig:

@@ -390,6 +390,7 @@ class Trainer:
                     raise KeyboardInterrupt
                 self.epoch += 1
                 self.batch_in_epoch = 0
+                self.task.on_epoch_end(self.epoch)
                 self._sync_buffers()
                 if self.cfg.eval_every and self.epoch % self.cfg.eval_every == 0:
                     metrics = self.evaluate()

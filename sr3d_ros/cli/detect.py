@@ -1,8 +1,12 @@
-"""``sr3d-detect``: detect 3D objects in a point-cloud file, write JSON and optionally a PNG.
+"""``sr3d-detect``: detect 3D objects in a point-cloud file or an image, write JSON (+ PNG).
 
     sr3d-detect scene.ply --checkpoint model.pt --out detections.json --render detections.png
     sr3d-detect scene0000_00_vert_all.npy --gt scene0000_00_bbox.npy --render out.png
     sr3d-detect 000000.bin --bin-columns 4 --checkpoint kitti_like.pt   # KITTI x, y, z, intensity
+    sr3d-detect 000007.png --calib calib/000007.txt --checkpoint mono.pt   # monocular: JSON + PNG
+
+Images (suffix in :data:`sr3d_ros.io.images.IMAGE_SUFFIXES`) go to the monocular detector
+(:mod:`sr3d_ros.cli.detect_image`; needs ``--calib``). For point clouds:
 
 The cloud must be in a gravity-aligned frame (z up), metres, rgb 0..255 when present (see
 :func:`sr3d_ros.io.read_points`). The JSON holds :meth:`Detections.to_dict` (boxes ``(x, y, z,
@@ -26,11 +30,13 @@ import numpy as np
 from .. import __version__
 from ..checkpoints import CheckpointError
 from ..classes import nyu40_boxes_to_labels
-from ..config import ConfigError, to_dict
+from ..config import ConfigError
 from ..detections import Detections
 from ..inference import PointCloudDetector, default_checkpoint_path
 from ..io.atomic import atomic_write_json
+from ..io.images import IMAGE_SUFFIXES
 from ..io.pointclouds import DEFAULT_BIN_COLUMNS, SUPPORTED_SUFFIXES, read_points
+from .detect_image import checkpoint_record
 
 __all__ = ["build_parser", "load_gt_boxes", "main"]
 
@@ -39,16 +45,35 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for documentation and tests)."""
     p = argparse.ArgumentParser(
         prog="sr3d-detect",
-        description="Detect 3D objects in a point cloud (TR3D architecture), write JSON (+ PNG).",
+        description="Detect 3D objects in a point cloud (TR3D architecture) or an image "
+        "(LeAD-M3D, with --calib), write JSON (+ PNG).",
     )
     p.add_argument(
         "cloud",
-        help=f"point cloud file ({', '.join(SUPPORTED_SUFFIXES)}); gravity-aligned, z up, metres",
+        metavar="INPUT",
+        help=f"point cloud file ({', '.join(SUPPORTED_SUFFIXES)}; gravity-aligned, z up, metres) "
+        f"or image ({', '.join(IMAGE_SUFFIXES)}; rectified, with --calib)",
     )
     p.add_argument(
         "--checkpoint",
         default=None,
-        help="sr3d_ros checkpoint (.pt); default: the embedded default model",
+        help="sr3d_ros checkpoint (.pt); default: the embedded default model of the input's kind",
+    )
+    p.add_argument(
+        "--calib",
+        default=None,
+        help="images: KITTI calib.txt (P2) or ROS camera_info .yaml of the image's camera",
+    )
+    p.add_argument(
+        "--gate-topk",
+        type=int,
+        default=None,
+        help="images: candidates whose 3D branches run (CGI3D; default: the checkpoint's, 50)",
+    )
+    p.add_argument(
+        "--full-3d-head",
+        action="store_true",
+        help="images: run the 3D branches on the full feature maps (no CGI3D gating; same boxes)",
     )
     p.add_argument(
         "--out", default="detections.json", help="output JSON (default: detections.json)"
@@ -57,7 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--render",
         default=None,
         metavar="PNG",
-        help="also render the cloud with the detections to this PNG",
+        help="also render the cloud with the detections to this PNG (images: always rendered, "
+        "default: the --out path with .png)",
     )
     p.add_argument(
         "--gt",
@@ -193,6 +219,12 @@ def main(argv: list[str] | None = None) -> int:
     """Run detection on one file. Returns the exit status (0 ok, 1 error, 2 bad arguments)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if Path(args.cloud).suffix.lower() in IMAGE_SUFFIXES:
+        from .detect_image import run_image
+
+        return run_image(args, parser)
+    if args.calib is not None or args.gate_topk is not None or args.full_3d_head:
+        parser.error("--calib, --gate-topk and --full-3d-head apply to images only")
     overrides = {
         k: v
         for k, v in (
@@ -237,12 +269,7 @@ def main(argv: list[str] | None = None) -> int:
             "columns": int(points.shape[1]),
             **({"bin_columns": args.bin_columns} if args.cloud.lower().endswith(".bin") else {}),
         },
-        "checkpoint": {
-            "path": str(ckpt_path.resolve()),
-            "embedded_default": args.checkpoint is None,
-            "provenance": detector.provenance,
-            "config": to_dict(detector.config),
-        },
+        "checkpoint": checkpoint_record(ckpt_path, args.checkpoint is None, detector),
         "device": str(detector.device),
         "wall_ms": wall_ms,
         **det.to_dict(),

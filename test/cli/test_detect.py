@@ -283,3 +283,115 @@ def test_detect_hostile_inputs(
     result = json.loads(out.read_text())
     assert result["input"]["points_out_of_range"] == 100_000 and not result["detections"]
     assert stat.S_IMODE(out.stat().st_mode) == 0o644
+
+
+# ---- images: sr3d-detect IMAGE --calib ... (monocular detector) ----------------------------
+KITTI_FRAME = "000007"
+
+
+@pytest.fixture(scope="module")
+def mono_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A seeded random-init size-n mono checkpoint, every candidate kept (score threshold 0)."""
+    from sr3d_ros.models.mono import MonoDetectorConfig, MonoDetectorModel, MonoInferenceConfig
+
+    torch.manual_seed(0)
+    cfg = MonoDetectorConfig(inference=MonoInferenceConfig(score_threshold=0.0, max_detections=20))
+    path = tmp_path_factory.mktemp("mono") / "mono_n.pt"
+    save_checkpoint(path, MonoDetectorModel(cfg.model).state_dict(), cfg, {"note": "random"})
+    return path
+
+
+def _kitti(data_root: Path) -> tuple[Path, Path]:
+    root = data_root / "kitti" / "training"
+    return root / "image_2" / f"{KITTI_FRAME}.png", root / "calib" / f"{KITTI_FRAME}.txt"
+
+
+def test_detect_image_writes_json_and_png(
+    tmp_path: Path, mono_checkpoint: Path, data_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from PIL import Image
+
+    from sr3d_ros.io.calibration import kitti_camera
+    from sr3d_ros.io.images import read_image
+    from sr3d_ros.mono_inference import MonoDetector
+
+    image_path, calib = _kitti(data_root)
+    out = tmp_path / "det.json"
+    args = [str(image_path), "--calib", str(calib), "--checkpoint", str(mono_checkpoint)]
+    rc = main([*args, "--out", str(out), "--device", "cpu", "--render-min-score", "0"])
+    assert rc == 0, capsys.readouterr().err
+    assert "20 detections" in capsys.readouterr().out
+    payload = json.loads(out.read_text())
+    image = read_image(image_path)
+    camera = kitti_camera(calib, image.shape[1], image.shape[0])
+    assert payload["input"]["P"] == camera.P.tolist()
+    assert payload["checkpoint"]["provenance"] == {"note": "random"}
+    assert "optical frame" in payload["frames"]
+    ref = MonoDetector.from_checkpoint(mono_checkpoint, "cpu")(image, camera)
+    assert ref.camera_boxes is not None
+    got = np.array([d["camera_box"]["location"] for d in payload["detections"]])
+    np.testing.assert_allclose(got, ref.camera_boxes[:, :3].numpy(), atol=1e-4)
+    assert [d["class_name"] for d in payload["detections"]] == ref.names
+    png = out.with_suffix(".png")
+    assert payload["render"]["path"] == str(png.resolve()) and payload["render"]["num_drawn"] == 20
+    with Image.open(png) as im:
+        assert im.size[1] == image.shape[0] and im.size[0] > image.shape[1]  # + bird's-eye view
+
+    # the same camera as a ROS camera_info YAML gives the same boxes
+    import yaml
+
+    info = {
+        "image_width": int(image.shape[1]),
+        "image_height": int(image.shape[0]),
+        "camera_matrix": {"rows": 3, "cols": 3, "data": camera.K.reshape(-1).tolist()},
+        "distortion_model": "plumb_bob",
+        "distortion_coefficients": {"rows": 1, "cols": 5, "data": [0.0] * 5},
+        "projection_matrix": {"rows": 3, "cols": 4, "data": camera.P.reshape(-1).tolist()},
+    }
+    (tmp_path / "camera_info.yaml").write_text(yaml.safe_dump(info))
+    out2 = tmp_path / "det2.json"
+    args2 = [str(image_path), "--calib", str(tmp_path / "camera_info.yaml")]
+    rc = main([*args2, "--checkpoint", str(mono_checkpoint), "--out", str(out2), "--device", "cpu"])
+    assert rc == 0, capsys.readouterr().err
+    got2 = np.array(
+        [d["camera_box"]["location"] for d in json.loads(out2.read_text())["detections"]]
+    )
+    np.testing.assert_allclose(got2, got, atol=1e-5)
+
+
+def test_detect_image_errors(
+    tmp_path: Path,
+    mono_checkpoint: Path,
+    checkpoint: Path,
+    data_root: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    image_path, calib = _kitti(data_root)
+    base = [str(image_path), "--device", "cpu", "--out", str(tmp_path / "o.json")]
+    with_ckpt = [*base, "--checkpoint", str(mono_checkpoint)]
+    for extra in ([], ["--calib", str(calib), "--nms-pre", "10"]):  # usage errors: exit 2
+        with pytest.raises(SystemExit) as info:
+            main([*with_ckpt, *extra])
+        assert info.value.code == 2
+    assert "--nms-pre applies to point clouds only" in capsys.readouterr().err
+    scan = data_root / "scannet" / "scannet_instance_data" / "scene0000_00_vert_all.npy"
+    with pytest.raises(SystemExit) as info:
+        main([str(scan), "--calib", str(calib), "--checkpoint", str(checkpoint)])
+    assert info.value.code == 2
+    no_p2 = tmp_path / "calib.txt"
+    no_p2.write_text(calib.read_text().replace("P2:", "X2:"))
+    assert main([*with_ckpt, "--calib", str(no_p2)]) == 1
+    assert "P2 needs 12 values, got missing" in capsys.readouterr().err
+    not_image = tmp_path / "broken.png"
+    not_image.write_bytes(b"not a png")
+    assert main([str(not_image), "--calib", str(calib), "--checkpoint", str(mono_checkpoint)]) == 1
+    assert "broken.png: cannot read image" in capsys.readouterr().err
+    assert main([*base, "--calib", str(calib), "--checkpoint", str(checkpoint)]) == 1
+    assert "'pointcloud' detector checkpoint, but a 'mono' one" in capsys.readouterr().err
+    assert main([*with_ckpt, "--calib", str(calib), "--max-detections", "0"]) == 1
+    assert "max_detections" in capsys.readouterr().err
+    from sr3d_ros.mono_inference import default_mono_checkpoint_path
+
+    if not default_mono_checkpoint_path().is_file():
+        assert main([*base, "--calib", str(calib)]) == 1
+        assert "default monocular model is not installed" in capsys.readouterr().err

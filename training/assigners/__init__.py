@@ -2,6 +2,9 @@
 
 * :class:`TR3DAssigner`: TR3D (Rukhovich et al., ICIP 2023): per-class level, top-6 nearest
   locations to the box centre.
+* :class:`CM3DAssigner`: LeAD-M3D's 3D-aware consistent matching for the monocular detector's
+  dual heads (our formulation; ``gamma = 0`` is YOLOv10's TAL). It works on batched image-head
+  tensors and has its own :class:`CM3DConfig`, outside :class:`AssignerConfig`.
 * :class:`SPOTAAssigner`: SR3D's Spatial-Priority Optimal Transport Assignment (our formulation):
   IoU + vertex-distance + centre-prior cost (:mod:`.spota_cost`), k units per GT, log-domain
   Sinkhorn (:mod:`.transport`), plan rounding (:mod:`.spota_decision`).
@@ -20,6 +23,7 @@ from ._ops import (
     topk_then_resolve,
 )
 from .base import Assigner, AssignResult, SceneInputs, check_assign_inputs
+from .cm3d import CM3DAssigner, CM3DConfig, CM3DResult
 from .config import ASSIGNER_KINDS, AssignerConfig, build_assigner
 from .spota import OT_DECISIONS, SPOTAAssigner
 from .spota_cost import centre_prior, focal_matching_cost, spota_pair_cost
@@ -47,6 +51,9 @@ __all__ = [
     "AssignResult",
     "Assigner",
     "AssignerConfig",
+    "CM3DAssigner",
+    "CM3DConfig",
+    "CM3DResult",
     "SPOTAAssigner",
     "SceneInputs",
     "TR3DAssigner",

@@ -34,7 +34,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 
 from sr3d_ros.geometry.camera import (
     OPTICAL_TO_BODY,
@@ -43,6 +42,7 @@ from sr3d_ros.geometry.camera import (
     transform_boxes,
 )
 from sr3d_ros.io.calibration import KittiCalib, read_kitti_calib
+from sr3d_ros.io.images import read_image as load_kitti_image
 
 from .sample import PathLike, Sample, load_points_bin
 from .scannet import read_split_file
@@ -207,22 +207,6 @@ def read_kitti_label(path: PathLike) -> KittiObjects:
         score=a[:, 14],
         weight=np.ones(len(a)),
     )
-
-
-def load_kitti_image(path: PathLike) -> np.ndarray:
-    """Read an image as ``uint8 (H, W, 3)`` RGB.
-
-    Raises:
-        FileNotFoundError: missing file. ValueError: not a readable image (names the file).
-    """
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"image not found: {p}")
-    try:
-        with Image.open(p) as im:
-            return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
-    except OSError as exc:
-        raise ValueError(f"{p}: cannot read image ({exc})") from exc
 
 
 def kitti_boxes_in_lidar(objects: KittiObjects, calib: KittiCalib) -> np.ndarray:

@@ -1,8 +1,8 @@
 """Training tasks: what each detector kind (and each distillation mode) gives the trainer.
 
 :class:`TrainTask` is the seam (model, checkpoint kind and config, train module -> loss, data,
-evaluation); :class:`PointCloudTask` trains the point-cloud detector. :func:`build_task` picks
-the task of a training config.
+evaluation); :class:`PointCloudTask` trains the point-cloud detector, :class:`MonoTask` the
+monocular one. :func:`build_task` picks the task of a training config.
 """
 
 from __future__ import annotations
@@ -11,11 +11,17 @@ import torch
 
 from sr3d_ros.config import ConfigError
 
-from ..config import BaseTrainConfig, TrainConfig
-from .base import TaskLoss, TrainTask, hold_frozen
+from ..config import BaseTrainConfig, MonoTrainConfig, TrainConfig
+from .base import DetectorLossModule, TaskLoss, TrainTask, hold_frozen
+from .mono import MonoTask, MonoTrainModule
+from .mono_criterion import MonoCriterion
 from .pointcloud import PointCloudTask, PointCloudTrainModule
 
 __all__ = [
+    "DetectorLossModule",
+    "MonoCriterion",
+    "MonoTask",
+    "MonoTrainModule",
     "PointCloudTask",
     "PointCloudTrainModule",
     "TaskLoss",
@@ -47,4 +53,6 @@ def build_task(cfg: BaseTrainConfig, device: torch.device) -> TrainTask:
                 f"distill.kind {cfg.distill.kind!r} does not train point-cloud models"
             )
         return PointCloudTask(cfg, device)
+    if isinstance(cfg, MonoTrainConfig):
+        return MonoTask(cfg, device)
     raise TypeError(f"no training task for {type(cfg).__name__} (kind {cfg.kind!r})")

@@ -14,7 +14,8 @@ A :class:`TrainTask` owns
   stored so that ``nn.Module`` does not register it (see :func:`hold_frozen`);
 * ``train_set`` (augmented, deterministic in (seed, epoch, index): see :meth:`set_epoch`),
   ``val_set`` and :meth:`collate`;
-* :meth:`evaluate`: the kind's metrics on ``val_set``.
+* :meth:`evaluate`: the kind's metrics on ``val_set``; :meth:`on_epoch_end`: work between
+  epochs (e.g. recomputing BatchNorm statistics).
 
 Distillation modes are tasks that wrap a base task (``VRDistillTask(PointCloudTask, teacher)``,
 ``A2D2Task(MonoTask, teacher)``): they reuse the base task's model, data and evaluation and
@@ -33,7 +34,7 @@ from torch.utils.data import Dataset
 
 from ..datasets.dataset import SampleDataset
 
-__all__ = ["TaskLoss", "TrainTask", "hold_frozen"]
+__all__ = ["DetectorLossModule", "TaskLoss", "TrainTask", "hold_frozen"]
 
 
 @dataclass
@@ -65,6 +66,22 @@ def hold_frozen(module: nn.Module) -> list[nn.Module]:
     for p in module.parameters():
         p.requires_grad_(False)
     return [module]
+
+
+class DetectorLossModule(nn.Module):
+    """The common shape of a base task's train module: ``model`` + its loss callable.
+
+    Args:
+        model: the detector (``self.model``: the checkpoint's weights).
+        criterion: the detection loss (not an ``nn.Module``: no parameters, no state).
+        use_amp: run the model's forward pass under CUDA autocast (the loss stays float32).
+    """
+
+    def __init__(self, model: nn.Module, criterion: Any, use_amp: bool) -> None:
+        super().__init__()
+        self.model = model
+        self.criterion = criterion
+        self.use_amp = use_amp
 
 
 class TrainTask(abc.ABC):
@@ -106,6 +123,11 @@ class TrainTask(abc.ABC):
     def evaluate(self, progress: bool = False) -> dict[str, float] | None:
         """The kind's validation metrics on ``val_set`` (``model`` left in training mode), or
         None without a validation set."""
+
+    def on_epoch_end(self, epoch: int) -> None:
+        """Called by the trainer on every rank after each epoch (``epoch`` = epochs done),
+        before evaluation and the checkpoint; the default does nothing."""
+        return None
 
     def set_epoch(self, epoch: int) -> None:
         """Select the augmentation stream of ``epoch`` (0-based) before its batches are drawn;

@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch import nn
 
 from sr3d_ros.config import DetectorConfig
 from sr3d_ros.models import TR3DDetector, points_to_sparse
@@ -17,25 +16,17 @@ from ..config import TrainConfig
 from ..criterion import DetectionLoss
 from ..evaluate import evaluate_predictions, predict_dataset
 from ..losses import build_classification_loss
-from .base import TaskLoss, TrainTask
+from .base import DetectorLossModule, TaskLoss, TrainTask
 
 __all__ = ["PointCloudTask", "PointCloudTrainModule"]
 
 
-class PointCloudTrainModule(nn.Module):
-    """``model`` + its detection loss: ``forward(batch) -> TaskLoss``.
+class PointCloudTrainModule(DetectorLossModule):
+    """``model`` (a :class:`TR3DDetector`) + its :class:`DetectionLoss` (label assignment +
+    classification + DIoU box loss): ``forward(batch) -> TaskLoss``."""
 
-    Args:
-        model: the detector (``self.model``: the checkpoint's weights).
-        criterion: label assignment + classification + DIoU box loss.
-        use_amp: run the model's forward pass under CUDA autocast (the loss stays float32).
-    """
-
-    def __init__(self, model: TR3DDetector, criterion: DetectionLoss, use_amp: bool) -> None:
-        super().__init__()
-        self.model = model
-        self.criterion = criterion
-        self.use_amp = use_amp
+    model: TR3DDetector
+    criterion: DetectionLoss
 
     def forward(self, batch: dict[str, Any]) -> TaskLoss:
         """Loss of one batch from :func:`~sr3d_training.batching.collate_samples`.

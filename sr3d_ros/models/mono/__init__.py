@@ -20,7 +20,7 @@ from .config import (
     MonoModelConfig,
 )
 from .decode import decode_camera_boxes, decode_image_boxes, unproject_centers
-from .gating import GatedOutputs, full_head_topk, gated_3d, gated_head_topk, select_topk
+from .gating import GatedOutputs, gated_3d, head_topk, select_topk
 from .head import MonoHeadOutputs
 from .model import MonoDetectorModel, MonoOutputs, anchor_grid
 
@@ -38,9 +38,8 @@ __all__ = [
     "anchor_grid",
     "decode_camera_boxes",
     "decode_image_boxes",
-    "full_head_topk",
     "gated_3d",
-    "gated_head_topk",
+    "head_topk",
     "select_topk",
     "unproject_centers",
 ]

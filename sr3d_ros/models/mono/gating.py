@@ -20,7 +20,7 @@ from torch import Tensor
 from ...timing import StageTimer
 from .head import DetectionHead, Head3D, MonoHeadOutputs, assemble_outputs, flatten_levels
 
-__all__ = ["GatedOutputs", "full_head_topk", "gated_3d", "gated_head_topk", "select_topk"]
+__all__ = ["GatedOutputs", "gated_3d", "head_topk", "select_topk"]
 
 
 @dataclass
@@ -101,19 +101,27 @@ def gated_3d(head: DetectionHead, feats: list[Tensor], index: Tensor) -> dict[st
     return {key: val.view(b, k, -1) for key, val in out.items()}
 
 
-def gated_head_topk(
+def _gather(t: Tensor, index: Tensor) -> Tensor:
+    """``(B, A, ch)`` -> ``(B, K, ch)`` at ``index`` ``(B, K)``."""
+    return torch.gather(t, 1, index[..., None].expand(-1, -1, t.shape[2]))
+
+
+def head_topk(
     head: DetectionHead,
     feats: list[Tensor],
     strides: Tensor,
     k: int,
+    gated: bool = True,
     timer: StageTimer | None = None,
 ) -> GatedOutputs:
-    """CGI3D: 2D branches on the full maps, top-``k`` selection, 3D branches on patches.
+    """CGI3D: 2D branches on the full maps, top-``k`` selection, 3D branches on the selected
+    locations' patches (``gated``) or, as the reference, on the full maps (``gated=False``,
+    ``MonoInferenceConfig.gated = False``; same outputs).
 
     Args:
         head: the head to run (inference uses the one-to-one head). feats: neck maps per level.
         strides: ``(A,)`` float stride of each location. k: candidates per image.
-        timer: records ``head_2d`` and ``head_3d`` when given.
+        gated: run the 3D branches on patches only. timer: records ``head_2d`` and ``head_3d``.
 
     Returns:
         :class:`GatedOutputs` (``K = min(k, A)``).
@@ -124,33 +132,14 @@ def gated_head_topk(
         cls_logits, box_dist = flatten_levels(cls_maps), flatten_levels(box_maps)
         index, scores, labels = select_topk(cls_logits, k)
     with timer.stage("head_3d"):
-        out3d = gated_3d(head, feats, index)
-    idx = index[..., None]
+        if gated:
+            out3d = gated_3d(head, feats, index)
+        else:
+            maps3d = head.forward_3d(feats)
+            out3d = {
+                key: _gather(flatten_levels([m[key] for m in maps3d]), index) for key in maps3d[0]
+            }
     out = assemble_outputs(
-        torch.gather(cls_logits, 1, idx.expand(-1, -1, cls_logits.shape[2])),
-        torch.gather(box_dist, 1, idx.expand(-1, -1, box_dist.shape[2])),
-        out3d,
-        strides[index],
+        _gather(cls_logits, index), _gather(box_dist, index), out3d, strides[index]
     )
     return GatedOutputs(out, index, scores, labels)
-
-
-def full_head_topk(
-    head: DetectionHead,
-    feats: list[Tensor],
-    strides: Tensor,
-    k: int,
-    timer: StageTimer | None = None,
-) -> GatedOutputs:
-    """The same selection with every branch on the full maps (the reference CGI3D must equal;
-    ``MonoInferenceConfig.gated = False``). Records ``head_2d`` and ``head_3d`` when timed."""
-    timer = timer or StageTimer(enabled=False)
-    with timer.stage("head_2d"):
-        cls_maps, box_maps = head.forward_2d(feats)
-        cls_logits = flatten_levels(cls_maps)
-        index, scores, labels = select_topk(cls_logits, k)
-    with timer.stage("head_3d"):
-        maps3d = head.forward_3d(feats)
-        out3d = {key: flatten_levels([m[key] for m in maps3d]) for key in maps3d[0]}
-    full = assemble_outputs(cls_logits, flatten_levels(box_maps), out3d, strides)
-    return GatedOutputs(full.gather(index), index, scores, labels)

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sr3d_ros.models.mono import MonoDetectorModel, MonoModelConfig
-from sr3d_ros.models.mono.gating import full_head_topk, gated_3d, gated_head_topk
+from sr3d_ros.models.mono.gating import gated_3d, head_topk
 from sr3d_ros.models.mono.head import MonoHeadOutputs, flatten_levels
 from sr3d_training.datasets.kitti import load_kitti_image
 
@@ -81,8 +81,8 @@ def test_gated_3d_equals_full_map_head_at_selected_locations(feats) -> None:  # 
 def test_gated_topk_equals_full_head_topk(feats, k: int) -> None:  # type: ignore[no-untyped-def]
     model, f, strides = feats
     with torch.no_grad():
-        gated = gated_head_topk(model.one2one, f, strides, k)
-        full = full_head_topk(model.one2one, f, strides, k)
+        gated = head_topk(model.one2one, f, strides, k, gated=True)
+        full = head_topk(model.one2one, f, strides, k, gated=False)
     a = strides.shape[0]
     assert gated.index.shape == (2, min(k, a))
     assert torch.equal(gated.index, full.index) and torch.equal(gated.labels, full.labels)

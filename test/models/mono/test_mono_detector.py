@@ -195,3 +195,23 @@ def test_missing_default_model_is_a_clear_error() -> None:
         pytest.skip("the default mono model is installed")
     with pytest.raises(FileNotFoundError, match="default monocular model is not installed"):
         MonoDetector.from_checkpoint(None, "cpu")
+
+
+def test_mono_detector_on_each_device(
+    mono_ckpt: Path, kitti: KittiDataset, device: torch.device
+) -> None:
+    """On every device (CPU always, CUDA when present): CGI3D equals the full 3D head there, the
+    result lives on the detector's device, an image tensor on that device works, and the
+    scores match the CPU's (sorted: near-equal random-init scores may swap places)."""
+    sample = kitti[0]
+    ref = MonoDetector.from_checkpoint(mono_ckpt, "cpu")(sample.image, sample.camera)
+    det = MonoDetector.from_checkpoint(mono_ckpt, device)
+    full = MonoDetector.from_checkpoint(mono_ckpt, device, gated=False)
+    for image in (sample.image, torch.from_numpy(sample.image).to(device)):
+        out = det(image, sample.camera)
+        assert out.camera_boxes is not None and out.camera_boxes.device == device
+        ref_full = full(image, sample.camera)
+        assert torch.equal(out.labels, ref_full.labels)
+        assert ref_full.camera_boxes is not None
+        assert torch.allclose(out.camera_boxes, ref_full.camera_boxes, atol=1e-4)
+        assert torch.allclose(out.scores.cpu().sort().values, ref.scores.sort().values, atol=1e-4)
