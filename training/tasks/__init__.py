@@ -54,5 +54,11 @@ def build_task(cfg: BaseTrainConfig, device: torch.device) -> TrainTask:
             )
         return PointCloudTask(cfg, device)
     if isinstance(cfg, MonoTrainConfig):
+        if cfg.distill.kind == "a2d2":
+            from ..distill.a2d2_task import A2D2Task  # imports this package
+
+            return A2D2Task.from_config(cfg, device)
+        if cfg.distill.kind != "none":
+            raise ConfigError(f"distill.kind {cfg.distill.kind!r} does not train monocular models")
         return MonoTask(cfg, device)
     raise TypeError(f"no training task for {type(cfg).__name__} (kind {cfg.kind!r})")
