@@ -33,17 +33,19 @@ the repeat is chosen so 5 epochs hold about ``--steps`` steps) stopped at exactl
 optimizer steps; warm-up ``min(50, steps // 6)``. The evaluation on the held-out frames runs
 after training (``eval_seconds``).
 
-Budget. A size-n step at 1280 x 384 costs ~X s on one CPU thread of this 2-core machine with
-other jobs sharing it (``benchmarks/bench_a2d2_step.py``: A2D2 ~Y x plain); the defaults
-(``--steps 60 --batch 2 --input 192 640``, teacher 120 steps) are sized for about two hours for
-the 12 runs + the teacher. They are far too short to train a useful detector: the depth error is
-the signal to read; ``--steps 275 --batch 4 --input 384 1280`` is ``config/mono_kitti_n.yaml``'s
-own recipe (many hours on a CPU; minutes on a GPU).
+Budget. Measured with ``benchmarks/bench_a2d2_step.py --input 192 640`` on one CPU thread of
+the shared 2-core machine (other jobs running): a size-n step at batch 2 costs 1.25 s plain and
+1.70 s with A2D2 (1.36x; the teacher's forward pass and its CM3D assignment), plus 0.06 / 0.13 s
+of data per item. The defaults (``--steps 200 --batch 2 --input 192 640``, a teacher of 400
+steps) add up to about 1.5 h for the 12 runs + the teacher. They are far too short to train a
+useful detector on 11 frames: the depth error of matched cars is the signal to read.
+``--steps 275 --batch 4 --input 384 1280`` is ``config/mono_kitti_n.yaml``'s own recipe (many
+hours on a CPU). Runs resume, so a longer table can be finished over several sessions.
 
 Usage::
 
-    python benchmarks/ablation_a2d2.py [--out outputs/ablation_a2d2] [--steps 60] [--batch 2]
-        [--input 192 640] [--size n] [--teacher PATH | --teacher-steps 120] [--seeds 0 1 2]
+    python benchmarks/ablation_a2d2.py [--out outputs/ablation_a2d2] [--steps 200] [--batch 2]
+        [--input 192 640] [--size n] [--teacher PATH | --teacher-steps 400] [--seeds 0 1 2]
         [--runs a2d2 mixup_only ...] [--table-only] [--quiet]
 """
 
@@ -291,12 +293,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=REPO / "outputs" / "ablation_a2d2")
     p.add_argument("--runs", nargs="+", choices=list(ARMS), default=list(ARMS))
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    p.add_argument("--steps", type=int, default=60, help="optimizer steps per run")
+    p.add_argument("--steps", type=int, default=200, help="optimizer steps per run")
     p.add_argument("--batch", type=int, default=2)
     p.add_argument("--size", default="n", help="student (and trained teacher) size")
     p.add_argument("--input", nargs=2, type=int, default=[192, 640], metavar=("H", "W"))
     p.add_argument("--teacher", default=None, help="teacher checkpoint (default: train one)")
-    p.add_argument("--teacher-steps", type=int, default=120)
+    p.add_argument("--teacher-steps", type=int, default=400)
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=1, help="CPU threads (0 = torch's default)")
     p.add_argument("--table-only", action="store_true", help="assemble the table, train nothing")
