@@ -11,11 +11,11 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from sr3d_ros.checkpoints import CheckpointError, config_from_checkpoint, load_checkpoint
 from sr3d_ros.models.mono import MonoDetectorConfig, MonoDetectorModel, MonoModelConfig, MonoOutputs
 from sr3d_ros.models.mono.head import Head3D
 
-from .teacher import TeacherError
+from ..tasks.base import hold_frozen
+from .teacher import TeacherError, read_teacher
 
 __all__ = ["SHARED_MONO_FIELDS", "MonoTeacher", "load_mono_teacher"]
 
@@ -36,10 +36,9 @@ class MonoTeacher:
     """
 
     def __init__(self, model: MonoDetectorModel, config: MonoDetectorConfig) -> None:
-        self.model = model.eval()
+        hold_frozen(model)  # eval mode, requires_grad False
+        self.model = model
         self.config = config
-        for p in self.model.parameters():
-            p.requires_grad_(False)
 
     @property
     def channels(self) -> int:
@@ -77,15 +76,6 @@ class MonoTeacher:
         return torch.cat(rows)
 
 
-def teacher_mismatches(teacher: MonoModelConfig, student: MonoModelConfig) -> list[str]:
-    """``"field: teacher value != student value"`` per differing :data:`SHARED_MONO_FIELDS`."""
-    return [
-        f"{name}: teacher {getattr(teacher, name)!r} != student {getattr(student, name)!r}"
-        for name in SHARED_MONO_FIELDS
-        if getattr(teacher, name) != getattr(student, name)
-    ]
-
-
 def load_mono_teacher(
     path: str | Path, student: MonoModelConfig, student_channels: int, adapter: bool
 ) -> MonoTeacher:
@@ -107,30 +97,10 @@ def load_mono_teacher(
             a ``depth_feat`` channel count unlike the student's without ``adapter``.
     """
     path = Path(path)
-    ckpt = load_checkpoint(path, map_location="cpu")
-    kind = ckpt.get("kind", "pointcloud")
-    if kind != "mono":
-        raise TeacherError(
-            f"{path}: a {kind!r} checkpoint cannot teach a monocular student; A2D2 needs a "
-            "monocular teacher (kind 'mono')"
-        )
-    try:
-        config = config_from_checkpoint(ckpt, path, config_type=MonoDetectorConfig)
-    except CheckpointError as exc:
-        raise TeacherError(str(exc)) from exc
-    diffs = teacher_mismatches(config.model, student)
-    if diffs:
-        raise TeacherError(
-            f"{path}: the teacher's model config is incompatible with the student's ("
-            + "; ".join(diffs)
-            + ")"
-        )
-    model = MonoDetectorModel(config.model)
-    try:
-        model.load_state_dict(ckpt["state_dict"])
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise TeacherError(f"{path}: weights do not fit the stored config ({first})") from None
+    model, config = read_teacher(
+        path, "mono", MonoDetectorConfig, MonoDetectorModel, student, SHARED_MONO_FIELDS, "A2D2"
+    )
+    assert isinstance(model, MonoDetectorModel)
     teacher = MonoTeacher(model, config)
     if teacher.channels != student_channels and not adapter:
         raise TeacherError(
