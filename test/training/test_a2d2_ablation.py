@@ -41,6 +41,8 @@ def test_ablation_runs_resumes_and_assembles_the_table(
     for r in (teacher, plain, a2d2):
         assert 0.0 <= r["metrics"][ab.AP_KEY] <= 100.0
         assert r["metrics"]["Car/depth_matched"] >= 0
+        # every held-out car has a located depth (no detection needed), in metres
+        assert r["metrics"]["Car/located_count"] > 0 and r["metrics"][ab.LOCATED_KEY] >= 0
     # the MixUp-only arm runs no teacher; the A2D2 arm logs its distillation terms
     assert "kd_loss" not in plain["last_scalars"] and plain["last_scalars"]["det_loss"] > 0
     assert a2d2["last_scalars"]["kd_objects"] > 0
