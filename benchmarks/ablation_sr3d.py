@@ -45,9 +45,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import logging
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -55,14 +53,25 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
 
 import torch  # noqa: E402
+from _ablation_common import (  # noqa: E402
+    VAL_SCENE,
+    add_common_arguments,
+    compute_footer,
+    evaluate_held_out,
+    mean_std,
+    rounded_steps,
+    run_table,
+    seeds_cell,
+    short_schedule,
+    train_seconds_cell,
+)
 
-from sr3d_ros.io.atomic import atomic_write_json, atomic_write_text  # noqa: E402
+from sr3d_ros.io.atomic import atomic_write_json  # noqa: E402
 from sr3d_training.assigners import AssignerConfig  # noqa: E402
-from sr3d_training.config import OptimConfig, TrainConfig, load_train_config  # noqa: E402
-from sr3d_training.datasets import ScanNetDataset  # noqa: E402
-from sr3d_training.evaluate import evaluate_predictions, predict_dataset  # noqa: E402
+from sr3d_training.config import TrainConfig, load_train_config  # noqa: E402
 from sr3d_training.losses import ClassificationLossConfig  # noqa: E402
 from sr3d_training.runtime import git_revision  # noqa: E402
 from sr3d_training.trainer import Trainer  # noqa: E402
@@ -70,7 +79,6 @@ from sr3d_training.trainer import Trainer  # noqa: E402
 logger = logging.getLogger("ablation_sr3d")
 
 BASE_CONFIG = REPO / "config" / "train_scannet_default.yaml"
-VAL_SCENE = "scene0000_02"
 SPOTA = {"kind": "spota"}
 #: arm -> (assigner overrides, classification-loss kind)
 ARMS: dict[str, tuple[dict[str, Any], str]] = {
@@ -84,33 +92,26 @@ ARMS: dict[str, tuple[dict[str, Any], str]] = {
     "spota_ras_mu0.25": ({**SPOTA, "mu": 0.25}, "ras"),
     "spota_ras_mu4": ({**SPOTA, "mu": 4.0}, "ras"),
 }
-EPOCHS, MILESTONES, SCANS = 12, (8, 11), 2
 
 
 def budget(args: argparse.Namespace) -> dict[str, Any]:
     """What every run of one table shares (recorded in each result file)."""
-    steps = max(args.steps // (EPOCHS * SCANS), 1) * EPOCHS * SCANS
-    return {"steps": steps, "width": args.width, "voxel_size": args.voxel, "base": BASE_CONFIG.name}
+    return {
+        "steps": rounded_steps(args.steps),
+        "width": args.width,
+        "voxel_size": args.voxel,
+        "base": BASE_CONFIG.name,
+    }
 
 
 def run_config(arm: str, seed: int, b: dict[str, Any], run_dir: Path) -> TrainConfig:
     """The training config of one (arm, seed): the base config with the shared budget."""
     base = load_train_config(BASE_CONFIG)
-    steps = b["steps"]
     assigner, cls_kind = ARMS[arm]
     return dataclasses.replace(
         base,
         model=dataclasses.replace(base.model, width=b["width"], voxel_size=b["voxel_size"]),
-        data=dataclasses.replace(base.data, repeat=steps // (EPOCHS * SCANS), val_ids=()),
-        optim=OptimConfig(
-            lr=base.optim.lr,
-            weight_decay=base.optim.weight_decay,
-            warmup_steps=min(100, steps // 6),
-            warmup_start_lr=base.optim.warmup_start_lr,
-            milestones=MILESTONES,
-            epochs=EPOCHS,
-            grad_clip=base.optim.grad_clip,
-        ),
+        **short_schedule(base, b["steps"]),
         assigner=AssignerConfig.from_dict(
             {**assigner, "label2level": list(base.model.label2level)}
         ),
@@ -135,13 +136,14 @@ def run_one(arm: str, seed: int, b: dict[str, Any], out: Path, device: str, quie
     summary = trainer.fit()
     train_s = time.time() - t0
     t1 = time.time()
-    val = ScanNetDataset(cfg.data.root, scene_ids=[VAL_SCENE])
-    results = predict_dataset(trainer.model, val, cfg.inference, trainer.device)
-    names = cfg.model.class_names
-    ev = evaluate_predictions(results, names)
-    oracle = evaluate_predictions(results, names, oracle=True)
-    metrics = {f"mAP@{t}": float(ev.mAP[t]) for t in ev.mAP}
-    metrics |= {f"oracle_mAP@{t}": float(oracle.mAP[t]) for t in oracle.mAP}
+    metrics = evaluate_held_out(
+        trainer.model,
+        cfg.data.root,
+        cfg.inference,
+        cfg.model.class_names,
+        trainer.device,
+        oracle=True,
+    )
     atomic_write_json(
         result_file,
         {
@@ -161,28 +163,6 @@ def run_one(arm: str, seed: int, b: dict[str, Any], out: Path, device: str, quie
     logger.info("%s seed %d: %s (%.0f s)", arm, seed, metrics, train_s)
 
 
-def load_results(out: Path, b: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
-    """Result files under ``out`` grouped by arm (in :data:`ARMS` order).
-
-    Raises:
-        ValueError: a result file was made with another budget.
-    """
-    by_arm: dict[str, list[dict[str, Any]]] = {arm: [] for arm in ARMS}
-    for f in sorted(out.glob("*/seed*/result.json")):
-        r = json.loads(f.read_text())
-        if r["budget"] != b:
-            raise ValueError(f"{f}: budget {r['budget']} differs from this table's {b}")
-        by_arm.setdefault(r["arm"], []).append(r)
-    return by_arm
-
-
-def _mean_std(values: list[float]) -> str:
-    if not values:
-        return "-"
-    sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.3f} ± {sd:.3f}"
-
-
 def table(by_arm: dict[str, list[dict[str, Any]]], b: dict[str, Any], command: str) -> str:
     """Markdown table: mean ± sample std over seeds of mAP and the IoU-oracle gap per arm."""
     lines = [
@@ -197,60 +177,34 @@ def table(by_arm: dict[str, list[dict[str, Any]]], b: dict[str, Any], command: s
     for arm, runs in by_arm.items():
         m = [r["metrics"] for r in runs]
         cols = [
-            _mean_std([x["mAP@0.25"] for x in m]),
-            _mean_std([x["mAP@0.5"] for x in m]),
-            _mean_std([x["oracle_mAP@0.25"] - x["mAP@0.25"] for x in m]),
-            _mean_std([x["oracle_mAP@0.5"] - x["mAP@0.5"] for x in m]),
+            mean_std([x["mAP@0.25"] for x in m]),
+            mean_std([x["mAP@0.5"] for x in m]),
+            mean_std([x["oracle_mAP@0.25"] - x["mAP@0.25"] for x in m]),
+            mean_std([x["oracle_mAP@0.5"] - x["mAP@0.5"] for x in m]),
         ]
-        secs = f"{statistics.mean(r['train_seconds'] for r in runs):.0f}" if runs else "-"
-        seeds = ",".join(str(r["seed"]) for r in runs) or "-"
-        lines.append(f"| {arm} | {seeds} | " + " | ".join(cols) + f" | {secs} |")
-    total = sum(r["train_seconds"] + r["eval_seconds"] for rs in by_arm.values() for r in rs)
-    lines += ["", f"Total compute in these runs: {total / 3600:.2f} h."]
-    return "\n".join(lines)
+        cols.append(train_seconds_cell(runs))
+        lines.append(f"| {arm} | {seeds_cell(runs)} | " + " | ".join(cols) + " |")
+    return "\n".join(lines + compute_footer(by_arm))
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--out", type=Path, default=REPO / "outputs" / "ablation_sr3d")
+    add_common_arguments(p, REPO / "outputs" / "ablation_sr3d")
     p.add_argument("--runs", nargs="+", choices=sorted(ARMS), default=list(ARMS))
-    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--steps", type=int, default=240, help="training steps per run (x24)")
     p.add_argument("--width", type=float, default=0.5)
-    p.add_argument("--voxel", type=float, default=0.02, help="metres")
-    p.add_argument("--device", default="auto")
-    p.add_argument(
-        "--threads",
-        type=int,
-        default=1,
-        help="CPU intra-op threads (0 = torch's default); on small shared machines one thread "
-        "is the fastest (multi-threaded small ops wait on each other)",
-    )
-    p.add_argument("--table-only", action="store_true", help="assemble the table, train nothing")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars / log lines")
     args = p.parse_args(argv)
-    logging.basicConfig(
-        level=logging.WARNING if args.quiet else logging.INFO, format="%(name)s: %(message)s"
-    )
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
     b = budget(args)
     command = " ".join(["python", "benchmarks/ablation_sr3d.py", *(argv or sys.argv[1:])])
-    try:
-        load_results(args.out, b)  # refuse to mix budgets before training anything
-        if not args.table_only:
-            for arm in args.runs:
-                for seed in args.seeds:
-                    run_one(arm, seed, b, args.out, args.device, args.quiet)
-        text = table(load_results(args.out, b), b, command)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"ablation_sr3d: error: {exc}", file=sys.stderr)
-        return 2
-    print(text)
-    atomic_write_text(args.out / "table.md", text + "\n")
-    return 0
+
+    def train() -> None:
+        for arm in args.runs:
+            for seed in args.seeds:
+                run_one(arm, seed, b, args.out, args.device, args.quiet)
+
+    return run_table("ablation_sr3d", args, b, ARMS, train, lambda r: table(r, b, command))
 
 
 if __name__ == "__main__":

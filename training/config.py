@@ -25,6 +25,7 @@ from sr3d_ros.models.mono.config import MonoDetectorConfig, MonoInferenceConfig,
 
 from .assigners import AssignerConfig, CM3DConfig
 from .datasets.mixing import DataSourceConfig
+from .distill.config import DistillConfig
 from .losses import ClassificationLossConfig
 from .losses.mono import MonoLossConfig
 from .transforms import AugmentationConfig
@@ -139,6 +140,8 @@ class BaseTrainConfig:
         output_dir: checkpoints + TensorBoard logs (relative: to the current directory).
         eval_every: evaluate on ``data.val_ids`` every n epochs (0 = only at the end).
         log_every: log scalars every n steps.
+        distill: distillation (``kind: none`` = plain training; ``vrdistill`` for point-cloud
+            students, see :class:`~sr3d_training.distill.DistillConfig`).
     """
 
     kind: ClassVar[str] = ""
@@ -155,6 +158,7 @@ class BaseTrainConfig:
     output_dir: str = "outputs/run"
     eval_every: int = 0
     log_every: int = 10
+    distill: DistillConfig = dataclasses.field(default_factory=DistillConfig)
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:

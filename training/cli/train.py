@@ -50,6 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
         "the same name map by default; unmapped ones start fresh)",
     )
     p.add_argument(
+        "--teacher", default=None, help="distillation teacher checkpoint (sets distill.teacher)"
+    )
+    p.add_argument("--width", type=float, default=None, help="override model.width (students)")
+    p.add_argument(
         "-q",
         "--quiet",
         "--no-progress",
@@ -73,6 +77,10 @@ def main(argv: list[str] | None = None) -> int:
         overrides["optim"] = {"max_steps": args.max_steps}
     if args.seed is not None:
         overrides["seed"] = args.seed
+    if args.teacher is not None:
+        overrides["distill"] = {"teacher": args.teacher}
+    if args.width is not None:
+        overrides["model"] = {"width": args.width}
     try:
         if args.data:  # appended to the config's own data.sources
             raw = (read_yaml_mapping(args.config, "training config").get("data") or {}).get(

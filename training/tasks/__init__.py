@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import torch
 
+from sr3d_ros.config import ConfigError
+
 from ..config import BaseTrainConfig, MonoTrainConfig, TrainConfig
 from .base import DetectorLossModule, TaskLoss, TrainTask, hold_frozen
 from .mono import MonoTask, MonoTrainModule
@@ -42,7 +44,21 @@ def build_task(cfg: BaseTrainConfig, device: torch.device) -> TrainTask:
         FileNotFoundError / ValueError / ConfigError: from the task (datasets, settings).
     """
     if isinstance(cfg, TrainConfig):
+        if cfg.distill.kind == "vrdistill":
+            from ..distill.task import VRDistillTask  # imports this package
+
+            return VRDistillTask.from_config(cfg, device)
+        if cfg.distill.kind != "none":
+            raise ConfigError(
+                f"distill.kind {cfg.distill.kind!r} does not train point-cloud models"
+            )
         return PointCloudTask(cfg, device)
     if isinstance(cfg, MonoTrainConfig):
+        if cfg.distill.kind == "a2d2":
+            from ..distill.a2d2_task import A2D2Task  # imports this package
+
+            return A2D2Task.from_config(cfg, device)
+        if cfg.distill.kind != "none":
+            raise ConfigError(f"distill.kind {cfg.distill.kind!r} does not train monocular models")
         return MonoTask(cfg, device)
     raise TypeError(f"no training task for {type(cfg).__name__} (kind {cfg.kind!r})")

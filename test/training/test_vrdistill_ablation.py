@@ -1,0 +1,113 @@
+"""benchmarks/ablation_vrdistill.py: one tiny real teacher + distilled student, then resumability
+(finished runs skipped, table from the result files, budgets never mixed)."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def load_script() -> ModuleType:
+    """The benchmark script as a module (its folder on ``sys.path``, as when it runs)."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    return importlib.import_module("ablation_vrdistill")
+
+
+@pytest.mark.slow
+def test_ablation_runs_resumes_and_assembles_the_table(
+    data_root: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    ab = load_script()
+    tiny = ["--out", str(tmp_path), "--steps", "24", "--teacher-steps", "24", "--voxel", "0.08"]
+    tiny += ["--teacher-width", "0.5", "-q", "--threads", "0"]
+    # a distilled arm trains the teacher first
+    assert ab.main([*tiny, "--runs", "quarter_vrdistill", "--seeds", "0"]) == 0
+    teacher = json.loads((tmp_path / "teacher" / "seed0" / "result.json").read_text())
+    student = json.loads((tmp_path / "quarter_vrdistill" / "seed0" / "result.json").read_text())
+    assert teacher["width"] == 0.5 and student["width"] == 0.125
+    assert student["steps_trained"] == teacher["steps_trained"] == 24
+    for r in (teacher, student):
+        assert 0.0 <= r["metrics"]["mAP@0.25"] <= 1.0 and 0.0 <= r["metrics"]["mAP@0.5"] <= 1.0
+        assert r["cost"]["latency_ms"] > 0
+    # a 1/4-width student: ~1/16 of the teacher's parameters and convolution MACs
+    assert 0.04 < student["cost"]["params"] / teacher["cost"]["params"] < 0.1
+    assert 0.02 < student["cost"]["macs"] / teacher["cost"]["macs"] < 0.15
+    table = capsys.readouterr().out
+    assert "| teacher | 0.5 | 0 |" in table and "| quarter_vrdistill | 0.125 | 0 |" in table
+    assert "| half_alone | 0.25 | - |" in table
+    assert (tmp_path / "table.md").read_text().strip() == table.strip()
+
+    # a second call skips the finished runs (training would fail here)
+    def no_training(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a finished run was trained again")
+
+    monkeypatch.setattr(ab, "_train", no_training)
+    before = (tmp_path / "quarter_vrdistill" / "seed0" / "result.json").read_bytes()
+    assert ab.main([*tiny, "--runs", "quarter_vrdistill", "--seeds", "0"]) == 0
+    assert (tmp_path / "quarter_vrdistill" / "seed0" / "result.json").read_bytes() == before
+    capsys.readouterr()
+    # another seed's result file (as another machine would leave it) enters the mean and std
+    other = json.loads(before)
+    other.update(seed=1)
+    other["metrics"] = {"mAP@0.25": student["metrics"]["mAP@0.25"] + 0.2, "mAP@0.5": 0.0}
+    (tmp_path / "quarter_vrdistill" / "seed1").mkdir(parents=True)
+    (tmp_path / "quarter_vrdistill" / "seed1" / "result.json").write_text(json.dumps(other))
+    assert ab.main([*tiny, "--table-only"]) == 0
+    row = next(
+        line
+        for line in capsys.readouterr().out.splitlines()
+        if line.startswith("| quarter_vrdistill |")
+    )
+    assert "| 0,1 |" in row and f"{student['metrics']['mAP@0.25'] + 0.1:.3f} ± 0.141" in row
+    # a different budget in the same folder is refused before anything trains
+    assert ab.main([*tiny[:3], "48", *tiny[4:], "--table-only"]) == 2  # --steps 48
+    assert "budget" in capsys.readouterr().err
+
+
+def test_arms_share_everything_but_width_and_distillation(tmp_path: Path) -> None:
+    ab = load_script()
+    b = {
+        "steps": 48,
+        "teacher_steps": 96,
+        "teacher_width": 1.0,
+        "voxel_size": 0.04,
+        "base": ab.BASE_CONFIG.name,
+    }
+    configs = {arm: ab.run_config(arm, 0, b, tmp_path) for arm in ab.ARMS}
+    teacher = configs.pop("teacher")
+    assert teacher.model.width == 1.0 and teacher.distill.kind == "none"
+    assert teacher.data.repeat * 24 == 96
+    reference = configs["half_alone"]
+    for arm, cfg in configs.items():
+        fraction, options = ab.ARMS[arm]
+        assert cfg.model.width == ab.FRACTIONS[fraction]
+        assert cfg.model.voxel_size == 0.04 == teacher.model.voxel_size
+        if options is None:
+            assert cfg.distill.kind == "none"
+        else:
+            assert cfg.distill.kind == "vrdistill"
+            assert cfg.distill.teacher == str(ab.teacher_checkpoint(tmp_path))
+            assert cfg.distill.options == options
+        same = dataclasses.replace(
+            cfg,
+            model=reference.model,
+            distill=reference.distill,
+            output_dir=reference.output_dir,
+        )
+        assert same == reference, arm  # data, steps, schedule, losses, seed: all shared
+        assert cfg.data.repeat * 24 == 48
+    # the sweep and the ablations differ from the default arm in one option each
+    assert configs["quarter_vrdistill_lam0.08"].distill.options == {"vc_weight": 0.08}
+    assert configs["half_norefine"].distill.options == {"use_refinement": False}
+    assert configs["half_nomask"].distill.options == {"use_mask": False}
