@@ -13,6 +13,7 @@ from sr3d_ros.checkpoints import load_checkpoint, save_checkpoint
 from sr3d_ros.config import DetectorConfig, ModelConfig
 from sr3d_ros.inference import PointCloudDetector, default_checkpoint_path, load_detector
 from sr3d_ros.models import TR3DDetector
+from sr3d_ros.models.mono.config import MonoDetectorConfig
 from sr3d_training.cli.train import main as train_main
 
 REPO = Path(__file__).resolve().parents[2]
@@ -65,7 +66,7 @@ def test_a_teacher_of_another_kind_is_one_clear_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     mono = tmp_path / "mono.pt"
-    save_checkpoint(mono, {}, DetectorConfig(), kind="mono")
+    save_checkpoint(mono, {}, MonoDetectorConfig(), kind="mono")
     assert _train(tmp_path, "--teacher", str(mono)) == 1
     _one_error_line(capsys, "mono.pt", "'mono'", "point-cloud teacher")
 
