@@ -50,6 +50,9 @@ bench: setup minkowski  ## benchmark tables (ours vs reference); run on a quiet 
 	$(PY) benchmarks/bench_detector.py
 	$(PY) benchmarks/bench_assign_loss.py
 	$(PY) benchmarks/bench_train_step.py
+	$(PY) benchmarks/bench_mono.py
+	$(PY) benchmarks/bench_bag_extract.py
+	$(PY) benchmarks/bench_a2d2_step.py
 
 gpu-check:        ## on a CUDA machine: CUDA test subset + detector latency table (< 8 min)
 	bash benchmarks/gpu_check.sh
