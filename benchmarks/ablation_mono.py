@@ -9,11 +9,12 @@ Training arms (everything else equal: model size n, input size, steps, data, sch
 Each trained run is evaluated twice (inference arms, no retraining): the one-to-one head without
 NMS (what the detector ships; CGI3D) and the one-to-many head with class-wise 2D NMS (IoU 0.7,
 YOLOv8 / YOLOv10's default). Table rows are (training arm, head): mean +- sample std over seeds
-of Car AP3D|R40 at IoU 0.5 and 0.7 (moderate), Car AP2D|R40 at 0.7 (moderate) and the depth
-error of matched cars, on the held-out frames (``val_ids`` of the base config: 000007, 000036,
-000217, pre-registered before any training) and, for reference, on the 11 training frames. With
-so few counted cars the official R40 sampling caps AP at ``(n - 1) / 40`` (6 moderate held-out
-cars: 12.5); the ceiling is printed in the header. Nothing is tuned on the held-out frames.
+of Car AP3D|R40 at IoU 0.5 and 0.7 (moderate), Car AP2D|R40 at 0.7 (moderate), the depth
+error of matched cars and their number, on the held-out frames (``val_ids`` of the base config:
+000007, 000036, 000217, pre-registered before any training) and, for reference, on the 11
+training frames. With so few counted cars the official R40 sampling caps AP at ``(n - 1) / 40``
+(6 moderate held-out cars: 12.5); the ceiling is printed in the header. Nothing is tuned on the
+held-out frames.
 
 Resumable like ``benchmarks/ablation_sr3d.py``: each (arm, seed) writes
 ``OUT/<arm>/seed<k>/result.json`` atomically when it ends, finished runs are skipped, an
@@ -72,6 +73,7 @@ METRICS = {
     "AP3D@0.7": "Car/AP3D_R40@0.7/moderate",
     "AP2D@0.7": "Car/AP2D_R40@0.7/moderate",
     "depth MAE m": "Car/depth_mae",
+    "cars matched": "Car/depth_matched",
 }
 
 
