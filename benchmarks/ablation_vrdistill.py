@@ -35,10 +35,12 @@ warm-up of ``min(100, steps // 6)`` steps; the teacher the same with ``--teacher
 
 Budget (defaults: 2 cm voxels, students 240 steps, teacher 600 steps = the shipped model's
 recipe at width 1.0, one CPU thread per run; 6 student arms x 3 seeds + 2 sweep runs + the
-teacher): about 2.3 h of one free CPU core, from the per-step costs measured on the shared
-2-core machine (see the README's VRDistill section; ``half_alone`` is the SR3D table's
-``tr3d_focal`` arm, ~226 s there). Runs resume, so a table can be finished over several
-sessions.
+teacher). Measured on the shared 2-core machine (load 4-7 from other jobs): teacher 3235 s,
+``quarter_alone`` 288 s, ``quarter_vrdistill`` 1499 s per run (the width-1 teacher's forward
+pass and the refinement make a distilled step 3-5x a plain one), so the default table is about
+7 h there, over the ~2 h target; ``--seeds 0`` is a third of it, and a width-0.5 teacher
+(``--teacher-width 0.5``) roughly halves the distilled runs. Runs resume, so a table can be
+finished over several sessions.
 
 Usage::
 
