@@ -1,7 +1,8 @@
-"""What the resumable ablation tables (``ablation_sr3d.py``, ``ablation_vrdistill.py``) share:
-the short 2-scan schedule, the held-out evaluation, the per-run result files, the table cells
-and the command line. Not a benchmark itself (the leading underscore keeps ``make bench`` globs away
-from it)."""
+"""What the resumable ablation tables share: the timed, resumable training of one run and its
+record (all four: ``ablation_sr3d.py``, ``ablation_vrdistill.py``, ``ablation_mono.py``,
+``ablation_a2d2.py``); for the ScanNet tables also the short 2-scan schedule, the held-out
+evaluation, the per-run result files, the table cells and the command line. Not a benchmark
+itself (the leading underscore keeps ``make bench`` globs away from it)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import json
 import logging
 import statistics
 import sys
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -20,14 +22,69 @@ from torch import nn
 
 from sr3d_ros.config import InferenceConfig
 from sr3d_ros.io.atomic import atomic_write_text
-from sr3d_training.config import OptimConfig, TrainConfig
+from sr3d_training.config import BaseTrainConfig, OptimConfig, TrainConfig
 from sr3d_training.datasets import ScanNetDataset
 from sr3d_training.evaluate import evaluate_predictions, predict_dataset
+from sr3d_training.runtime import git_revision
+from sr3d_training.trainer import Trainer
+
+logger = logging.getLogger("ablation")
 
 #: held-out scan (training on scene0000_00 + scene0000_01)
 VAL_SCENE = "scene0000_02"
 #: ``config/train_scannet_default.yaml``'s schedule shape: epochs, lr drops, scans per epoch
 EPOCHS, MILESTONES, SCANS = 12, (8, 11), 2
+
+
+@dataclasses.dataclass(frozen=True)
+class TimedRun:
+    """One finished training run of a table."""
+
+    #: the trainer after ``fit()`` (its model, device and history)
+    trainer: Trainer
+    #: what ``Trainer.fit`` returned (``steps``, ``checkpoint``, ...)
+    summary: dict[str, Any]
+    #: wall-clock seconds of building the trainer and fitting (this invocation only)
+    train_seconds: float
+    #: whether it resumed an interrupted run from ``last.pt``
+    resumed: bool
+
+    def record(self, eval_seconds: float) -> dict[str, Any]:
+        """The result-file fields every table stores about how a run was made: steps trained,
+        train / eval seconds, resumed, device, CPU threads, git revision."""
+        return {
+            "steps_trained": self.summary["steps"],
+            "train_seconds": self.train_seconds,
+            "eval_seconds": eval_seconds,
+            "resumed": self.resumed,
+            "device": str(self.trainer.device),
+            "threads": torch.get_num_threads(),
+            "git": git_revision(),
+        }
+
+
+def pending_run_dir(out: Path, arm: str, seed: int) -> Path | None:
+    """``out/<arm>/seed<seed>``, or ``None`` (logged) when its ``result.json`` already exists:
+    finished runs are never retrained."""
+    run_dir = out / arm / f"seed{seed}"
+    if (run_dir / "result.json").is_file():
+        logger.info("%s seed %d: done (%s)", arm, seed, run_dir / "result.json")
+        return None
+    return run_dir
+
+
+def train_timed(cfg: BaseTrainConfig, run_dir: Path, device: str, quiet: bool) -> TimedRun:
+    """Train ``cfg`` (any kind; its ``output_dir`` is ``run_dir / "train"``), resuming from
+    ``run_dir/train/last.pt`` when an interrupted run left one, and time it.
+
+    Raises:
+        whatever :class:`~sr3d_training.trainer.Trainer` raises for a bad config or data.
+    """
+    resume = (run_dir / "train" / "last.pt").is_file()
+    t0 = time.time()
+    trainer = Trainer(cfg, device=device, resume=resume, progress=not quiet)
+    summary = trainer.fit()
+    return TimedRun(trainer, summary, time.time() - t0, resume)
 
 
 def rounded_steps(steps: int) -> int:

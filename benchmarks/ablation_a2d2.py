@@ -64,13 +64,16 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
 
 import torch  # noqa: E402
 from _ablation_common import (  # noqa: E402
     compute_footer,
+    pending_run_dir,
     run_table,
     seeds_cell,
     train_seconds_cell,
+    train_timed,
 )
 
 from sr3d_ros.io.atomic import atomic_write_json  # noqa: E402
@@ -82,7 +85,6 @@ from sr3d_training.distill import DistillConfig  # noqa: E402
 from sr3d_training.evaluation.mono import evaluate_mono, predict_mono_dataset  # noqa: E402
 from sr3d_training.image_transforms import letterbox  # noqa: E402
 from sr3d_training.runtime import git_revision  # noqa: E402
-from sr3d_training.trainer import Trainer  # noqa: E402
 
 logger = logging.getLogger("ablation_a2d2")
 
@@ -202,31 +204,19 @@ def located_depth_error(model: MonoDetectorModel, frames: KittiDataset) -> tuple
     return (statistics.mean(errors) if errors else math.nan), len(errors)
 
 
-def _train(cfg: MonoTrainConfig, run_dir: Path, device: str, quiet: bool) -> dict[str, Any]:
+def _train_and_evaluate(
+    cfg: MonoTrainConfig, run_dir: Path, device: str, quiet: bool
+) -> dict[str, Any]:
     """Train (resuming from ``last.pt``), then evaluate on :data:`HELD_OUT`; the result dict."""
-    resume = (run_dir / "train" / "last.pt").is_file()
-    t0 = time.time()
-    trainer = Trainer(cfg, device=device, resume=resume, progress=not quiet)
-    summary = trainer.fit()
-    train_s = time.time() - t0
+    run = train_timed(cfg, run_dir, device, quiet)
     t1 = time.time()
     held_out = KittiDataset(cfg.data.root, frame_ids=list(HELD_OUT))
-    model = trainer.model
+    model = run.trainer.model
     assert isinstance(model, MonoDetectorModel)
     metrics = evaluate_mono(predict_mono_dataset(model, held_out, cfg.inference)).metrics()
     metrics[LOCATED_KEY], metrics["Car/located_count"] = located_depth_error(model, held_out)
-    history = trainer.history[-1] if trainer.history else {}
-    return {
-        "metrics": metrics,
-        "last_scalars": history,
-        "steps_trained": summary["steps"],
-        "train_seconds": train_s,
-        "eval_seconds": time.time() - t1,
-        "resumed": resume,
-        "device": str(trainer.device),
-        "threads": torch.get_num_threads(),
-        "git": git_revision(),
-    }
+    history = run.trainer.history[-1] if run.trainer.history else {}
+    return {"metrics": metrics, "last_scalars": history, **run.record(time.time() - t1)}
 
 
 def teacher_path(b: dict[str, Any], out: Path, device: str, quiet: bool) -> Path:
@@ -244,25 +234,24 @@ def teacher_path(b: dict[str, Any], out: Path, device: str, quiet: bool) -> Path
         cfg, augmentation=dataclasses.replace(cfg.augmentation, mixup_prob=0.0)
     )
     logger.info("training the teacher (%d steps) in %s", b["teacher_steps"], run_dir)
-    result = _train(cfg, run_dir, device, quiet)
+    result = _train_and_evaluate(cfg, run_dir, device, quiet)
     atomic_write_json(result_file, {"role": "teacher", "budget": b, **result})
     return final
 
 
 def run_one(arm: str, seed: int, b: dict[str, Any], out: Path, device: str, quiet: bool) -> None:
     """Train and evaluate one (arm, seed) unless its result file exists; write it atomically."""
-    run_dir = out / arm / f"seed{seed}"
-    result_file = run_dir / "result.json"
-    if result_file.is_file():
-        logger.info("%s seed %d: done (%s)", arm, seed, result_file)
+    run_dir = pending_run_dir(out, arm, seed)
+    if run_dir is None:
         return
     options = {**base_config().distill.options, **ARMS[arm]}
     teacher = None
     if float(options.get("kd_weight", 1.0)) > 0:
         teacher = str(teacher_path(b, out, device, quiet))
     distill = DistillConfig(kind="a2d2", teacher=teacher, options=options)
-    result = _train(run_config(seed, b, run_dir, distill, b["steps"]), run_dir, device, quiet)
-    atomic_write_json(result_file, {"arm": arm, "seed": seed, "budget": b, **result})
+    cfg = run_config(seed, b, run_dir, distill, b["steps"])
+    result = _train_and_evaluate(cfg, run_dir, device, quiet)
+    atomic_write_json(run_dir / "result.json", {"arm": arm, "seed": seed, "budget": b, **result})
     m = result["metrics"]
     logger.info(
         "%s seed %d: AP %.2f, depth MAE %.2f m (%.0f s)",

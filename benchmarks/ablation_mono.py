@@ -52,8 +52,10 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
 
 import torch  # noqa: E402
+from _ablation_common import pending_run_dir, train_timed  # noqa: E402
 
 from sr3d_ros.io.atomic import atomic_write_json, atomic_write_text  # noqa: E402
 from sr3d_training.config import MonoTrainConfig, load_train_config  # noqa: E402
@@ -119,41 +121,29 @@ def _scores(trainer: Trainer, cfg: MonoTrainConfig, ids: tuple[str, ...]) -> dic
 
 def run_one(arm: str, seed: int, b: dict[str, Any], out: Path, device: str, quiet: bool) -> None:
     """Train and evaluate one (arm, seed) unless its result file exists; write it atomically."""
-    run_dir = out / arm / f"seed{seed}"
-    result_file = run_dir / "result.json"
-    if result_file.is_file():
-        logger.info("%s seed %d: done (%s)", arm, seed, result_file)
+    run_dir = pending_run_dir(out, arm, seed)
+    if run_dir is None:
         return
     cfg = run_config(arm, seed, b, run_dir)
-    resume = (run_dir / "train" / "last.pt").is_file()
-    t0 = time.time()
-    trainer = Trainer(cfg, device=device, resume=resume, progress=not quiet)
-    summary = trainer.fit()
-    train_s = time.time() - t0
+    run = train_timed(cfg, run_dir, device, quiet)
     t1 = time.time()
     held_out = _base().data.val_ids
     metrics = {
-        "held_out": _scores(trainer, cfg, held_out),
-        "train": _scores(trainer, cfg, cfg.data.train_ids),
+        "held_out": _scores(run.trainer, cfg, held_out),
+        "train": _scores(run.trainer, cfg, cfg.data.train_ids),
     }
     atomic_write_json(
-        result_file,
+        run_dir / "result.json",
         {
             "arm": arm,
             "seed": seed,
             "budget": b,
-            "git": git_revision(),
             "held_out_ids": list(held_out),
             "metrics": metrics,
-            "steps_trained": summary["steps"],
-            "train_seconds": train_s,
-            "eval_seconds": time.time() - t1,
-            "resumed": resume,
-            "device": str(trainer.device),
-            "threads": torch.get_num_threads(),
+            **run.record(time.time() - t1),
         },
     )
-    logger.info("%s seed %d: %.0f s", arm, seed, train_s)
+    logger.info("%s seed %d: %.0f s", arm, seed, run.train_seconds)
 
 
 def load_results(out: Path, b: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:

@@ -55,18 +55,19 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-import torch  # noqa: E402
 from _ablation_common import (  # noqa: E402
     VAL_SCENE,
     add_common_arguments,
     compute_footer,
     evaluate_held_out,
     mean_std,
+    pending_run_dir,
     rounded_steps,
     run_table,
     seeds_cell,
     short_schedule,
     train_seconds_cell,
+    train_timed,
 )
 
 from sr3d_ros.io.atomic import atomic_write_json  # noqa: E402
@@ -74,7 +75,6 @@ from sr3d_training.assigners import AssignerConfig  # noqa: E402
 from sr3d_training.config import TrainConfig, load_train_config  # noqa: E402
 from sr3d_training.losses import ClassificationLossConfig  # noqa: E402
 from sr3d_training.runtime import git_revision  # noqa: E402
-from sr3d_training.trainer import Trainer  # noqa: E402
 
 logger = logging.getLogger("ablation_sr3d")
 
@@ -124,43 +124,25 @@ def run_config(arm: str, seed: int, b: dict[str, Any], run_dir: Path) -> TrainCo
 
 def run_one(arm: str, seed: int, b: dict[str, Any], out: Path, device: str, quiet: bool) -> None:
     """Train and evaluate one (arm, seed) unless its result file exists; write it atomically."""
-    run_dir = out / arm / f"seed{seed}"
-    result_file = run_dir / "result.json"
-    if result_file.is_file():
-        logger.info("%s seed %d: done (%s)", arm, seed, result_file)
+    run_dir = pending_run_dir(out, arm, seed)
+    if run_dir is None:
         return
     cfg = run_config(arm, seed, b, run_dir)
-    resume = (run_dir / "train" / "last.pt").is_file()
-    t0 = time.time()
-    trainer = Trainer(cfg, device=device, resume=resume, progress=not quiet)
-    summary = trainer.fit()
-    train_s = time.time() - t0
+    run = train_timed(cfg, run_dir, device, quiet)
     t1 = time.time()
     metrics = evaluate_held_out(
-        trainer.model,
+        run.trainer.model,
         cfg.data.root,
         cfg.inference,
         cfg.model.class_names,
-        trainer.device,
+        run.trainer.device,
         oracle=True,
     )
     atomic_write_json(
-        result_file,
-        {
-            "arm": arm,
-            "seed": seed,
-            "budget": b,
-            "git": git_revision(),
-            "metrics": metrics,
-            "steps_trained": summary["steps"],
-            "train_seconds": train_s,
-            "eval_seconds": time.time() - t1,
-            "resumed": resume,
-            "device": str(trainer.device),
-            "threads": torch.get_num_threads(),
-        },
+        run_dir / "result.json",
+        {"arm": arm, "seed": seed, "budget": b, "metrics": metrics, **run.record(time.time() - t1)},
     )
-    logger.info("%s seed %d: %s (%.0f s)", arm, seed, metrics, train_s)
+    logger.info("%s seed %d: %s (%.0f s)", arm, seed, metrics, run.train_seconds)
 
 
 def table(by_arm: dict[str, list[dict[str, Any]]], b: dict[str, Any], command: str) -> str:

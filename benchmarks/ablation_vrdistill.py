@@ -71,11 +71,13 @@ from _ablation_common import (  # noqa: E402
     compute_footer,
     evaluate_held_out,
     mean_std,
+    pending_run_dir,
     rounded_steps,
     run_table,
     seeds_cell,
     short_schedule,
     train_seconds_cell,
+    train_timed,
 )
 from torch import nn  # noqa: E402
 
@@ -87,7 +89,6 @@ from sr3d_training.config import TrainConfig, load_train_config  # noqa: E402
 from sr3d_training.datasets import ScanNetDataset  # noqa: E402
 from sr3d_training.distill import DistillConfig  # noqa: E402
 from sr3d_training.runtime import git_revision  # noqa: E402
-from sr3d_training.trainer import Trainer  # noqa: E402
 
 logger = logging.getLogger("ablation_vrdistill")
 
@@ -207,49 +208,33 @@ def cost(checkpoint: Path, points: torch.Tensor) -> dict[str, float]:
     }
 
 
-def _train(cfg: TrainConfig, device: str, resume: bool, quiet: bool) -> tuple[Trainer, Any]:
-    trainer = Trainer(cfg, device=device, resume=resume, progress=not quiet)
-    return trainer, trainer.fit()
-
-
 def run_one(arm: str, seed: int, b: dict[str, Any], out: Path, device: str, quiet: bool) -> None:
     """Train and evaluate one (arm, seed) unless its result file exists; write it atomically."""
-    run_dir = out / arm / f"seed{seed}"
-    result_file = run_dir / "result.json"
-    if result_file.is_file():
-        logger.info("%s seed %d: done (%s)", arm, seed, result_file)
+    run_dir = pending_run_dir(out, arm, seed)
+    if run_dir is None:
         return
     cfg = run_config(arm, seed, b, out)
-    resume = (run_dir / "train" / "last.pt").is_file()
-    t0 = time.time()
-    trainer, summary = _train(cfg, device, resume, quiet)
-    train_s = time.time() - t0
+    run = train_timed(cfg, run_dir, device, quiet)
     t1 = time.time()
     metrics = evaluate_held_out(
-        trainer.model, cfg.data.root, cfg.inference, cfg.model.class_names, trainer.device
+        run.trainer.model, cfg.data.root, cfg.inference, cfg.model.class_names, run.trainer.device
     )
     eval_s = time.time() - t1
     val = ScanNetDataset(cfg.data.root, scene_ids=[VAL_SCENE])
-    costs = cost(Path(summary["checkpoint"]), torch.as_tensor(val[0].points))
+    costs = cost(Path(run.summary["checkpoint"]), torch.as_tensor(val[0].points))
     atomic_write_json(
-        result_file,
+        run_dir / "result.json",
         {
             "arm": arm,
             "seed": seed,
             "width": cfg.model.width,
             "budget": b,
-            "git": git_revision(),
             "metrics": metrics,
             "cost": costs,
-            "steps_trained": summary["steps"],
-            "train_seconds": train_s,
-            "eval_seconds": eval_s,
-            "resumed": resume,
-            "device": str(trainer.device),
-            "threads": torch.get_num_threads(),
+            **run.record(eval_s),
         },
     )
-    logger.info("%s seed %d: %s %s (%.0f s)", arm, seed, metrics, costs, train_s)
+    logger.info("%s seed %d: %s %s (%.0f s)", arm, seed, metrics, costs, run.train_seconds)
 
 
 def table(by_arm: dict[str, list[dict[str, Any]]], b: dict[str, Any], command: str) -> str:

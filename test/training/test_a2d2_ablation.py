@@ -55,7 +55,7 @@ def test_ablation_runs_resumes_and_assembles_the_table(
     def no_training(*args: object, **kwargs: object) -> None:
         raise AssertionError("a finished run was trained again")
 
-    monkeypatch.setattr(ab, "_train", no_training)
+    monkeypatch.setattr(ab, "train_timed", no_training)
     before = (tmp_path / "a2d2" / "seed0" / "result.json").read_bytes()
     assert ab.main([*args, "--runs", "a2d2", "mixup_only"]) == 0
     assert (tmp_path / "a2d2" / "seed0" / "result.json").read_bytes() == before

@@ -56,7 +56,7 @@ def test_ablation_runs_resumes_and_assembles_the_table(
     def no_training(*args: object, **kwargs: object) -> None:
         raise AssertionError("a finished run was trained again")
 
-    monkeypatch.setattr(ab, "Trainer", no_training)
+    monkeypatch.setattr(ab, "train_timed", no_training)
     before = result.read_bytes()
     assert ab.main([*tiny, "--runs", "spota_ras", "--seeds", "0"]) == 0
     assert result.read_bytes() == before

@@ -59,7 +59,7 @@ def test_mono_ablation_runs_resumes_and_assembles_the_table(
     def no_training(*args: object, **kwargs: object) -> None:
         raise AssertionError("a finished run was trained again")
 
-    monkeypatch.setattr(ab, "Trainer", no_training)
+    monkeypatch.setattr(ab, "train_timed", no_training)
     before = result.read_bytes()
     assert ab.main([*tiny, "--runs", "cm3d", "--seeds", "0"]) == 0
     assert result.read_bytes() == before
