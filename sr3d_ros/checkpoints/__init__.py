@@ -7,6 +7,8 @@
   (``sr3d-convert-tr3d``): :mod:`.tr3d_loading` reads the file safely, :mod:`.tr3d_names` maps
   the two published naming schemes, :mod:`.tr3d_config` infers the model configuration and
   :mod:`.tr3d_convert` checks that every tensor lands.
+* :mod:`.shipped`: the models shipped in ``sr3d_ros/models/weights`` and
+  :func:`resolve_checkpoint` (a ``checkpoint`` setting is a path or a shipped model's name).
 """
 
 from .format import (
@@ -19,6 +21,7 @@ from .format import (
     load_checkpoint,
     save_checkpoint,
 )
+from .shipped import WEIGHTS_DIR, resolve_checkpoint, shipped_models
 from .tr3d_config import infer_config
 from .tr3d_convert import ConversionReport, convert_tr3d_checkpoint, convert_tr3d_state_dict
 from .tr3d_loading import TR3DFile, extract_state_dict, load_tr3d_checkpoint, read_tr3d_file
@@ -29,6 +32,7 @@ __all__ = [
     "CHECKPOINT_VERSION",
     "CONFIG_TYPES",
     "SCHEMES",
+    "WEIGHTS_DIR",
     "CheckpointError",
     "ConversionReport",
     "TR3DConversionError",
@@ -44,5 +48,7 @@ __all__ = [
     "load_tr3d_checkpoint",
     "read_tr3d_file",
     "rename_tr3d_keys",
+    "resolve_checkpoint",
     "save_checkpoint",
+    "shipped_models",
 ]

@@ -36,7 +36,7 @@ from ..inference import PointCloudDetector, default_checkpoint_path
 from ..io.atomic import atomic_write_json
 from ..io.images import IMAGE_SUFFIXES
 from ..io.pointclouds import DEFAULT_BIN_COLUMNS, SUPPORTED_SUFFIXES, read_points
-from .detect_image import checkpoint_record
+from .detect_image import checkpoint_path, checkpoint_record
 
 __all__ = ["build_parser", "load_gt_boxes", "main"]
 
@@ -57,7 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--checkpoint",
         default=None,
-        help="sr3d_ros checkpoint (.pt); default: the embedded default model of the input's kind",
+        help="sr3d_ros checkpoint (.pt) or a shipped model's name (a file stem in "
+        "sr3d_ros/models/weights, e.g. sr3d_scannet_default); default: the embedded default "
+        "model of the input's kind",
     )
     p.add_argument(
         "--calib",
@@ -240,12 +242,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"sr3d-detect: error: {msg}", file=sys.stderr)
         return 1
 
-    ckpt_path = Path(args.checkpoint) if args.checkpoint else default_checkpoint_path()
-    if args.checkpoint is None and not ckpt_path.is_file():
-        return fail(
-            f"no --checkpoint given and the embedded default model is not installed ({ckpt_path})"
-        )
     try:
+        ckpt_path = checkpoint_path(args.checkpoint, default_checkpoint_path(), "embedded default")
         points = read_points(args.cloud, bin_columns=args.bin_columns)
         gt = load_gt_boxes(args.gt, args.gt_format) if args.gt else None
         detector = PointCloudDetector.from_checkpoint(ckpt_path, device=args.device, **overrides)

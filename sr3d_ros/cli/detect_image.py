@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from ..checkpoints import CheckpointError
+from ..checkpoints import CheckpointError, resolve_checkpoint
 from ..config import ConfigError, to_dict
 from ..detections import Detections
 from ..io.atomic import atomic_write_json
@@ -45,6 +45,23 @@ def checkpoint_record(path: Path, default: bool, detector: Any) -> dict[str, Any
         "provenance": detector.provenance,
         "config": to_dict(detector.config),
     }
+
+
+def checkpoint_path(option: str | None, default: Path, what: str) -> Path:
+    """The file of ``--checkpoint`` (a path or a shipped model's name), or ``default`` (the
+    embedded ``what`` model) without the option.
+
+    Raises:
+        FileNotFoundError: an unknown shipped-model name, or no option and no default installed.
+    """
+    if option:
+        return resolve_checkpoint(option)
+    if not default.is_file():
+        raise FileNotFoundError(
+            f"no --checkpoint given and the {what} model is not installed ({default}); "
+            "pass --checkpoint with a model file or a shipped model's name"
+        )
+    return default
 
 
 def _fail(msg: str) -> int:
@@ -94,13 +111,10 @@ def run_image(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     }
     if args.full_3d_head:
         overrides["gated"] = False
-    ckpt_path = Path(args.checkpoint) if args.checkpoint else default_mono_checkpoint_path()
-    if args.checkpoint is None and not ckpt_path.is_file():
-        return _fail(
-            f"no --checkpoint given and the default monocular model is not installed "
-            f"({ckpt_path}); pass --checkpoint mono.pt"
-        )
     try:
+        ckpt_path = checkpoint_path(
+            args.checkpoint, default_mono_checkpoint_path(), "default monocular"
+        )
         image = read_image(args.cloud)
         camera, notes = read_camera_file(args.calib, image.shape[1], image.shape[0])
         detector = MonoDetector.from_checkpoint(ckpt_path, device=args.device, **overrides)

@@ -199,10 +199,10 @@ class DetectorNode(Node):
 
     def _load_detector(self, p: CommonParams) -> Any:
         """The detector of ``p.checkpoint`` (or the default model), of this node's kind."""
-        from sr3d_ros.checkpoints import CheckpointError, load_checkpoint
+        from sr3d_ros.checkpoints import CheckpointError, load_checkpoint, resolve_checkpoint
         from sr3d_ros.inference import load_detector
 
-        path = Path(p.checkpoint) if p.checkpoint else self._default_checkpoint()
+        path = resolve_checkpoint(p.checkpoint) if p.checkpoint else self._default_checkpoint()
         if not p.checkpoint and not path.is_file():
             raise FileNotFoundError(
                 f"the embedded default model {path} is not installed; "

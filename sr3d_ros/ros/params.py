@@ -77,8 +77,8 @@ def common_params(default_model: str, input_name: str) -> tuple[ParamSpec, ...]:
             "checkpoint",
             "str",
             "",
-            "Path of an sr3d_ros checkpoint (.pt); '' = the embedded default model "
-            f"({default_model}).",
+            "Path of an sr3d_ros checkpoint (.pt) or the name of a shipped model (a file stem in "
+            f"sr3d_ros/models/weights); '' = the embedded default model ({default_model}).",
             False,
             "checkpoint",
         ),

@@ -395,3 +395,21 @@ def test_detect_image_errors(
     if not default_mono_checkpoint_path().is_file():
         assert main([*base, "--calib", str(calib)]) == 1
         assert "default monocular model is not installed" in capsys.readouterr().err
+
+
+def test_detect_takes_a_shipped_models_name(
+    tmp_path: Path, data_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--checkpoint sr3d_scannet_default`` runs the shipped file; an unknown name is exit 1
+    naming the shipped models."""
+    from sr3d_ros.checkpoints import WEIGHTS_DIR
+
+    scan = data_root / "scannet" / "scannet_instance_data" / "scene0000_02_vert_all.npy"
+    out = tmp_path / "o.json"
+    args = [str(scan), "--device", "cpu", "--out", str(out)]
+    assert main([*args, "--checkpoint", "sr3d_scannet_default"]) == 0
+    record = json.loads(out.read_text())["checkpoint"]
+    assert record["path"] == str((WEIGHTS_DIR / "sr3d_scannet_default.pt").resolve())
+    assert main([*args, "--checkpoint", "no_such_model"]) == 1
+    err = capsys.readouterr().err
+    assert "'no_such_model' is neither a file nor a shipped model" in err and "lead_m3d" in err

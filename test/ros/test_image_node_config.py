@@ -131,3 +131,22 @@ def test_missing_default_model_is_fatal_with_the_fix(tmp_path):
     out = proc.stdout + proc.stderr
     assert proc.returncode == 1, out
     assert "lead_m3d_kitti_n.pt is not installed" in out and "'checkpoint'" in out, out
+
+
+def test_checkpoint_parameter_takes_a_shipped_models_name():
+    """``checkpoint:=sr3d_scannet_default`` (a shipped model's name, no path) reaches that file:
+    the image node loads it and refuses it as a point-cloud checkpoint; an unknown bare name is
+    FATAL listing the shipped names."""
+    ns = f"/sr3d_test_{uuid.uuid4().hex[:8]}"
+    for name, expected in (
+        ("sr3d_scannet_default", "a 'pointcloud' checkpoint, but image_detector runs 'mono'"),
+        ("no_such_model", "'no_such_model' is neither a file nor a shipped model (shipped: "),
+    ):
+        cmd = node_command(
+            ns, {"checkpoint": name, "device": "cpu"}, module="sr3d_ros.ros.image_node"
+        )
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=REPO)
+        out = proc.stdout + proc.stderr
+        assert proc.returncode == 1, out
+        assert "FATAL" in out and expected in out and "Traceback" not in out, out
+    assert "sr3d_scannet_default" in out and "lead_m3d_kitti_n" in out, out
