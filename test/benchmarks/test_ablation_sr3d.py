@@ -3,36 +3,23 @@ from the result files, budgets never mixed)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def load_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "ablation_sr3d", REPO / "benchmarks" / "ablation_sr3d.py"
-    )
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["ablation_sr3d"] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
 
 @pytest.mark.slow
 def test_ablation_runs_resumes_and_assembles_the_table(
+    load_benchmark: Callable[[str], ModuleType],
     data_root: Path,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    ab = load_script()
+    ab = load_benchmark("ablation_sr3d")
     tiny = ["--out", str(tmp_path), "--steps", "24", "--width", "0.25", "--voxel", "0.08", "-q"]
     tiny += ["--threads", "0"]  # keep this test process's thread setting
     assert ab.main([*tiny, "--runs", "spota_ras", "--seeds", "0"]) == 0
@@ -75,8 +62,10 @@ def test_ablation_runs_resumes_and_assembles_the_table(
     assert "budget" in capsys.readouterr().err
 
 
-def test_ablation_arms_share_everything_but_the_methods() -> None:
-    ab = load_script()
+def test_ablation_arms_share_everything_but_the_methods(
+    load_benchmark: Callable[[str], ModuleType],
+) -> None:
+    ab = load_benchmark("ablation_sr3d")
     b = {"steps": 48, "width": 0.25, "voxel_size": 0.04, "base": ab.BASE_CONFIG.name}
     cfgs = {arm: ab.run_config(arm, 1, b, Path("/tmp/x")) for arm in ab.ARMS}
     assert len(cfgs) == 9

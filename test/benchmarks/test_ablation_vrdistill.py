@@ -4,31 +4,23 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import json
-import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def load_script() -> ModuleType:
-    """The benchmark script as a module (its folder on ``sys.path``, as when it runs)."""
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    return importlib.import_module("ablation_vrdistill")
-
 
 @pytest.mark.slow
 def test_ablation_runs_resumes_and_assembles_the_table(
+    load_benchmark: Callable[[str], ModuleType],
     data_root: Path,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    ab = load_script()
+    ab = load_benchmark("ablation_vrdistill")
     tiny = ["--out", str(tmp_path), "--steps", "24", "--teacher-steps", "24", "--voxel", "0.08"]
     tiny += ["--teacher-width", "0.5", "-q", "--threads", "0"]
     # a distilled arm trains the teacher first
@@ -75,8 +67,10 @@ def test_ablation_runs_resumes_and_assembles_the_table(
     assert "budget" in capsys.readouterr().err
 
 
-def test_arms_share_everything_but_width_and_distillation(tmp_path: Path) -> None:
-    ab = load_script()
+def test_arms_share_everything_but_width_and_distillation(
+    load_benchmark: Callable[[str], ModuleType], tmp_path: Path
+) -> None:
+    ab = load_benchmark("ablation_vrdistill")
     b = {
         "steps": 48,
         "teacher_steps": 96,

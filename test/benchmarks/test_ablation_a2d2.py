@@ -4,34 +4,25 @@ table is assembled from the result files and budgets are never mixed."""
 
 from __future__ import annotations
 
-import importlib
 import json
-import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def load_script() -> ModuleType:
-    """The benchmark script as a module (its folder on ``sys.path``, as when it runs)."""
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    return importlib.import_module("ablation_a2d2")
-
 
 TINY = ["--steps", "2", "--teacher-steps", "3", "--batch", "1", "--input", "96", "320", "-q"]
 
 
 @pytest.mark.slow
 def test_ablation_runs_resumes_and_assembles_the_table(
+    load_benchmark: Callable[[str], ModuleType],
     data_root: Path,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    ab = load_script()
+    ab = load_benchmark("ablation_a2d2")
     args = ["--out", str(tmp_path), *TINY, "--seeds", "0"]
     assert ab.main([*args, "--runs", "mixup_only", "a2d2"]) == 0
     teacher = json.loads((tmp_path / "teacher" / "result.json").read_text())
@@ -76,8 +67,10 @@ def test_ablation_runs_resumes_and_assembles_the_table(
     assert "budget" in capsys.readouterr().err
 
 
-def test_arms_share_everything_but_the_distillation(tmp_path: Path) -> None:
-    ab = load_script()
+def test_arms_share_everything_but_the_distillation(
+    load_benchmark: Callable[[str], ModuleType], tmp_path: Path
+) -> None:
+    ab = load_benchmark("ablation_a2d2")
     args = ab.argparse.Namespace(
         steps=60, batch=2, size="n", input=[192, 640], teacher=None, teacher_steps=120
     )

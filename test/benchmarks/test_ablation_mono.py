@@ -3,36 +3,23 @@ table from the result files, budgets never mixed) and arms that differ only in g
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def load_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "ablation_mono", REPO / "benchmarks" / "ablation_mono.py"
-    )
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["ablation_mono"] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
 
 @pytest.mark.slow
 def test_mono_ablation_runs_resumes_and_assembles_the_table(
+    load_benchmark: Callable[[str], ModuleType],
     data_root: Path,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    ab = load_script()
+    ab = load_benchmark("ablation_mono")
     tiny = ["--out", str(tmp_path), "--steps", "5", "--input", "128x416", "-q", "--threads", "0"]
     assert ab.main([*tiny, "--runs", "cm3d", "--seeds", "0"]) == 0
     result = tmp_path / "cm3d" / "seed0" / "result.json"
@@ -78,8 +65,10 @@ def test_mono_ablation_runs_resumes_and_assembles_the_table(
     assert "budget" in capsys.readouterr().err
 
 
-def test_mono_ablation_arms_differ_only_in_gamma() -> None:
-    ab = load_script()
+def test_mono_ablation_arms_differ_only_in_gamma(
+    load_benchmark: Callable[[str], ModuleType],
+) -> None:
+    ab = load_benchmark("ablation_mono")
     b = {"steps": 55, "repeat": 4, "input": [192, 640], "base": "mono_kitti_n.yaml"}
     tal, cm3d = (ab.run_config(arm, 2, b, Path("/tmp/x")) for arm in ("tal", "cm3d"))
     assert (tal.assigner.gamma, cm3d.assigner.gamma) == (0.0, 1.0)
