@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
         "cloud",
         metavar="INPUT",
         help=f"point cloud file ({', '.join(SUPPORTED_SUFFIXES)}; gravity-aligned, z up, metres) "
-        f"or image ({', '.join(IMAGE_SUFFIXES)}; rectified, with --calib)",
+        f"or image ({', '.join(IMAGE_SUFFIXES)}; with --calib)",
     )
     p.add_argument(
         "--checkpoint",
@@ -64,7 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--calib",
         default=None,
-        help="images: KITTI calib.txt (P2) or ROS camera_info .yaml of the image's camera",
+        help="images: KITTI calib.txt (P2) or ROS camera_info .yaml of the image's camera (read "
+        "by the image node's rules: P or K, plumb_bob / rational_polynomial undistortion, roi, "
+        "binning, scaling)",
     )
     p.add_argument(
         "--gate-topk",

@@ -6,7 +6,9 @@ calibration's ``P`` (x right, y down, z forward, metres), the same box in the ca
 ``box`` (x forward, y left, z up; geometric centre), the 2D box ``bbox_2d`` in image pixels, class
 name and score; plus input, calibration, checkpoint and timings) and a PNG (the 3D boxes
 projected on the image, a bird's-eye view beside it; :mod:`sr3d_ros.io.render_image`).
-Both are written atomically. Exit status as sr3d-detect: 0 ok, 1 error, 2 bad arguments.
+A camera_info YAML is read by the image node's rules (a distorted image is undistorted first and
+the PNG shows the undistorted image). Both are written atomically. Exit status as sr3d-detect:
+0 ok, 1 error, 2 bad arguments.
 """
 
 from __future__ import annotations
@@ -116,7 +118,10 @@ def run_image(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             args.checkpoint, default_mono_checkpoint_path(), "default monocular"
         )
         image = read_image(args.cloud)
-        camera, notes = read_camera_file(args.calib, image.shape[1], image.shape[0])
+        setup = read_camera_file(args.calib, image.shape[1], image.shape[0])
+        if setup.undistort is not None:
+            image = setup.undistort(image)
+        camera, notes = setup.camera, setup.notes
         detector = MonoDetector.from_checkpoint(ckpt_path, device=args.device, **overrides)
     except (FileNotFoundError, CheckpointError, ConfigError, ValueError, ImportError) as exc:
         return _fail(str(exc))

@@ -290,8 +290,8 @@ def _render_frame(path: Path, rgb: np.ndarray, info: Any, objs: Any, gt: Any, ti
     import torch
 
     from sr3d_ros.detections import Detections
+    from sr3d_ros.geometry.camera_info import camera_setup
     from sr3d_ros.io.render_image import render_image_detections
-    from sr3d_ros.ros.camera_info import camera_setup
 
     classes = ("Car", "Pedestrian", "Cyclist")
     keep = np.isin(objs.names, classes)

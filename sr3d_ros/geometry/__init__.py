@@ -1,4 +1,6 @@
-"""ROS-free 3D box geometry: conversions, corners, IoU / GIoU / DIoU, vertex distance, NMS.
+"""ROS-free 3D box geometry: conversions, corners, IoU / GIoU / DIoU, vertex distance, NMS; the
+pinhole camera (:mod:`.camera`) and the CameraInfo rules that give an image its camera
+(:mod:`.camera_info`, shared by the image node and camera_info files).
 
 The box convention ``(x, y, z, dx, dy, dz, yaw)`` (geometric centre, full extents, yaw about
 +z, metres) and the corner order are documented once, in :mod:`sr3d_ros.geometry.boxes`.

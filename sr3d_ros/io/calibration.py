@@ -9,10 +9,12 @@
   ``image_height``, ``camera_matrix``, ``distortion_coefficients``, ``rectification_matrix``,
   ``projection_matrix``, each ``{rows, cols, data}``) or a ``sensor_msgs/CameraInfo`` dumped as
   YAML (``ros2 topic echo --once``: ``width``, ``height``, ``d``, ``k``, ``r``, ``p``).
-  :func:`read_camera_info_yaml` returns a :class:`CameraInfoData` with the message's field names;
-  :func:`camera_info_camera` picks the matrix: ``P`` (the rectified image's camera) when it is set
-  and the image has no distortion, else ``K``. The image must be rectified (undistorted): a
-  non-zero distortion is reported in the returned notes, not undone.
+  :func:`read_camera_info_yaml` returns a :class:`CameraInfoData` with the message's field names
+  (``roi`` and ``binning_x`` / ``binning_y`` too, when the dump has them), and
+  :func:`camera_info_camera` applies the very rules the image node applies to a live CameraInfo
+  (:func:`sr3d_ros.geometry.camera_info.camera_setup`: ``P`` or ``K``, undistortion of
+  ``plumb_bob`` / ``rational_polynomial`` images, roi, binning, scaling), so a file and the
+  message it was dumped from give the same camera.
 
 Pixel convention: the centre of pixel ``(col, row)`` is at ``(col, row)`` (camera.py). An image of
 another size than the calibration is refused unless it is a uniform resize of it (aspect ratios
@@ -20,7 +22,8 @@ within 1 %), which scales the camera.
 
 Errors: ``FileNotFoundError`` for a missing file; ``ValueError`` naming the file and the problem
 (missing key such as ``P2``, wrong number of values, non-finite values, zero focal length,
-unreadable YAML).
+unreadable YAML); for camera_info files a :class:`~sr3d_ros.geometry.camera_info.CameraInfoError`
+(a ``ValueError``) naming the file.
 """
 
 from __future__ import annotations
@@ -33,10 +36,12 @@ import numpy as np
 import yaml
 
 from ..geometry.camera import PinholeCamera
+from ..geometry.camera_info import CameraInfoError, CameraSetup, camera_setup
 
 __all__ = [
     "CameraInfoData",
     "KittiCalib",
+    "RegionOfInterest",
     "camera_info_camera",
     "kitti_camera",
     "read_camera_file",
@@ -156,6 +161,16 @@ def kitti_camera(path: PathLike, width: int, height: int, index: int = 2) -> Pin
 
 
 @dataclass(frozen=True)
+class RegionOfInterest:
+    """``sensor_msgs/RegionOfInterest`` (pixels of the calibrated image; all 0 = the full image)."""
+
+    x_offset: int = 0
+    y_offset: int = 0
+    width: int = 0
+    height: int = 0
+
+
+@dataclass(frozen=True)
 class CameraInfoData:
     """The calibration fields of a ``sensor_msgs/CameraInfo`` (same names), read from YAML.
 
@@ -163,6 +178,7 @@ class CameraInfoData:
         width, height: calibrated image size, pixels (0 = unknown).
         distortion_model: e.g. ``plumb_bob``. d: distortion coefficients.
         k: ``(3, 3)`` K. r: ``(3, 3)`` rectification. p: ``(3, 4)`` P (zero when unset).
+        binning_x, binning_y: binning (0 or 1 = none). roi: the region of interest.
     """
 
     width: int
@@ -172,6 +188,25 @@ class CameraInfoData:
     k: np.ndarray
     r: np.ndarray
     p: np.ndarray
+    binning_x: int = 0
+    binning_y: int = 0
+    roi: RegionOfInterest = RegionOfInterest()
+
+
+def _yaml_int(data: dict[str, Any], key: str, where: str) -> int:
+    """A non-negative integer field (0 when absent)."""
+    value = data.get(key, 0)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ValueError(f"{where}: {key} must be a non-negative integer, got {value!r}")
+    return value
+
+
+def _yaml_roi(data: dict[str, Any], where: str) -> RegionOfInterest:
+    roi = data.get("roi", {})
+    if not isinstance(roi, dict):
+        raise ValueError(f"{where}: roi must be a mapping (x_offset, y_offset, width, height)")
+    fields = ("x_offset", "y_offset", "width", "height")
+    return RegionOfInterest(*(_yaml_int(roi, f, f"{where}: roi") for f in fields))
 
 
 def _yaml_matrix(data: dict[str, Any], keys: tuple[str, ...], n: int, where: str) -> np.ndarray:
@@ -233,63 +268,56 @@ def read_camera_info_yaml(path: PathLike) -> CameraInfoData:
             if p_mat is not None
             else np.zeros((3, 4))
         ),
+        binning_x=_yaml_int(data, "binning_x", str(p)),
+        binning_y=_yaml_int(data, "binning_y", str(p)),
+        roi=_yaml_roi(data, str(p)),
     )
 
 
 def camera_info_camera(
-    info: CameraInfoData, width: int, height: int, where: str = "camera_info"
-) -> tuple[PinholeCamera, tuple[str, ...]]:
-    """The camera of a rectified ``width x height`` image described by ``info``.
+    info: CameraInfoData,
+    width: int,
+    height: int,
+    where: str = "camera_info",
+    undistort: bool = True,
+) -> CameraSetup:
+    """The camera of a ``width x height`` image described by ``info``, by the image node's rules
+    (:func:`~sr3d_ros.geometry.camera_info.camera_setup` with ``intrinsics="auto"``).
 
-    ``P`` when set (``P[0, 0] > 0``) and the distortion is zero, else ``[K | 0]``; a calibration
-    of another size is scaled when the aspect ratios agree within 1 %.
+    Args:
+        info: the calibration. width, height: the image's size, pixels. where: names the source
+            in notes and errors. undistort: build the remap for a distorted image (else the
+            distortion is ignored and a note says so).
 
     Returns:
-        ``(camera, notes)``: notes say what was assumed (distortion ignored, camera scaled).
+        :class:`~sr3d_ros.geometry.camera_info.CameraSetup`: the camera, the undistortion remap
+        to apply to the image (or ``None``) and notes prefixed with ``where``.
 
     Raises:
-        ValueError: zero / negative focal length, ``P`` not ``K [I | t]``, a size that is not a
-            uniform resize of the calibration (names ``where``).
+        CameraInfoError: uncalibrated (zero focal length), ``P`` not ``K [I | t]``, or a size
+            that is not a uniform resize of the calibration (message starts with ``where``).
     """
-    notes: list[str] = []
-    distorted = bool(info.d.size) and bool(np.any(info.d != 0))
-    if info.p[0, 0] > 0 and not distorted:
-        P = info.p
-    else:
-        P = np.concatenate([info.k, np.zeros((3, 1))], axis=1)
-    if distorted:
-        notes.append(
-            f"{where}: distortion ({info.distortion_model or 'unknown model'}) ignored: the image "
-            "is taken to be rectified; boxes near the border are off if it is not"
-        )
-    if P[0, 0] <= 0 or P[1, 1] <= 0:
-        raise ValueError(f"{where}: zero focal length (uncalibrated camera): fx={P[0, 0]}")
-    cw, ch = info.width or width, info.height or height
-    cam = _camera(P, cw, ch, where)
-    if (cw, ch) != (width, height):
-        sx, sy = width / cw, height / ch
-        if abs(sx / sy - 1.0) > 0.01:
-            raise ValueError(
-                f"{where}: calibrated for {cw} x {ch} pixels, the image is {width} x {height} "
-                "(different aspect ratio)"
-            )
-        notes.append(f"{where}: calibration for {cw} x {ch} scaled to {width} x {height}")
-        cam = cam.resized(width, height)
-    return cam, tuple(notes)
+    try:
+        setup = camera_setup(info, width, height, undistort=undistort)
+    except CameraInfoError as exc:
+        raise CameraInfoError(f"{where}: {exc}") from None
+    return CameraSetup(setup.camera, setup.undistort, tuple(f"{where}: {n}" for n in setup.notes))
 
 
-def read_camera_file(path: PathLike, width: int, height: int) -> tuple[PinholeCamera, list[str]]:
-    """Camera of a ``width x height`` image from a KITTI ``calib.txt`` (``P2``) or a ROS
-    camera_info ``.yaml`` / ``.yml`` (decided by the suffix).
+def read_camera_file(
+    path: PathLike, width: int, height: int, undistort: bool = True
+) -> CameraSetup:
+    """Camera of a ``width x height`` image from a KITTI ``calib.txt`` (``P2``; no distortion) or a
+    ROS camera_info ``.yaml`` / ``.yml`` (decided by the suffix; see :func:`camera_info_camera`).
 
     Returns:
-        ``(camera, notes)`` (see :func:`camera_info_camera`).
+        :class:`~sr3d_ros.geometry.camera_info.CameraSetup` (apply ``undistort`` to the image
+        when it is not ``None``).
 
     Raises:
         FileNotFoundError / ValueError: see the module docstring.
     """
     p = Path(path)
     if p.suffix.lower() in (".yaml", ".yml"):
-        cam, notes = camera_info_camera(read_camera_info_yaml(p), width, height, str(p))
-        return cam, list(notes)
-    return kitti_camera(p, width, height), []
+        return camera_info_camera(read_camera_info_yaml(p), width, height, str(p), undistort)
+    return CameraSetup(kitti_camera(p, width, height), None, ())

@@ -17,8 +17,8 @@ Topics (relative names, remap them or set a namespace):
   arrived yet). An image without one (none received yet, none for its frame_id, none close
   enough) is dropped: no detections, a throttled warning, WARN
   diagnostics, counted in ``frames_without_camera_info``. How K / P / D / R, roi, binning and a
-  size that differs from the image are used: :mod:`sr3d_ros.ros.camera_info` (a size that cannot
-  be scaled is bad input).
+  size that differs from the image are used: :mod:`sr3d_ros.geometry.camera_info` (a size that
+  cannot be scaled is bad input).
 * ``~/output/detections`` (vision_msgs/Detection3DArray): header copied from the image; boxes in
   the image's optical frame (x right, y down, z forward; ``bbox.center`` the geometric centre,
   ``bbox.size`` = (length, width, height) along the box axes, whose z axis points up, i.e.
@@ -56,7 +56,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
-from sr3d_ros.ros.camera_info import CameraInfoError, CameraSetup, camera_setup, info_key
+from sr3d_ros.geometry.camera_info import CameraInfoError, CameraSetup, camera_setup, info_key
 from sr3d_ros.ros.detector_node import WARN_THROTTLE_S, DetectorNode, run_detector_node
 from sr3d_ros.ros.image_msgs import ImageError, compressed_to_rgb, image_to_rgb, rgb_to_image
 from sr3d_ros.ros.image_params import (

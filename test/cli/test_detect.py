@@ -358,6 +358,30 @@ def test_detect_image_writes_json_and_png(
     )
     np.testing.assert_allclose(got2, got, atol=1e-5)
 
+    # a distorted camera: the image is undistorted first, as the image node does
+    from sr3d_ros.geometry.camera_info import camera_setup
+    from sr3d_ros.io.calibration import read_camera_info_yaml
+
+    with Image.open(out2.with_suffix(".png")) as im:
+        png_rectified = np.asarray(im.convert("RGB"), dtype=np.int16)
+    info["distortion_coefficients"]["data"] = [-0.3, 0.1, 0.001, -0.002, 0.0]
+    (tmp_path / "camera_info.yaml").write_text(yaml.safe_dump(info))
+    rc = main([*args2, "--checkpoint", str(mono_checkpoint), "--out", str(out2), "--device", "cpu"])
+    assert rc == 0, capsys.readouterr().err
+    payload3 = json.loads(out2.read_text())
+    assert payload3["input"]["calib_notes"] == []  # undistorted, not ignored
+    node = camera_setup(read_camera_info_yaml(tmp_path / "camera_info.yaml"), *image.shape[1::-1])
+    assert node.undistort is not None
+    ref3 = MonoDetector.from_checkpoint(mono_checkpoint, "cpu")(node.undistort(image), node.camera)
+    assert ref3.camera_boxes is not None
+    got3 = np.array([d["camera_box"]["location"] for d in payload3["detections"]])
+    np.testing.assert_allclose(got3, ref3.camera_boxes[:, :3].numpy(), atol=1e-4)
+    with Image.open(out2.with_suffix(".png")) as im:  # the PNG shows the undistorted image
+        png_undistorted = np.asarray(im.convert("RGB"), dtype=np.int16)
+    h, w = image.shape[:2]
+    changed = np.abs(png_undistorted[:h, :w] - png_rectified[:h, :w]).max(-1) > 30
+    assert changed.mean() > 0.2, changed.mean()
+
 
 def test_detect_image_errors(
     tmp_path: Path,

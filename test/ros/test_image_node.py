@@ -529,7 +529,7 @@ def test_pointcloud_node_refuses_a_mono_checkpoint(ckpt, ns):
 
 def test_kitti_camera_geometry_is_the_api_camera(frames):
     """The CameraInfo the tests publish rebuilds the dataset camera exactly (no hidden offset)."""
-    from sr3d_ros.ros.camera_info import camera_setup
+    from sr3d_ros.geometry.camera_info import camera_setup
 
     for rgb, cam in frames.values():
         s = camera_setup(info_msg(cam, header(0)), rgb.shape[1], rgb.shape[0])

@@ -1,4 +1,4 @@
-"""sr3d_ros.ros.camera_info: CameraInfo -> PinholeCamera, with the real KITTI calibration of
+"""sr3d_ros.geometry.camera_info: CameraInfo -> PinholeCamera, with the real KITTI calibration of
 000007 (P2 with its baseline term) and a distorted camera built around it.
 
 References: the camera of a CameraInfo built from P2 is P2 itself; scaled / cropped / binned
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.ros
 from sensor_msgs.msg import CameraInfo  # noqa: E402
 
 from sr3d_ros.geometry.camera import PinholeCamera  # noqa: E402
-from sr3d_ros.ros.camera_info import CameraInfoError, camera_setup, info_key  # noqa: E402
+from sr3d_ros.geometry.camera_info import CameraInfoError, camera_setup, info_key  # noqa: E402
 
 W, H = 1242, 375
 PLUMB_BOB = [-0.30, 0.10, 0.0012, -0.0021, -0.02]
