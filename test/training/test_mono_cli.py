@@ -38,9 +38,16 @@ def test_train_and_evaluate_a_mono_checkpoint(
     data_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert train_main(["--config", str(_tiny_yaml(data_root, tmp_path)), "-q"]) == 0
-    summary = json.loads(capsys.readouterr().out)
+
+    def no_nan(constant: str) -> None:
+        raise AssertionError(f"{constant} in the summary: not strict JSON")
+
+    summary = json.loads(capsys.readouterr().out, parse_constant=no_nan)
     assert summary["steps"] == 1
     assert "Car/AP3D_R40@0.5/moderate" in summary["metrics"]
+    # one step matches no car: the depth error is null, not NaN
+    metrics = summary["metrics"]
+    assert metrics["Car/depth_matched"] == 0 and metrics["Car/depth_mae"] is None
     ckpt_path = tmp_path / "run" / "final.pt"
     ckpt = load_checkpoint(ckpt_path)
     assert ckpt["kind"] == "mono" and ckpt["provenance"]["config"]["model"]["size"] == "n"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import sys
 from typing import Any
 
@@ -116,8 +117,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"sr3d-train: error: {exc}", file=sys.stderr)
         return 1
     if trainer.dist.is_main:
-        print(json.dumps(summary, indent=2, default=str))
+        print(json.dumps(_strict(summary), indent=2, default=str, allow_nan=False))
     return 0
+
+
+def _strict(value: Any) -> Any:
+    """``value`` with NaN / inf floats replaced by ``None`` (strict JSON: e.g. a depth error
+    with no matched car is ``null``, not ``NaN``)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _strict(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict(v) for v in value]
+    return value
 
 
 if __name__ == "__main__":
