@@ -22,9 +22,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
-pytestmark = pytest.mark.ros
+pytestmark = [pytest.mark.ros, pytest.mark.usefixtures("one_torch_thread")]
 
 import rclpy  # noqa: E402
 from node_client import (  # noqa: E402
@@ -53,14 +52,6 @@ FRAME = "camera_optical_frame"
 
 # ---------------------------------------------------------------------------------------------
 # fixtures
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")
@@ -103,11 +94,6 @@ def expected(detector, rgb, cam):
 @pytest.fixture(scope="module")
 def ros(ros_module):
     return ros_module
-
-
-@pytest.fixture
-def ns():
-    return f"/sr3d_test_{uuid.uuid4().hex[:8]}"
 
 
 def header(sec, nanosec=0, frame=FRAME):

@@ -25,9 +25,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
-pytestmark = pytest.mark.ros
+pytestmark = [pytest.mark.ros, pytest.mark.usefixtures("one_torch_thread")]
 
 import rclpy  # noqa: E402
 from node_client import (  # noqa: E402
@@ -63,16 +62,6 @@ MAX_DET = 50  # the random model scores thousands of boxes at ~0.01: keep messag
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory):
     return random_checkpoint(tmp_path_factory.mktemp("ckpt") / "random_w025.pt")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """One intra-op thread: on a shared 2-core machine, two spinning OpenMP threads per process
-    make CPU inference 3-40x slower. Restored after this module."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")
@@ -152,11 +141,6 @@ def make_node(ctx, ex, ckpt, ns, **params):
     }
     values.update(params)
     return start_node(PointCloudDetectorNode, ctx, ex, ns, values)
-
-
-@pytest.fixture
-def ns():
-    return f"/sr3d_test_{uuid.uuid4().hex[:8]}"
 
 
 def cloud(points, frame, sec, nanosec=0):
