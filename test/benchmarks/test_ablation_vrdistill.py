@@ -9,7 +9,10 @@ from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
+import numpy as np
 import pytest
+
+SCAN = "scannet/scannet_instance_data/scene0000_02_vert_all.npy"
 
 
 @pytest.mark.slow
@@ -105,3 +108,56 @@ def test_arms_share_everything_but_width_and_distillation(
     assert configs["quarter_vrdistill_lam0.08"].distill.options == {"vc_weight": 0.08}
     assert configs["half_norefine"].distill.options == {"use_refinement": False}
     assert configs["half_nomask"].distill.options == {"use_mask": False}
+
+
+@pytest.mark.slow
+def test_export_student_ships_a_table_run_by_name(
+    load_benchmark: Callable[[str], ModuleType],
+    data_root: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """scripts/export_student_model.py: a tiny table's distilled student becomes a weights-only
+    checkpoint that loads as a plain detector, equal to the trained one, with a card whose
+    numbers are the run's."""
+    import importlib.util
+
+    import torch
+
+    from sr3d_ros.checkpoints import load_checkpoint
+    from sr3d_ros.inference import PointCloudDetector
+
+    ab = load_benchmark("ablation_vrdistill")
+    table = tmp_path / "table"
+    tiny = ["--out", str(table), "--steps", "24", "--teacher-steps", "24", "--voxel", "0.08"]
+    tiny += ["--teacher-width", "0.5", "-q", "--threads", "0"]
+    assert ab.main([*tiny, "--runs", "quarter_vrdistill", "--seeds", "0"]) == 0
+    spec = importlib.util.spec_from_file_location(
+        "export_student_model", Path(ab.REPO) / "scripts" / "export_student_model.py"
+    )
+    assert spec is not None and spec.loader is not None
+    export = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(export)
+    out = tmp_path / "weights"
+    out.mkdir()
+    args = ["--table-dir", str(table), "--arm", "quarter_vrdistill", "--name", "tiny_rt"]
+    args += ["--out-dir", str(out), "--repeats", "1", "--threads", "1", "--why", "a test"]
+    args += ["--data-root", str(data_root / "scannet")]
+    n_threads = torch.get_num_threads()
+    try:
+        assert export.main(args) == 0
+    finally:
+        torch.set_num_threads(n_threads)
+    shipped = load_checkpoint(out / "tiny_rt.pt")
+    assert "training_state" not in shipped and shipped["kind"] == "pointcloud"
+    assert shipped["provenance"]["table"]["arm"] == "quarter_vrdistill"
+    source = table / "quarter_vrdistill" / "seed0" / "train" / "final.pt"
+    points = torch.as_tensor(np.load(data_root / SCAN), dtype=torch.float32)
+    a = PointCloudDetector.from_checkpoint(out / "tiny_rt.pt", device="cpu")(points)
+    b = PointCloudDetector.from_checkpoint(source, device="cpu")(points)
+    assert torch.equal(a.boxes, b.boxes) and torch.equal(a.scores, b.scores)
+    card = (out / "MODEL_CARD_tiny_rt.md").read_text()
+    result = json.loads((table / "quarter_vrdistill" / "seed0" / "result.json").read_text())
+    assert f"| this run (seed 0) | 1 | {result['metrics']['mAP@0.25']:.3f} ± 0.000 |" in card
+    assert "width 0.125" in card and "checkpoint:=tiny_rt" in card and "a test" in card
+    assert "tiny_rt (this model)" in capsys.readouterr().out
