@@ -5,8 +5,9 @@ students of our TR3D-architecture detector, and which part does the work.
 Arms (every student arm: same steps, data, voxels and schedule; only the width and the
 distillation change):
 
-* ``teacher``: the widest model we train here (``--teacher-width``, default 1.0), trained once
-  (seed 0) with ``--teacher-steps``; every distilled arm distils this checkpoint;
+* ``teacher``: the widest model the budget allows here (``--teacher-width``, default 0.5),
+  trained with ``--teacher-steps``; every distilled arm distils its seed-0 checkpoint, and
+  ``--teacher-seeds`` (default 0 1 2) give its seed spread, which the shipping rule needs;
 * for each student width ``half`` (teacher width x 1/2) and ``quarter`` (x 1/4):
   ``<w>_alone`` (plain training), ``<w>_vrdistill`` (VRDistill, the defaults of
   :class:`~sr3d_training.distill.VRDistillOptions`), ``<w>_norefine`` (no refinement module: the
@@ -33,19 +34,20 @@ Schedule: ``config/train_scannet_default.yaml``'s shape (12 epochs over the two 
 lr x0.1 after epochs 8 and 11, batch 1) with ``--steps`` rounded down to a multiple of 24 and a
 warm-up of ``min(100, steps // 6)`` steps; the teacher the same with ``--teacher-steps``.
 
-Budget (defaults: 2 cm voxels, students 240 steps, teacher 600 steps = the shipped model's
-recipe at width 1.0, one CPU thread per run; 6 student arms x 3 seeds + 2 sweep runs + the
-teacher). Measured on the shared 2-core machine (load 4-7 from other jobs): teacher 3235 s,
-``quarter_alone`` 288 s, ``quarter_vrdistill`` 1499 s per run (the width-1 teacher's forward
-pass and the refinement make a distilled step 3-5x a plain one), so the default table is about
-7 h there, over the ~2 h target; ``--seeds 0`` is a third of it, and a width-0.5 teacher
-(``--teacher-width 0.5``) roughly halves the distilled runs. Runs resume, so a table can be
-finished over several sessions.
+Budget (defaults: 2 cm voxels, students 240 steps, a width-0.5 teacher of 600 steps (the
+shipped model's schedule), one CPU thread per run; 3 teacher seeds + 6 student arms x 3 seeds
++ 2 sweep runs). A width-1.0 teacher (the shipped model's width) made the table about 7 h on
+the shared 2-core machine (teacher 3235 s, distilled quarter student 1499 s per run: the
+teacher's forward pass dominates a distilled step), over the ~2 h target, so the default
+teacher is the widest that fits: measured there with two runs in parallel, teacher 650 s,
+``half_alone`` 124 s, ``half_vrdistill`` 367 s per run, about 2 h for the table. Runs resume,
+so a table can be finished over several sessions.
 
 Usage::
 
     python benchmarks/ablation_vrdistill.py [--out outputs/ablation_vrdistill] [--steps 240]
-        [--teacher-steps 600] [--teacher-width 1.0] [--voxel 0.02] [--seeds 0 1 2]
+        [--teacher-steps 600] [--teacher-width 0.5] [--teacher-seeds 0 1 2] [--voxel 0.02]
+        [--seeds 0 1 2]
         [--sweep-seeds 0] [--runs teacher half_alone ...] [--table-only] [--quiet]
 """
 
@@ -275,7 +277,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sweep-seeds", nargs="+", type=int, default=[0], help="seeds of the sweep")
     p.add_argument("--steps", type=int, default=240, help="student training steps (x24)")
     p.add_argument("--teacher-steps", type=int, default=600, help="teacher steps (x24)")
-    p.add_argument("--teacher-width", type=float, default=1.0)
+    p.add_argument("--teacher-width", type=float, default=0.5)
+    p.add_argument(
+        "--teacher-seeds",
+        nargs="+",
+        type=int,
+        default=[0, 1, 2],
+        help="teacher runs (its seed spread; distilled arms use seed 0), with 'teacher' in --runs",
+    )
     args = p.parse_args(argv)
     b = budget(args)
     command = " ".join(["python", "benchmarks/ablation_vrdistill.py", *(argv or sys.argv[1:])])
@@ -283,6 +292,9 @@ def main(argv: list[str] | None = None) -> int:
     def train() -> None:
         if "teacher" in args.runs or any(ARMS[a][1] is not None for a in args.runs):
             run_one("teacher", 0, b, args.out, args.device, args.quiet)  # distilled arms need it
+        if "teacher" in args.runs:
+            for seed in (s for s in args.teacher_seeds if s != 0):
+                run_one("teacher", seed, b, args.out, args.device, args.quiet)
         for arm in (a for a in args.runs if a != "teacher"):
             for seed in args.sweep_seeds if arm in SWEEP else args.seeds:
                 run_one(arm, seed, b, args.out, args.device, args.quiet)

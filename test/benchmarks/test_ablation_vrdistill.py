@@ -131,7 +131,13 @@ def test_export_student_ships_a_table_run_by_name(
     table = tmp_path / "table"
     tiny = ["--out", str(table), "--steps", "24", "--teacher-steps", "24", "--voxel", "0.08"]
     tiny += ["--teacher-width", "0.5", "-q", "--threads", "0"]
-    assert ab.main([*tiny, "--runs", "quarter_vrdistill", "--seeds", "0"]) == 0
+    # extra teacher seeds give the teacher's spread; distillation uses seed 0
+    runs = ["--runs", "teacher", "quarter_vrdistill", "--seeds", "0", "--teacher-seeds", "0", "1"]
+    assert ab.main([*tiny, *runs]) == 0
+    assert (table / "teacher" / "seed1" / "result.json").is_file()
+    student_cfg = load_checkpoint(table / "quarter_vrdistill" / "seed0" / "train" / "final.pt")
+    distilled_from = student_cfg["provenance"]["config"]["distill"]["teacher"]
+    assert distilled_from == str(table / "teacher" / "seed0" / "train" / "final.pt")
     spec = importlib.util.spec_from_file_location(
         "export_student_model", Path(ab.REPO) / "scripts" / "export_student_model.py"
     )
@@ -160,4 +166,5 @@ def test_export_student_ships_a_table_run_by_name(
     result = json.loads((table / "quarter_vrdistill" / "seed0" / "result.json").read_text())
     assert f"| this run (seed 0) | 1 | {result['metrics']['mAP@0.25']:.3f} ± 0.000 |" in card
     assert "width 0.125" in card and "checkpoint:=tiny_rt" in card and "a test" in card
+    assert "| teacher | 2 |" in card
     assert "tiny_rt (this model)" in capsys.readouterr().out
