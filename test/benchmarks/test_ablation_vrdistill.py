@@ -168,3 +168,14 @@ def test_export_student_ships_a_table_run_by_name(
     assert "width 0.125" in card and "checkpoint:=tiny_rt" in card and "a test" in card
     assert "| teacher | 2 |" in card
     assert "tiny_rt (this model)" in capsys.readouterr().out
+
+    # bench_students.py times the table's models stage by stage, relative to the teacher
+    bench = load_benchmark("bench_students")
+    try:
+        assert bench.main(["--table-dir", str(table), "--repeats", "1", "--seeds", "0"]) == 0
+    finally:
+        torch.set_num_threads(n_threads)
+    rows = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines()[2:]}
+    assert set(rows) == {"teacher", "quarter_vrdistill"}
+    assert rows["teacher"][-2] == "1.00x" and rows["quarter_vrdistill"][1] == "0.125"
+    assert bench.main(["--table-dir", str(tmp_path / "none"), "--repeats", "1"]) == 1
