@@ -8,6 +8,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -19,8 +20,9 @@ def test_ablation_runs_resumes_and_assembles_the_table(
     load_benchmark: Callable[[str], ModuleType],
     data_root: Path,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
+    rerun_skips_finished: Callable[[ModuleType, list[str], Path], bytes],
+    another_run: Callable[[Path, str, int, dict[str, Any]], None],
 ) -> None:
     ab = load_benchmark("ablation_a2d2")
     args = ["--out", str(tmp_path), *TINY, "--seeds", "0"]
@@ -43,22 +45,16 @@ def test_ablation_runs_resumes_and_assembles_the_table(
     assert (tmp_path / "table.md").read_text().strip() == table.strip()
 
     # a second call skips the finished runs and the teacher (training would fail here)
-    def no_training(*args: object, **kwargs: object) -> None:
-        raise AssertionError("a finished run was trained again")
-
-    monkeypatch.setattr(ab, "train_timed", no_training)
-    before = (tmp_path / "a2d2" / "seed0" / "result.json").read_bytes()
-    assert ab.main([*args, "--runs", "a2d2", "mixup_only"]) == 0
-    assert (tmp_path / "a2d2" / "seed0" / "result.json").read_bytes() == before
+    result = tmp_path / "a2d2" / "seed0" / "result.json"
+    before = rerun_skips_finished(ab, [*args, "--runs", "a2d2", "mixup_only"], result)
     capsys.readouterr()
     # another seed's file (as another machine would leave it) enters the mean and std
     other = json.loads(before)
     other["seed"] = 1
     other["metrics"] = {**a2d2["metrics"], "Car/depth_mae": 3.0, ab.AP_KEY: 2.0}
     first = dict(a2d2["metrics"], **{"Car/depth_mae": 1.0, ab.AP_KEY: 0.0})
-    (tmp_path / "a2d2" / "seed0" / "result.json").write_text(json.dumps(dict(a2d2, metrics=first)))
-    (tmp_path / "a2d2" / "seed1").mkdir(parents=True)
-    (tmp_path / "a2d2" / "seed1" / "result.json").write_text(json.dumps(other))
+    another_run(tmp_path, "a2d2", 0, dict(a2d2, metrics=first))
+    another_run(tmp_path, "a2d2", 1, other)
     assert ab.main([*args, "--table-only"]) == 0
     row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| a2d2 |"))
     assert "| 0,1 | 1.00 ± 1.41 |" in row and "| 2.00 ± 1.41 |" in row

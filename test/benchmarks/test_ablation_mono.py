@@ -7,6 +7,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -16,8 +17,9 @@ def test_mono_ablation_runs_resumes_and_assembles_the_table(
     load_benchmark: Callable[[str], ModuleType],
     data_root: Path,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
+    rerun_skips_finished: Callable[[ModuleType, list[str], Path], bytes],
+    another_run: Callable[[Path, str, int, dict[str, Any]], None],
 ) -> None:
     ab = load_benchmark("ablation_mono")
     tiny = ["--out", str(tmp_path), "--steps", "5", "--input", "128x416", "-q", "--threads", "0"]
@@ -43,21 +45,14 @@ def test_mono_ablation_runs_resumes_and_assembles_the_table(
     assert (tmp_path / "table.md").read_text().strip() == table.strip()
 
     # a second call skips the finished run (training would fail here) and rebuilds the table
-    def no_training(*args: object, **kwargs: object) -> None:
-        raise AssertionError("a finished run was trained again")
-
-    monkeypatch.setattr(ab, "train_timed", no_training)
-    before = result.read_bytes()
-    assert ab.main([*tiny, "--runs", "cm3d", "--seeds", "0"]) == 0
-    assert result.read_bytes() == before
+    before = rerun_skips_finished(ab, [*tiny, "--runs", "cm3d", "--seeds", "0"], result)
     # another arm's result file enters the table
     other = json.loads(before)
     other.update(arm="tal", seed=1)
     for split in other["metrics"].values():
         for head in split.values():
             head["Car/AP3D_R40@0.5/moderate"] = 5.0
-    (tmp_path / "tal" / "seed1").mkdir(parents=True)
-    (tmp_path / "tal" / "seed1" / "result.json").write_text(json.dumps(other))
+    another_run(tmp_path, "tal", 1, other)
     assert ab.main([*tiny, "--table-only"]) == 0
     assert "| tal | one2one, no NMS | 1 | held_out | 5.00 ± 0.00 |" in capsys.readouterr().out
     # a different budget in the same folder is refused before anything trains

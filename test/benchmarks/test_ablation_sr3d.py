@@ -7,6 +7,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -16,8 +17,9 @@ def test_ablation_runs_resumes_and_assembles_the_table(
     load_benchmark: Callable[[str], ModuleType],
     data_root: Path,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
+    rerun_skips_finished: Callable[[ModuleType, list[str], Path], bytes],
+    another_run: Callable[[Path, str, int, dict[str, Any]], None],
 ) -> None:
     ab = load_benchmark("ablation_sr3d")
     tiny = ["--out", str(tmp_path), "--steps", "24", "--width", "0.25", "--voxel", "0.08", "-q"]
@@ -40,19 +42,12 @@ def test_ablation_runs_resumes_and_assembles_the_table(
     assert (tmp_path / "table.md").read_text().strip() == table.strip()
 
     # a second call skips the finished run (training would fail here) and rebuilds the table
-    def no_training(*args: object, **kwargs: object) -> None:
-        raise AssertionError("a finished run was trained again")
-
-    monkeypatch.setattr(ab, "train_timed", no_training)
-    before = result.read_bytes()
-    assert ab.main([*tiny, "--runs", "spota_ras", "--seeds", "0"]) == 0
-    assert result.read_bytes() == before
+    before = rerun_skips_finished(ab, [*tiny, "--runs", "spota_ras", "--seeds", "0"], result)
     # another arm's result file (as another machine would leave it) enters the table
     other = json.loads(before)
     other.update(arm="tr3d_focal", seed=1)
     other["metrics"] = dict.fromkeys(other["metrics"], 0.5)
-    (tmp_path / "tr3d_focal" / "seed1").mkdir(parents=True)
-    (tmp_path / "tr3d_focal" / "seed1" / "result.json").write_text(json.dumps(other))
+    another_run(tmp_path, "tr3d_focal", 1, other)
     assert ab.main([*tiny, "--table-only"]) == 0
     assert "| tr3d_focal | 1 | 0.500 ± 0.000 | 0.500 ± 0.000 | 0.000 ± 0.000 |" in (
         capsys.readouterr().out

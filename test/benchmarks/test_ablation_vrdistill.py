@@ -8,6 +8,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 import pytest
@@ -20,8 +21,9 @@ def test_ablation_runs_resumes_and_assembles_the_table(
     load_benchmark: Callable[[str], ModuleType],
     data_root: Path,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
+    rerun_skips_finished: Callable[[ModuleType, list[str], Path], bytes],
+    another_run: Callable[[Path, str, int, dict[str, Any]], None],
 ) -> None:
     ab = load_benchmark("ablation_vrdistill")
     tiny = ["--out", str(tmp_path), "--steps", "24", "--teacher-steps", "24", "--voxel", "0.08"]
@@ -44,20 +46,16 @@ def test_ablation_runs_resumes_and_assembles_the_table(
     assert (tmp_path / "table.md").read_text().strip() == table.strip()
 
     # a second call skips the finished runs (training would fail here)
-    def no_training(*args: object, **kwargs: object) -> None:
-        raise AssertionError("a finished run was trained again")
-
-    monkeypatch.setattr(ab, "train_timed", no_training)
-    before = (tmp_path / "quarter_vrdistill" / "seed0" / "result.json").read_bytes()
-    assert ab.main([*tiny, "--runs", "quarter_vrdistill", "--seeds", "0"]) == 0
-    assert (tmp_path / "quarter_vrdistill" / "seed0" / "result.json").read_bytes() == before
+    result = tmp_path / "quarter_vrdistill" / "seed0" / "result.json"
+    before = rerun_skips_finished(
+        ab, [*tiny, "--runs", "quarter_vrdistill", "--seeds", "0"], result
+    )
     capsys.readouterr()
     # another seed's result file (as another machine would leave it) enters the mean and std
     other = json.loads(before)
     other.update(seed=1)
     other["metrics"] = {"mAP@0.25": student["metrics"]["mAP@0.25"] + 0.2, "mAP@0.5": 0.0}
-    (tmp_path / "quarter_vrdistill" / "seed1").mkdir(parents=True)
-    (tmp_path / "quarter_vrdistill" / "seed1" / "result.json").write_text(json.dumps(other))
+    another_run(tmp_path, "quarter_vrdistill", 1, other)
     assert ab.main([*tiny, "--table-only"]) == 0
     row = next(
         line
