@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import logging
 import math
 import statistics
@@ -54,10 +53,14 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-import torch  # noqa: E402
-from _ablation_common import pending_run_dir, train_timed  # noqa: E402
+from _ablation_common import (  # noqa: E402
+    compute_footer,
+    pending_run_dir,
+    run_table,
+    train_timed,
+)
 
-from sr3d_ros.io.atomic import atomic_write_json, atomic_write_text  # noqa: E402
+from sr3d_ros.io.atomic import atomic_write_json  # noqa: E402
 from sr3d_training.config import MonoTrainConfig, load_train_config  # noqa: E402
 from sr3d_training.datasets import KittiDataset  # noqa: E402
 from sr3d_training.evaluation.mono import evaluate_mono, predict_mono_dataset  # noqa: E402
@@ -146,21 +149,6 @@ def run_one(arm: str, seed: int, b: dict[str, Any], out: Path, device: str, quie
     logger.info("%s seed %d: %.0f s", arm, seed, run.train_seconds)
 
 
-def load_results(out: Path, b: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
-    """Result files under ``out`` grouped by arm (in :data:`ARMS` order).
-
-    Raises:
-        ValueError: a result file was made with another budget.
-    """
-    by_arm: dict[str, list[dict[str, Any]]] = {arm: [] for arm in ARMS}
-    for f in sorted(out.glob("*/seed*/result.json")):
-        r = json.loads(f.read_text())
-        if r["budget"] != b:
-            raise ValueError(f"{f}: budget {r['budget']} differs from this table's {b}")
-        by_arm.setdefault(r["arm"], []).append(r)
-    return by_arm
-
-
 def _mean_std(values: list[float]) -> str:
     values = [v for v in values if not math.isnan(v)]
     if not values:
@@ -201,9 +189,7 @@ def table(by_arm: dict[str, list[dict[str, Any]]], b: dict[str, Any], command: s
                 lines.append(
                     f"| {arm} | {label} | {seeds} | {split} | " + " | ".join(cols) + f" | {secs} |"
                 )
-    total = sum(r["train_seconds"] + r["eval_seconds"] for rs in by_arm.values() for r in rs)
-    lines += ["", f"Total compute in these runs: {total / 3600:.2f} h."]
-    return "\n".join(lines)
+    return "\n".join(lines + compute_footer(by_arm))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -220,26 +206,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--table-only", action="store_true", help="assemble the table, train nothing")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars / log lines")
     args = p.parse_args(argv)
-    logging.basicConfig(
-        level=logging.WARNING if args.quiet else logging.INFO, format="%(name)s: %(message)s"
-    )
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
     command = " ".join(["python", "benchmarks/ablation_mono.py", *(argv or sys.argv[1:])])
     try:
         b = budget(args)
-        load_results(args.out, b)  # refuse to mix budgets before training anything
-        if not args.table_only:
-            for arm in args.runs:
-                for seed in args.seeds:
-                    run_one(arm, seed, b, args.out, args.device, args.quiet)
-        text = table(load_results(args.out, b), b, command)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"ablation_mono: error: {exc}", file=sys.stderr)
+    except ValueError as exc:
+        print(f"ablation_mono: error: bad --input {args.input!r} ({exc})", file=sys.stderr)
         return 2
-    print(text)
-    atomic_write_text(args.out / "table.md", text + "\n")
-    return 0
+
+    def train() -> None:
+        for arm in args.runs:
+            for seed in args.seeds:
+                run_one(arm, seed, b, args.out, args.device, args.quiet)
+
+    return run_table("ablation_mono", args, b, ARMS, train, lambda r: table(r, b, command))
 
 
 if __name__ == "__main__":
