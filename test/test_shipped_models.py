@@ -15,6 +15,13 @@ def test_shipped_models_are_the_weight_files() -> None:
     models = shipped_models()
     assert models["sr3d_scannet_default"] == WEIGHTS_DIR / "sr3d_scannet_default.pt"
     assert models["lead_m3d_kitti_n"] == WEIGHTS_DIR / "lead_m3d_kitti_n.pt"
+    assert models["sr3d_scannet_realtime"] == WEIGHTS_DIR / "sr3d_scannet_realtime.pt"
+    # every shipped model has its card
+    for name in models:
+        card = "MODEL_CARD.md" if name == "sr3d_scannet_default" else f"MODEL_CARD_{name}.md"
+        if name == "lead_m3d_kitti_n":
+            card = "MODEL_CARD_mono.md"
+        assert (WEIGHTS_DIR / card).is_file(), card
     assert WEIGHTS_DIR == REPO / "sr3d_ros" / "models" / "weights"
     assert list(models) == sorted(models) and all(p.is_file() for p in models.values())
 

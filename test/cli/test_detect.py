@@ -421,19 +421,22 @@ def test_detect_image_errors(
         assert "default monocular model is not installed" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("name", ["sr3d_scannet_default", "sr3d_scannet_realtime"])
 def test_detect_takes_a_shipped_models_name(
-    tmp_path: Path, data_root: Path, capsys: pytest.CaptureFixture[str]
+    name: str, tmp_path: Path, data_root: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """``--checkpoint sr3d_scannet_default`` runs the shipped file; an unknown name is exit 1
-    naming the shipped models."""
+    """``--checkpoint <shipped name>`` runs the shipped file (the embedded default and the
+    real-time option of issue 18); an unknown name is exit 1 naming the shipped models."""
     from sr3d_ros.checkpoints import WEIGHTS_DIR
 
     scan = data_root / "scannet" / "scannet_instance_data" / "scene0000_02_vert_all.npy"
     out = tmp_path / "o.json"
     args = [str(scan), "--device", "cpu", "--out", str(out)]
-    assert main([*args, "--checkpoint", "sr3d_scannet_default"]) == 0
-    record = json.loads(out.read_text())["checkpoint"]
-    assert record["path"] == str((WEIGHTS_DIR / "sr3d_scannet_default.pt").resolve())
+    assert main([*args, "--checkpoint", name]) == 0
+    payload = json.loads(out.read_text())
+    record = payload["checkpoint"]
+    assert record["path"] == str((WEIGHTS_DIR / f"{name}.pt").resolve())
+    assert len(payload["detections"]) > 0  # trained on this room: it finds furniture
     assert main([*args, "--checkpoint", "no_such_model"]) == 1
     err = capsys.readouterr().err
     assert "'no_such_model' is neither a file nor a shipped model" in err and "lead_m3d" in err
