@@ -20,11 +20,12 @@ import torch
 from torch import nn
 
 from sr3d_ros.config import ConfigError, DetectorConfig
-from sr3d_ros.models import TR3DDetector, points_to_sparse
+from sr3d_ros.models import TR3DDetector
 
 from ..config import TrainConfig
 from ..criterion import DetectionLoss
 from ..tasks import PointCloudTask, PointCloudTrainModule, TaskLoss, TrainTask
+from ..tasks.pointcloud import sparse_batch
 from .config import VRDistillOptions
 from .teacher import FrozenTeacher, load_teacher
 from .votes import dense_votes
@@ -83,13 +84,8 @@ class VRDistillTrainModule(nn.Module):
         Raises:
             ValueError / TypeError: from the assigner or the losses (bad shapes, labels).
         """
-        device = next(self.model.parameters()).device
-        points = [p.to(device) for p in batch["points"]]
-        gt_boxes = [b.to(device) for b in batch["gt_boxes"]]
-        gt_labels = [lab.to(device) for lab in batch["gt_labels"]]
-        mcfg = self.model.config
-        x = points_to_sparse(points, mcfg.voxel_size, mcfg.color_mean)
-        with torch.autocast(device.type, enabled=self.use_amp):
+        x, gt_boxes, gt_labels = sparse_batch(self.model, batch)
+        with torch.autocast(x.features.device.type, enabled=self.use_amp):
             outputs, votes = dense_votes(self.model, x)
             terms = self.distill(x, outputs, votes, gt_boxes)
         det = self.criterion(outputs, gt_boxes, gt_labels)

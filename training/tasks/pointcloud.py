@@ -9,6 +9,7 @@ import torch
 
 from sr3d_ros.config import DetectorConfig
 from sr3d_ros.models import TR3DDetector, points_to_sparse
+from sr3d_ros.sparse import SparseTensor
 
 from ..assigners import AssignerConfig
 from ..batching import build_datasets, collate_samples
@@ -18,7 +19,30 @@ from ..evaluate import evaluate_predictions, predict_dataset
 from ..losses import build_classification_loss
 from .base import DetectorLossModule, TaskLoss, TrainTask
 
-__all__ = ["PointCloudTask", "PointCloudTrainModule"]
+__all__ = ["PointCloudTask", "PointCloudTrainModule", "sparse_batch"]
+
+
+def sparse_batch(
+    model: TR3DDetector, batch: dict[str, Any]
+) -> tuple[SparseTensor, list[torch.Tensor], list[torch.Tensor]]:
+    """A :func:`~sr3d_training.batching.collate_samples` batch on ``model``'s device.
+
+    Args:
+        model: the detector (its device, voxel size and colour mean are used).
+        batch: ``points`` (per scene ``(N_i, 6)`` float32 xyz metres + rgb 0..255),
+            ``gt_boxes`` (``(K_i, 7)`` float32, our box convention), ``gt_labels``
+            (``(K_i,)`` int64); CPU or device tensors.
+
+    Returns:
+        ``(x, gt_boxes, gt_labels)``: the voxelized batch at stride 1
+        (:func:`sr3d_ros.models.points_to_sparse`) and the per-scene GT on the device.
+    """
+    device = next(model.parameters()).device
+    points = [p.to(device) for p in batch["points"]]
+    gt_boxes = [b.to(device) for b in batch["gt_boxes"]]
+    gt_labels = [lab.to(device) for lab in batch["gt_labels"]]
+    x = points_to_sparse(points, model.config.voxel_size, model.config.color_mean)
+    return x, gt_boxes, gt_labels
 
 
 class PointCloudTrainModule(DetectorLossModule):
@@ -43,13 +67,8 @@ class PointCloudTrainModule(DetectorLossModule):
         Raises:
             ValueError / TypeError: from the assigner or the losses (bad shapes, labels).
         """
-        device = next(self.model.parameters()).device
-        points = [p.to(device) for p in batch["points"]]
-        gt_boxes = [b.to(device) for b in batch["gt_boxes"]]
-        gt_labels = [lab.to(device) for lab in batch["gt_labels"]]
-        mcfg = self.model.config
-        x = points_to_sparse(points, mcfg.voxel_size, mcfg.color_mean)
-        with torch.autocast(device.type, enabled=self.use_amp):
+        x, gt_boxes, gt_labels = sparse_batch(self.model, batch)
+        with torch.autocast(x.features.device.type, enabled=self.use_amp):
             outputs = self.model(x)
         loss = self.criterion(outputs, gt_boxes, gt_labels)
         return TaskLoss(
