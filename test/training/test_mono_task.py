@@ -4,16 +4,13 @@ through the trainer, the mono checkpoint, exact resume, precise BatchNorm, confi
 from __future__ import annotations
 
 import dataclasses
-import os
-import socket
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from ddp_launch import run_torchrun
 
 from sr3d_ros.checkpoints import load_checkpoint
 from sr3d_ros.config import from_dict
@@ -188,26 +185,7 @@ def test_mono_ddp_two_processes_gloo_keep_equal_weights(data_root: Path, tmp_pat
         dist.destroy_process_group()
     """)
     )
-    env = dict(os.environ, MASTER_ADDR="127.0.0.1", GLOO_SOCKET_IFNAME="lo", OMP_NUM_THREADS="1")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--nproc_per_node=2",
-            "--master_addr=127.0.0.1",
-            f"--master_port={port}",
-            str(script),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
+    run_torchrun(script, timeout=900)
     r0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
     r1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
     changed = 0

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-import os
-import socket
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
+from ddp_launch import run_torchrun
 
 from sr3d_ros.checkpoints import load_checkpoint
 from sr3d_ros.config import InferenceConfig, ModelConfig
@@ -255,12 +252,6 @@ def test_example_configs_load() -> None:
         )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.mark.slow
 def test_ddp_two_processes_gloo_keep_equal_weights(data_root: Path, tmp_path: Path) -> None:
     script = tmp_path / "ddp_worker.py"
@@ -288,23 +279,7 @@ def test_ddp_two_processes_gloo_keep_equal_weights(data_root: Path, tmp_path: Pa
         dist.destroy_process_group()
     """)
     )
-    env = dict(os.environ, MASTER_ADDR="127.0.0.1", GLOO_SOCKET_IFNAME="lo", OMP_NUM_THREADS="1")
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--nproc_per_node=2",
-            "--master_addr=127.0.0.1",
-            f"--master_port={_free_port()}",
-            str(script),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
+    run_torchrun(script, timeout=600)
     r0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
     r1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
     assert r0["world"] == r1["world"] == 2
