@@ -28,8 +28,10 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
 
 import torch  # noqa: E402
+from _ablation_common import VAL_SCENE, load_results, mean_std  # noqa: E402
 
 from sr3d_ros.checkpoints import (  # noqa: E402 - after the repository is on the path
     config_from_checkpoint,
@@ -39,9 +41,6 @@ from sr3d_ros.checkpoints import (  # noqa: E402 - after the repository is on th
 from sr3d_ros.checkpoints.shipped import WEIGHTS_DIR  # noqa: E402
 from sr3d_ros.inference import PointCloudDetector, default_checkpoint_path  # noqa: E402
 from sr3d_ros.io.atomic import atomic_write_text  # noqa: E402
-
-#: the held-out scan of the VRDistill table
-VAL_SCENE = "scene0000_02"
 
 
 def latency_ms(checkpoint: Path, points: torch.Tensor, repeats: int) -> float:
@@ -55,18 +54,6 @@ def latency_ms(checkpoint: Path, points: torch.Tensor, repeats: int) -> float:
         det(points)
         times.append((time.perf_counter() - t0) * 1e3)
     return statistics.median(times)
-
-
-def arm_results(table_dir: Path, arm: str) -> list[dict[str, Any]]:
-    """The result files of one arm of the table, by seed."""
-    files = sorted((table_dir / arm).glob("seed*/result.json"))
-    return [json.loads(f.read_text()) for f in files]
-
-
-def mean_std(values: list[float]) -> str:
-    """``mean ± sample std`` (3 decimals; std 0 for one value)."""
-    sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.3f} ± {sd:.3f}"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -127,8 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     for label, ms in lat.items():
         print(f"{label:<44} {ms:>12.0f}")
 
-    arm_runs = arm_results(args.table_dir, args.arm)
-    teacher_runs = arm_results(args.table_dir, "teacher")
+    by_arm = load_results(args.table_dir, result["budget"], [args.arm, "teacher"])
+    arm_runs, teacher_runs = by_arm[args.arm], by_arm["teacher"]
     cost = result["cost"]
     budget = result["budget"]
     lat_rows = "\n".join(
